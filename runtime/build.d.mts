@@ -1,0 +1,1 @@
+export function bundleRuntime(outfile: string): Promise<string>;
