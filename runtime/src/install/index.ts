@@ -1,4 +1,41 @@
-// Placeholder signatures so the CLI can be wired before the installer lands (issue 5).
+// `spot-restarter install` / `uninstall`: from `pulumi stack output` to a running, hardened service.
+// Order matters: everything is read and validated before the first byte is written, so bad stack
+// outputs leave the host as it was.
+import { spawn } from "node:child_process";
+import { promises as fs } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import {
+  applyEntry,
+  type EntryResult,
+  exists,
+  inspectEntry,
+  removeDirectoryIfEmpty,
+  removeFile,
+  removeLeftoverTempFiles,
+  removeTree,
+  underRoot,
+} from "./files";
+import {
+  ENV,
+  PATHS,
+  type PlannedEntry,
+  planInstall,
+  type Scheduler,
+  SERVICE_NAME,
+  shellQuote,
+} from "./layout";
+import {
+  type CertificateSummary,
+  type CloudEndpoints,
+  checkCertificatePem,
+  parseStackOutputs,
+  type StackOutputs,
+  StackOutputsError,
+} from "./stackOutputs";
+
+export type { CloudEndpoints, StackOutputs } from "./stackOutputs";
+export { parseStackOutputs, StackOutputsError } from "./stackOutputs";
+
 export interface InstallOptions {
   /** Path of the stack outputs JSON, or "-" for standard input. */
   stackOutputs: string;
@@ -7,6 +44,16 @@ export interface InstallOptions {
   scheduler: "systemd" | "cron";
   dryRun: boolean;
   verify: boolean;
+  /**
+   * Endpoints of a sovereign cloud or the emulator; overrides a `cloud` object in the stack outputs.
+   * Neither given: Azure public cloud (no `cloud` in config.json).
+   */
+  cloud?: CloudEndpoints;
+  /**
+   * A PEM bundle of extra CA certificates for the runtime (copied to /etc/spot-restarter/extra-ca.pem
+   * and handed to the service as NODE_EXTRA_CA_CERTS). Defaults to the installer's own NODE_EXTRA_CA_CERTS.
+   */
+  extraCaCerts?: string;
 }
 
 export interface UninstallOptions {
@@ -15,12 +62,547 @@ export interface UninstallOptions {
   dryRun: boolean;
 }
 
-/** Returns the process exit code. */
-export async function install(_options: InstallOptions): Promise<number> {
-  throw new Error("install is not implemented yet");
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
 }
 
-/** Returns the process exit code. */
-export async function uninstall(_options: UninstallOptions): Promise<number> {
-  throw new Error("uninstall is not implemented yet");
+export type RunCommand = (
+  command: string,
+  args: readonly string[],
+  options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number },
+) => Promise<CommandResult>;
+
+interface Writer {
+  write(text: string): unknown;
+}
+
+/** What the installer takes from its surroundings; tests replace any of it. */
+export interface InstallerHost {
+  stdin?: AsyncIterable<Buffer | string> & { isTTY?: boolean };
+  stdout?: Writer;
+  stderr?: Writer;
+  runCommand?: RunCommand;
+  /** `process.versions.node` by default. */
+  nodeVersion?: string;
+  /** The Node.js the installed command and the verification run use; `process.execPath` by default. */
+  nodePath?: string;
+  /** The bundle to install (the running spot-restarter.cjs by default). */
+  bundlePath?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Whether this process may write anywhere (uid 0) — only checked for the real root. */
+  isRoot?: boolean;
+  /** Run systemctl (default: only when root is "/"). */
+  manageServices?: boolean;
+  now?: () => Date;
+}
+
+const MINIMUM_NODE_MAJOR = 22;
+const VERIFY_TIMEOUT_MS = 120_000;
+
+/** An expected failure: its message is the whole story, printed without a stack trace. */
+class InstallerError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "InstallerError";
+  }
+}
+
+const defaultRunCommand: RunCommand = (command, args, options = {}) =>
+  new Promise((resolvePromise) => {
+    const child = spawn(command, args, {
+      env: options.env ?? process.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: options.timeoutMs,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      const reason = error.code === "ENOENT" ? `${command} not found` : error.message;
+      resolvePromise({ code: 127, stdout, stderr: `${stderr}${reason}\n` });
+    });
+    child.on("close", (code, signal) => {
+      resolvePromise({
+        code: code ?? 128,
+        stdout,
+        stderr: signal ? `${stderr}killed by ${signal}\n` : stderr,
+      });
+    });
+  });
+
+interface Context {
+  out(line: string): void;
+  err(line: string): void;
+  run: RunCommand;
+  env: NodeJS.ProcessEnv;
+  root: string;
+  dryRun: boolean;
+  manageServices: boolean;
+}
+
+function makeContext(root: string, dryRun: boolean, host: InstallerHost): Context {
+  const stdout = host.stdout ?? process.stdout;
+  const stderr = host.stderr ?? process.stderr;
+  return {
+    out: (line) => stdout.write(`${line}\n`),
+    err: (line) => stderr.write(`${line}\n`),
+    run: host.runCommand ?? defaultRunCommand,
+    env: host.env ?? process.env,
+    root,
+    dryRun,
+    manageServices: host.manageServices ?? root === "/",
+  };
+}
+
+function checkRoot(root: string): string {
+  if (!isAbsolute(root)) throw new InstallerError(`--root must be an absolute path, not ${root}`, 2);
+  return resolve(root);
+}
+
+function checkPrivileges(context: Context, host: InstallerHost): void {
+  const isRoot = host.isRoot ?? process.getuid?.() === 0;
+  if (context.root === "/" && !context.dryRun && !isRoot) {
+    throw new InstallerError(
+      "writing to /etc, /usr/local and /var/lib needs root: run it with sudo (or use --dry-run, or --root DIR)",
+    );
+  }
+}
+
+function mode(value: number): string {
+  return `0${value.toString(8).padStart(3, "0")}`;
+}
+
+function commandLine(command: string, args: readonly string[]): string {
+  return [command, ...args].map(shellQuote).join(" ");
+}
+
+/** Runs a systemctl (or other) command, or only prints it in a dry run. */
+async function runStep(context: Context, command: string, args: readonly string[]): Promise<CommandResult> {
+  const line = commandLine(command, args);
+  if (context.dryRun) {
+    context.out(`  would run  ${line}`);
+    return { code: 0, stdout: "", stderr: "" };
+  }
+  context.out(`  run        ${line}`);
+  const result = await context.run(command, args);
+  for (const text of [result.stdout, result.stderr]) {
+    for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
+      context.out(`             | ${outputLine}`);
+  }
+  return result;
+}
+
+async function readStackOutputsText(
+  source: string,
+  host: InstallerHost,
+): Promise<{ text: string; name: string }> {
+  if (source === "-") {
+    const stdin = host.stdin ?? process.stdin;
+    if (stdin.isTTY) {
+      throw new InstallerError(
+        "--stack-outputs - reads standard input, which is a terminal: pipe the outputs in, e.g. `pulumi stack output --json --show-secrets | sudo node spot-restarter.cjs install --stack-outputs -`",
+        2,
+      );
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+    return { text: Buffer.concat(chunks).toString("utf8"), name: "standard input" };
+  }
+  try {
+    return { text: await fs.readFile(source, "utf8"), name: source };
+  } catch (error) {
+    throw new InstallerError(
+      `cannot read the stack outputs from ${source} (${(error as NodeJS.ErrnoException).code ?? error}): write them with \`pulumi stack output --json --show-secrets > FILE\`, or pass - to read standard input`,
+      2,
+      { cause: error },
+    );
+  }
+}
+
+function checkNodeVersion(version: string): void {
+  const major = Number.parseInt(version.replace(/^v/, ""), 10);
+  if (!(major >= MINIMUM_NODE_MAJOR)) {
+    throw new InstallerError(
+      `Node.js ${version} is too old: spot-restarter needs Node.js ${MINIMUM_NODE_MAJOR} or newer (https://nodejs.org/en/download, or your distribution's nodejs package from NodeSource); install it and run the installer with it`,
+    );
+  }
+}
+
+async function readBundle(bundlePath: string): Promise<Buffer> {
+  if (!bundlePath.endsWith(".cjs")) {
+    throw new InstallerError(
+      `install copies the running bundle, but this is ${bundlePath}: build it with \`npm run bundle\` and run \`node runtime/dist/spot-restarter.cjs install …\``,
+    );
+  }
+  try {
+    return await fs.readFile(bundlePath);
+  } catch (error) {
+    throw new InstallerError(`cannot read the bundle ${bundlePath}: ${(error as Error).message}`, 1, {
+      cause: error,
+    });
+  }
+}
+
+async function readExtraCaCerts(path: string | undefined): Promise<Buffer | undefined> {
+  if (!path) return undefined;
+  let content: Buffer;
+  try {
+    content = await fs.readFile(path);
+  } catch (error) {
+    throw new InstallerError(
+      `cannot read the extra CA certificates ${path} (NODE_EXTRA_CA_CERTS): ${(error as Error).message}`,
+      2,
+      { cause: error },
+    );
+  }
+  if (!content.toString("utf8").includes("-----BEGIN CERTIFICATE-----")) {
+    throw new InstallerError(`${path} (NODE_EXTRA_CA_CERTS) holds no PEM certificate`, 2);
+  }
+  return content;
+}
+
+function describeOutputs(outputs: StackOutputs, certificate: CertificateSummary, now: Date): string[] {
+  const days = Math.floor((certificate.notAfter.getTime() - now.getTime()) / 86_400_000);
+  const vms = outputs.restartableVms.length === 0 ? "none" : outputs.restartableVms.join(", ");
+  return [
+    `  tenant ${outputs.tenantId}, subscription ${outputs.subscriptionId}, client ${outputs.clientId}`,
+    `  resource group ${outputs.resourceGroupName}; tag ${outputs.restartTag.name}=${outputs.restartTag.value}; VMs tagged by Pulumi: ${vms}`,
+    `  certificate SHA-256 ${certificate.thumbprintSha256.slice(0, 23)}…, expires ${certificate.notAfter.toISOString()} (in ${days} days)`,
+  ];
+}
+
+function describeEntry(result: EntryResult, dryRun: boolean): string {
+  const { entry, change } = result;
+  const verb = dryRun
+    ? { created: "would create", updated: "would update", unchanged: "unchanged" }[change]
+    : change;
+  const kind = entry.kind === "directory" ? "directory" : entry.description;
+  const details = [mode(entry.mode), kind];
+  if (entry.kind === "file")
+    details.push(entry.secret ? "contents not shown" : `${entry.content.length} bytes`);
+  if (result.reasons.length > 0) details.push(`changed: ${result.reasons.join(", ")}`);
+  return `  ${verb.padEnd(12)} ${entry.path} (${details.join(", ")})`;
+}
+
+/** Runs `once --dry-run` with the freshly written config through the installed bundle. */
+async function verifyInstalledConfig(
+  context: Context,
+  nodePath: string,
+  hasExtraCa: boolean,
+): Promise<boolean> {
+  const { root } = context;
+  const args = [
+    underRoot(root, PATHS.bundle),
+    "once",
+    "--config",
+    underRoot(root, PATHS.config),
+    "--dry-run",
+  ];
+  const env: NodeJS.ProcessEnv = { ...context.env };
+  if (root !== "/") {
+    // config.json names the host paths; under --root the files are elsewhere.
+    env[ENV.certificatePath] = underRoot(root, PATHS.certificate);
+    env[ENV.stateDir] = underRoot(root, PATHS.stateDir);
+  }
+  if (hasExtraCa) env.NODE_EXTRA_CA_CERTS = underRoot(root, PATHS.extraCaCerts);
+  const overrides = Object.keys(env)
+    .filter((name) => env[name] !== context.env[name])
+    .map((name) => `${name}=${shellQuote(env[name] ?? "")}`);
+  const line = [...overrides, commandLine(nodePath, args)].join(" ");
+  context.out(
+    "verify: one dry-run cycle with the new config (log in, list the resource group, start nothing)",
+  );
+  if (context.dryRun) {
+    context.out(`  would run  ${line}`);
+    return true;
+  }
+  context.out(`  run        ${line}`);
+  const result = await context.run(nodePath, args, { env, timeoutMs: VERIFY_TIMEOUT_MS });
+  for (const text of [result.stdout, result.stderr]) {
+    for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
+      context.out(`             | ${outputLine}`);
+  }
+  if (result.code !== 0) {
+    context.err(
+      `spot-restarter install: verification failed (exit code ${result.code}): the runtime could not log in or list the resource group with this config (see its output above). Check the stack outputs are from the current \`pulumi up\`, that this host reaches login.microsoftonline.com and management.azure.com, and that the clock is right; re-run, or pass --no-verify to skip this check.`,
+    );
+    return false;
+  }
+  context.out("  ok: authenticated and listed the resource group");
+  return true;
+}
+
+function homeDirectoryProblem(nodePath: string): boolean {
+  return /^\/(root|home)(\/|$)/.test(nodePath);
+}
+
+async function doInstall(options: InstallOptions, host: InstallerHost, context: Context): Promise<number> {
+  const { root, dryRun } = context;
+  const scheduler: Scheduler = options.scheduler;
+  if (scheduler !== "systemd" && scheduler !== "cron") {
+    throw new InstallerError(`--scheduler must be systemd or cron, not ${String(scheduler)}`, 2);
+  }
+  const now = (host.now ?? (() => new Date()))();
+  context.out(
+    `spot-restarter install: into ${root}, scheduler ${scheduler}${dryRun ? " (dry run: nothing is written or run)" : ""}`,
+  );
+
+  // 1. Everything is read and checked before anything is written.
+  const nodeVersion = host.nodeVersion ?? process.versions.node;
+  checkNodeVersion(nodeVersion);
+  context.out(`check: Node.js ${nodeVersion.replace(/^v/, "")} (>= ${MINIMUM_NODE_MAJOR})`);
+  checkPrivileges(context, host);
+  const nodePath = host.nodePath ?? process.execPath;
+  if (scheduler === "systemd" && homeDirectoryProblem(nodePath)) {
+    const message = `Node.js at ${nodePath} lives in a home directory, which the hardened service cannot see (ProtectHome=yes): install Node.js system-wide (/usr/bin or /usr/local/bin) and run the installer with it, or use --scheduler cron`;
+    if (root === "/") throw new InstallerError(message);
+    context.err(`spot-restarter install: warning: ${message}`);
+  }
+
+  const { text, name } = await readStackOutputsText(options.stackOutputs, host);
+  const outputs = parseStackOutputs(
+    text,
+    name === "standard input" ? name : `the stack outputs file ${name}`,
+    now,
+  );
+  const certificate = checkCertificatePem(outputs.certificatePem, now);
+  if (typeof certificate === "string") throw new StackOutputsError([certificate]); // parse checked it already
+  context.out(`check: stack outputs from ${name} are complete`);
+  for (const line of describeOutputs(outputs, certificate, now)) context.out(line);
+  if (outputs.restartableVms.length === 0) {
+    context.err(
+      "spot-restarter install: warning: restartableVms is empty, so no VM carries the restart tag yet: `pulumi config set --path 'restartableVms[0]' VM` and `pulumi up`",
+    );
+  }
+  const daysLeft = (certificate.notAfter.getTime() - now.getTime()) / 86_400_000;
+  if (daysLeft < 30) {
+    context.err(
+      `spot-restarter install: warning: the certificate expires in ${Math.floor(daysLeft)} days: run \`pulumi up\` to renew it, then install again`,
+    );
+  }
+  const cloud = options.cloud ?? outputs.cloud;
+  if (cloud) context.out(`  cloud: authority ${cloud.authorityHost}, Resource Manager ${cloud.armEndpoint}`);
+
+  const bundlePath = host.bundlePath ?? resolve(process.argv[1] ?? "");
+  const bundle = await readBundle(bundlePath);
+  const extraCaCertsPath = options.extraCaCerts ?? context.env.NODE_EXTRA_CA_CERTS;
+  const extraCaCerts = await readExtraCaCerts(extraCaCertsPath);
+  if (extraCaCertsPath) context.out(`  extra CA certificates from ${extraCaCertsPath}`);
+
+  const plan: PlannedEntry[] = planInstall({ outputs, cloud, scheduler, bundle, nodePath, extraCaCerts });
+  const results: EntryResult[] = [];
+  for (const entry of plan) results.push(await inspectEntry(root, entry));
+  const otherScheduler = scheduler === "systemd" ? PATHS.cron : PATHS.unit;
+  const replacesOtherScheduler = await exists(root, otherScheduler);
+  const dropsExtraCa = !extraCaCerts && (await exists(root, PATHS.extraCaCerts));
+  const wasInstalled = await exists(root, PATHS.bundle);
+
+  // 2. Write.
+  context.out(dryRun ? "files (nothing is written in a dry run):" : "files:");
+  if (replacesOtherScheduler && scheduler === "cron" && context.manageServices) {
+    await runStep(context, "systemctl", ["disable", "--now", SERVICE_NAME]);
+  }
+  for (const result of results) {
+    if (!dryRun) await applyEntry(root, result);
+    context.out(describeEntry(result, dryRun));
+  }
+  for (const stale of [
+    ...(replacesOtherScheduler ? [otherScheduler] : []),
+    ...(dropsExtraCa ? [PATHS.extraCaCerts] : []),
+  ]) {
+    if (!dryRun) await removeFile(root, stale);
+    context.out(`  ${(dryRun ? "would remove" : "removed").padEnd(12)} ${stale} (no longer used)`);
+  }
+  const changed = results.some((r) => r.change !== "unchanged") || replacesOtherScheduler || dropsExtraCa;
+  if (!changed) context.out("  nothing changed");
+
+  // 3. Check the new config really works before anything runs it on a schedule.
+  if (options.verify) {
+    if (!(await verifyInstalledConfig(context, nodePath, extraCaCerts !== undefined))) return 1;
+  } else {
+    context.out("verify: skipped (--no-verify)");
+  }
+
+  // 4. Start it.
+  if (!context.manageServices) {
+    context.out(
+      `services: not touched (--root ${root}); on the target host: ${
+        scheduler === "systemd"
+          ? `systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}`
+          : "cron reads /etc/cron.d by itself"
+      }`,
+    );
+  } else if (scheduler === "systemd") {
+    context.out("services:");
+    const steps: string[][] = [["daemon-reload"]];
+    // An upgrade: the running service still has the old bundle, config or key loaded.
+    if (wasInstalled && changed) steps.push(["try-restart", SERVICE_NAME]);
+    steps.push(["enable", "--now", SERVICE_NAME]);
+    for (const args of steps) {
+      const result = await runStep(context, "systemctl", args);
+      if (result.code !== 0) {
+        context.err(
+          `spot-restarter install: \`systemctl ${args.join(" ")}\` failed (exit code ${result.code}): is systemd running here? (otherwise use --scheduler cron); see \`journalctl -u spot-restarter\``,
+        );
+        return 1;
+      }
+    }
+  } else {
+    if (replacesOtherScheduler) await runStep(context, "systemctl", ["daemon-reload"]);
+    context.out("services: cron picks up /etc/cron.d/spot-restarter within a minute");
+  }
+
+  if (dryRun) {
+    context.out("dry run: nothing was written or run");
+  } else if (scheduler === "systemd") {
+    context.out(
+      `done: check it with \`systemctl status spot-restarter\` and \`journalctl -u spot-restarter -f\`; test the whole chain with \`sudo spot-restarter simulate-eviction --config ${PATHS.config} --vm NAME\``,
+    );
+  } else {
+    context.out(
+      `done: every minute cron runs one cycle; follow it with \`journalctl -t spot-restarter -f\` (or /var/log/syslog); test the whole chain with \`sudo spot-restarter simulate-eviction --config ${PATHS.config} --vm NAME\``,
+    );
+  }
+  return 0;
+}
+
+async function doUninstall(options: UninstallOptions, context: Context): Promise<number> {
+  const { root, dryRun } = context;
+  context.out(
+    `spot-restarter uninstall: from ${root}${options.keepState ? ", keeping the state" : ""}${dryRun ? " (dry run: nothing is removed or run)" : ""}`,
+  );
+  const hadUnit = await exists(root, PATHS.unit);
+  if (hadUnit && context.manageServices) {
+    context.out("services:");
+    const result = await runStep(context, "systemctl", ["disable", "--now", SERVICE_NAME]);
+    if (result.code !== 0) {
+      context.err(
+        `spot-restarter uninstall: warning: \`systemctl disable --now ${SERVICE_NAME}\` failed (exit code ${result.code}); removing the files anyway`,
+      );
+    }
+  }
+
+  context.out("files:");
+  let removedAny = false;
+  const report = (path: string, what: string) => {
+    removedAny = true;
+    context.out(`  ${(dryRun ? "would remove" : "removed").padEnd(12)} ${path}${what ? ` (${what})` : ""}`);
+  };
+  const files: [string, string][] = [
+    [PATHS.unit, "systemd service"],
+    [PATHS.cron, "cron job"],
+    [PATHS.command, "command"],
+    [PATHS.bundle, "runtime bundle"],
+    [PATHS.config, "runtime config"],
+    [PATHS.certificate, "certificate and private key"],
+    [PATHS.extraCaCerts, "extra CA certificates"],
+  ];
+  for (const [path, what] of files) {
+    if (!(await exists(root, path))) continue;
+    if (!dryRun) await removeFile(root, path);
+    report(path, what);
+  }
+  // Leftovers of an interrupted install (a temp copy of the key, for one) go too.
+  for (const directory of [
+    PATHS.libDir,
+    PATHS.configDir,
+    "/usr/local/bin",
+    "/etc/systemd/system",
+    "/etc/cron.d",
+  ]) {
+    if (dryRun) continue;
+    for (const path of await removeLeftoverTempFiles(root, directory))
+      report(path, "left by an interrupted install");
+  }
+  for (const directory of [PATHS.libDir, PATHS.configDir]) {
+    if (dryRun) {
+      if (await exists(root, directory)) report(directory, "directory, if empty");
+      continue;
+    }
+    const left = await removeDirectoryIfEmpty(root, directory);
+    if (left === "removed") report(directory, "directory");
+    else if (Array.isArray(left)) {
+      context.err(
+        `spot-restarter uninstall: warning: kept ${directory}: it holds files install did not write (${left.join(", ")})`,
+      );
+    }
+  }
+  if (options.keepState) {
+    if (await exists(root, PATHS.stateDir)) context.out(`  kept         ${PATHS.stateDir} (--keep-state)`);
+  } else {
+    for (const directory of [PATHS.stateDir, PATHS.privateStateDir]) {
+      if (!(await exists(root, directory))) continue;
+      if (!dryRun) await removeTree(root, directory);
+      report(directory, "state");
+    }
+  }
+  if (!removedAny) context.out(`  nothing to remove: spot-restarter is not installed under ${root}`);
+
+  if (hadUnit && context.manageServices) {
+    await runStep(context, "systemctl", ["daemon-reload"]);
+    await runStep(context, "systemctl", ["reset-failed", SERVICE_NAME]);
+  }
+  context.out(dryRun ? "dry run: nothing was removed or run" : "done: spot-restarter is uninstalled");
+  return 0;
+}
+
+async function withErrorHandling(
+  command: "install" | "uninstall",
+  context: Context,
+  body: () => Promise<number>,
+): Promise<number> {
+  try {
+    return await body();
+  } catch (error) {
+    if (error instanceof StackOutputsError) {
+      context.err(`spot-restarter ${command}: ${error.message}`);
+      context.err("nothing was written");
+      return 2;
+    }
+    if (error instanceof InstallerError) {
+      context.err(`spot-restarter ${command}: ${error.message}`);
+      return error.exitCode;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+      context.err(
+        `spot-restarter ${command}: ${(error as Error).message}: run it as root (sudo), or use --root DIR`,
+      );
+      return 1;
+    }
+    throw error;
+  }
+}
+
+/** Returns the process exit code: 0 done, 1 failed, 2 bad input (nothing written). */
+export async function install(options: InstallOptions, host: InstallerHost = {}): Promise<number> {
+  const root = options.root || "/";
+  const context = makeContext(root, options.dryRun, host);
+  return withErrorHandling("install", context, () => {
+    const checkedRoot = checkRoot(root);
+    return doInstall(options, host, { ...context, root: checkedRoot });
+  });
+}
+
+/** Returns the process exit code: 0 done (also when nothing was installed), 1 failed. */
+export async function uninstall(options: UninstallOptions, host: InstallerHost = {}): Promise<number> {
+  const root = options.root || "/";
+  const context = makeContext(root, options.dryRun, host);
+  return withErrorHandling("uninstall", context, async () => {
+    const checkedRoot = checkRoot(root);
+    const checkedContext = { ...context, root: checkedRoot };
+    checkPrivileges(checkedContext, host);
+    return doUninstall(options, checkedContext);
+  });
 }

@@ -1,0 +1,172 @@
+// Writes the planned tree under a root: compare first, write only what changed, replace atomically.
+import { randomBytes } from "node:crypto";
+import { constants, promises as fs } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import type { PlannedDirectory, PlannedEntry, PlannedFile } from "./layout";
+
+export type Change = "created" | "updated" | "unchanged";
+
+export interface EntryResult {
+  entry: PlannedEntry;
+  change: Change;
+  /** Why an existing entry changed: "content", "mode" or both. */
+  reasons: string[];
+}
+
+/** The host path of an absolute target path under --root. */
+export function underRoot(root: string, path: string): string {
+  return root === "/" ? path : join(root, path);
+}
+
+/** Temporary files are dot-files beside their target, so a crash leaves them where uninstall looks. */
+const TEMP_MARKER = ".spot-restarter-tmp-";
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}
+
+async function lstatOrUndefined(path: string) {
+  try {
+    return await fs.lstat(path);
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+/** What applying an entry would change, without changing anything (for --dry-run and for apply). */
+export async function inspectEntry(root: string, entry: PlannedEntry): Promise<EntryResult> {
+  const path = underRoot(root, entry.path);
+  const stat = await lstatOrUndefined(path);
+  if (!stat) return { entry, change: "created", reasons: [] };
+  const reasons: string[] = [];
+  if (entry.kind === "directory") {
+    // /var/lib/spot-restarter becomes a symlink once systemd has run the DynamicUser= service.
+    if (stat.isSymbolicLink() && entry.path === "/var/lib/spot-restarter") {
+      return { entry, change: "unchanged", reasons };
+    }
+    if (!stat.isDirectory())
+      throw new Error(`${path} exists and is not a directory: move it away and re-run`);
+  } else {
+    if (!stat.isFile()) throw new Error(`${path} exists and is not a regular file: move it away and re-run`);
+    const current = await fs.readFile(path);
+    if (!current.equals(entry.content)) reasons.push("content");
+  }
+  if ((stat.mode & 0o7777) !== entry.mode) reasons.push("mode");
+  return { entry, change: reasons.length > 0 ? "updated" : "unchanged", reasons };
+}
+
+async function ensureParent(path: string): Promise<void> {
+  // Standard parents (/etc/cron.d, /usr/local/bin, …) exist on a real host; under a fresh --root
+  // they are created 0755 like the distribution would.
+  await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
+}
+
+async function applyDirectory(root: string, entry: PlannedDirectory, change: Change): Promise<void> {
+  const path = underRoot(root, entry.path);
+  if (change === "created") {
+    await ensureParent(path);
+    await fs.mkdir(path, { mode: entry.mode });
+  }
+  // mkdir's mode is filtered by the umask; the directory holds nothing yet, so fixing it is safe.
+  const stat = await fs.lstat(path);
+  if (stat.isDirectory() && (stat.mode & 0o7777) !== entry.mode) await fs.chmod(path, entry.mode);
+}
+
+/**
+ * Writes a temp file beside the target and renames it over the target, so a reader sees the old or
+ * the new file, never half of one. The file is created with its final mode: a secret file is never
+ * readable by anyone else, not even for a moment, and is never chmod-ed.
+ */
+async function replaceFile(root: string, entry: PlannedFile): Promise<void> {
+  const path = underRoot(root, entry.path);
+  await ensureParent(path);
+  const temp = join(dirname(path), `${TEMP_MARKER}${basename(path)}-${randomBytes(6).toString("hex")}`);
+  const handle = await fs.open(
+    temp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    entry.mode,
+  );
+  try {
+    // The umask can only take bits away; for public files restore them (0644 under umask 077).
+    if (!entry.secret) await handle.chmod(entry.mode);
+    await handle.writeFile(entry.content);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await fs.rm(temp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  try {
+    await fs.rename(temp, path);
+  } catch (error) {
+    await fs.rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** Applies one entry whose change inspectEntry computed. */
+export async function applyEntry(root: string, result: EntryResult): Promise<void> {
+  if (result.change === "unchanged") return;
+  if (result.entry.kind === "directory") await applyDirectory(root, result.entry, result.change);
+  else await replaceFile(root, result.entry);
+}
+
+/** Removes a file or symlink; returns whether there was one. */
+export async function removeFile(root: string, path: string): Promise<boolean> {
+  const target = underRoot(root, path);
+  const stat = await lstatOrUndefined(target);
+  if (!stat) return false;
+  await fs.rm(target, { force: true });
+  return true;
+}
+
+/** Removes a directory and everything in it; returns whether there was one. */
+export async function removeTree(root: string, path: string): Promise<boolean> {
+  const target = underRoot(root, path);
+  const stat = await lstatOrUndefined(target);
+  if (!stat) return false;
+  await fs.rm(target, { recursive: true, force: true });
+  return true;
+}
+
+/** Removes temp files an interrupted install left in a directory. */
+export async function removeLeftoverTempFiles(root: string, directory: string): Promise<string[]> {
+  const target = underRoot(root, directory);
+  let names: string[];
+  try {
+    names = await fs.readdir(target);
+  } catch (error) {
+    if (isMissing(error) || (error as NodeJS.ErrnoException).code === "ENOTDIR") return [];
+    throw error;
+  }
+  const removed: string[] = [];
+  for (const name of names.filter((n) => n.startsWith(TEMP_MARKER))) {
+    await fs.rm(join(target, name), { force: true });
+    removed.push(join(directory, name));
+  }
+  return removed;
+}
+
+/** Removes a directory if it is empty; returns what is left in it otherwise. */
+export async function removeDirectoryIfEmpty(
+  root: string,
+  path: string,
+): Promise<string[] | "removed" | "absent"> {
+  const target = underRoot(root, path);
+  let names: string[];
+  try {
+    names = await fs.readdir(target);
+  } catch (error) {
+    if (isMissing(error)) return "absent";
+    throw error;
+  }
+  if (names.length > 0) return names;
+  await fs.rmdir(target);
+  return "removed";
+}
+
+export async function exists(root: string, path: string): Promise<boolean> {
+  return (await lstatOrUndefined(underRoot(root, path))) !== undefined;
+}

@@ -1,0 +1,271 @@
+// What install writes, as plain data: paths, modes and file contents. Pure functions, so the
+// tests and --dry-run see exactly what a real install would write.
+import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
+
+/** Absolute paths on the target host; the installer prefixes them with --root. */
+export const PATHS = {
+  libDir: "/usr/local/lib/spot-restarter",
+  bundle: "/usr/local/lib/spot-restarter/spot-restarter.cjs",
+  command: "/usr/local/bin/spot-restarter",
+  configDir: "/etc/spot-restarter",
+  config: "/etc/spot-restarter/config.json",
+  certificate: "/etc/spot-restarter/sp.pem",
+  extraCaCerts: "/etc/spot-restarter/extra-ca.pem",
+  stateDir: "/var/lib/spot-restarter",
+  /** Where systemd keeps a DynamicUser= service's StateDirectory (/var/lib/<name> is a symlink to it). */
+  privateStateDir: "/var/lib/private/spot-restarter",
+  unit: "/etc/systemd/system/spot-restarter.service",
+  cron: "/etc/cron.d/spot-restarter",
+} as const;
+
+export const SERVICE_NAME = "spot-restarter.service";
+
+/**
+ * Environment variables the runtime honours on top of its config file (defaults ← file ← env ← flags).
+ * The unit file hands the key over with LoadCredential=, so its path is only known to systemd (%d).
+ */
+export const ENV = {
+  certificatePath: "SPOT_RESTARTER_CERTIFICATE_PATH",
+  stateDir: "SPOT_RESTARTER_STATE_DIR",
+} as const;
+
+export type Scheduler = "systemd" | "cron";
+
+export interface PlannedDirectory {
+  kind: "directory";
+  path: string;
+  mode: number;
+}
+
+export interface PlannedFile {
+  kind: "file";
+  path: string;
+  mode: number;
+  content: Buffer;
+  /** Secret files are created with their final mode and never printed. */
+  secret: boolean;
+  description: string;
+}
+
+export type PlannedEntry = PlannedDirectory | PlannedFile;
+
+/** The runtime config file (DESIGN.md "Runtime config file"). */
+export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints | undefined): string {
+  const config: Record<string, unknown> = {
+    tenantId: outputs.tenantId,
+    clientId: outputs.clientId,
+    subscriptionId: outputs.subscriptionId,
+    certificatePath: PATHS.certificate,
+    resourceGroups: [outputs.resourceGroupName],
+    tag: { name: outputs.restartTag.name, value: outputs.restartTag.value },
+    intervalSeconds: 30,
+    stateDir: PATHS.stateDir,
+  };
+  if (cloud) {
+    config.cloud = {
+      authorityHost: cloud.authorityHost,
+      armEndpoint: cloud.armEndpoint,
+      ...(cloud.audience ? { audience: cloud.audience } : {}),
+    };
+  }
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/** POSIX shell single-quoting. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
+}
+
+/**
+ * /usr/local/bin/spot-restarter. A wrapper rather than a symlink: it pins the Node.js that the
+ * installer checked (>= 22), while the bundle's `#!/usr/bin/env node` would take whatever `node`
+ * comes first on cron's or systemd's PATH.
+ */
+export function renderCommandWrapper(nodePath: string): string {
+  return [
+    "#!/bin/sh",
+    "# Written by `spot-restarter install`; `spot-restarter uninstall` removes it.",
+    "# Runs the installed bundle with the Node.js that installed it.",
+    `exec ${shellQuote(nodePath)} ${PATHS.bundle} "$@"`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The hardened service. It runs as a DynamicUser= with no capabilities; the config and the key stay
+ * root-only in /etc/spot-restarter (0700) and reach the service through LoadCredential=, which copies
+ * them into a private, read-only credentials directory (%d) for this service alone.
+ * See systemd.exec(5) "Credentials" and https://systemd.io/CREDENTIALS/.
+ */
+export function renderSystemdUnit(options: { extraCaCerts: boolean }): string {
+  const lines = [
+    "# Written by `spot-restarter install`; `spot-restarter uninstall` removes it.",
+    "# Local changes belong in a drop-in (systemctl edit spot-restarter): install rewrites this file.",
+    "[Unit]",
+    "Description=spot-restarter: restarts evicted Azure Spot VMs",
+    "Wants=network-online.target",
+    "After=network-online.target",
+    "",
+    "[Service]",
+    "Type=simple",
+    `ExecStart=${PATHS.command} run --config %d/config.json`,
+    `LoadCredential=config.json:${PATHS.config}`,
+    `LoadCredential=sp.pem:${PATHS.certificate}`,
+    `Environment=${ENV.certificatePath}=%d/sp.pem`,
+  ];
+  if (options.extraCaCerts) {
+    lines.push(
+      `LoadCredential=extra-ca.pem:${PATHS.extraCaCerts}`,
+      "Environment=NODE_EXTRA_CA_CERTS=%d/extra-ca.pem",
+    );
+  }
+  lines.push(
+    // `run` ends cleanly on SIGTERM; anything else is a crash worth restarting, not too eagerly.
+    "Restart=on-failure",
+    "RestartSec=10s",
+    "TimeoutStopSec=60s",
+    "",
+    "# Identity: a transient user with no capabilities.",
+    "DynamicUser=yes",
+    "CapabilityBoundingSet=",
+    "AmbientCapabilities=",
+    "NoNewPrivileges=yes",
+    "UMask=0077",
+    "",
+    `# File system: read-only everywhere but the state directory (${PATHS.stateDir}, which`,
+    "# StateDirectory= creates, owns and makes writable; with ProtectSystem=strict it is the only",
+    "# writable path, so no ReadWritePaths= is needed).",
+    "StateDirectory=spot-restarter",
+    "StateDirectoryMode=0700",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "ProtectProc=invisible",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "",
+    "# Kernel interfaces: HTTPS to Entra ID and Azure Resource Manager, nothing else.",
+    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "RemoveIPC=yes",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "SystemCallFilter=~@privileged",
+    // Fail a filtered call with EPERM instead of killing Node: libuv probes io_uring and falls back.
+    "SystemCallErrorNumber=EPERM",
+    // No MemoryDenyWriteExecute=: V8's JIT needs writable+executable memory.
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  );
+  return lines.join("\n");
+}
+
+/** /etc/cron.d/spot-restarter: one cycle a minute as root, output to syslog (the original setup). */
+export function renderCronFile(options: { extraCaCerts: boolean }): string {
+  const lines = [
+    "# Written by `spot-restarter install --scheduler cron`; `spot-restarter uninstall` removes it.",
+    "SHELL=/bin/sh",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  ];
+  if (options.extraCaCerts) lines.push(`NODE_EXTRA_CA_CERTS=${PATHS.extraCaCerts}`);
+  lines.push(
+    `* * * * * root ${PATHS.command} once --config ${PATHS.config} 2>&1 | logger -t spot-restarter`,
+    "",
+  );
+  return lines.join("\n");
+}
+
+export interface InstallLayoutInput {
+  outputs: StackOutputs;
+  cloud: CloudEndpoints | undefined;
+  scheduler: Scheduler;
+  bundle: Buffer;
+  nodePath: string;
+  /** Contents of the extra CA bundle to carry over (NODE_EXTRA_CA_CERTS), if any. */
+  extraCaCerts: Buffer | undefined;
+}
+
+/** Every directory and file install writes, parents first. */
+export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
+  const hasExtraCa = input.extraCaCerts !== undefined;
+  const pem = input.outputs.certificatePem.endsWith("\n")
+    ? input.outputs.certificatePem
+    : `${input.outputs.certificatePem}\n`;
+  const entries: PlannedEntry[] = [
+    { kind: "directory", path: PATHS.libDir, mode: 0o755 },
+    {
+      kind: "file",
+      path: PATHS.bundle,
+      mode: 0o755,
+      content: input.bundle,
+      secret: false,
+      description: "runtime bundle",
+    },
+    {
+      kind: "file",
+      path: PATHS.command,
+      mode: 0o755,
+      content: Buffer.from(renderCommandWrapper(input.nodePath)),
+      secret: false,
+      description: "command",
+    },
+    { kind: "directory", path: PATHS.configDir, mode: 0o700 },
+    {
+      kind: "file",
+      path: PATHS.config,
+      mode: 0o644,
+      content: Buffer.from(renderRuntimeConfig(input.outputs, input.cloud)),
+      secret: false,
+      description: "runtime config",
+    },
+    {
+      kind: "file",
+      path: PATHS.certificate,
+      mode: 0o600,
+      content: Buffer.from(pem),
+      secret: true,
+      description: "service principal certificate and private key",
+    },
+  ];
+  if (input.extraCaCerts !== undefined) {
+    entries.push({
+      kind: "file",
+      path: PATHS.extraCaCerts,
+      mode: 0o644,
+      content: input.extraCaCerts,
+      secret: false,
+      description: "extra CA certificates (NODE_EXTRA_CA_CERTS)",
+    });
+  }
+  entries.push({ kind: "directory", path: PATHS.stateDir, mode: 0o700 });
+  if (input.scheduler === "systemd") {
+    entries.push({
+      kind: "file",
+      path: PATHS.unit,
+      mode: 0o644,
+      content: Buffer.from(renderSystemdUnit({ extraCaCerts: hasExtraCa })),
+      secret: false,
+      description: "systemd service",
+    });
+  } else {
+    entries.push({
+      kind: "file",
+      path: PATHS.cron,
+      mode: 0o644,
+      content: Buffer.from(renderCronFile({ extraCaCerts: hasExtraCa })),
+      secret: false,
+      description: "cron job",
+    });
+  }
+  return entries;
+}

@@ -1,0 +1,215 @@
+// Validates what `pulumi stack output --json --show-secrets` prints (DESIGN.md "Stack outputs").
+// Every message names the key and the fix, and none ever quotes certificatePem: the private key
+// must not reach a terminal, a CI log or a bug report.
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import { z } from "zod";
+
+/** Where a Spot VM's cloud lives; absent means Azure public cloud (DESIGN.md runtime config `cloud`). */
+export interface CloudEndpoints {
+  authorityHost: string;
+  armEndpoint: string;
+  audience?: string;
+}
+
+export interface StackOutputs {
+  tenantId: string;
+  subscriptionId: string;
+  clientId: string;
+  resourceGroupName: string;
+  restartTag: { name: string; value: string };
+  restartableVms: string[];
+  /** Certificate then private key, one PEM. Secret: never print it. */
+  certificatePem: string;
+  certificateExpiresOn: string;
+  installCommand: string;
+  /** Not a Pulumi output: added by hand (or by the demo) to reach a sovereign cloud or the emulator. */
+  cloud?: CloudEndpoints;
+}
+
+/** The certificate facts worth reporting; nothing here is secret. */
+export interface CertificateSummary {
+  subject: string;
+  thumbprintSha256: string;
+  notAfter: Date;
+}
+
+export class StackOutputsError extends Error {
+  constructor(
+    readonly problems: string[],
+    options?: ErrorOptions,
+  ) {
+    super(`the stack outputs are not usable:\n${problems.map((p) => `  - ${p}`).join("\n")}`, options);
+    this.name = "StackOutputsError";
+  }
+}
+
+const FROM_PULUMI = "run `pulumi stack output --json --show-secrets` in the spot-restarter project";
+
+// What each key is, so a message can say what was expected and where it comes from.
+const EXPECTED: Record<keyof StackOutputs, string> = {
+  tenantId: "the Entra ID tenant id (a GUID)",
+  subscriptionId: "the Azure subscription id (a GUID)",
+  clientId: "the application (client) id of the service principal (a GUID)",
+  resourceGroupName: "the name of the resource group holding the Spot VMs (a non-empty string)",
+  restartTag: 'an object {"name": "...", "value": "..."} naming the restart tag',
+  restartableVms: "an array of VM names (strings)",
+  certificatePem: "one PEM with the certificate then its PKCS#8 private key",
+  certificateExpiresOn: "the certificate's expiry as an RFC 3339 date-time",
+  installCommand: "a string (the ready-to-paste install command)",
+  cloud:
+    'an object {"authorityHost": "https://...", "armEndpoint": "https://...", "audience"?: "https://..."}',
+};
+
+const httpsUrl = z.url({ protocol: /^https$/ });
+
+const stackOutputsSchema = z.object({
+  tenantId: z.guid(),
+  subscriptionId: z.guid(),
+  clientId: z.guid(),
+  resourceGroupName: z.string().trim().min(1).max(90),
+  restartTag: z.object({ name: z.string().min(1), value: z.string() }),
+  restartableVms: z.array(z.string().min(1)),
+  certificatePem: z.string().min(1),
+  certificateExpiresOn: z.iso.datetime({ offset: true }),
+  installCommand: z.string(),
+  cloud: z
+    .object({ authorityHost: httpsUrl, armEndpoint: httpsUrl, audience: httpsUrl.optional() })
+    .optional(),
+});
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+/** Line and column of a JSON syntax error, without the snippet V8 quotes (it may be key material). */
+function jsonErrorPosition(error: unknown, text: string): string {
+  const message = error instanceof Error ? error.message : "";
+  const lineColumn = /line (\d+) column (\d+)/.exec(message);
+  if (lineColumn) return ` at line ${lineColumn[1]}, column ${lineColumn[2]}`;
+  const position = /position (\d+)/.exec(message);
+  if (position) {
+    const before = text.slice(0, Number(position[1])).split("\n");
+    return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+  }
+  return /end of JSON input/i.test(message) ? " (it ends too early)" : "";
+}
+
+/** Parses and validates the stack outputs text; throws StackOutputsError listing every problem. */
+export function parseStackOutputs(text: string, source: string, now: Date = new Date()): StackOutputs {
+  if (text.trim() === "") {
+    throw new StackOutputsError([
+      `${source} is empty: pipe the outputs in, e.g. \`pulumi stack output --json --show-secrets | sudo node spot-restarter.cjs install --stack-outputs -\``,
+    ]);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    // Deliberately no `cause`: V8's message quotes the text around the error, which may be the key.
+    throw new StackOutputsError([
+      `${source} is not valid JSON${jsonErrorPosition(error, text)}: ${FROM_PULUMI} (with --json) and pass its output unchanged`,
+    ]);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new StackOutputsError([
+      `${source} holds ${typeName(raw)}, not the JSON object of stack outputs: ${FROM_PULUMI}`,
+    ]);
+  }
+  const record = raw as Record<string, unknown>;
+
+  const problems: string[] = [];
+  if (record.certificatePem === "[secret]") {
+    problems.push(
+      "certificatePem reads [secret]: Pulumi hides secrets unless asked; add --show-secrets: `pulumi stack output --json --show-secrets`",
+    );
+  }
+  const parsed = stackOutputsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const reported = new Set<string>();
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? "");
+      if (key === "certificatePem" && problems.length > 0) continue; // already explained: [secret]
+      const where = issue.path.map(String).join(".");
+      if (reported.has(where)) continue;
+      reported.add(where);
+      const expected = EXPECTED[key as keyof StackOutputs] ?? "a valid value";
+      const value = issue.path.reduce<unknown>(
+        (at, step) => (at && typeof at === "object" ? (at as Record<PropertyKey, unknown>)[step] : undefined),
+        raw,
+      );
+      if (value === undefined && issue.code === "invalid_type") {
+        problems.push(
+          issue.path.length === 1
+            ? `${where} is missing: expected ${expected}; ${FROM_PULUMI} against a stack that \`pulumi up\` has deployed with this version of the program`
+            : `${where} is missing: ${key} must be ${expected}`,
+        );
+      } else if (issue.code === "invalid_type") {
+        problems.push(`${where} is ${typeName(value)}: expected ${expected}`);
+      } else {
+        // Format problems (GUID, date-time, URL, empty string); the value is quoted only when harmless.
+        const shown =
+          key !== "certificatePem" && typeof value === "string" ? ` (${JSON.stringify(value)})` : "";
+        problems.push(`${where} is not valid${shown}: expected ${expected}`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new StackOutputsError(problems);
+  const outputs = parsed.data as StackOutputs;
+  const certificateProblem = checkCertificatePem(outputs.certificatePem, now);
+  if (typeof certificateProblem === "string") throw new StackOutputsError([certificateProblem]);
+  return outputs;
+}
+
+interface PemBlock {
+  label: string;
+  text: string;
+}
+
+function pemBlocks(pem: string): PemBlock[] {
+  const blocks: PemBlock[] = [];
+  for (const match of pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)) {
+    blocks.push({ label: match[1] ?? "", text: `${match[0]}\n` });
+  }
+  return blocks;
+}
+
+/**
+ * Checks the PEM holds a certificate and the private key that belongs to it, and that the
+ * certificate has not expired. Returns the problem as a message, or the certificate summary.
+ */
+export function checkCertificatePem(pem: string, now: Date = new Date()): string | CertificateSummary {
+  const blocks = pemBlocks(pem);
+  const certificateBlock = blocks.find((b) => b.label === "CERTIFICATE");
+  const keyBlock = blocks.find((b) => b.label === "PRIVATE KEY" || b.label === "RSA PRIVATE KEY");
+  const renew = "run `pulumi up` (it re-issues the certificate) and pass the new outputs";
+  if (!certificateBlock) {
+    return `certificatePem has no -----BEGIN CERTIFICATE----- block: expected ${EXPECTED.certificatePem}`;
+  }
+  if (!keyBlock) {
+    return blocks.some((b) => b.label === "ENCRYPTED PRIVATE KEY")
+      ? "certificatePem holds an encrypted private key: the runtime needs it unencrypted (the file is protected by its mode instead)"
+      : `certificatePem has no -----BEGIN PRIVATE KEY----- block: expected ${EXPECTED.certificatePem}`;
+  }
+  let certificate: X509Certificate;
+  let key: KeyObject;
+  try {
+    certificate = new X509Certificate(certificateBlock.text);
+  } catch {
+    return `certificatePem: the certificate cannot be parsed: ${renew}`;
+  }
+  try {
+    key = createPrivateKey(keyBlock.text);
+  } catch {
+    return "certificatePem: the private key cannot be parsed: expected an unencrypted PKCS#8 (or PKCS#1 RSA) key";
+  }
+  if (!certificate.checkPrivateKey(key)) {
+    return `certificatePem: the private key does not belong to the certificate: ${renew}`;
+  }
+  const notAfter = new Date(certificate.validTo);
+  if (notAfter.getTime() <= now.getTime()) {
+    return `certificatePem: the certificate expired on ${notAfter.toISOString()}: ${renew}`;
+  }
+  return { subject: certificate.subject, thumbprintSha256: certificate.fingerprint256, notAfter };
+}
