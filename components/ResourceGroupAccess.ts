@@ -1,0 +1,121 @@
+import { createHash } from "node:crypto";
+import * as authorization from "@pulumi/azure-native/authorization";
+import * as pulumi from "@pulumi/pulumi";
+import type { RoleMode } from "../config";
+
+export interface ResourceGroupAccessArgs {
+  readonly subscriptionId: pulumi.Input<string>;
+  readonly resourceGroupName: pulumi.Input<string>;
+  /** The service principal's object id (never the application's object id or its client id). */
+  readonly principalId: pulumi.Input<string>;
+  /**
+   * Plain, not an Input: it decides which resources exist, and a program must know that before it runs
+   * (an Output could only be branched on inside an apply, where creating resources breaks previews).
+   */
+  readonly roleMode: RoleMode;
+  /** Names the custom role (least-privilege mode); role names are unique per tenant. */
+  readonly customRoleName?: pulumi.Input<string>;
+}
+
+/** Built-in Contributor. https://learn.microsoft.com/azure/role-based-access-control/built-in-roles */
+export const CONTRIBUTOR_ROLE_GUID = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+/** Exactly what the runtime calls: list/get, instance view, start, and simulateEviction for end-to-end checks. */
+export const LEAST_PRIVILEGE_ACTIONS = [
+  "Microsoft.Compute/virtualMachines/read",
+  "Microsoft.Compute/virtualMachines/instanceView/read",
+  "Microsoft.Compute/virtualMachines/start/action",
+  "Microsoft.Compute/virtualMachines/simulateEviction/action",
+] as const;
+
+export function resourceGroupScope(subscriptionId: string, resourceGroupName: string): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroupName}`;
+}
+
+/** Role definition ids are GUIDs referenced at subscription level, wherever the definition was created. */
+export function subscriptionRoleDefinitionId(subscriptionId: string, roleGuid: string): string {
+  return `/subscriptions/${subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${roleGuid}`;
+}
+
+/**
+ * A name-based (RFC 4122 version 5 layout) GUID: the custom role gets the same id on every run for the
+ * same scope and name, so we can reference it without waiting for a generated one, and a second stack
+ * targeting another group gets another role.
+ */
+export function stableRoleGuid(...parts: string[]): string {
+  const bytes = createHash("sha1").update(parts.join("\n")).digest().subarray(0, 16);
+  bytes[6] = (bytes[6] & 0x0f) | 0x50;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * What the restart principal may do, and where: one role assignment on exactly the resource group,
+ * either built-in Contributor or a custom role with only the runtime's four actions, assignable only there.
+ */
+export class ResourceGroupAccess extends pulumi.ComponentResource {
+  /** `/subscriptions/{sub}/resourceGroups/{rg}`. */
+  public readonly scope: pulumi.Output<string>;
+  /** Subscription-level id of the assigned role definition. */
+  public readonly roleDefinitionId: pulumi.Output<string>;
+  public readonly roleAssignmentId: pulumi.Output<string>;
+
+  constructor(name: string, args: ResourceGroupAccessArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("spot-restarter:access:ResourceGroupAccess", name, {}, opts);
+
+    this.scope = pulumi
+      .all([args.subscriptionId, args.resourceGroupName])
+      .apply(([subscriptionId, resourceGroupName]) => resourceGroupScope(subscriptionId, resourceGroupName));
+
+    let dependsOn: pulumi.Resource[] = [];
+    if (args.roleMode === "contributor") {
+      this.roleDefinitionId = pulumi
+        .output(args.subscriptionId)
+        .apply((subscriptionId) => subscriptionRoleDefinitionId(subscriptionId, CONTRIBUTOR_ROLE_GUID));
+    } else {
+      const roleGuid = pulumi
+        .all([this.scope, args.customRoleName ?? name])
+        .apply(([scope, roleName]) => stableRoleGuid(scope, roleName));
+      // Created at, and assignable only at, the resource group: the role cannot be used anywhere else,
+      // and defining it needs no rights beyond the group.
+      const role = new authorization.RoleDefinition(
+        `${name}-role`,
+        {
+          scope: this.scope,
+          roleDefinitionId: roleGuid,
+          roleName: args.customRoleName ?? name,
+          description: "spot-restarter: find evicted Spot VMs in this resource group and start them again.",
+          permissions: [{ actions: [...LEAST_PRIVILEGE_ACTIONS], notActions: [] }],
+          assignableScopes: [this.scope],
+        },
+        { parent: this },
+      );
+      dependsOn = [role];
+      this.roleDefinitionId = pulumi
+        .all([args.subscriptionId, roleGuid])
+        .apply(([subscriptionId, guid]) => subscriptionRoleDefinitionId(subscriptionId, guid));
+    }
+
+    // principalType skips ARM's directory lookup of a service principal that may not have replicated yet.
+    // https://learn.microsoft.com/azure/role-based-access-control/role-assignments-template#new-service-principal
+    const assignment = new authorization.RoleAssignment(
+      `${name}-assignment`,
+      {
+        scope: this.scope,
+        principalId: args.principalId,
+        principalType: "ServicePrincipal",
+        roleDefinitionId: this.roleDefinitionId,
+        description: "spot-restarter: restart evicted Spot VMs in this resource group.",
+      },
+      { parent: this, dependsOn },
+    );
+    this.roleAssignmentId = assignment.id;
+
+    this.registerOutputs({
+      scope: this.scope,
+      roleDefinitionId: this.roleDefinitionId,
+      roleAssignmentId: this.roleAssignmentId,
+    });
+  }
+}

@@ -1,0 +1,224 @@
+// The one place that reads `pulumi config` for this project. Everything below `readConfig` is a
+// pure function over plain strings, so every rule and every message is tested without Pulumi mocks
+// (test/program/config.test.ts asserts the exact wording).
+import * as pulumi from "@pulumi/pulumi";
+
+export const CONFIG_NAMESPACE = "spot-restarter";
+
+export const ROLE_MODES = ["contributor", "least-privilege"] as const;
+export type RoleMode = (typeof ROLE_MODES)[number];
+
+/** Validated configuration: what `buildSpotRestarter` (components/SpotRestarter.ts) takes. */
+export interface SpotRestarterConfig {
+  readonly resourceGroupName: string;
+  readonly restartableVms: readonly string[];
+  readonly roleMode: RoleMode;
+  readonly certificateValidityDays: number;
+  readonly certificateRenewalDays: number;
+  readonly principalName: string;
+}
+
+/** Config values as Pulumi hands them over: strings (arrays arrive as JSON text), or undefined when unset. */
+export interface RawConfig {
+  readonly resourceGroupName?: string;
+  readonly restartableVms?: string;
+  readonly roleMode?: string;
+  readonly certificateValidityDays?: string;
+  readonly certificateRenewalDays?: string;
+  readonly principalName?: string;
+}
+
+export const DEFAULTS = {
+  restartableVms: [] as readonly string[],
+  roleMode: "contributor" as RoleMode,
+  certificateValidityDays: 365,
+  certificateRenewalDays: 30,
+} as const;
+
+// Ten years: long enough for any sensible choice, short enough to catch a typo (36500).
+export const MAX_CERTIFICATE_VALIDITY_DAYS = 3650;
+
+const key = (name: string) => `${CONFIG_NAMESPACE}:${name}`;
+
+/**
+ * Resource group names: 1-90 characters; letters (Unicode), digits, underscores, parentheses, hyphens and
+ * periods; not ending in a period.
+ * https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftresources
+ */
+export function validateResourceGroupName(value: string | undefined): string {
+  if (value === undefined || value.trim() === "") {
+    throw new Error(
+      `${key("resourceGroupName")} is required: the resource group that holds your Spot VMs. ` +
+        "Fix: pulumi config set resourceGroupName <group>",
+    );
+  }
+  if (value.length > 90 || !/^[\p{L}\p{N}_().-]+$/u.test(value) || value.endsWith(".")) {
+    throw new Error(
+      `${key("resourceGroupName")} "${value}" is not a valid resource group name: use 1-90 letters, digits, ` +
+        "'_', '(', ')', '-' or '.', not ending in '.'. Fix: pulumi config set resourceGroupName <group>",
+    );
+  }
+  return value;
+}
+
+/**
+ * VM resource names. Azure: 1-64 characters for a Linux VM (the Windows 15-character limit is for the
+ * computer name, not the resource name); no spaces, control characters or \ / " ' [ ] : | < > + = ; , ? * @ &;
+ * can't start with '_'; can't end with '.' or '-'.
+ * https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftcompute
+ * We accept the portable subset (as PSRule's Azure.VM.Name does): letters, digits, '-', '_' and '.',
+ * starting with a letter or digit, not ending with '.' or '-'.
+ */
+export function validateVmName(value: unknown, index: number): string {
+  const where = `${key("restartableVms")}[${index}]`;
+  if (typeof value !== "string") {
+    throw new Error(
+      `${where} must be a VM name (a string), got ${JSON.stringify(value)}. ` +
+        `Fix: pulumi config set --path 'restartableVms[${index}]' <vm-name>`,
+    );
+  }
+  if (!/^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$/.test(value)) {
+    throw new Error(
+      `${where} "${value}" is not a valid Azure VM name: use 1-64 letters, digits, '-', '_' or '.', ` +
+        "starting with a letter or digit and not ending with '.' or '-'. " +
+        `Fix: pulumi config set --path 'restartableVms[${index}]' <vm-name>`,
+    );
+  }
+  return value;
+}
+
+/** The list of VMs to tag: a JSON array of distinct valid names (Azure compares names case-insensitively). */
+export function validateRestartableVms(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === "") return [...DEFAULTS.restartableVms];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (cause) {
+    throw new Error(
+      `${key("restartableVms")} must be a list of VM names, got ${JSON.stringify(raw)}. ` +
+        "Fix: pulumi config rm restartableVms && pulumi config set --path 'restartableVms[0]' <vm-name>",
+      { cause },
+    );
+  }
+  if (!Array.isArray(parsed)) {
+    throw new Error(
+      `${key("restartableVms")} must be a list of VM names, got ${JSON.stringify(parsed)}. ` +
+        "Fix: pulumi config rm restartableVms && pulumi config set --path 'restartableVms[0]' <vm-name>",
+    );
+  }
+  const names = parsed.map((value, index) => validateVmName(value, index));
+  const seen = new Map<string, number>();
+  names.forEach((name, index) => {
+    const first = seen.get(name.toLowerCase());
+    if (first !== undefined) {
+      throw new Error(
+        `${key("restartableVms")} lists "${name}" twice (entries ${first} and ${index}; Azure VM names are ` +
+          `case-insensitive). Fix: pulumi config rm --path 'restartableVms[${index}]'`,
+      );
+    }
+    seen.set(name.toLowerCase(), index);
+  });
+  return names;
+}
+
+export function validateRoleMode(raw: string | undefined): RoleMode {
+  if (raw === undefined || raw.trim() === "") return DEFAULTS.roleMode;
+  if ((ROLE_MODES as readonly string[]).includes(raw)) return raw as RoleMode;
+  throw new Error(
+    `${key("roleMode")} "${raw}" is not a role mode: use "contributor" or "least-privilege". ` +
+      "Fix: pulumi config set roleMode least-privilege",
+  );
+}
+
+/** A whole number of days within [min, max]; `fallback` when unset. */
+export function validateDays(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw);
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(
+      `${key(name)} must be a whole number of days from ${min} to ${max}, got ${JSON.stringify(raw)}. ` +
+        `Fix: pulumi config set ${name} ${fallback}`,
+    );
+  }
+  return value;
+}
+
+/** `pulumi up` re-issues the certificate `renewal` days before expiry, so that must come after issue. */
+export function validateCertificateLifetime(validityDays: number, renewalDays: number): void {
+  if (validityDays <= renewalDays) {
+    throw new Error(
+      `${key("certificateValidityDays")} (${validityDays}) must be greater than ` +
+        `${key("certificateRenewalDays")} (${renewalDays}), or every \`pulumi up\` would re-issue the ` +
+        "certificate. Fix: pulumi config set certificateValidityDays 365 && pulumi config set certificateRenewalDays 30",
+    );
+  }
+}
+
+export function defaultPrincipalName(stack: string): string {
+  return `spot-restarter-${stack}`;
+}
+
+/** The Entra application's display name: any non-blank text without control characters. */
+export function validatePrincipalName(raw: string | undefined, stack: string): string {
+  if (raw === undefined) return defaultPrincipalName(stack);
+  if (raw.trim() === "" || /\p{Cc}/u.test(raw)) {
+    throw new Error(
+      `${key("principalName")} must be a non-blank display name without control characters, ` +
+        `got ${JSON.stringify(raw)}. Fix: pulumi config rm principalName (default "${defaultPrincipalName(stack)}")`,
+    );
+  }
+  return raw;
+}
+
+/** Validates every key; the first problem found is thrown, naming the key and the fix. */
+export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig {
+  const resourceGroupName = validateResourceGroupName(raw.resourceGroupName);
+  const restartableVms = validateRestartableVms(raw.restartableVms);
+  const roleMode = validateRoleMode(raw.roleMode);
+  const certificateValidityDays = validateDays(
+    "certificateValidityDays",
+    raw.certificateValidityDays,
+    DEFAULTS.certificateValidityDays,
+    2,
+    MAX_CERTIFICATE_VALIDITY_DAYS,
+  );
+  const certificateRenewalDays = validateDays(
+    "certificateRenewalDays",
+    raw.certificateRenewalDays,
+    DEFAULTS.certificateRenewalDays,
+    1,
+    MAX_CERTIFICATE_VALIDITY_DAYS - 1,
+  );
+  validateCertificateLifetime(certificateValidityDays, certificateRenewalDays);
+  const principalName = validatePrincipalName(raw.principalName, stack);
+  return {
+    resourceGroupName,
+    restartableVms,
+    roleMode,
+    certificateValidityDays,
+    certificateRenewalDays,
+    principalName,
+  };
+}
+
+/** Reads `spot-restarter:*` from the current stack. The only caller of `pulumi.Config` in the project. */
+export function readConfig(): SpotRestarterConfig {
+  const config = new pulumi.Config(CONFIG_NAMESPACE);
+  return parseConfig(
+    {
+      resourceGroupName: config.get("resourceGroupName"),
+      restartableVms: config.get("restartableVms"),
+      roleMode: config.get("roleMode"),
+      certificateValidityDays: config.get("certificateValidityDays"),
+      certificateRenewalDays: config.get("certificateRenewalDays"),
+      principalName: config.get("principalName"),
+    },
+    pulumi.getStack(),
+  );
+}

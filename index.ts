@@ -1,0 +1,17 @@
+// The Pulumi program: read and validate config once, build one SpotRestarter, export DESIGN.md's stack
+// outputs under exactly their contract names (the host installer parses them).
+
+import { buildSpotRestarter } from "./components/SpotRestarter";
+import { readConfig } from "./config";
+
+const stack = buildSpotRestarter(readConfig());
+
+export const tenantId = stack.tenantId;
+export const subscriptionId = stack.subscriptionId;
+export const clientId = stack.clientId;
+export const resourceGroupName = stack.resourceGroupName;
+export const restartTag = stack.restartTag;
+export const restartableVms = stack.restartableVms;
+export const certificatePem = stack.certificatePem;
+export const certificateExpiresOn = stack.certificateExpiresOn;
+export const installCommand = stack.installCommand;
