@@ -16,12 +16,12 @@ import {
   underRoot,
 } from "./files";
 import {
-  ENV,
   PATHS,
   type PlannedEntry,
   planInstall,
   type Scheduler,
   SERVICE_NAME,
+  STATE_DIR_ENV,
   shellQuote,
 } from "./layout";
 import {
@@ -311,9 +311,8 @@ async function verifyInstalledConfig(
   ];
   const env: NodeJS.ProcessEnv = { ...context.env };
   if (root !== "/") {
-    // config.json names the host paths; under --root the files are elsewhere.
-    env[ENV.certificatePath] = underRoot(root, PATHS.certificate);
-    env[ENV.stateDir] = underRoot(root, PATHS.stateDir);
+    // The key is found relative to config.json; the state directory is an absolute host path.
+    env[STATE_DIR_ENV] = underRoot(root, PATHS.stateDir);
   }
   if (hasExtraCa) env.NODE_EXTRA_CA_CERTS = underRoot(root, PATHS.extraCaCerts);
   const overrides = Object.keys(env)

@@ -21,13 +21,15 @@ export const PATHS = {
 export const SERVICE_NAME = "spot-restarter.service";
 
 /**
- * Environment variables the runtime honours on top of its config file (defaults ← file ← env ← flags).
- * The unit file hands the key over with LoadCredential=, so its path is only known to systemd (%d).
+ * config.json names the key relative to itself. The runtime resolves a relative certificatePath
+ * against the config file's directory, so one file works wherever it is read from:
+ * /etc/spot-restarter (cron, `status`, `simulate-eviction`), the service's credentials directory
+ * (LoadCredential= puts config.json and sp.pem side by side in %d), or a --root tree (verification).
  */
-export const ENV = {
-  certificatePath: "SPOT_RESTARTER_CERTIFICATE_PATH",
-  stateDir: "SPOT_RESTARTER_STATE_DIR",
-} as const;
+export const CONFIG_CERTIFICATE_PATH = "sp.pem";
+
+/** The runtime's environment override for the state directory (used to verify under --root). */
+export const STATE_DIR_ENV = "SPOT_RESTARTER_STATE_DIR";
 
 export type Scheduler = "systemd" | "cron";
 
@@ -55,7 +57,7 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
     tenantId: outputs.tenantId,
     clientId: outputs.clientId,
     subscriptionId: outputs.subscriptionId,
-    certificatePath: PATHS.certificate,
+    certificatePath: CONFIG_CERTIFICATE_PATH,
     resourceGroups: [outputs.resourceGroupName],
     tag: { name: outputs.restartTag.name, value: outputs.restartTag.value },
     intervalSeconds: 30,
@@ -110,8 +112,8 @@ export function renderSystemdUnit(options: { extraCaCerts: boolean }): string {
     "Type=simple",
     `ExecStart=${PATHS.command} run --config %d/config.json`,
     `LoadCredential=config.json:${PATHS.config}`,
+    // Relative to config.json, so the runtime reads %d/sp.pem.
     `LoadCredential=sp.pem:${PATHS.certificate}`,
-    `Environment=${ENV.certificatePath}=%d/sp.pem`,
   ];
   if (options.extraCaCerts) {
     lines.push(

@@ -1,0 +1,190 @@
+// Test material for the installer: real certificate + key pairs, stack outputs, temp roots,
+// and a host whose stdout/stderr are captured (so every test can assert the key never leaks).
+import { randomUUID, webcrypto } from "node:crypto";
+import { promises as fs, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { Readable } from "node:stream";
+import "reflect-metadata"; // @peculiar/x509 2.x resolves its services through tsyringe
+import * as x509 from "@peculiar/x509";
+import type {
+  CommandResult,
+  InstallerHost,
+  InstallOptions,
+  RunCommand,
+} from "../../runtime/src/install/index";
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+export interface TestCertificate {
+  /** Certificate then PKCS#8 key, as Pulumi's certificatePem output. */
+  pem: string;
+  certificatePem: string;
+  /** Base64 lines of the private key: none may ever appear in output. */
+  keyLines: string[];
+  notAfter: Date;
+}
+
+export async function createTestCertificate(
+  options: { notBefore?: Date; notAfter?: Date } = {},
+): Promise<TestCertificate> {
+  const algorithm = {
+    name: "RSASSA-PKCS1-v1_5",
+    hash: "SHA-256",
+    publicExponent: new Uint8Array([1, 0, 1]),
+    modulusLength: 2048,
+  };
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
+    "sign",
+    "verify",
+  ])) as webcrypto.CryptoKeyPair;
+  const notBefore = options.notBefore ?? new Date(Date.now() - 60_000);
+  const notAfter = options.notAfter ?? new Date(Date.now() + 365 * 86_400_000);
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomUUID().replaceAll("-", ""),
+    name: "CN=spot-restarter-installer-test",
+    notBefore,
+    notAfter,
+    keys,
+    signingAlgorithm: algorithm,
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)).toString("base64");
+  const keyLines = pkcs8.match(/.{1,64}/g) ?? [];
+  const keyPem = `-----BEGIN PRIVATE KEY-----\n${keyLines.join("\n")}\n-----END PRIVATE KEY-----\n`;
+  const certificatePem = `${certificate.toString("pem")}\n`;
+  return { pem: `${certificatePem}${keyPem}`, certificatePem, keyLines, notAfter };
+}
+
+export function stackOutputsFor(certificate: TestCertificate, extra: Record<string, unknown> = {}) {
+  return {
+    tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+    subscriptionId: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+    clientId: "3c2a8d9e-5f41-4b7a-9c6d-1e2f3a4b5c6d",
+    resourceGroupName: "personal-network",
+    restartTag: { name: "AttemptRestartAfterEviction", value: "true" },
+    restartableVms: ["ubuntu-backup-server-spot"],
+    certificatePem: certificate.pem,
+    certificateExpiresOn: certificate.notAfter.toISOString(),
+    installCommand:
+      "pulumi stack output --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -",
+    ...extra,
+  };
+}
+
+const tempDirs: string[] = [];
+
+/** A fresh, empty directory under the system temp dir; removeTempDirs() deletes them all. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `spot-restarter-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Writes JSON (or raw text) stack outputs to a file in a fresh temp dir. */
+export async function writeStackOutputs(value: unknown): Promise<string> {
+  const path = join(tempDir("outputs"), "outputs.json");
+  await fs.writeFile(path, typeof value === "string" ? value : JSON.stringify(value, null, 2), {
+    mode: 0o600,
+  });
+  return path;
+}
+
+/** A stand-in bundle: install copies whatever .cjs file it runs from. */
+export async function fakeBundle(
+  content = "#!/usr/bin/env node\nconsole.log('spot-restarter');\n",
+): Promise<string> {
+  const path = join(tempDir("fakebundle"), "spot-restarter.cjs");
+  await fs.writeFile(path, content, { mode: 0o755 });
+  return path;
+}
+
+/** Everything printed by every host in this test process, to check no key ever leaks. */
+export const allOutput: string[] = [];
+
+export interface RecordingHost extends InstallerHost {
+  stdoutText(): string;
+  stderrText(): string;
+  commands: { command: string; args: readonly string[]; env?: NodeJS.ProcessEnv }[];
+}
+
+export function recordingHost(
+  overrides: InstallerHost & { results?: (command: string, args: readonly string[]) => CommandResult } = {},
+): RecordingHost {
+  let stdout = "";
+  let stderr = "";
+  const commands: RecordingHost["commands"] = [];
+  const runCommand: RunCommand = async (command, args, options) => {
+    commands.push({ command, args, env: options?.env });
+    return overrides.results?.(command, args) ?? { code: 0, stdout: "", stderr: "" };
+  };
+  return {
+    runCommand,
+    nodePath: "/usr/bin/node",
+    nodeVersion: "24.21.0",
+    env: {},
+    ...overrides,
+    stdout: {
+      write(text: string) {
+        stdout += text;
+        allOutput.push(text);
+      },
+    },
+    stderr: {
+      write(text: string) {
+        stderr += text;
+        allOutput.push(text);
+      },
+    },
+    stdoutText: () => stdout,
+    stderrText: () => stderr,
+    commands,
+  };
+}
+
+export function stdinOf(text: string): InstallerHost["stdin"] {
+  return Readable.from([Buffer.from(text)]);
+}
+
+export function installOptions(
+  root: string,
+  stackOutputs: string,
+  extra: Partial<InstallOptions> = {},
+): InstallOptions {
+  return { stackOutputs, root, scheduler: "systemd", dryRun: false, verify: false, ...extra };
+}
+
+export interface TreeEntry {
+  type: "file" | "directory" | "symlink";
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/** Every path under root (relative, with a leading "/"), with its type, mode, owner and mtime. */
+export async function walkTree(root: string): Promise<Map<string, TreeEntry>> {
+  const tree = new Map<string, TreeEntry>();
+  async function walk(directory: string): Promise<void> {
+    for (const name of await fs.readdir(directory)) {
+      const path = join(directory, name);
+      const stat = await fs.lstat(path);
+      const type = stat.isSymbolicLink() ? "symlink" : stat.isDirectory() ? "directory" : "file";
+      tree.set(`/${relative(root, path)}`, {
+        type,
+        mode: stat.mode & 0o7777,
+        uid: stat.uid,
+        gid: stat.gid,
+        mtimeMs: stat.mtimeMs,
+        ino: stat.ino,
+      });
+      if (type === "directory") await walk(path);
+    }
+  }
+  await walk(root);
+  return tree;
+}
