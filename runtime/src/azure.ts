@@ -1,0 +1,176 @@
+// The ARM side behind a small interface (`VmApi`), so the loop can run against the real SDK
+// (and the emulator) or a fake. Per-request retries (429/5xx) stay with the Azure SDK pipeline;
+// this file only shapes data and reads errors.
+import { ComputeManagementClient } from "@azure/arm-compute";
+import type { TokenCredential } from "@azure/core-auth";
+import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import type { RuntimeConfig } from "./config";
+import { type AzureErrorFacts, type ObservedVm, powerStateFromStatuses } from "./decisions";
+
+/** A VM as the resource-group list returns it (no power state: the list has no instance view). */
+export type ListedVm = Omit<ObservedVm, "powerState">;
+
+export interface StartHandlers {
+  /** Called once ARM accepted the start (202), before its outcome is known. */
+  onAccepted?: () => void;
+}
+
+export interface VmApi {
+  /** All VMs of the group, every page. One "High Cost Get" per page. */
+  listVms(resourceGroup: string, signal: AbortSignal): Promise<ListedVm[]>;
+  /** The `PowerState/` code of one VM, lower-cased (e.g. `deallocated`). One "Low Cost Get". */
+  readPowerState(resourceGroup: string, name: string, signal: AbortSignal): Promise<string | undefined>;
+  /** Starts a VM and follows the long-running operation to its end; rejects with the Azure error. */
+  startVm(resourceGroup: string, name: string, signal: AbortSignal, handlers?: StartHandlers): Promise<void>;
+  simulateEviction(resourceGroup: string, name: string, signal: AbortSignal): Promise<void>;
+}
+
+/** ARM requests as they left this process (retries and long-running-operation polls included). */
+export interface ArmRequestCounts {
+  total: number;
+  list: number;
+  instanceView: number;
+  start: number;
+  poll: number;
+  other: number;
+}
+
+export interface RequestCounter {
+  readonly policy: PipelinePolicy;
+  snapshot(): ArmRequestCounts;
+}
+
+export function createRequestCounter(): RequestCounter {
+  const counts: ArmRequestCounts = { total: 0, list: 0, instanceView: 0, start: 0, poll: 0, other: 0 };
+  return {
+    // perRetry: a request retried by the SDK counts once per attempt, as ARM's throttling does.
+    policy: {
+      name: "spotRestarterRequestCounter",
+      sendRequest(request, next) {
+        counts.total++;
+        counts[requestKind(request.method, request.url)]++;
+        return next(request);
+      },
+    },
+    snapshot: () => ({ ...counts }),
+  };
+}
+
+export function requestKind(method: string, url: string): Exclude<keyof ArmRequestCounts, "total"> {
+  const path = new URL(url).pathname.toLowerCase();
+  if (method === "POST" && path.endsWith("/start")) return "start";
+  if (method === "GET" && path.endsWith("/instanceview")) return "instanceView";
+  if (
+    method === "GET" &&
+    /\/resourcegroups\/[^/]+\/providers\/microsoft\.compute\/virtualmachines$/.test(path)
+  ) {
+    return "list";
+  }
+  if (method === "GET" && /operations|asyncoperations|operationresults|operationstatuses/.test(path))
+    return "poll";
+  return "other";
+}
+
+export interface ArmClientOptions {
+  counter?: RequestCounter;
+  /** Poll interval of a start when ARM sends no Retry-After (the SDK honours Retry-After). */
+  pollIntervalMs?: number;
+}
+
+export function createArmVmApi(
+  config: RuntimeConfig,
+  credential: TokenCredential,
+  options: ArmClientOptions = {},
+): VmApi {
+  const client = new ComputeManagementClient(credential, config.subscriptionId, {
+    endpoint: config.cloud.armEndpoint,
+    credentials: { scopes: [`${config.cloud.audience}/.default`] },
+    retryOptions: { maxRetries: config.armMaxRetries },
+    additionalPolicies: options.counter ? [{ policy: options.counter.policy, position: "perRetry" }] : [],
+    userAgentOptions: { userAgentPrefix: "spot-restarter" },
+  });
+  const vms = client.virtualMachines;
+  return {
+    async listVms(resourceGroup, signal) {
+      const out: ListedVm[] = [];
+      for await (const vm of vms.list(resourceGroup, { abortSignal: signal })) {
+        out.push({
+          resourceGroup,
+          name: vm.name ?? "",
+          priority: vm.priority,
+          evictionPolicy: vm.evictionPolicy,
+          maxPrice: vm.billingProfile?.maxPrice,
+          tags: vm.tags ?? {},
+        });
+      }
+      return out;
+    },
+    async readPowerState(resourceGroup, name, signal) {
+      const view = await vms.instanceView(resourceGroup, name, { abortSignal: signal });
+      return powerStateFromStatuses(view.statuses);
+    },
+    async startVm(resourceGroup, name, signal, handlers = {}) {
+      const poller = vms.start(resourceGroup, name, {
+        abortSignal: signal,
+        updateIntervalInMs: options.pollIntervalMs ?? 2_000,
+      });
+      await poller.submitted();
+      handlers.onAccepted?.();
+      await poller.pollUntilDone({ abortSignal: signal });
+    },
+    async simulateEviction(resourceGroup, name, signal) {
+      await vms.simulateEviction(resourceGroup, name, { abortSignal: signal });
+    },
+  };
+}
+
+/**
+ * Reads what classification needs off whatever the SDK threw: a RestError (HTTP status, ARM error
+ * code, Retry-After, details) or the plain Error core-lro throws when a long-running operation ends
+ * `Failed` ("The long-running operation has failed. <code>. <message>").
+ */
+export function describeAzureError(error: unknown): AzureErrorFacts {
+  if (!(error instanceof Error)) return { message: String(error) };
+  const rest = error as Error & {
+    statusCode?: number;
+    code?: string;
+    details?: unknown;
+    response?: { headers?: { get(name: string): string | undefined } };
+  };
+  const lro = /^The long-running operation has failed\. ([A-Za-z0-9_.]+)\. ?([\s\S]*)$/.exec(error.message);
+  if (lro?.[1]) {
+    return { code: lro[1], message: lro[2] || error.message, operationFailed: true };
+  }
+  return {
+    statusCode: typeof rest.statusCode === "number" ? rest.statusCode : undefined,
+    code: typeof rest.code === "string" ? rest.code : undefined,
+    message: error.message,
+    retryAfterMs: parseRetryAfter(rest.response?.headers?.get("retry-after")),
+    detailCodes: detailCodes(rest.details),
+  };
+}
+
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function detailCodes(details: unknown): string[] {
+  const codes: string[] = [];
+  const visit = (value: unknown, depth: number) => {
+    if (!value || typeof value !== "object" || depth > 4) return;
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item, depth + 1);
+      return;
+    }
+    const record = value as Record<string, unknown>;
+    if (typeof record.code === "string") codes.push(record.code);
+    visit(record.error, depth + 1);
+    visit(record.details, depth + 1);
+  };
+  visit(details, 0);
+  return codes;
+}

@@ -1,0 +1,333 @@
+// spot-restarter's command line. Only wiring: parse arguments, load config, build dependencies,
+// run a command; one handler at the bottom turns errors into a message and an exit code.
+import { parseArgs } from "node:util";
+import {
+  certificateExpiry,
+  createCredential,
+  type LoadedCertificate,
+  loadCertificate,
+  verifyAuthentication,
+} from "./auth";
+import { createArmVmApi, createRequestCounter } from "./azure";
+import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEviction } from "./commands";
+import { defaultConfigPath, describeConfig, type LoadedConfig, loadConfig, overridesFromEnv } from "./config";
+import { AuthError, exitCodes, LockHeldError, RuntimeError, UsageError } from "./errors";
+import { install, uninstall } from "./install/index";
+import { tryAcquireLock } from "./lock";
+import { createLogger, type LogFormat, type LogLevel } from "./log";
+import { Restarter, type RestarterSettings } from "./restarter";
+import { createFileStateStore } from "./state";
+
+const version = "0.1.0";
+
+const usage = `spot-restarter ${version}: starts evicted Azure Spot VMs again.
+
+Usage: spot-restarter <command> [options]
+
+Commands:
+  once               one cycle (for cron); waits for the starts it issued
+  run                the loop (for systemd); SIGTERM/SIGINT end it cleanly
+  status             each tagged VM: power state, last eviction seen, last start, backoff
+  simulate-eviction  ask Azure to evict a Spot VM (tests the whole chain)
+  install            install on this host from \`pulumi stack output --json --show-secrets\`
+  uninstall          remove what install wrote
+
+Common options (once, run, status, simulate-eviction):
+  --config FILE            config file (default ${defaultConfigPath}; env SPOT_RESTARTER_CONFIG)
+  --state-dir DIR          state directory (overrides the config's stateDir)
+  --interval-seconds N     seconds between cycles of \`run\` (1..86400)
+  --log-format text|json   log lines on stderr: text (default) or JSON lines
+  --log-level LEVEL        debug, info (default), warn or error
+  --print-config           log the effective configuration (no secrets) before running
+once:               [--dry-run] decide and report, start nothing   [--json] print a summary object on stdout
+status:             [--json]
+simulate-eviction:  --vm NAME [--resource-group NAME]
+install:            --stack-outputs FILE|- [--root DIR] [--scheduler systemd|cron] [--dry-run] [--no-verify]
+                    [--authority-host URL --arm-endpoint URL [--audience URL]] [--extra-ca-certs FILE]
+uninstall:          [--root DIR] [--dry-run] [--keep-state]
+
+  -h, --help      this help        -v, --version   the version
+
+Exit codes: 0 done (also: \`once\` while another run holds the lock), 1 unexpected failure,
+2 bad arguments or config, 3 authentication failed, 4 permission missing, 5 \`run\` found the lock held.
+Environment: SPOT_RESTARTER_CONFIG, SPOT_RESTARTER_STATE_DIR, SPOT_RESTARTER_INTERVAL_SECONDS,
+SPOT_RESTARTER_LOG_LEVEL, SPOT_RESTARTER_LOG_FORMAT, SPOT_RESTARTER_MAX_CONCURRENT_STARTS;
+NODE_EXTRA_CA_CERTS for a private CA (sovereign clouds, the emulator).
+`;
+
+const commonOptions = {
+  config: { type: "string" },
+  "state-dir": { type: "string" },
+  "interval-seconds": { type: "string" },
+  "log-format": { type: "string" },
+  "log-level": { type: "string" },
+  "print-config": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const commandOptions = {
+  once: { ...commonOptions, "dry-run": { type: "boolean" }, json: { type: "boolean" } },
+  run: commonOptions,
+  status: { ...commonOptions, json: { type: "boolean" } },
+  "simulate-eviction": { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
+  install: {
+    "stack-outputs": { type: "string" },
+    root: { type: "string" },
+    scheduler: { type: "string" },
+    "dry-run": { type: "boolean" },
+    "no-verify": { type: "boolean" },
+    "authority-host": { type: "string" },
+    "arm-endpoint": { type: "string" },
+    audience: { type: "string" },
+    "extra-ca-certs": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+  uninstall: {
+    root: { type: "string" },
+    "dry-run": { type: "boolean" },
+    "keep-state": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  },
+} as const;
+
+type Command = keyof typeof commandOptions;
+type Values = Record<string, string | boolean | undefined>;
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(usage);
+    return command === undefined ? exitCodes.usage : exitCodes.ok;
+  }
+  if (command === "--version" || command === "-v") {
+    process.stdout.write(`${version}\n`);
+    return exitCodes.ok;
+  }
+  if (!(command in commandOptions)) {
+    throw new UsageError(`unknown command "${command}" (try --help)`);
+  }
+  let values: Values;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: commandOptions[command as Command],
+      allowPositionals: false,
+      strict: true,
+    }) as { values: Values });
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message} (try --help)`, { cause: error });
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    return exitCodes.ok;
+  }
+
+  if (command === "install") {
+    const stackOutputs = str(values["stack-outputs"]);
+    if (!stackOutputs)
+      throw new UsageError("install: --stack-outputs FILE (or - for standard input) is required");
+    const scheduler = str(values.scheduler) ?? "systemd";
+    if (scheduler !== "systemd" && scheduler !== "cron") {
+      throw new UsageError(`install: --scheduler must be systemd or cron, got "${scheduler}"`);
+    }
+    const authorityHost = str(values["authority-host"]);
+    const armEndpoint = str(values["arm-endpoint"]);
+    if ((authorityHost === undefined) !== (armEndpoint === undefined)) {
+      throw new UsageError("install: give --authority-host and --arm-endpoint together");
+    }
+    return install({
+      stackOutputs,
+      root: str(values.root) ?? "/",
+      scheduler,
+      dryRun: values["dry-run"] === true,
+      verify: values["no-verify"] !== true,
+      cloud:
+        authorityHost && armEndpoint
+          ? { authorityHost, armEndpoint, audience: str(values.audience) }
+          : undefined,
+      extraCaCerts: str(values["extra-ca-certs"]),
+    });
+  }
+  if (command === "uninstall") {
+    return uninstall({
+      root: str(values.root) ?? "/",
+      dryRun: values["dry-run"] === true,
+      keepState: values["keep-state"] === true,
+    });
+  }
+
+  // once, run, status, simulate-eviction: they all talk to Azure with the config.
+  const envOverrides = overridesFromEnv(env);
+  const log = createLogger({
+    level: (str(values["log-level"]) ?? envOverrides.logLevel ?? "info") as LogLevel,
+    format: (str(values["log-format"]) ?? envOverrides.logFormat ?? "text") as LogFormat,
+  });
+  const configPath = str(values.config) ?? env.SPOT_RESTARTER_CONFIG ?? defaultConfigPath;
+  const loaded: LoadedConfig = await loadConfig(configPath, envOverrides, {
+    stateDir: str(values["state-dir"]),
+    intervalSeconds: str(values["interval-seconds"]),
+    logFormat: str(values["log-format"]),
+    logLevel: str(values["log-level"]),
+  });
+  const { config } = loaded;
+  log.setOptions({ level: config.logLevel, format: config.logFormat });
+  for (const warning of loaded.warnings) log.warn("config-warning", { path: configPath }, warning);
+  if (values["print-config"]) {
+    log.info("config", { path: configPath }, JSON.stringify(describeConfig(config)));
+  }
+
+  const certificate = await loadCertificate(config.certificatePath, new Date());
+  warnIfExpiringSoon(certificate, log);
+  const credential = createCredential(config, certificate);
+  await verifyAuthentication(credential, config, signal);
+  const counter = createRequestCounter();
+  const api = createArmVmApi(config, credential, { counter });
+  const store = createFileStateStore(config.stateDir);
+  const settings: RestarterSettings = {
+    resourceGroups: config.resourceGroups,
+    tag: config.tag,
+    maxConcurrentStarts: config.maxConcurrentStarts,
+    backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
+    startTimeoutMs: config.startTimeoutSeconds * 1000,
+    intervalMs: config.intervalSeconds * 1000,
+  };
+
+  if (command === "status") {
+    const report = await collectStatus(api, store, settings, signal);
+    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report));
+    return exitCodes.ok;
+  }
+  if (command === "simulate-eviction") {
+    const vm = str(values.vm);
+    if (!vm) throw new UsageError("simulate-eviction: --vm NAME is required");
+    await simulateEviction(api, settings, vm, log, signal, str(values["resource-group"]));
+    return exitCodes.ok;
+  }
+
+  const restarter = new Restarter({ api, store, log, settings, counter });
+  if (command === "once" && values["dry-run"]) {
+    // A dry run decides from the state file but writes nothing, so it needs no lock.
+    await restarter.init();
+    const { summary } = await runOnce({ restarter, counter, tag: config.tag }, signal, { dryRun: true });
+    if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    return exitCodes.ok;
+  }
+
+  const lost = new AbortController();
+  const lock = await tryAcquireLock(config.stateDir, {
+    onCompromised: (error) => {
+      log.error("lock-lost", { stateDir: config.stateDir }, `lost the lock: ${error.message}; stopping`);
+      lost.abort(error);
+    },
+  });
+  if (!lock) {
+    const message = `another spot-restarter holds the lock in ${config.stateDir}; not running this ${command}`;
+    if (command === "run") throw new LockHeldError(message);
+    log.info("lock-held", { stateDir: config.stateDir }, `${message} (that is fine under cron)`);
+    if (values.json) process.stdout.write(`${JSON.stringify(lockedSummary(false, Date.now()), null, 2)}\n`);
+    return exitCodes.ok;
+  }
+  const stop = AbortSignal.any([signal, lost.signal]);
+  try {
+    await restarter.init();
+    if (command === "once") {
+      const { summary, fatal } = await runOnce({ restarter, counter, tag: config.tag }, stop, {
+        dryRun: false,
+      });
+      if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      if (fatal) throw fatal;
+      return exitCodes.ok;
+    }
+    log.info(
+      "run-started",
+      {
+        resourceGroups: config.resourceGroups.join(","),
+        intervalSeconds: config.intervalSeconds,
+        pid: process.pid,
+      },
+      "watching for evicted Spot VMs",
+    );
+    let lastCertificateCheck = Date.now();
+    await restarter.runLoop(stop, () => {
+      // Certificate expiry: warned on start (above), then once a day; an expired one ends the loop.
+      if (Date.now() - lastCertificateCheck < 86_400_000) return;
+      lastCertificateCheck = Date.now();
+      const expiry = certificateExpiry(certificate, new Date());
+      if (expiry.expired) {
+        throw new AuthError(
+          `certificate in ${certificate.path} expired on ${certificate.notAfter.toISOString()}: run \`pulumi up\` and reinstall`,
+          "certificate",
+        );
+      }
+      warnIfExpiringSoon(certificate, log);
+    });
+    if (lost.signal.aborted) throw new RuntimeError("stopped: the lock in the state directory was lost", 1);
+    log.info("run-stopped", { pid: process.pid }, "stopped on signal; state saved");
+    return exitCodes.ok;
+  } finally {
+    await lock.release();
+  }
+}
+
+function warnIfExpiringSoon(certificate: LoadedCertificate, log: ReturnType<typeof createLogger>): void {
+  const expiry = certificateExpiry(certificate, new Date());
+  if (expiry.expiresSoon) {
+    log.warn(
+      "certificate-expires-soon",
+      { path: certificate.path, expiresOn: certificate.notAfter.toISOString(), daysLeft: expiry.daysLeft },
+      "the service principal's certificate expires soon: run `pulumi up` (it renews the certificate) and reinstall",
+    );
+  }
+}
+
+function str(value: string | boolean | undefined): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+/** The one top-level handler: a message (with its causes) on stderr and an exit code. */
+export function reportError(error: unknown): number {
+  const code = error instanceof RuntimeError ? error.exitCode : exitCodes.failure;
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 4; depth++) {
+    const message = current instanceof Error ? current.message : String(current);
+    if (!parts.some((p) => p.includes(message))) parts.push(message);
+    // Our own errors already say what to do; an unexpected one shows where it came from.
+    current =
+      current instanceof RuntimeError ? undefined : current instanceof Error ? current.cause : undefined;
+  }
+  process.stderr.write(`spot-restarter: ${parts.join("\n  caused by: ")}\n`);
+  if (
+    code === exitCodes.failure &&
+    error instanceof Error &&
+    error.stack &&
+    process.env.SPOT_RESTARTER_DEBUG
+  ) {
+    process.stderr.write(`${error.stack}\n`);
+  }
+  return code;
+}
+
+// The entry point of the bundle (and of `node --import tsx runtime/src/cli.ts`); tests import main().
+if (require.main === module) {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      process.stderr.write(`spot-restarter: second ${name}, exiting now\n`);
+      process.exit(130);
+    }
+    controller.abort(new Error(`received ${name}`));
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  main(process.argv.slice(2), process.env, controller.signal)
+    .catch((error: unknown) => {
+      if (controller.signal.aborted && !(error instanceof RuntimeError)) return exitCodes.ok;
+      return reportError(error);
+    })
+    .then((code) => {
+      process.exitCode = code;
+    });
+}

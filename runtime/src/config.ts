@@ -1,0 +1,278 @@
+// Runtime configuration: defaults <- config file <- environment <- flags, validated once after
+// merging. Every error names where the bad value came from (file, variable or flag), the field,
+// and what was expected.
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { z } from "zod";
+import { ConfigError } from "./errors";
+
+export const defaultConfigPath = "/etc/spot-restarter/config.json";
+
+const guid = (what: string) =>
+  z.guid({ error: `expected ${what} (a GUID like 00000000-0000-0000-0000-000000000000)` });
+const httpsUrl = (what: string) =>
+  z
+    .url({ protocol: /^https$/, error: `expected ${what} (an https:// URL)` })
+    .transform((url) => url.replace(/\/+$/, ""));
+const int = (min: number, max: number, what: string) =>
+  z
+    .number({ error: `expected ${what}: an integer from ${min} to ${max}` })
+    .int({ error: `expected ${what}: an integer from ${min} to ${max}` })
+    .min(min, { error: `expected ${what}: an integer from ${min} to ${max}` })
+    .max(max, { error: `expected ${what}: an integer from ${min} to ${max}` });
+const seconds = (min: number, max: number, what: string) =>
+  z
+    .number({ error: `expected ${what}: a number of seconds from ${min} to ${max}` })
+    .min(min, { error: `expected ${what}: a number of seconds from ${min} to ${max}` })
+    .max(max, { error: `expected ${what}: a number of seconds from ${min} to ${max}` });
+const nonEmpty = (what: string) =>
+  z
+    .string({ error: `expected ${what} (a non-empty string)` })
+    .min(1, { error: `expected ${what} (a non-empty string)` });
+
+// Azure resource group names: 1-90 characters, letters, digits, `-_.()`, not ending in a period.
+const resourceGroupName = z
+  .string({ error: "expected a resource group name (a string)" })
+  .regex(/^[-\w.()]{0,89}[-\w()]$/u, {
+    error: "expected a resource group name: 1-90 letters, digits, - _ . ( ), not ending in '.'",
+  });
+
+export const configSchema = z
+  .object({
+    tenantId: nonEmpty("the Entra ID tenant id").regex(/^[\w.-]+$/, {
+      error: "expected the Entra ID tenant id (a GUID or a domain name)",
+    }),
+    clientId: guid("the application (client) id of the service principal"),
+    subscriptionId: guid("the subscription id"),
+    certificatePath: nonEmpty("the path of the PEM holding certificate and private key"),
+    resourceGroups: z
+      .array(resourceGroupName, {
+        error: 'expected a list of resource group names, e.g. ["personal-network"]',
+      })
+      .min(1, { error: "expected at least one resource group name" }),
+    tag: z
+      .object(
+        {
+          name: nonEmpty("the tag name").max(512, { error: "expected a tag name of at most 512 characters" }),
+          value: z
+            .string({ error: "expected the tag value (a string)" })
+            .max(256, { error: "expected a tag value of at most 256 characters" }),
+        },
+        { error: 'expected an object like {"name": "AttemptRestartAfterEviction", "value": "true"}' },
+      )
+      .default({ name: "AttemptRestartAfterEviction", value: "true" }),
+    intervalSeconds: int(1, 86_400, "seconds between cycles").default(30),
+    stateDir: nonEmpty("the state directory").default("/var/lib/spot-restarter"),
+    cloud: z
+      .object(
+        {
+          authorityHost: httpsUrl("the Entra ID authority host").default("https://login.microsoftonline.com"),
+          armEndpoint: httpsUrl("the Azure Resource Manager endpoint").default(
+            "https://management.azure.com",
+          ),
+          audience: httpsUrl("the token audience").optional(),
+        },
+        { error: 'expected an object like {"authorityHost": "https://…", "armEndpoint": "https://…"}' },
+      )
+      .default({
+        authorityHost: "https://login.microsoftonline.com",
+        armEndpoint: "https://management.azure.com",
+      }),
+    maxConcurrentStarts: int(1, 100, "starts in flight at once").default(10),
+    backoff: z
+      .object(
+        {
+          initialSeconds: seconds(0.1, 3_600, "the first backoff after a failed start").default(60),
+          maxSeconds: seconds(0.1, 86_400, "the longest backoff").default(1_800),
+        },
+        { error: 'expected an object like {"initialSeconds": 60, "maxSeconds": 1800}' },
+      )
+      .default({ initialSeconds: 60, maxSeconds: 1_800 })
+      .refine((b) => b.maxSeconds >= b.initialSeconds, {
+        error: "expected backoff.maxSeconds to be at least backoff.initialSeconds",
+      }),
+    startTimeoutSeconds: int(1, 7_200, "how long one start is followed").default(900),
+    armMaxRetries: int(0, 10, "retries of one ARM request by the Azure SDK").default(3),
+    logFormat: z.enum(["text", "json"], { error: 'expected "text" or "json"' }).default("text"),
+    logLevel: z
+      .enum(["debug", "info", "warn", "error"], { error: 'expected "debug", "info", "warn" or "error"' })
+      .default("info"),
+  })
+  .loose();
+
+/** The validated, merged configuration (the schema's output with defaults and resolved paths). */
+export interface RuntimeConfig {
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly subscriptionId: string;
+  /** Absolute (a relative path in the file is relative to the config file). */
+  readonly certificatePath: string;
+  readonly resourceGroups: readonly string[];
+  readonly tag: { readonly name: string; readonly value: string };
+  readonly intervalSeconds: number;
+  readonly stateDir: string;
+  readonly cloud: { readonly authorityHost: string; readonly armEndpoint: string; readonly audience: string };
+  readonly maxConcurrentStarts: number;
+  readonly backoff: { readonly initialSeconds: number; readonly maxSeconds: number };
+  readonly startTimeoutSeconds: number;
+  readonly armMaxRetries: number;
+  readonly logFormat: "text" | "json";
+  readonly logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** Overrides from the environment and flags, as strings the way they arrive. */
+export interface ConfigOverrides {
+  stateDir?: string;
+  intervalSeconds?: string;
+  logLevel?: string;
+  logFormat?: string;
+  maxConcurrentStarts?: string;
+}
+
+const envNames: Record<keyof ConfigOverrides, string> = {
+  stateDir: "SPOT_RESTARTER_STATE_DIR",
+  intervalSeconds: "SPOT_RESTARTER_INTERVAL_SECONDS",
+  logLevel: "SPOT_RESTARTER_LOG_LEVEL",
+  logFormat: "SPOT_RESTARTER_LOG_FORMAT",
+  maxConcurrentStarts: "SPOT_RESTARTER_MAX_CONCURRENT_STARTS",
+};
+
+const flagNames: Record<keyof ConfigOverrides, string> = {
+  stateDir: "--state-dir",
+  intervalSeconds: "--interval-seconds",
+  logLevel: "--log-level",
+  logFormat: "--log-format",
+  maxConcurrentStarts: "--max-concurrent-starts",
+};
+
+const numericOverrides = new Set<keyof ConfigOverrides>(["intervalSeconds", "maxConcurrentStarts"]);
+
+export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
+  const out: ConfigOverrides = {};
+  for (const [key, name] of Object.entries(envNames) as [keyof ConfigOverrides, string][]) {
+    const value = env[name];
+    if (value !== undefined && value !== "") out[key] = value;
+  }
+  return out;
+}
+
+export interface LoadedConfig {
+  readonly config: RuntimeConfig;
+  readonly path: string;
+  /** Problems worth a warning that do not stop the runtime (unknown fields, a very short interval). */
+  readonly warnings: string[];
+}
+
+export async function loadConfig(
+  path: string,
+  env: ConfigOverrides = {},
+  flags: ConfigOverrides = {},
+): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : code;
+    throw new ConfigError(`config file ${path} ${why} (pass --config FILE)`, { cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return parseConfig(parsed, path, env, flags);
+}
+
+/** Validates a parsed config file merged with overrides. Exported for tests and the installer. */
+export function parseConfig(
+  fileValue: unknown,
+  path: string,
+  env: ConfigOverrides = {},
+  flags: ConfigOverrides = {},
+): LoadedConfig {
+  if (typeof fileValue !== "object" || fileValue === null || Array.isArray(fileValue)) {
+    throw new ConfigError(`config file ${path}: expected a JSON object at the top level`);
+  }
+  const merged: Record<string, unknown> = { ...(fileValue as Record<string, unknown>) };
+  const origin: Record<string, string> = {};
+  for (const [layer, values, names] of [
+    ["environment", env, envNames],
+    ["flag", flags, flagNames],
+  ] as const) {
+    for (const [key, raw] of Object.entries(values) as [keyof ConfigOverrides, string | undefined][]) {
+      if (raw === undefined) continue;
+      merged[key] =
+        numericOverrides.has(key) && raw.trim() !== "" && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
+      origin[key] = layer === "environment" ? `environment variable ${names[key]}` : `flag ${names[key]}`;
+    }
+  }
+
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const field = issue.path.join(".");
+      const top = String(issue.path[0] ?? "");
+      const where = origin[top] ?? `config file ${path}`;
+      const value = valueAt(merged, issue.path);
+      const got =
+        value === undefined ? "it is missing" : `got ${JSON.stringify(value)?.slice(0, 80) ?? String(value)}`;
+      const expectation = issue.message.startsWith("Invalid input") ? issue.message : issue.message;
+      return `${where}: field "${field || "(top level)"}": ${expectation}; ${got}`;
+    });
+    throw new ConfigError(lines.join("\n"));
+  }
+
+  const known = new Set(Object.keys(configSchema.shape));
+  const warnings = Object.keys(merged)
+    .filter((key) => !known.has(key) && key !== "$schema")
+    .map((key) => `config file ${path}: ignoring unknown field "${key}" (a typo?)`);
+  const value = result.data;
+  if (value.intervalSeconds < 10) {
+    warnings.push(
+      `intervalSeconds is ${value.intervalSeconds}: below 10 s every cycle spends ARM read budget; use it for tests only`,
+    );
+  }
+  const config: RuntimeConfig = {
+    tenantId: value.tenantId,
+    clientId: value.clientId,
+    subscriptionId: value.subscriptionId,
+    resourceGroups: value.resourceGroups,
+    tag: value.tag,
+    intervalSeconds: value.intervalSeconds,
+    maxConcurrentStarts: value.maxConcurrentStarts,
+    backoff: value.backoff,
+    startTimeoutSeconds: value.startTimeoutSeconds,
+    armMaxRetries: value.armMaxRetries,
+    logFormat: value.logFormat,
+    logLevel: value.logLevel,
+    // A relative certificate or state path is relative to the config file, not to the cwd of cron.
+    certificatePath: resolve(dirname(resolve(path)), value.certificatePath),
+    stateDir: resolve(dirname(resolve(path)), value.stateDir),
+    cloud: {
+      authorityHost: value.cloud.authorityHost,
+      armEndpoint: value.cloud.armEndpoint,
+      // The SDK does not derive the token audience from the endpoint (DESIGN.md).
+      audience: value.cloud.audience ?? "https://management.azure.com",
+    },
+  };
+  return { config, path, warnings };
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (typeof current !== "object" || current === null) return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+/** The effective configuration for printing: no secrets live in it, only the certificate's path. */
+export function describeConfig(config: RuntimeConfig): Record<string, unknown> {
+  return { ...config };
+}

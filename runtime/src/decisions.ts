@@ -1,0 +1,280 @@
+// The runtime's decisions, as pure functions over plain data: which VMs to start, how an Azure
+// error is classified, how long a VM backs off. No I/O here, so tests use plain objects and
+// fast-check properties.
+
+/** Power states as the instance view reports them (`PowerState/<state>`). */
+export type PowerState = "running" | "starting" | "stopped" | "stopping" | "deallocating" | "deallocated";
+
+/** One VM as discovery saw it this cycle: list fields, plus the instance view for candidates only. */
+export interface ObservedVm {
+  readonly resourceGroup: string;
+  readonly name: string;
+  /** `Spot` or `Regular` (absent on old VMs means Regular). */
+  readonly priority: string | undefined;
+  /** `Deallocate` or `Delete`; only set on Spot VMs. */
+  readonly evictionPolicy: string | undefined;
+  /** `billingProfile.maxPrice`: -1 (up to on-demand) or a price in USD. */
+  readonly maxPrice: number | undefined;
+  readonly tags: Readonly<Record<string, string>>;
+  /** Undefined when the instance view was not read (not a candidate) or had no PowerState status. */
+  readonly powerState: string | undefined;
+}
+
+export interface RestartTag {
+  readonly name: string;
+  readonly value: string;
+}
+
+/** Per-VM memory kept between cycles (the state file holds one per VM). */
+export interface VmRecord {
+  readonly resourceGroup: string;
+  readonly name: string;
+  /** Last power state observed (instance view), if any. */
+  powerState?: string;
+  /** When the VM was first seen deallocated in its current eviction (ms since epoch). */
+  evictedSince?: number;
+  /** Last time an eviction (a transition to deallocated) was seen. */
+  lastEvictionSeenAt?: number;
+  /** Consecutive failed start attempts since the last success. */
+  startAttempts: number;
+  /** No start before this time (ms since epoch). */
+  backoffUntil?: number;
+  lastStartAt?: number;
+  lastStartedAt?: number;
+  lastResult?: { outcome: StartOutcomeKind | "issued" | "interrupted"; code?: string; at: number };
+}
+
+export interface RestarterState {
+  /** Keyed by `vmKey(resourceGroup, name)`. */
+  vms: Record<string, VmRecord>;
+  /** ARM asked us to slow down: no requests before this time (ms since epoch). */
+  throttledUntil?: number;
+}
+
+export type SkipReason =
+  | "not-spot"
+  | "eviction-policy-delete"
+  | "untagged"
+  | "power-state-unknown"
+  | "running"
+  | "starting"
+  | "stopped"
+  | "stopping"
+  | "deallocating"
+  | "in-backoff"
+  | "start-in-flight";
+
+export type Decision =
+  | { readonly vm: ObservedVm; readonly action: "start" }
+  | { readonly vm: ObservedVm; readonly action: "skip"; readonly reason: SkipReason };
+
+/** Azure resource names are case-insensitive; so is our key. */
+export function vmKey(resourceGroup: string, name: string): string {
+  return `${resourceGroup}/${name}`.toLowerCase();
+}
+
+/** Tag names match case-insensitively as in Azure; the value `true` matches case-insensitively too. */
+export function hasRestartTag(tags: Readonly<Record<string, string>> | undefined, tag: RestartTag): boolean {
+  if (!tags) return false;
+  const wantedName = tag.name.toLowerCase();
+  const wantedValue = tag.value.toLowerCase();
+  return Object.entries(tags).some(
+    ([name, value]) => name.toLowerCase() === wantedName && String(value).toLowerCase() === wantedValue,
+  );
+}
+
+/**
+ * A VM whose instance view is worth reading: Spot, evicted to deallocation (a `Delete` Spot VM is
+ * gone after eviction), and tagged for restart.
+ */
+export function isRestartCandidate(
+  vm: Pick<ObservedVm, "priority" | "evictionPolicy" | "tags">,
+  tag: RestartTag,
+): boolean {
+  return eligibility(vm, tag) === undefined;
+}
+
+function eligibility(
+  vm: Pick<ObservedVm, "priority" | "evictionPolicy" | "tags">,
+  tag: RestartTag,
+): SkipReason | undefined {
+  if (vm.priority?.toLowerCase() !== "spot") return "not-spot";
+  if (vm.evictionPolicy?.toLowerCase() !== "deallocate") return "eviction-policy-delete";
+  if (!hasRestartTag(vm.tags, tag)) return "untagged";
+  return undefined;
+}
+
+/**
+ * Reads the power state from an instance view's statuses: the `PowerState/` entry wherever it
+ * sits (it is usually second, after `ProvisioningState/`, but that order is not a contract).
+ */
+export function powerStateFromStatuses(
+  statuses: ReadonlyArray<{ code?: string }> | undefined,
+): string | undefined {
+  const status = statuses?.find((s) => s.code?.toLowerCase().startsWith("powerstate/"));
+  return status?.code?.slice("PowerState/".length).toLowerCase();
+}
+
+/**
+ * Decides, for every observed VM, whether this cycle starts it: exactly the tagged Spot
+ * `Deallocate` VMs that are `deallocated`, not in backoff and not already being started.
+ */
+export function selectRestartCandidates(
+  vms: readonly ObservedVm[],
+  state: RestarterState,
+  now: number,
+  tag: RestartTag,
+  inFlight: ReadonlySet<string> = new Set(),
+): Decision[] {
+  return vms.map((vm): Decision => {
+    const ineligible = eligibility(vm, tag);
+    if (ineligible) return { vm, action: "skip", reason: ineligible };
+    const powerState = vm.powerState?.toLowerCase();
+    if (powerState !== "deallocated") {
+      const reason = (["running", "starting", "stopped", "stopping", "deallocating"] as const).find(
+        (s) => s === powerState,
+      );
+      return { vm, action: "skip", reason: reason ?? "power-state-unknown" };
+    }
+    const key = vmKey(vm.resourceGroup, vm.name);
+    if (inFlight.has(key)) return { vm, action: "skip", reason: "start-in-flight" };
+    const backoffUntil = state.vms[key]?.backoffUntil;
+    if (backoffUntil !== undefined && backoffUntil > now) return { vm, action: "skip", reason: "in-backoff" };
+    return { vm, action: "start" };
+  });
+}
+
+export interface BackoffPolicy {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+export const defaultBackoffPolicy: BackoffPolicy = { initialMs: 60_000, maxMs: 30 * 60_000 };
+
+/**
+ * Delay before the next start attempt after `attempts` consecutive failures (>= 1): the initial
+ * delay doubling per failure up to the cap, less up to 20% jitter so VMs evicted together do not
+ * retry in lockstep. Never above the cap, never below 80% of the initial delay.
+ */
+export function nextBackoff(attempts: number, rng: () => number, policy = defaultBackoffPolicy): number {
+  const exponent = Math.max(0, Math.min(attempts - 1, 52));
+  const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** exponent);
+  const jitter = Math.min(Math.max(rng(), 0), 1) * 0.2;
+  return Math.max(1, Math.round(ceiling * (1 - jitter)));
+}
+
+/** What an ARM operation was doing when it failed; names the permission it needs. */
+export type ArmOperation = "list" | "instanceView" | "start" | "simulateEviction";
+
+export const requiredPermission: Record<ArmOperation, string> = {
+  list: "Microsoft.Compute/virtualMachines/read",
+  instanceView: "Microsoft.Compute/virtualMachines/instanceView/read",
+  start: "Microsoft.Compute/virtualMachines/start/action",
+  simulateEviction: "Microsoft.Compute/virtualMachines/simulateEviction/action",
+};
+
+export type StartOutcomeKind =
+  | "started"
+  | "capacity"
+  | "price"
+  | "quota"
+  | "throttled"
+  | "gone"
+  | "conflict"
+  | "unauthorized"
+  | "forbidden"
+  | "timeout"
+  | "failed";
+
+/** The result of classifying an Azure error (or success) once, in one place. */
+export type AzureOutcome =
+  | { kind: "started" }
+  /** No capacity for this size/zone now: back off and try again. */
+  | { kind: "capacity"; code: string; message: string }
+  /** The Spot price is above the VM's max price: back off (reported distinctly). */
+  | { kind: "price"; code: string; message: string }
+  /** Quota (`OperationNotAllowed` without throttling): back off. */
+  | { kind: "quota"; code: string; message: string }
+  /** ARM throttled us: wait out Retry-After before the next request. */
+  | { kind: "throttled"; code: string; message: string; retryAfterMs: number | undefined }
+  /** 404: the VM no longer exists; forget it. */
+  | { kind: "gone"; code: string; message: string }
+  /** 409 / another operation in progress: retry next cycle, no backoff. */
+  | { kind: "conflict"; code: string; message: string }
+  /** 401: the token was refused (audience, tenant, expired). Fatal. */
+  | { kind: "unauthorized"; code: string; message: string }
+  /** 403: the principal lacks a permission. Fatal, names the permission. */
+  | { kind: "forbidden"; code: string; message: string; permission: string }
+  /** We stopped following the start (time bound); the next cycle looks again. */
+  | { kind: "timeout"; code: string; message: string }
+  /** Anything else: back off so we never tight-loop. */
+  | { kind: "failed"; code: string; message: string };
+
+export const capacityCodes: ReadonlySet<string> = new Set([
+  "AllocationFailed",
+  "ZonalAllocationFailed",
+  "OverconstrainedAllocationRequest",
+  "OverconstrainedZonalAllocationRequest",
+  "SkuNotAvailable",
+]);
+
+export const priceCode = "SpotPriceGreaterThanProvidedMaxPrice";
+
+/** The facts classification needs, read off whatever the SDK threw (see `describeAzureError`). */
+export interface AzureErrorFacts {
+  readonly statusCode?: number;
+  readonly code?: string;
+  readonly message: string;
+  readonly retryAfterMs?: number;
+  /** Inner error codes (e.g. `details[].code`), where `TooManyRequests` marks throttling. */
+  readonly detailCodes?: readonly string[];
+  /** Set when the error is the failed end of a long-running operation (no HTTP status). */
+  readonly operationFailed?: boolean;
+  /** Set when our own time bound ended the wait. */
+  readonly timedOut?: boolean;
+}
+
+/**
+ * Classifies the outcome of an ARM operation (a start, or a read during discovery) from the
+ * facts of its error. `undefined` means success. This is the only place that maps Azure codes to
+ * behaviour.
+ */
+export function classifyStartOutcome(
+  error: AzureErrorFacts | undefined,
+  operation: ArmOperation = "start",
+): AzureOutcome {
+  if (!error) return { kind: "started" };
+  const code = error.code ?? (error.statusCode ? `HTTP${error.statusCode}` : "Unknown");
+  const message = error.message;
+  if (error.timedOut) return { kind: "timeout", code: "Timeout", message };
+  const throttled =
+    error.statusCode === 429 ||
+    code === "TooManyRequests" ||
+    (code === "OperationNotAllowed" && (error.detailCodes ?? []).includes("TooManyRequests"));
+  if (throttled) return { kind: "throttled", code, message, retryAfterMs: error.retryAfterMs };
+  if (capacityCodes.has(code)) return { kind: "capacity", code, message };
+  if (code === priceCode) return { kind: "price", code, message };
+  if (code === "OperationNotAllowed") return { kind: "quota", code, message };
+  if (error.statusCode === 404 || code === "ResourceNotFound" || code === "NotFound") {
+    return { kind: "gone", code, message };
+  }
+  if (error.statusCode === 409 || code === "Conflict" || code === "OperationPreempted") {
+    return { kind: "conflict", code, message };
+  }
+  if (error.statusCode === 401) return { kind: "unauthorized", code, message };
+  if (error.statusCode === 403 || code === "AuthorizationFailed" || code === "LinkedAuthorizationFailed") {
+    const named = /action '([^']+)'/i.exec(message)?.[1];
+    return { kind: "forbidden", code, message, permission: named ?? requiredPermission[operation] };
+  }
+  return { kind: "failed", code, message };
+}
+
+/** Outcomes that put the VM into backoff. */
+export function isBackoffOutcome(outcome: AzureOutcome): boolean {
+  return (
+    outcome.kind === "capacity" ||
+    outcome.kind === "price" ||
+    outcome.kind === "quota" ||
+    outcome.kind === "failed"
+  );
+}

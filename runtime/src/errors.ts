@@ -1,0 +1,61 @@
+// Errors that end a command, each with its exit code. One top-level handler in cli.ts prints the
+// message (and the causes' messages) and exits with the code; nothing else calls process.exit.
+
+export const exitCodes = {
+  ok: 0,
+  /** Unexpected failure: a bug or an environment problem not classified below. */
+  failure: 1,
+  /** Bad command line or bad config file. */
+  usage: 2,
+  /** Could not authenticate (tenant, client id, certificate, endpoint/CA). */
+  auth: 3,
+  /** Authenticated, but the principal lacks a permission. */
+  permission: 4,
+  /** `run` found another instance holding the lock. */
+  locked: 5,
+} as const;
+
+export class RuntimeError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+export class UsageError extends RuntimeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, exitCodes.usage, options);
+  }
+}
+
+export class ConfigError extends RuntimeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, exitCodes.usage, options);
+  }
+}
+
+export type AuthCause = "tenant" | "client-id" | "certificate" | "endpoint" | "ca" | "audience" | "unknown";
+
+export class AuthError extends RuntimeError {
+  readonly authCause: AuthCause;
+  constructor(message: string, authCause: AuthCause, options?: ErrorOptions) {
+    super(message, exitCodes.auth, options);
+    this.authCause = authCause;
+  }
+}
+
+export class PermissionError extends RuntimeError {
+  readonly permission: string;
+  constructor(message: string, permission: string, options?: ErrorOptions) {
+    super(message, exitCodes.permission, options);
+    this.permission = permission;
+  }
+}
+
+export class LockHeldError extends RuntimeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, exitCodes.locked, options);
+  }
+}

@@ -1,0 +1,180 @@
+// Bad config files: every field missing, of the wrong type, out of range, with messages naming
+// the file, the field and the expectation. Also the layering defaults <- file <- env <- flags.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { loadConfig, parseConfig } from "../../runtime/src/config";
+import { ConfigError } from "../../runtime/src/errors";
+
+const valid = {
+  tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+  clientId: "11111111-2222-3333-4444-555555555555",
+  subscriptionId: "00000000-0000-0000-0000-000000000001",
+  certificatePath: "/etc/spot-restarter/sp.pem",
+  resourceGroups: ["personal-network"],
+  tag: { name: "AttemptRestartAfterEviction", value: "true" },
+  intervalSeconds: 30,
+  stateDir: "/var/lib/spot-restarter",
+  cloud: { authorityHost: "https://login.microsoftonline.com", armEndpoint: "https://management.azure.com" },
+};
+
+const path = "/etc/spot-restarter/config.json";
+
+function errorFor(value: unknown): string {
+  try {
+    parseConfig(value, path);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.message;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+const without = (key: string) => Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key));
+
+describe("config: a valid file", () => {
+  it("parses, fills defaults, and keeps the public-cloud audience", () => {
+    const { config, warnings } = parseConfig(without("cloud"), path);
+    assert.equal(config.intervalSeconds, 30);
+    assert.equal(config.maxConcurrentStarts, 10);
+    assert.deepEqual(config.backoff, { initialSeconds: 60, maxSeconds: 1800 });
+    assert.equal(config.cloud.audience, "https://management.azure.com");
+    assert.equal(config.cloud.authorityHost, "https://login.microsoftonline.com");
+    assert.deepEqual(warnings, []);
+  });
+  it("resolves a relative certificatePath against the config file's folder", () => {
+    const { config } = parseConfig({ ...valid, certificatePath: "sp.pem" }, "/x/y/config.json");
+    assert.equal(config.certificatePath, "/x/y/sp.pem");
+  });
+  it("warns below 10 s and on unknown fields, but accepts them", () => {
+    const { warnings } = parseConfig({ ...valid, intervalSeconds: 1, intervalSecond: 5 }, path);
+    assert.equal(warnings.length, 2);
+    assert.match(warnings.join("\n"), /intervalSecond"/);
+    assert.match(warnings.join("\n"), /below 10/);
+  });
+  it("layers environment over the file and flags over the environment, naming the source on error", () => {
+    const { config } = parseConfig(
+      valid,
+      path,
+      { intervalSeconds: "5", stateDir: "/env" },
+      { intervalSeconds: "7" },
+    );
+    assert.equal(config.intervalSeconds, 7);
+    assert.equal(config.stateDir, "/env");
+    assert.match(
+      errorFor2(() => parseConfig(valid, path, { intervalSeconds: "0" })),
+      /environment variable SPOT_RESTARTER_INTERVAL_SECONDS: field "intervalSeconds"/,
+    );
+    assert.match(
+      errorFor2(() => parseConfig(valid, path, {}, { intervalSeconds: "abc" })),
+      /flag --interval-seconds: field "intervalSeconds".*got "abc"/,
+    );
+  });
+});
+
+function errorFor2(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  assert.fail("expected an error");
+}
+
+describe("config: each required field missing", () => {
+  for (const field of ["tenantId", "clientId", "subscriptionId", "certificatePath", "resourceGroups"]) {
+    it(`names ${field} when it is missing`, () => {
+      const message = errorFor(without(field));
+      assert.match(
+        message,
+        new RegExp(`^config file ${path}: field "${field}": expected .*; it is missing$`),
+      );
+    });
+  }
+});
+
+const badValues: Array<[string, unknown, RegExp]> = [
+  ["tenantId", 42, /field "tenantId": expected the Entra ID tenant id/],
+  ["tenantId", "has spaces", /field "tenantId": expected .*GUID or a domain/],
+  ["clientId", "not-a-guid", /field "clientId": expected the application \(client\) id .*GUID/],
+  ["clientId", 7, /field "clientId"/],
+  ["subscriptionId", ["x"], /field "subscriptionId": expected the subscription id/],
+  ["certificatePath", "", /field "certificatePath": expected .*non-empty/],
+  ["certificatePath", false, /field "certificatePath"/],
+  ["resourceGroups", "personal-network", /field "resourceGroups": expected a list of resource group names/],
+  ["resourceGroups", [], /field "resourceGroups": expected at least one/],
+  ["resourceGroups", ["bad name!"], /field "resourceGroups.0": expected a resource group name/],
+  ["resourceGroups", [3], /field "resourceGroups.0"/],
+  ["tag", "AttemptRestartAfterEviction", /field "tag": expected an object/],
+  ["tag", { name: "", value: "true" }, /field "tag.name": expected the tag name/],
+  ["tag", { name: "x", value: 1 }, /field "tag.value": expected the tag value/],
+  [
+    "intervalSeconds",
+    "30",
+    /field "intervalSeconds": expected seconds between cycles: an integer from 1 to 86400; got "30"/,
+  ],
+  ["intervalSeconds", 0, /field "intervalSeconds": expected .*from 1 to 86400; got 0/],
+  ["intervalSeconds", 1.5, /field "intervalSeconds": expected .*integer/],
+  ["intervalSeconds", 100_000, /field "intervalSeconds".*got 100000/],
+  ["stateDir", 5, /field "stateDir": expected the state directory/],
+  ["cloud", "azure", /field "cloud": expected an object/],
+  [
+    "cloud",
+    { authorityHost: "http://login", armEndpoint: "https://arm" },
+    /field "cloud.authorityHost": expected .*https:\/\//,
+  ],
+  ["cloud", { authorityHost: "https://login", armEndpoint: "nope" }, /field "cloud.armEndpoint"/],
+  ["cloud", { authorityHost: "https://a", armEndpoint: "https://b", audience: 5 }, /field "cloud.audience"/],
+  [
+    "maxConcurrentStarts",
+    0,
+    /field "maxConcurrentStarts": expected starts in flight at once: an integer from 1 to 100/,
+  ],
+  ["maxConcurrentStarts", "ten", /field "maxConcurrentStarts"/],
+  [
+    "backoff",
+    { initialSeconds: 0, maxSeconds: 10 },
+    /field "backoff.initialSeconds": expected .*from 0.1 to 3600/,
+  ],
+  [
+    "backoff",
+    { initialSeconds: 60, maxSeconds: 30 },
+    /field "backoff": expected backoff.maxSeconds to be at least/,
+  ],
+  ["backoff", 60, /field "backoff": expected an object/],
+  ["startTimeoutSeconds", -1, /field "startTimeoutSeconds"/],
+  ["armMaxRetries", 11, /field "armMaxRetries": expected .*from 0 to 10/],
+  ["logFormat", "xml", /field "logFormat": expected "text" or "json"/],
+  ["logLevel", "verbose", /field "logLevel": expected "debug", "info", "warn" or "error"/],
+];
+
+describe("config: wrong types and out-of-range values", () => {
+  for (const [field, value, pattern] of badValues) {
+    it(`rejects ${field} = ${JSON.stringify(value)}`, () => {
+      const message = errorFor({ ...valid, [field]: value });
+      assert.match(message, new RegExp(`^config file ${path}: `));
+      assert.match(message, pattern);
+    });
+  }
+  it("rejects a top level that is not an object", () => {
+    assert.match(errorFor([valid]), /expected a JSON object at the top level/);
+  });
+});
+
+describe("config: the file itself", () => {
+  const dir = mkdtempSync(join(tmpdir(), "spot-restarter-config-"));
+  it("names a missing file", async () => {
+    await assert.rejects(loadConfig(join(dir, "none.json")), /config file .*none.json does not exist/);
+  });
+  it("names a file that is not JSON", async () => {
+    const file = join(dir, "bad.json");
+    writeFileSync(file, "{ not json");
+    await assert.rejects(loadConfig(file), (error: Error) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /bad.json is not valid JSON/);
+      return true;
+    });
+  });
+});

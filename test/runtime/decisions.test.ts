@@ -1,0 +1,327 @@
+// Selection, classification and backoff: named cases plus properties over random populations.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { describeAzureError } from "../../runtime/src/azure";
+import {
+  type AzureErrorFacts,
+  capacityCodes,
+  classifyStartOutcome,
+  defaultBackoffPolicy,
+  hasRestartTag,
+  nextBackoff,
+  type ObservedVm,
+  powerStateFromStatuses,
+  type RestarterState,
+  selectRestartCandidates,
+  vmKey,
+} from "../../runtime/src/decisions";
+
+const tag = { name: "AttemptRestartAfterEviction", value: "true" };
+const now = Date.parse("2026-11-26T10:00:00Z");
+
+function vm(overrides: Partial<ObservedVm> = {}): ObservedVm {
+  return {
+    resourceGroup: "personal-network",
+    name: "backup",
+    priority: "Spot",
+    evictionPolicy: "Deallocate",
+    maxPrice: -1,
+    tags: { AttemptRestartAfterEviction: "true" },
+    powerState: "deallocated",
+    ...overrides,
+  };
+}
+
+const empty: RestarterState = { vms: {} };
+
+function decide(v: ObservedVm, state = empty, inFlight = new Set<string>()) {
+  const [decision] = selectRestartCandidates([v], state, now, tag, inFlight);
+  assert.ok(decision);
+  return decision.action === "start" ? "start" : decision.reason;
+}
+
+describe("selectRestartCandidates: named cases", () => {
+  it("starts a deallocated, tagged Spot VM with eviction policy Deallocate", () => {
+    assert.equal(decide(vm()), "start");
+  });
+  it("never starts a stopped (powered off but allocated) VM", () => {
+    assert.equal(decide(vm({ powerState: "stopped" })), "stopped");
+  });
+  for (const state of ["deallocating", "starting", "running", "stopping"] as const) {
+    it(`never starts a ${state} VM`, () => assert.equal(decide(vm({ powerState: state })), state));
+  }
+  it("never starts a VM whose power state is unknown", () => {
+    assert.equal(decide(vm({ powerState: undefined })), "power-state-unknown");
+  });
+  it("never starts a Regular (non-Spot) VM", () => {
+    assert.equal(decide(vm({ priority: "Regular" })), "not-spot");
+    assert.equal(decide(vm({ priority: undefined })), "not-spot");
+  });
+  it("never starts an untagged VM", () => assert.equal(decide(vm({ tags: {} })), "untagged"));
+  it("never starts a VM whose tag is not true", () => {
+    assert.equal(decide(vm({ tags: { AttemptRestartAfterEviction: "false" } })), "untagged");
+    assert.equal(decide(vm({ tags: { AttemptRestartAfterEviction: "yes" } })), "untagged");
+  });
+  it("matches the tag name and the value true case-insensitively, as Azure does", () => {
+    assert.equal(decide(vm({ tags: { attemptrestartafterEVICTION: "TRUE" } })), "start");
+  });
+  it("never starts a Spot VM with eviction policy Delete", () => {
+    assert.equal(decide(vm({ evictionPolicy: "Delete" })), "eviction-policy-delete");
+  });
+  it("does not start a VM in backoff, and starts it once backoff has passed", () => {
+    const key = vmKey("personal-network", "backup");
+    const record = { resourceGroup: "personal-network", name: "backup", startAttempts: 2 };
+    assert.equal(decide(vm(), { vms: { [key]: { ...record, backoffUntil: now + 1 } } }), "in-backoff");
+    assert.equal(decide(vm(), { vms: { [key]: { ...record, backoffUntil: now } } }), "start");
+  });
+  it("does not start a VM whose start is already in flight", () => {
+    assert.equal(decide(vm(), empty, new Set([vmKey("Personal-Network", "BACKUP")])), "start-in-flight");
+  });
+});
+
+describe("powerStateFromStatuses", () => {
+  it("finds the PowerState entry wherever it sits", () => {
+    assert.equal(
+      powerStateFromStatuses([{ code: "PowerState/deallocated" }, { code: "ProvisioningState/succeeded" }]),
+      "deallocated",
+    );
+    assert.equal(
+      powerStateFromStatuses([{ code: "ProvisioningState/succeeded" }, { code: "PowerState/running" }]),
+      "running",
+    );
+    assert.equal(powerStateFromStatuses([{ code: "ProvisioningState/updating" }]), undefined);
+    assert.equal(powerStateFromStatuses(undefined), undefined);
+  });
+});
+
+const arbitraryVm = fc.record({
+  resourceGroup: fc.constantFrom("rg-a", "rg-b"),
+  name: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
+  priority: fc.constantFrom("Spot", "Regular", "spot", undefined),
+  evictionPolicy: fc.constantFrom("Deallocate", "Delete", "deallocate", undefined),
+  maxPrice: fc.constantFrom(-1, 0.05, undefined),
+  tags: fc.oneof(
+    fc.constant({}),
+    fc.record({ AttemptRestartAfterEviction: fc.constantFrom("true", "True", "false", "") }),
+    fc.record({ attemptrestartafterevictioN: fc.constantFrom("TRUE", "no") }),
+    fc.record({ other: fc.constant("true") }),
+  ),
+  powerState: fc.constantFrom(
+    "running",
+    "starting",
+    "stopped",
+    "stopping",
+    "deallocating",
+    "deallocated",
+    undefined,
+  ),
+}) as fc.Arbitrary<ObservedVm>;
+
+function eligible(v: ObservedVm): boolean {
+  return (
+    v.priority?.toLowerCase() === "spot" &&
+    v.evictionPolicy?.toLowerCase() === "deallocate" &&
+    hasRestartTag(v.tags, tag) &&
+    v.powerState === "deallocated"
+  );
+}
+
+describe("selectRestartCandidates: properties", () => {
+  const population = fc.array(arbitraryVm, { maxLength: 60 });
+  const backoffs = fc.dictionary(fc.stringMatching(/^rg-[ab]\/[a-z]{1,3}$/), fc.integer({ min: -5, max: 5 }));
+
+  it("starts exactly the eligible VMs that are neither in backoff nor in flight", () => {
+    fc.assert(
+      fc.property(population, backoffs, fc.array(fc.nat(), { maxLength: 5 }), (vms, offsets, inFlightIdx) => {
+        const state: RestarterState = {
+          vms: Object.fromEntries(
+            Object.entries(offsets).map(([key, offset]) => {
+              const [rg = "", name = ""] = key.split("/");
+              return [key, { resourceGroup: rg, name, startAttempts: 1, backoffUntil: now + offset * 1000 }];
+            }),
+          ),
+        };
+        const inFlight = new Set(
+          inFlightIdx.flatMap((i) => {
+            const v = vms[i];
+            return v ? [vmKey(v.resourceGroup, v.name)] : [];
+          }),
+        );
+        const decisions = selectRestartCandidates(vms, state, now, tag, inFlight);
+        assert.equal(decisions.length, vms.length);
+        decisions.forEach((d, i) => {
+          const v = vms[i];
+          assert.ok(v);
+          assert.equal(d.vm, v);
+          const key = vmKey(v.resourceGroup, v.name);
+          const inBackoff = (state.vms[key]?.backoffUntil ?? Number.NEGATIVE_INFINITY) > now;
+          const expected = eligible(v) && !inBackoff && !inFlight.has(key);
+          assert.equal(d.action === "start", expected, JSON.stringify({ v, inBackoff }));
+        });
+      }),
+    );
+  });
+
+  it("never starts anything but a deallocated VM, whatever the state", () => {
+    fc.assert(
+      fc.property(population, (vms) => {
+        for (const d of selectRestartCandidates(vms, empty, now, tag)) {
+          if (d.action === "start") assert.equal(d.vm.powerState, "deallocated");
+        }
+      }),
+    );
+  });
+
+  it("is monotonic in time: a VM startable now stays startable later", () => {
+    fc.assert(
+      fc.property(population, backoffs, fc.nat({ max: 10_000 }), (vms, offsets, later) => {
+        const state: RestarterState = {
+          vms: Object.fromEntries(
+            Object.entries(offsets).map(([key, offset]) => {
+              const [rg = "", name = ""] = key.split("/");
+              return [key, { resourceGroup: rg, name, startAttempts: 1, backoffUntil: now + offset * 1000 }];
+            }),
+          ),
+        };
+        const a = selectRestartCandidates(vms, state, now, tag);
+        const b = selectRestartCandidates(vms, state, now + later, tag);
+        a.forEach((d, i) => {
+          if (d.action === "start") assert.equal(b[i]?.action, "start");
+        });
+      }),
+    );
+  });
+});
+
+describe("nextBackoff", () => {
+  it("doubles from 1 minute and caps at 30 minutes (no jitter at rng 0)", () => {
+    const zero = () => 0;
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 20].map((n) => nextBackoff(n, zero) / 60_000),
+      [1, 2, 4, 8, 16, 30, 30, 30],
+    );
+  });
+  it("stays within [80% of the un-jittered delay, the delay] and never exceeds the cap", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1_000 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 1, max: 600_000 }),
+        fc.integer({ min: 1, max: 10 }),
+        (attempts, r, initialMs, factor) => {
+          const policy = { initialMs, maxMs: initialMs * factor };
+          const delay = nextBackoff(attempts, () => r, policy);
+          const ceiling = Math.min(policy.maxMs, initialMs * 2 ** (attempts - 1));
+          assert.ok(delay <= policy.maxMs, `${delay} > cap`);
+          assert.ok(delay <= ceiling + 0.5 && delay >= Math.floor(ceiling * 0.8), `${delay} vs ${ceiling}`);
+        },
+      ),
+    );
+  });
+  it("never shrinks as failures accumulate (same jitter draw)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), (n, r) => {
+        assert.ok(nextBackoff(n + 1, () => r) >= nextBackoff(n, () => r));
+      }),
+    );
+  });
+  it("uses the default policy of 1 min / 30 min", () => {
+    assert.deepEqual(defaultBackoffPolicy, { initialMs: 60_000, maxMs: 1_800_000 });
+  });
+});
+
+describe("classifyStartOutcome", () => {
+  const facts = (f: Partial<AzureErrorFacts>): AzureErrorFacts => ({ message: "m", ...f });
+  it("success is started", () => assert.equal(classifyStartOutcome(undefined).kind, "started"));
+  for (const code of capacityCodes) {
+    it(`${code} is a capacity failure (backoff)`, () => {
+      assert.equal(classifyStartOutcome(facts({ code, operationFailed: true })).kind, "capacity");
+      assert.equal(classifyStartOutcome(facts({ code, statusCode: 409 })).kind, "capacity");
+    });
+  }
+  it("SpotPriceGreaterThanProvidedMaxPrice is a price failure, reported distinctly", () => {
+    assert.equal(classifyStartOutcome(facts({ code: "SpotPriceGreaterThanProvidedMaxPrice" })).kind, "price");
+  });
+  it("429 is throttling and carries Retry-After", () => {
+    const outcome = classifyStartOutcome(
+      facts({ statusCode: 429, code: "TooManyRequests", retryAfterMs: 5000 }),
+    );
+    assert.deepEqual(outcome.kind === "throttled" && outcome.retryAfterMs, 5000);
+  });
+  it("OperationNotAllowed with TooManyRequests details is throttling; without, a quota failure", () => {
+    assert.equal(
+      classifyStartOutcome(
+        facts({ statusCode: 409, code: "OperationNotAllowed", detailCodes: ["TooManyRequests"] }),
+      ).kind,
+      "throttled",
+    );
+    assert.equal(classifyStartOutcome(facts({ statusCode: 409, code: "OperationNotAllowed" })).kind, "quota");
+  });
+  it("404 means the VM is gone", () => {
+    assert.equal(classifyStartOutcome(facts({ statusCode: 404, code: "ResourceNotFound" })).kind, "gone");
+  });
+  it("409 means another operation: retry next cycle", () => {
+    assert.equal(
+      classifyStartOutcome(facts({ statusCode: 409, code: "OperationNotAllowedConflict" })).kind,
+      "conflict",
+    );
+  });
+  it("403 is fatal and names the missing permission (from the message, or by operation)", () => {
+    const named = classifyStartOutcome(
+      facts({
+        statusCode: 403,
+        code: "AuthorizationFailed",
+        message:
+          "The client 'x' with object id 'y' does not have authorization to perform action 'Microsoft.Compute/virtualMachines/start/action' over scope '/s'",
+      }),
+    );
+    assert.equal(
+      named.kind === "forbidden" && named.permission,
+      "Microsoft.Compute/virtualMachines/start/action",
+    );
+    const byOperation = classifyStartOutcome(facts({ statusCode: 403 }), "instanceView");
+    assert.equal(
+      byOperation.kind === "forbidden" && byOperation.permission,
+      "Microsoft.Compute/virtualMachines/instanceView/read",
+    );
+  });
+  it("401 is fatal (token refused)", () => {
+    assert.equal(
+      classifyStartOutcome(facts({ statusCode: 401, code: "InvalidAuthenticationToken" })).kind,
+      "unauthorized",
+    );
+  });
+  it("anything else backs off rather than tight-looping", () => {
+    assert.equal(
+      classifyStartOutcome(facts({ statusCode: 500, code: "InternalServerError" })).kind,
+      "failed",
+    );
+  });
+});
+
+describe("describeAzureError", () => {
+  it("reads the code out of a failed long-running operation", () => {
+    const facts = describeAzureError(
+      new Error(
+        "The long-running operation has failed. AllocationFailed. Allocation failed. Try again later.",
+      ),
+    );
+    assert.equal(facts.code, "AllocationFailed");
+    assert.equal(facts.operationFailed, true);
+  });
+  it("reads status, code, Retry-After and details off a RestError-shaped error", () => {
+    const error = Object.assign(new Error("slow down"), {
+      name: "RestError",
+      statusCode: 429,
+      code: "OperationNotAllowed",
+      details: { error: { code: "OperationNotAllowed", details: [{ code: "TooManyRequests" }] } },
+      response: { headers: { get: (n: string) => (n === "retry-after" ? "7" : undefined) } },
+    });
+    const facts = describeAzureError(error);
+    assert.equal(facts.statusCode, 429);
+    assert.equal(facts.retryAfterMs, 7000);
+    assert.ok(facts.detailCodes?.includes("TooManyRequests"));
+    assert.equal(classifyStartOutcome(facts).kind, "throttled");
+  });
+});
