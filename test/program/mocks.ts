@@ -7,7 +7,7 @@ import * as x509 from "@peculiar/x509";
 import type * as pulumi from "@pulumi/pulumi";
 import type { MockCallArgs, MockResourceArgs, MockResourceResult } from "@pulumi/pulumi/runtime";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 export const TENANT_ID = "11111111-1111-4111-8111-111111111111";
 export const SUBSCRIPTION_ID = "22222222-2222-4222-8222-222222222222";

@@ -1,0 +1,307 @@
+// The components under Pulumi mocks: what gets created, with which inputs, under which parent.
+import assert from "node:assert/strict";
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import { before, describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+import type { SpotRestarterConfig } from "../../config";
+import {
+  createProgramMocks,
+  findResource,
+  type ProgramMocks,
+  promiseOf,
+  type RecordedResource,
+  resourcesOfType,
+  SUBSCRIPTION_ID,
+  TENANT_ID,
+  vmId,
+} from "./mocks";
+
+type Built = ReturnType<typeof import("../../components/SpotRestarter").buildSpotRestarter>;
+
+const T = {
+  application: "azuread:index/application:Application",
+  servicePrincipal: "azuread:index/servicePrincipal:ServicePrincipal",
+  applicationCertificate: "azuread:index/applicationCertificate:ApplicationCertificate",
+  privateKey: "tls:index/privateKey:PrivateKey",
+  selfSignedCert: "tls:index/selfSignedCert:SelfSignedCert",
+  roleDefinition: "azure-native:authorization:RoleDefinition",
+  roleAssignment: "azure-native:authorization:RoleAssignment",
+  tagAtScope: "azure-native:resources:TagAtScope",
+} as const;
+
+const RG = "personal-network";
+const RG_SCOPE = `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/${RG}`;
+const CONTRIBUTOR = `/subscriptions/${SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c`;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const baseConfig: SpotRestarterConfig = {
+  resourceGroupName: RG,
+  restartableVms: [],
+  roleMode: "contributor",
+  certificateValidityDays: 365,
+  certificateRenewalDays: 30,
+  principalName: "spot-restarter-test",
+};
+
+let mocks: ProgramMocks;
+let buildSpotRestarter: typeof import("../../components/SpotRestarter").buildSpotRestarter;
+
+/** Waits until every registration the program started has been answered by the mocks. */
+async function settled(): Promise<void> {
+  // biome-ignore lint/suspicious/noExplicitAny: waitForRPCs is exported at runtime but marked @internal.
+  await (pulumi.runtime as any).waitForRPCs();
+}
+
+async function build(name: string, config: Partial<SpotRestarterConfig>): Promise<Built> {
+  const built = buildSpotRestarter({ ...baseConfig, ...config }, { name, stack: "test" });
+  await Promise.all([
+    promiseOf(built.certificatePem),
+    promiseOf(built.restartableVms),
+    promiseOf(built.resourceGroupName),
+    promiseOf(built.tenantId),
+  ]);
+  await settled();
+  return built;
+}
+
+const byPrefix = (type: string, prefix: string): RecordedResource[] =>
+  resourcesOfType(mocks, type, `${prefix}-`);
+
+before(async () => {
+  mocks = createProgramMocks([
+    { resourceGroup: RG, name: "ubuntu-backup-server-spot" },
+    { resourceGroup: RG, name: "build_box.2" },
+  ]);
+  await pulumi.runtime.setMocks(mocks.mocks, "spot-restarter", "test", false);
+  ({ buildSpotRestarter } = await import("../../components/SpotRestarter"));
+});
+
+describe("contributor mode with two VMs", () => {
+  let built: Built;
+  before(async () => {
+    built = await build("c", { restartableVms: ["ubuntu-backup-server-spot", "build_box.2"] });
+  });
+
+  it("assigns Contributor on exactly the resource group to the service principal's object id", () => {
+    const assignment = findResource(mocks, T.roleAssignment, "c-access-assignment");
+    const sp = findResource(mocks, T.servicePrincipal, "c-principal-sp");
+    const app = findResource(mocks, T.application, "c-principal-app");
+    assert.equal(assignment.inputs.scope, RG_SCOPE);
+    assert.equal(assignment.inputs.principalId, sp.state.objectId);
+    assert.notEqual(assignment.inputs.principalId, app.state.objectId);
+    assert.notEqual(assignment.inputs.principalId, app.state.clientId);
+    assert.equal(assignment.inputs.principalType, "ServicePrincipal");
+    assert.equal(assignment.inputs.roleDefinitionId, CONTRIBUTOR);
+    assert.deepEqual(byPrefix(T.roleDefinition, "c"), [], "no custom role in contributor mode");
+  });
+
+  it("tags each configured VM once, scope = the VM's id, exactly our tag", () => {
+    const tags = byPrefix(T.tagAtScope, "c");
+    assert.equal(tags.length, 2);
+    for (const vm of ["ubuntu-backup-server-spot", "build_box.2"]) {
+      const tag = findResource(mocks, T.tagAtScope, `c-tag-${vm}-tags`);
+      assert.equal(tag.inputs.scope, vmId(RG, vm));
+      assert.deepEqual(tag.inputs.properties, { tags: { AttemptRestartAfterEviction: "true" } });
+    }
+  });
+
+  it("looks each VM up with compute.getVirtualMachine", () => {
+    const lookups = mocks.calls
+      .filter((call) => call.token === "azure-native:compute:getVirtualMachine")
+      .map((call) => call.inputs);
+    for (const vmName of ["ubuntu-backup-server-spot", "build_box.2"]) {
+      assert.ok(
+        lookups.some((inputs) => inputs.resourceGroupName === RG && inputs.vmName === vmName),
+        vmName,
+      );
+    }
+  });
+
+  it("makes an Entra application and its service principal", () => {
+    const app = findResource(mocks, T.application, "c-principal-app");
+    const sp = findResource(mocks, T.servicePrincipal, "c-principal-sp");
+    assert.equal(app.inputs.displayName, "spot-restarter-test");
+    assert.equal(sp.inputs.clientId, app.state.clientId);
+  });
+
+  it("issues an RSA key and a client-auth certificate with the configured validity and renewal", () => {
+    const key = findResource(mocks, T.privateKey, "c-principal-key");
+    assert.equal(key.inputs.algorithm, "RSA");
+    const cert = findResource(mocks, T.selfSignedCert, "c-principal-cert");
+    assert.equal(cert.inputs.validityPeriodHours, 365 * 24);
+    assert.equal(cert.inputs.earlyRenewalHours, 30 * 24);
+    assert.ok((cert.inputs.allowedUses as string[]).includes("client_auth"));
+    assert.deepEqual(
+      cert.secretInputs,
+      ["privateKeyPem"],
+      "the key reaches the certificate only as a secret",
+    );
+  });
+
+  it("registers the certificate with the application: AsymmetricX509Cert, PEM, end date = validity end", () => {
+    const app = findResource(mocks, T.application, "c-principal-app");
+    const cert = findResource(mocks, T.selfSignedCert, "c-principal-cert");
+    const credential = findResource(mocks, T.applicationCertificate, "c-principal-app-cert");
+    assert.equal(credential.inputs.applicationId, app.id);
+    assert.match(String(credential.inputs.applicationId), /^\/applications\//);
+    assert.equal(credential.inputs.type, "AsymmetricX509Cert");
+    assert.equal(credential.inputs.encoding, "pem");
+    assert.equal(credential.inputs.value, cert.state.certPem);
+    assert.equal(credential.inputs.endDate, cert.state.validityEndTime);
+  });
+
+  it("exports certificatePem as a secret: the certificate, then its PKCS#8 private key", async () => {
+    assert.equal(await pulumi.isSecret(built.certificatePem), true);
+    const pem = await promiseOf(built.certificatePem);
+    const blocks = [...pem.matchAll(/-----BEGIN ([A-Z ]+)-----/g)].map((match) => match[1]);
+    assert.deepEqual(blocks, ["CERTIFICATE", "PRIVATE KEY"]);
+    const certificate = new X509Certificate(pem);
+    const privateKey = createPrivateKey(pem);
+    assert.equal(privateKey.asymmetricKeyType, "rsa");
+    assert.ok(certificate.checkPrivateKey(privateKey), "the key belongs to the certificate");
+    assert.equal(
+      createPublicKey(privateKey).export({ type: "spki", format: "pem" }),
+      certificate.publicKey.export({ type: "spki", format: "pem" }),
+    );
+    assert.ok(certificate.keyUsage?.includes("1.3.6.1.5.5.7.3.2"), "extended key usage clientAuth");
+    const lifetimeMs = new Date(certificate.validTo).getTime() - new Date(certificate.validFrom).getTime();
+    assert.equal(lifetimeMs, 365 * 24 * 3_600_000);
+    // The exported expiry and the Entra credential's end date are the certificate's own notAfter.
+    const expiresOn = await promiseOf(built.certificateExpiresOn);
+    assert.equal(new Date(expiresOn).getTime(), new Date(certificate.validTo).getTime());
+    const credential = findResource(mocks, T.applicationCertificate, "c-principal-app-cert");
+    assert.equal(credential.inputs.endDate, expiresOn);
+  });
+
+  it("exports the ids from the right places", async () => {
+    const app = findResource(mocks, T.application, "c-principal-app");
+    assert.equal(await promiseOf(built.tenantId), TENANT_ID);
+    assert.equal(await promiseOf(built.subscriptionId), SUBSCRIPTION_ID);
+    assert.equal(await promiseOf(built.clientId), app.state.clientId);
+    assert.equal(await promiseOf(built.resourceGroupName), RG);
+    assert.deepEqual(await promiseOf(built.restartTag), {
+      name: "AttemptRestartAfterEviction",
+      value: "true",
+    });
+    assert.deepEqual(await promiseOf(built.restartableVms), ["ubuntu-backup-server-spot", "build_box.2"]);
+    assert.equal(
+      await promiseOf(built.installCommand),
+      "pulumi stack output --stack test --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -",
+    );
+  });
+
+  it("parents every child to its component and names it from the component's name", () => {
+    // The mock monitor's URNs carry the parent's type: urn:pulumi:<stack>::<project>::<ParentType>$<Type>::<name>.
+    const urns = [
+      ...(pulumi.runtime.getMonitor() as unknown as { resources: Map<string, unknown> }).resources.keys(),
+    ];
+    const entries = urns
+      .map((urn) => urn.split("::"))
+      .map(([, , types, name]) => {
+        const chain = types.split("$");
+        return { parentType: chain.length > 1 ? chain[0] : undefined, type: chain.at(-1), name };
+      })
+      .filter((entry) => entry.name === "c" || entry.name.startsWith("c-"));
+    const expected: Record<string, [parentType: string | undefined, namePrefix: string]> = {
+      "spot-restarter:index:SpotRestarter": [undefined, "c"],
+      "spot-restarter:identity:RestartPrincipal": ["spot-restarter:index:SpotRestarter", "c-"],
+      "spot-restarter:access:ResourceGroupAccess": ["spot-restarter:index:SpotRestarter", "c-"],
+      "spot-restarter:tags:RestartTag": ["spot-restarter:index:SpotRestarter", "c-"],
+      [T.application]: ["spot-restarter:identity:RestartPrincipal", "c-principal-"],
+      [T.servicePrincipal]: ["spot-restarter:identity:RestartPrincipal", "c-principal-"],
+      [T.applicationCertificate]: ["spot-restarter:identity:RestartPrincipal", "c-principal-"],
+      [T.privateKey]: ["spot-restarter:identity:RestartPrincipal", "c-principal-"],
+      [T.selfSignedCert]: ["spot-restarter:identity:RestartPrincipal", "c-principal-"],
+      [T.roleAssignment]: ["spot-restarter:access:ResourceGroupAccess", "c-access-"],
+      [T.tagAtScope]: ["spot-restarter:tags:RestartTag", "c-tag-"],
+    };
+    assert.equal(
+      entries.length,
+      5 + 5 + 1 + 2, // 5 components, 5 identity, 1 assignment, 2 tags
+      entries.map((e) => `${e.type}::${e.name}`).join("\n"),
+    );
+    for (const entry of entries) {
+      const rule = expected[entry.type ?? ""];
+      assert.ok(rule, `unexpected resource ${entry.type}::${entry.name}`);
+      assert.equal(entry.parentType, rule[0], `${entry.type}::${entry.name} parent`);
+      assert.ok(entry.name.startsWith(rule[1]), `${entry.type}::${entry.name} is named from its parent`);
+    }
+    for (const vm of ["ubuntu-backup-server-spot", "build_box.2"]) {
+      assert.ok(
+        entries.some((e) => e.type === T.tagAtScope && e.name === `c-tag-${vm}-tags`),
+        vm,
+      );
+    }
+  });
+});
+
+describe("least-privilege mode with no VMs", () => {
+  before(async () => {
+    await build("lp", { roleMode: "least-privilege", restartableVms: [] });
+  });
+
+  it("defines a custom role with only the runtime's actions, assignable only at the group", () => {
+    const role = findResource(mocks, T.roleDefinition, "lp-access-role");
+    assert.equal(role.inputs.scope, RG_SCOPE);
+    assert.deepEqual(role.inputs.assignableScopes, [RG_SCOPE]);
+    assert.deepEqual(role.inputs.permissions, [
+      {
+        actions: [
+          "Microsoft.Compute/virtualMachines/read",
+          "Microsoft.Compute/virtualMachines/instanceView/read",
+          "Microsoft.Compute/virtualMachines/start/action",
+          "Microsoft.Compute/virtualMachines/simulateEviction/action",
+        ],
+        notActions: [],
+      },
+    ]);
+    assert.match(String(role.inputs.roleDefinitionId), GUID);
+    assert.equal(role.inputs.roleName, `spot-restarter-test (restart Spot VMs in ${RG})`);
+  });
+
+  it("assigns that role (subscription-level id) on the group to the service principal", () => {
+    const role = findResource(mocks, T.roleDefinition, "lp-access-role");
+    const assignment = findResource(mocks, T.roleAssignment, "lp-access-assignment");
+    const sp = findResource(mocks, T.servicePrincipal, "lp-principal-sp");
+    assert.equal(assignment.inputs.scope, RG_SCOPE);
+    assert.equal(assignment.inputs.principalId, sp.state.objectId);
+    assert.equal(assignment.inputs.principalType, "ServicePrincipal");
+    assert.equal(
+      assignment.inputs.roleDefinitionId,
+      `/subscriptions/${SUBSCRIPTION_ID}/providers/Microsoft.Authorization/roleDefinitions/${role.inputs.roleDefinitionId}`,
+    );
+  });
+
+  it("creates no TagAtScope when the list is empty", () => {
+    assert.deepEqual(byPrefix(T.tagAtScope, "lp"), []);
+    assert.deepEqual(
+      mocks.resources
+        .filter((resource) => resource.name.startsWith("lp-"))
+        .map((resource) => resource.type)
+        .sort(),
+      [
+        T.application,
+        T.applicationCertificate,
+        T.roleAssignment,
+        T.roleDefinition,
+        T.selfSignedCert,
+        T.servicePrincipal,
+        T.privateKey,
+      ].sort(),
+    );
+  });
+});
+
+describe("invokes", () => {
+  it("uses only the lookups the mocks answer (any other invoke throws)", () => {
+    const tokens = new Set(mocks.calls.map((call) => call.token));
+    assert.deepEqual(
+      [...tokens].sort(),
+      [
+        "azure-native:authorization:getClientConfig",
+        "azure-native:compute:getVirtualMachine",
+        "azuread:index/getClientConfig:getClientConfig",
+      ].sort(),
+    );
+  });
+});

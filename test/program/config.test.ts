@@ -1,0 +1,233 @@
+// Config validation: pure functions, no mocks. Exact messages, because they are the user interface.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  parseConfig,
+  validateDays,
+  validateResourceGroupName,
+  validateRestartableVms,
+  validateRoleMode,
+  validateVmName,
+} from "../../config";
+
+const valid = { resourceGroupName: "personal-network" };
+
+describe("parseConfig", () => {
+  it("applies the DESIGN.md defaults", () => {
+    assert.deepEqual(parseConfig(valid, "dev"), {
+      resourceGroupName: "personal-network",
+      restartableVms: [],
+      roleMode: "contributor",
+      certificateValidityDays: 365,
+      certificateRenewalDays: 30,
+      principalName: "spot-restarter-dev",
+    });
+  });
+
+  it("takes every key as Pulumi hands it over (strings, arrays as JSON)", () => {
+    assert.deepEqual(
+      parseConfig(
+        {
+          resourceGroupName: "rg",
+          restartableVms: '["ubuntu-backup-server-spot","build_box.2"]',
+          roleMode: "least-privilege",
+          certificateValidityDays: "90",
+          certificateRenewalDays: "14",
+          principalName: "my restarter",
+        },
+        "prod",
+      ),
+      {
+        resourceGroupName: "rg",
+        restartableVms: ["ubuntu-backup-server-spot", "build_box.2"],
+        roleMode: "least-privilege",
+        certificateValidityDays: 90,
+        certificateRenewalDays: 14,
+        principalName: "my restarter",
+      },
+    );
+  });
+
+  it("rejects a missing resourceGroupName", () => {
+    assert.throws(() => parseConfig({}, "dev"), {
+      message:
+        "spot-restarter:resourceGroupName is required: the resource group that holds your Spot VMs. " +
+        "Fix: pulumi config set resourceGroupName <group>",
+    });
+    assert.throws(() => parseConfig({ resourceGroupName: "  " }, "dev"), /resourceGroupName is required/);
+  });
+
+  it("rejects validity not greater than renewal", () => {
+    const message =
+      "spot-restarter:certificateValidityDays (30) must be greater than spot-restarter:certificateRenewalDays (30), " +
+      "or every `pulumi up` would re-issue the certificate. " +
+      "Fix: pulumi config set certificateValidityDays 365 && pulumi config set certificateRenewalDays 30";
+    assert.throws(
+      () => parseConfig({ ...valid, certificateValidityDays: "30", certificateRenewalDays: "30" }, "dev"),
+      { message },
+    );
+    assert.throws(
+      () => parseConfig({ ...valid, certificateValidityDays: "20" }, "dev"),
+      /certificateValidityDays \(20\) must be greater than spot-restarter:certificateRenewalDays \(30\)/,
+    );
+  });
+
+  it("rejects a blank principalName", () => {
+    assert.throws(() => parseConfig({ ...valid, principalName: " " }, "dev"), {
+      message:
+        'spot-restarter:principalName must be a non-blank display name without control characters, got " ". ' +
+        'Fix: pulumi config rm principalName (default "spot-restarter-dev")',
+    });
+  });
+});
+
+describe("validateResourceGroupName", () => {
+  it("accepts Azure's characters", () => {
+    for (const name of ["rg", "Personal_Network(prod).1", "ä-gruppe", "x".repeat(90)]) {
+      assert.equal(validateResourceGroupName(name), name);
+    }
+  });
+  it("rejects names Azure rejects", () => {
+    for (const name of ["ends.", "has space", "slash/", "x".repeat(91)]) {
+      assert.throws(() => validateResourceGroupName(name), {
+        message:
+          `spot-restarter:resourceGroupName "${name}" is not a valid resource group name: use 1-90 letters, digits, ` +
+          "'_', '(', ')', '-' or '.', not ending in '.'. Fix: pulumi config set resourceGroupName <group>",
+      });
+    }
+  });
+});
+
+describe("validateVmName", () => {
+  it("accepts 1-64 letters, digits, '-', '_', '.' starting alphanumeric", () => {
+    for (const name of ["a", "9", "ubuntu-backup-server-spot", "build_box.2", "vm_", "a".repeat(64)]) {
+      assert.equal(validateVmName(name, 0), name);
+    }
+  });
+
+  it("rejects names that break Azure's rules, naming the entry and the fix", () => {
+    for (const name of [
+      "",
+      "-vm",
+      "_vm",
+      ".vm",
+      "vm-",
+      "vm.",
+      "my vm",
+      "vm/1",
+      "vm@x",
+      "ü",
+      "a".repeat(65),
+    ]) {
+      assert.throws(() => validateVmName(name, 3), {
+        message:
+          `spot-restarter:restartableVms[3] "${name}" is not a valid Azure VM name: use 1-64 letters, digits, ` +
+          "'-', '_' or '.', starting with a letter or digit and not ending with '.' or '-'. " +
+          "Fix: pulumi config set --path 'restartableVms[3]' <vm-name>",
+      });
+    }
+  });
+
+  it("rejects non-strings", () => {
+    assert.throws(() => validateVmName(42, 1), {
+      message:
+        "spot-restarter:restartableVms[1] must be a VM name (a string), got 42. " +
+        "Fix: pulumi config set --path 'restartableVms[1]' <vm-name>",
+    });
+  });
+
+  it("agrees with the rule on arbitrary strings (property)", () => {
+    const rule = (s: string) =>
+      s.length >= 1 &&
+      s.length <= 64 &&
+      /^[A-Za-z0-9_.-]*$/.test(s) &&
+      /^[A-Za-z0-9]/.test(s) &&
+      !s.endsWith(".") &&
+      !s.endsWith("-");
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(..."aZ09-_. /é".split("")), maxLength: 70 }), (s) => {
+        let accepted = true;
+        try {
+          validateVmName(s, 0);
+        } catch {
+          accepted = false;
+        }
+        return accepted === rule(s);
+      }),
+    );
+  });
+});
+
+describe("validateRestartableVms", () => {
+  it("defaults to an empty list", () => {
+    assert.deepEqual(validateRestartableVms(undefined), []);
+    assert.deepEqual(validateRestartableVms("[]"), []);
+  });
+
+  it("rejects duplicates, case-insensitively like Azure", () => {
+    assert.throws(() => validateRestartableVms('["vm1","vm2","VM1"]'), {
+      message:
+        'spot-restarter:restartableVms lists "VM1" twice (entries 0 and 2; Azure VM names are case-insensitive). ' +
+        "Fix: pulumi config rm --path 'restartableVms[2]'",
+    });
+  });
+
+  it("rejects a value that is not a list", () => {
+    const fix =
+      "Fix: pulumi config rm restartableVms && pulumi config set --path 'restartableVms[0]' <vm-name>";
+    assert.throws(() => validateRestartableVms("vm1"), {
+      message: `spot-restarter:restartableVms must be a list of VM names, got "vm1". ${fix}`,
+    });
+    assert.throws(() => validateRestartableVms('{"a":1}'), {
+      message: `spot-restarter:restartableVms must be a list of VM names, got {"a":1}. ${fix}`,
+    });
+  });
+
+  it("rejects an invalid entry by its index", () => {
+    assert.throws(() => validateRestartableVms('["ok","bad-"]'), /restartableVms\[1\] "bad-" is not a valid/);
+  });
+});
+
+describe("validateRoleMode", () => {
+  it("accepts the two modes and defaults to contributor", () => {
+    assert.equal(validateRoleMode(undefined), "contributor");
+    assert.equal(validateRoleMode("contributor"), "contributor");
+    assert.equal(validateRoleMode("least-privilege"), "least-privilege");
+  });
+  it("rejects anything else", () => {
+    assert.throws(() => validateRoleMode("owner"), {
+      message:
+        'spot-restarter:roleMode "owner" is not a role mode: use "contributor" or "least-privilege". ' +
+        "Fix: pulumi config set roleMode least-privilege",
+    });
+    assert.throws(() => validateRoleMode("Contributor"), /"Contributor" is not a role mode/);
+  });
+});
+
+describe("validateDays", () => {
+  it("parses whole numbers in range", () => {
+    assert.equal(validateDays("certificateValidityDays", "365", 365, 2, 3650), 365);
+    assert.equal(validateDays("certificateValidityDays", undefined, 365, 2, 3650), 365);
+  });
+  it("rejects numbers out of range, fractions and text", () => {
+    for (const raw of ["0", "1", "3651", "-5", "36.5", "1e3", "abc", "0x10"]) {
+      assert.throws(() => validateDays("certificateValidityDays", raw, 365, 2, 3650), {
+        message:
+          `spot-restarter:certificateValidityDays must be a whole number of days from 2 to 3650, got ${JSON.stringify(raw)}. ` +
+          "Fix: pulumi config set certificateValidityDays 365",
+      });
+    }
+  });
+  it("is what parseConfig uses for both numbers", () => {
+    assert.throws(() => parseConfig({ ...valid, certificateRenewalDays: "0" }, "dev"), {
+      message:
+        'spot-restarter:certificateRenewalDays must be a whole number of days from 1 to 3649, got "0". ' +
+        "Fix: pulumi config set certificateRenewalDays 30",
+    });
+    assert.throws(
+      () => parseConfig({ ...valid, certificateValidityDays: "99999" }, "dev"),
+      /certificateValidityDays must be a whole number of days from 2 to 3650, got "99999"/,
+    );
+  });
+});

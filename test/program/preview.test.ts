@@ -1,0 +1,123 @@
+// The program as `pulumi preview` runs it (index.ts, preview mode, mocks) in a child process: bad config
+// and bad VMs must stop it with a message that names the problem and the fix.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { MockVm } from "./mocks";
+
+const FIXTURE = join(__dirname, "fixtures", "preview.ts");
+const RG = "personal-network";
+
+interface PreviewResult {
+  exitCode: number;
+  errors: string[];
+  resources: string[];
+}
+
+function preview(scenario: {
+  config: Record<string, string>;
+  vms?: MockVm[];
+  armTenantId?: string;
+}): Promise<PreviewResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", FIXTURE],
+      { env: { ...process.env, SCENARIO: JSON.stringify(scenario) }, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== "number") return reject(error);
+        const last = stdout.trim().split("\n").at(-1) ?? "{}";
+        resolve({
+          exitCode: typeof error?.code === "number" ? error.code : 0,
+          errors: stderr.split("\n").filter((line) => line.trim() !== ""),
+          resources: (JSON.parse(last) as { resources?: string[] }).resources ?? [],
+        });
+      },
+    );
+  });
+}
+
+describe("pulumi preview of index.ts", { concurrency: true }, () => {
+  it("succeeds for good config and Spot VMs, tagging each", async () => {
+    const result = await preview({
+      config: { resourceGroupName: RG, restartableVms: '["ubuntu-backup-server-spot"]' },
+      vms: [{ resourceGroup: RG, name: "ubuntu-backup-server-spot" }],
+    });
+    assert.deepEqual(result.errors, []);
+    assert.equal(result.exitCode, 0);
+    assert.ok(
+      result.resources.includes(
+        "azure-native:resources:TagAtScope::spot-restarter-tag-ubuntu-backup-server-spot-tags",
+      ),
+      result.resources.join("\n"),
+    );
+  });
+
+  it("fails for a VM that does not exist, is not Spot, or is deleted on eviction", async () => {
+    const result = await preview({
+      config: { resourceGroupName: RG, restartableVms: '["ok-spot","gone","regular-vm","delete-vm"]' },
+      vms: [
+        { resourceGroup: RG, name: "ok-spot" },
+        { resourceGroup: RG, name: "regular-vm", priority: "Regular" },
+        { resourceGroup: RG, name: "delete-vm", priority: "Spot", evictionPolicy: "Delete" },
+      ],
+    });
+    assert.equal(result.exitCode, 1);
+    const hint = (vm: string) =>
+      `Fix it in Azure, or stop tagging it: remove "${vm}" from spot-restarter:restartableVms ` +
+      "(pulumi config rm --path 'restartableVms[N]', N its position from 0)";
+    const expected = [
+      `VM "gone" was not found in resource group "${RG}" (or this identity cannot read it): ` +
+        `ResourceNotFound: The Resource 'Microsoft.Compute/virtualMachines/gone' under resource group '${RG}' ` +
+        `was not found. Check the name with \`az vm list -g ${RG} -o table\`. ${hint("gone")}`,
+      `VM "regular-vm" in resource group "${RG}" is not a Spot VM (priority: Regular); only evicted Spot VMs ` +
+        `need restarting. ${hint("regular-vm")}`,
+      `VM "delete-vm" in resource group "${RG}" has eviction policy Delete: Azure deletes it on eviction, so ` +
+        `there is nothing to restart. Recreate it with --eviction-policy Deallocate. ${hint("delete-vm")}`,
+    ];
+    for (const message of expected) {
+      assert.ok(
+        result.errors.some((line) => line.endsWith(message)),
+        `missing:\n${message}\nin:\n${result.errors.join("\n")}`,
+      );
+    }
+    assert.ok(!result.errors.some((line) => line.includes('"ok-spot"')), "the good VM is not blamed");
+  });
+
+  it("fails when azuread and azure-native are signed in to different tenants", async () => {
+    const result = await preview({
+      config: { resourceGroupName: RG },
+      armTenantId: "99999999-9999-4999-8999-999999999999",
+    });
+    assert.equal(result.exitCode, 1);
+    assert.ok(
+      result.errors.some((line) =>
+        line.includes(
+          "The azuread provider is signed in to tenant 11111111-1111-4111-8111-111111111111 but azure-native " +
+            "to tenant 99999999-9999-4999-8999-999999999999",
+        ),
+      ),
+      result.errors.join("\n"),
+    );
+  });
+
+  it("fails before creating anything when resourceGroupName is missing", async () => {
+    const result = await preview({ config: {} });
+    assert.equal(result.exitCode, 1);
+    assert.deepEqual(result.errors, [
+      "spot-restarter:resourceGroupName is required: the resource group that holds your Spot VMs. " +
+        "Fix: pulumi config set resourceGroupName <group>",
+    ]);
+    assert.deepEqual(result.resources, []);
+  });
+
+  it("fails on duplicate VM names from config", async () => {
+    const result = await preview({ config: { resourceGroupName: RG, restartableVms: '["a","a"]' } });
+    assert.equal(result.exitCode, 1);
+    assert.deepEqual(result.errors, [
+      'spot-restarter:restartableVms lists "a" twice (entries 0 and 1; Azure VM names are case-insensitive). ' +
+        "Fix: pulumi config rm --path 'restartableVms[1]'",
+    ]);
+  });
+});
