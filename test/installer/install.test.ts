@@ -263,8 +263,12 @@ describe("install into a temporary root", () => {
     const caFile = join(tempDir("ca"), "ca.pem");
     await fs.writeFile(caFile, certificate.certificatePem);
     const root = tempDir("root");
-    const host = recordingHost({ bundlePath, env: { NODE_EXTRA_CA_CERTS: caFile } });
-    assert.equal(await install(installOptions(root, outputsFile), host), 0, host.stderrText());
+    const host = recordingHost({ bundlePath });
+    assert.equal(
+      await install(installOptions(root, outputsFile, { extraCaCerts: caFile }), host),
+      0,
+      host.stderrText(),
+    );
     assert.equal(
       await fs.readFile(join(root, "etc/spot-restarter/extra-ca.pem"), "utf8"),
       certificate.certificatePem,

@@ -50,8 +50,8 @@ export interface InstallOptions {
    */
   cloud?: CloudEndpoints;
   /**
-   * A PEM bundle of extra CA certificates for the runtime (copied to /etc/spot-restarter/extra-ca.pem
-   * and handed to the service as NODE_EXTRA_CA_CERTS). Defaults to the installer's own NODE_EXTRA_CA_CERTS.
+   * A PEM bundle of extra CA certificates for the runtime (--extra-ca-certs): copied to
+   * /etc/spot-restarter/extra-ca.pem and handed to the service and the cron job as NODE_EXTRA_CA_CERTS.
    */
   extraCaCerts?: string;
 }
@@ -261,13 +261,13 @@ async function readExtraCaCerts(path: string | undefined): Promise<Buffer | unde
     content = await fs.readFile(path);
   } catch (error) {
     throw new InstallerError(
-      `cannot read the extra CA certificates ${path} (NODE_EXTRA_CA_CERTS): ${(error as Error).message}`,
+      `cannot read the extra CA certificates ${path} (--extra-ca-certs): ${(error as Error).message}`,
       2,
       { cause: error },
     );
   }
   if (!content.toString("utf8").includes("-----BEGIN CERTIFICATE-----")) {
-    throw new InstallerError(`${path} (NODE_EXTRA_CA_CERTS) holds no PEM certificate`, 2);
+    throw new InstallerError(`${path} (--extra-ca-certs) holds no PEM certificate`, 2);
   }
   return content;
 }
@@ -333,8 +333,15 @@ async function verifyInstalledConfig(
       context.out(`             | ${outputLine}`);
   }
   if (result.code !== 0) {
+    // Exit codes of the runtime CLI (runtime/src/errors.ts): 3 authentication, 4 permission.
+    const why =
+      result.code === 3
+        ? "the runtime could not log in with this certificate: check the stack outputs come from the latest `pulumi up`, that this host reaches the Entra ID authority (login.microsoftonline.com) and that its clock is right"
+        : result.code === 4
+          ? "the runtime logged in but may not list the resource group: a new role assignment can take a few minutes to reach Azure Resource Manager, so wait and re-run; otherwise check the role assignment `pulumi up` made"
+          : "the runtime could not complete one dry-run cycle with this config (see its output above)";
     context.err(
-      `spot-restarter install: verification failed (exit code ${result.code}): the runtime could not log in or list the resource group with this config (see its output above). Check the stack outputs are from the current \`pulumi up\`, that this host reaches login.microsoftonline.com and management.azure.com, and that the clock is right; re-run, or pass --no-verify to skip this check.`,
+      `spot-restarter install: verification failed (exit code ${result.code}): ${why}. The files are in place; nothing was enabled or restarted. Re-run install, or pass --no-verify to skip this check.`,
     );
     return false;
   }
@@ -395,7 +402,9 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
 
   const bundlePath = host.bundlePath ?? resolve(process.argv[1] ?? "");
   const bundle = await readBundle(bundlePath);
-  const extraCaCertsPath = options.extraCaCerts ?? context.env.NODE_EXTRA_CA_CERTS;
+  // Only when asked (--extra-ca-certs): a NODE_EXTRA_CA_CERTS the installer happens to run with is
+  // often a workstation's own bundle, and the verification run inherits it anyway.
+  const extraCaCertsPath = options.extraCaCerts;
   const extraCaCerts = await readExtraCaCerts(extraCaCertsPath);
   if (extraCaCertsPath) context.out(`  extra CA certificates from ${extraCaCertsPath}`);
 
