@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+// Components create nothing at import time, so a static import before setMocks is safe.
+import { buildSpotRestarter } from "../../components/SpotRestarter";
 import type { SpotRestarterConfig } from "../../config";
 import {
   createProgramMocks,
@@ -16,7 +18,7 @@ import {
   vmId,
 } from "./mocks";
 
-type Built = ReturnType<typeof import("../../components/SpotRestarter").buildSpotRestarter>;
+type Built = ReturnType<typeof buildSpotRestarter>;
 
 const T = {
   application: "azuread:index/application:Application",
@@ -44,7 +46,6 @@ const baseConfig: SpotRestarterConfig = {
 };
 
 let mocks: ProgramMocks;
-let buildSpotRestarter: typeof import("../../components/SpotRestarter").buildSpotRestarter;
 
 /** Waits until every registration the program started has been answered by the mocks. */
 async function settled(): Promise<void> {
@@ -73,7 +74,6 @@ before(async () => {
     { resourceGroup: RG, name: "build_box.2" },
   ]);
   await pulumi.runtime.setMocks(mocks.mocks, "spot-restarter", "test", false);
-  ({ buildSpotRestarter } = await import("../../components/SpotRestarter"));
 });
 
 describe("contributor mode with two VMs", () => {

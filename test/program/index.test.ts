@@ -1,0 +1,86 @@
+// index.ts as a whole: it exports exactly DESIGN.md's stack outputs, with the right shapes.
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { before, describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+import { createProgramMocks, promiseOf, SUBSCRIPTION_ID, TENANT_ID } from "./mocks";
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// RFC 3339 date-time with a time zone (Z or ±hh:mm), optional fraction.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const STACK_OUTPUTS = [
+  "tenantId",
+  "subscriptionId",
+  "clientId",
+  "resourceGroupName",
+  "restartTag",
+  "restartableVms",
+  "certificatePem",
+  "certificateExpiresOn",
+  "installCommand",
+];
+
+let program: Record<string, pulumi.Output<unknown>>;
+
+before(async () => {
+  const mocks = createProgramMocks([
+    { resourceGroup: "personal-network", name: "ubuntu-backup-server-spot" },
+    { resourceGroup: "personal-network", name: "vpn-dev" },
+  ]);
+  pulumi.runtime.setAllConfig({
+    "spot-restarter:resourceGroupName": "personal-network",
+    "spot-restarter:restartableVms": '["ubuntu-backup-server-spot","vpn-dev"]',
+    "spot-restarter:roleMode": "least-privilege",
+    "spot-restarter:certificateValidityDays": "180",
+    "spot-restarter:certificateRenewalDays": "20",
+  });
+  await pulumi.runtime.setMocks(mocks.mocks, "spot-restarter", "dev", false);
+  program = require("../../index");
+});
+
+describe("index.ts stack outputs", () => {
+  it("exports exactly the DESIGN.md names", () => {
+    assert.deepEqual(Object.keys(program).sort(), [...STACK_OUTPUTS].sort());
+    for (const name of STACK_OUTPUTS) assert.ok(pulumi.Output.isInstance(program[name]), name);
+  });
+
+  it("has the right shapes", async () => {
+    const value = async (name: string) => promiseOf(program[name]);
+    assert.equal(await value("tenantId"), TENANT_ID);
+    assert.equal(await value("subscriptionId"), SUBSCRIPTION_ID);
+    assert.match(String(await value("clientId")), GUID);
+    assert.equal(await value("resourceGroupName"), "personal-network");
+    assert.deepEqual(await value("restartTag"), { name: "AttemptRestartAfterEviction", value: "true" });
+    assert.deepEqual(await value("restartableVms"), ["ubuntu-backup-server-spot", "vpn-dev"]);
+    const expiresOn = String(await value("certificateExpiresOn"));
+    assert.match(expiresOn, RFC3339);
+    const days = (new Date(expiresOn).getTime() - Date.now()) / 86_400_000;
+    assert.ok(days > 179.9 && days <= 180, `expires in ${days} days`);
+    assert.equal(
+      await value("installCommand"),
+      "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -",
+    );
+  });
+
+  it("keeps certificatePem secret and only certificatePem", async () => {
+    for (const name of STACK_OUTPUTS) {
+      assert.equal(await pulumi.isSecret(program[name]), name === "certificatePem", name);
+    }
+    const pem = String(await promiseOf(program.certificatePem));
+    assert.match(
+      pem,
+      /^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n/,
+    );
+    assert.equal(new X509Certificate(pem).subject, "CN=spot-restarter-dev");
+  });
+
+  it("serializes to the JSON `pulumi stack output --json` prints", async () => {
+    const outputs = Object.fromEntries(
+      await Promise.all(STACK_OUTPUTS.map(async (name) => [name, await promiseOf(program[name])])),
+    );
+    const parsed = JSON.parse(JSON.stringify(outputs));
+    for (const key of ["tenantId", "subscriptionId", "clientId"]) assert.match(parsed[key], GUID);
+    assert.equal(typeof parsed.certificatePem, "string");
+    assert.ok(Array.isArray(parsed.restartableVms));
+  });
+});
