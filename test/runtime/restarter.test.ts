@@ -1,0 +1,410 @@
+// The loop over a fake VmApi and a fake clock: starts are concurrent and bounded, a start in
+// flight is not repeated, backoff is applied and reset, throttling pauses cycles, a deleted VM is
+// forgotten, and the state file survives corruption. The same behaviour against the emulator and
+// the real SDK is in emulator-*.test.ts.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { ListedVm, VmApi } from "../../runtime/src/azure";
+import { runOnce } from "../../runtime/src/commands";
+import { vmKey } from "../../runtime/src/decisions";
+import { PermissionError } from "../../runtime/src/errors";
+import { type Logger, silentLogger } from "../../runtime/src/log";
+import { type Clock, Restarter, type RestarterSettings } from "../../runtime/src/restarter";
+import { createFileStateStore, createMemoryStateStore } from "../../runtime/src/state";
+
+const tag = { name: "AttemptRestartAfterEviction", value: "true" };
+
+interface FakeVm extends ListedVm {
+  powerState: string;
+}
+
+function spot(name: string, powerState = "deallocated", extra: Partial<ListedVm> = {}): FakeVm {
+  return {
+    resourceGroup: "rg",
+    name,
+    priority: "Spot",
+    evictionPolicy: "Deallocate",
+    maxPrice: -1,
+    tags: { AttemptRestartAfterEviction: "true" },
+    powerState,
+    ...extra,
+  };
+}
+
+type StartBehaviour = (vm: FakeVm) => Promise<void>;
+
+class FakeApi implements VmApi {
+  calls: string[] = [];
+  startRequests: Array<{ name: string; at: number }> = [];
+  startBehaviour: StartBehaviour = async (vm) => {
+    vm.powerState = "running";
+  };
+  listError: unknown;
+  constructor(
+    public vms: FakeVm[],
+    private readonly clock: FakeClock,
+  ) {}
+  async listVms(resourceGroup: string) {
+    this.calls.push(`list ${resourceGroup}`);
+    if (this.listError) throw this.listError;
+    return this.vms.filter((v) => v.resourceGroup === resourceGroup).map(({ powerState: _, ...vm }) => vm);
+  }
+  async readPowerState(resourceGroup: string, name: string) {
+    this.calls.push(`instanceView ${name}`);
+    const vm = this.vms.find((v) => v.resourceGroup === resourceGroup && v.name === name);
+    if (!vm) throw restError(404, "ResourceNotFound");
+    return vm.powerState;
+  }
+  async startVm(
+    resourceGroup: string,
+    name: string,
+    signal: AbortSignal,
+    handlers?: { onAccepted?: () => void },
+  ) {
+    this.calls.push(`start ${name}`);
+    this.startRequests.push({ name, at: this.clock.now() });
+    const vm = this.vms.find((v) => v.resourceGroup === resourceGroup && v.name === name);
+    if (!vm) throw restError(404, "ResourceNotFound");
+    handlers?.onAccepted?.();
+    signal.throwIfAborted();
+    await this.startBehaviour(vm);
+  }
+  async simulateEviction() {}
+}
+
+function restError(statusCode: number, code: string, retryAfter?: string): Error {
+  return Object.assign(new Error(`${code} happened`), {
+    name: "RestError",
+    statusCode,
+    code,
+    response: { headers: { get: (h: string) => (h === "retry-after" ? retryAfter : undefined) } },
+  });
+}
+
+function lroFailure(code: string): Error {
+  return new Error(`The long-running operation has failed. ${code}. No capacity right now.`);
+}
+
+class FakeClock implements Clock {
+  constructor(public time = Date.parse("2026-11-26T10:00:00Z")) {}
+  now() {
+    return this.time;
+  }
+  async sleep(ms: number, signal: AbortSignal) {
+    signal.throwIfAborted();
+    this.time += ms;
+  }
+}
+
+const settings: RestarterSettings = {
+  resourceGroups: ["rg"],
+  tag,
+  maxConcurrentStarts: 10,
+  backoff: { initialMs: 60_000, maxMs: 1_800_000 },
+  startTimeoutMs: 60_000,
+  intervalMs: 30_000,
+};
+
+function recordingLogger(): Logger & { events: string[] } {
+  const events: string[] = [];
+  const push = (event: string) => events.push(event);
+  return { events, debug: () => {}, info: push, warn: push, error: push };
+}
+
+function setup(vms: FakeVm[], overrides: Partial<RestarterSettings> = {}) {
+  const clock = new FakeClock();
+  const api = new FakeApi(vms, clock);
+  const store = createMemoryStateStore();
+  const log = recordingLogger();
+  const restarter = new Restarter({
+    api,
+    store,
+    log,
+    settings: { ...settings, ...overrides },
+    clock,
+    rng: () => 0,
+  });
+  return { clock, api, store, log, restarter };
+}
+
+const never = new AbortController().signal;
+
+describe("Restarter cycle", () => {
+  it("reads instance views only for tagged Spot Deallocate VMs and starts exactly the deallocated ones", async () => {
+    const { api, restarter, log } = setup([
+      spot("a"),
+      spot("b", "running"),
+      spot("c", "stopped"),
+      spot("d", "deallocated", { priority: "Regular" }),
+      spot("e", "deallocated", { tags: {} }),
+      spot("f", "deallocated", { evictionPolicy: "Delete" }),
+      spot("g", "deallocating"),
+    ]);
+    await restarter.init();
+    const { summary } = await runOnce({ restarter, tag }, never, { dryRun: false });
+    assert.deepEqual(api.calls.filter((c) => c.startsWith("instanceView")).sort(), [
+      "instanceView a",
+      "instanceView b",
+      "instanceView c",
+      "instanceView g",
+    ]);
+    assert.deepEqual(
+      api.calls.filter((c) => c.startsWith("start")),
+      ["start a"],
+    );
+    assert.equal(summary.starts.issued, 1);
+    assert.equal(summary.starts.succeeded, 1);
+    assert.deepEqual(
+      summary.vms.map((v) => [v.name, v.decision, v.reason]),
+      [
+        ["a", "start", null],
+        ["b", "skip", "running"],
+        ["c", "skip", "stopped"],
+        ["d", "skip", "not-spot"],
+        ["e", "skip", "untagged"],
+        ["f", "skip", "eviction-policy-delete"],
+        ["g", "skip", "deallocating"],
+      ],
+    );
+    assert.ok(log.events.includes("evicted-vm-seen"));
+    assert.ok(log.events.includes("start-issued"));
+    assert.ok(log.events.includes("started"));
+  });
+
+  it("issues all starts of a cycle at once (bounded by maxConcurrentStarts)", async () => {
+    const vms = Array.from({ length: 6 }, (_, i) => spot(`vm${i}`));
+    const { api, restarter } = setup(vms, { maxConcurrentStarts: 4 });
+    let inFlight = 0;
+    let peak = 0;
+    const gates: Array<() => void> = [];
+    api.startBehaviour = async (vm) => {
+      inFlight++;
+      peak = Math.max(peak, inFlight);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      inFlight--;
+      vm.powerState = "running";
+    };
+    await restarter.init();
+    const cycle = await restarter.runCycle(never);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(api.startRequests.length, 4, "four in flight, two waiting for a slot");
+    while (gates.length) {
+      gates.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    const results = await Promise.all(cycle.starts);
+    assert.equal(peak, 4);
+    assert.equal(api.startRequests.length, 6);
+    assert.ok(results.every((r) => r.outcome === "started"));
+  });
+
+  it("does not start a VM again while its start is in flight, nor read its instance view", async () => {
+    const { api, restarter } = setup([spot("slow")]);
+    let finish: () => void = () => {};
+    api.startBehaviour = (vm) =>
+      new Promise<void>((resolve) => {
+        finish = () => {
+          vm.powerState = "running";
+          resolve();
+        };
+      });
+    await restarter.init();
+    const first = await restarter.runCycle(never);
+    const second = await restarter.runCycle(never);
+    assert.equal(second.starts.length, 0);
+    assert.equal(second.decisions[0]?.action === "skip" && second.decisions[0].reason, "start-in-flight");
+    assert.equal(api.calls.filter((c) => c === "instanceView slow").length, 1);
+    finish();
+    await Promise.all(first.starts);
+  });
+
+  it("backs off under a persistent capacity failure, doubling, and resets on success", async () => {
+    const { api, restarter, clock, store, log } = setup([spot("busy")]);
+    api.startBehaviour = async () => {
+      throw lroFailure("AllocationFailed");
+    };
+    await restarter.init();
+    const key = vmKey("rg", "busy");
+    const attemptTimes: number[] = [];
+    // Cycle every 10 s of fake time for 8 minutes.
+    for (let t = 0; t < 48; t++) {
+      const cycle = await restarter.runCycle(never);
+      if (cycle.starts.length) attemptTimes.push(clock.now());
+      await Promise.all(cycle.starts);
+      clock.time += 10_000;
+    }
+    const gaps = attemptTimes.slice(1).map((t, i) => (t - (attemptTimes[i] ?? 0)) / 1000);
+    // rng 0 = no jitter: 60 s, 120 s, 240 s (rounded up to the 10 s cycle grid).
+    assert.deepEqual(gaps, [60, 120, 240]);
+    assert.equal(restarter.currentState.vms[key]?.startAttempts, 4);
+    assert.ok(log.events.includes("start-failed"));
+
+    api.startBehaviour = async (vm) => {
+      vm.powerState = "running";
+    };
+    clock.time += 1_000_000;
+    const cycle = await restarter.runCycle(never);
+    await Promise.all(cycle.starts);
+    await restarter.waitForStarts();
+    const record = store.current.vms[key];
+    assert.equal(record?.startAttempts, 0);
+    assert.equal(record?.backoffUntil, undefined);
+    assert.equal(record?.lastResult?.outcome, "started");
+  });
+
+  it("reports a price failure distinctly, with the VM's max price", async () => {
+    const { api, restarter, log } = setup([spot("pricey", "deallocated", { maxPrice: 0.01 })]);
+    api.startBehaviour = async () => {
+      throw lroFailure("SpotPriceGreaterThanProvidedMaxPrice");
+    };
+    await restarter.init();
+    const { summary } = await runOnce({ restarter, tag }, never, { dryRun: false });
+    assert.equal(summary.vms[0]?.start?.outcome, "price");
+    assert.ok(summary.vms[0]?.backoffUntil);
+    assert.ok(log.events.includes("start-failed-price"));
+  });
+
+  it("waits out Retry-After when throttled, then cycles again", async () => {
+    const { api, restarter, clock, log } = setup([spot("a", "running")]);
+    api.listError = restError(429, "TooManyRequests", "120");
+    await restarter.init();
+    await restarter.runCycle(never);
+    assert.ok(log.events.includes("throttled"));
+    api.listError = undefined;
+    const callsBefore = api.calls.length;
+    clock.time += 60_000;
+    const skipped = await restarter.runCycle(never);
+    assert.equal(skipped.skipped, "throttled");
+    assert.equal(api.calls.length, callsBefore, "no ARM request while throttled");
+    clock.time += 61_000;
+    const ran = await restarter.runCycle(never);
+    assert.equal(ran.skipped, undefined);
+    assert.ok(api.calls.length > callsBefore);
+  });
+
+  it("forgets a VM deleted between list and instance view, and one whose start answers 404", async () => {
+    const { api, restarter, log } = setup([spot("gone-early"), spot("gone-late")]);
+    const realRead = api.readPowerState.bind(api);
+    api.readPowerState = async (rg, name) => {
+      if (name === "gone-early") api.vms = api.vms.filter((v) => v.name !== "gone-early");
+      return realRead(rg, name);
+    };
+    api.startBehaviour = async () => {
+      throw restError(404, "NotFound");
+    };
+    await restarter.init();
+    const { summary } = await runOnce({ restarter, tag }, never, { dryRun: false });
+    assert.deepEqual(
+      summary.vms.map((v) => v.name),
+      ["gone-late"],
+    );
+    assert.equal(summary.vms[0]?.start?.outcome, "gone");
+    assert.equal(restarter.currentState.vms[vmKey("rg", "gone-late")], undefined);
+    assert.ok(log.events.includes("vm-forgotten"));
+  });
+
+  it("retries a 409 conflict next cycle without backoff", async () => {
+    const { api, restarter } = setup([spot("busy")]);
+    api.startBehaviour = async () => {
+      throw restError(409, "Conflict");
+    };
+    await restarter.init();
+    await Promise.all((await restarter.runCycle(never)).starts);
+    const record = restarter.currentState.vms[vmKey("rg", "busy")];
+    assert.equal(record?.backoffUntil, undefined);
+    assert.equal((await restarter.runCycle(never)).starts.length, 1);
+  });
+
+  it("stops with a permission error naming the missing permission", async () => {
+    const { api, restarter } = setup([spot("a")]);
+    api.listError = restError(403, "AuthorizationFailed");
+    await restarter.init();
+    await assert.rejects(restarter.runCycle(never), (error: Error) => {
+      assert.ok(error instanceof PermissionError);
+      assert.match(error.message, /Microsoft\.Compute\/virtualMachines\/read/);
+      return true;
+    });
+  });
+
+  it("a dry run decides but starts nothing and writes no state", async () => {
+    const { api, restarter, store } = setup([spot("a")]);
+    await restarter.init();
+    const { summary } = await runOnce({ restarter, tag }, never, { dryRun: true });
+    assert.equal(summary.vms[0]?.decision, "start");
+    assert.equal(summary.starts.issued, 0);
+    assert.equal(api.startRequests.length, 0);
+    assert.deepEqual(store.current, { vms: {} });
+  });
+});
+
+describe("Restarter loop", () => {
+  it("ends promptly on abort with starts in flight, recording them as interrupted", async () => {
+    const clock = new FakeClock();
+    const api = new FakeApi([spot("slow")], clock);
+    api.startBehaviour = () => new Promise<void>(() => {});
+    const dir = mkdtempSync(join(tmpdir(), "spot-restarter-loop-"));
+    const store = createFileStateStore(dir);
+    // The start never ends; only the abort signal can end it.
+    api.startVm = async (_rg, name, signal) => {
+      api.startRequests.push({ name, at: clock.now() });
+      await new Promise((_, reject) =>
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true }),
+      );
+    };
+    const restarter = new Restarter({
+      api,
+      store,
+      log: silentLogger,
+      settings,
+      clock: { now: () => Date.now(), sleep: (ms, signal) => new FakeClock().sleep(ms, signal) },
+    });
+    await restarter.init();
+    const controller = new AbortController();
+    const loop = restarter.runLoop(controller.signal);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(api.startRequests.length, 1);
+    controller.abort();
+    await loop;
+    const saved = JSON.parse(readFileSync(join(dir, "state.json"), "utf8"));
+    assert.equal(saved.vms[vmKey("rg", "slow")].lastResult.outcome, "interrupted");
+  });
+});
+
+describe("state file", () => {
+  it("is rebuilt, with a warning, when corrupt", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "spot-restarter-state-"));
+    writeFileSync(join(dir, "state.json"), "{ this is not json");
+    const clock = new FakeClock();
+    const api = new FakeApi([spot("a")], clock);
+    const log = recordingLogger();
+    const restarter = new Restarter({ api, store: createFileStateStore(dir), log, settings, clock });
+    await restarter.init();
+    assert.deepEqual(log.events, ["state-rebuilt"]);
+    await runOnce({ restarter, tag }, never, { dryRun: false });
+    const saved = JSON.parse(readFileSync(join(dir, "state.json"), "utf8"));
+    assert.equal(saved.version, 1);
+    assert.equal(saved.vms[vmKey("rg", "a")].lastResult.outcome, "started");
+  });
+
+  it("is rebuilt when it is JSON of the wrong shape", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "spot-restarter-state-"));
+    writeFileSync(join(dir, "state.json"), JSON.stringify({ version: 1, vms: { x: { name: 3 } } }));
+    const loaded = await createFileStateStore(dir).load();
+    assert.equal(loaded.problem?.kind, "corrupt");
+    assert.deepEqual(loaded.state, { vms: {} });
+  });
+
+  it("reports a missing file as new, and writes atomically with mode 0600", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "spot-restarter-state-"));
+    const store = createFileStateStore(join(dir, "sub"));
+    assert.equal((await store.load()).problem?.kind, "missing");
+    await store.save({ vms: {}, throttledUntil: 5 });
+    assert.deepEqual((await store.load()).state, { vms: {}, throttledUntil: 5 });
+    const { statSync, readdirSync } = await import("node:fs");
+    assert.equal(statSync(join(dir, "sub", "state.json")).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(join(dir, "sub")), ["state.json"]);
+  });
+});
