@@ -3,8 +3,6 @@ import "reflect-metadata";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 
-x509.cryptoProvider.set(webcrypto as Crypto);
-
 export interface TestCertificate {
   certificatePem: string;
   privateKeyPem: string;
@@ -24,22 +22,28 @@ export async function makeCertificate(options: {
     publicExponent: new Uint8Array([1, 0, 1]),
     modulusLength: 2048,
   };
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"])) as CryptoKeyPair;
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: "01",
-    name: `CN=${options.commonName ?? "spot-restarter-test"}`,
-    notBefore: options.notBefore,
-    notAfter: options.notAfter,
-    keys,
-    signingAlgorithm: algorithm,
-    extensions: options.dnsNames
-      ? [
-          new x509.SubjectAlternativeNameExtension(
-            options.dnsNames.map((value) => ({ type: "dns" as const, value })),
-          ),
-        ]
-      : [],
-  });
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
+    "sign",
+    "verify",
+  ])) as webcrypto.CryptoKeyPair;
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      serialNumber: "01",
+      name: `CN=${options.commonName ?? "spot-restarter-test"}`,
+      notBefore: options.notBefore,
+      notAfter: options.notAfter,
+      keys,
+      signingAlgorithm: algorithm,
+      extensions: options.dnsNames
+        ? [
+            new x509.SubjectAlternativeNameExtension(
+              options.dnsNames.map((value) => ({ type: "dns" as const, value })),
+            ),
+          ]
+        : [],
+    },
+    webcrypto,
+  );
   const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
   const privateKeyPem = x509.PemConverter.encode(pkcs8, "PRIVATE KEY");
   const certificatePem = certificate.toString("pem");
