@@ -1,50 +1,20 @@
 // The installer through the real single-file bundle: `node spot-restarter.cjs install …`, as a host
 // runs it after `pulumi stack output --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -`.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { buildRuntimeBundle } from "../helpers/bundle";
 import {
   createTestCertificate,
+  type RunResult,
   removeTempDirs,
+  runBundle,
   stackOutputsFor,
   type TestCertificate,
   tempDir,
   walkTree,
 } from "./fixtures";
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the bundle with Node 24 (the one running the tests), feeding `stdin`. */
-export function runBundle(
-  bundle: string,
-  args: string[],
-  options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bundle, ...args], {
-      env: options.env ?? process.env,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
-  });
-}
 
 let bundle: string;
 let certificate: TestCertificate;

@@ -1,5 +1,6 @@
 // Test material for the installer: real certificate + key pairs, stack outputs, temp roots,
 // and a host whose stdout/stderr are captured (so every test can assert the key never leaks).
+import { spawn } from "node:child_process";
 import { randomUUID, webcrypto } from "node:crypto";
 import { promises as fs, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -187,4 +188,35 @@ export async function walkTree(root: string): Promise<Map<string, TreeEntry>> {
   }
   await walk(root);
   return tree;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the bundle with Node 24 (the one running the tests), feeding `stdin`. */
+export function runBundle(
+  bundle: string,
+  args: string[],
+  options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bundle, ...args], {
+      env: options.env ?? process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? "");
+  });
 }
