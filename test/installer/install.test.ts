@@ -533,7 +533,10 @@ describe("verification (once --dry-run through the installed bundle)", () => {
       join(root, "etc/spot-restarter/config.json"),
       "--dry-run",
     ]);
-    assert.equal(verify?.env?.SPOT_RESTARTER_STATE_DIR, join(root, "var/lib/spot-restarter"));
+    // A throwaway state dir (the service's is locked while it runs), removed afterwards.
+    const stateDir = verify?.env?.SPOT_RESTARTER_STATE_DIR ?? "";
+    assert.match(stateDir, /spot-restarter-verify-/);
+    assert.ok(!existsSync(stateDir), "the verification's state dir is removed");
     assert.deepEqual(
       systemctl.map((c) => c.args.join(" ")),
       ["daemon-reload", "enable --now spot-restarter.service"],

@@ -3,7 +3,8 @@
 // outputs leave the host as it was.
 import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
 import {
   applyEntry,
   type EntryResult,
@@ -310,24 +311,35 @@ async function verifyInstalledConfig(
     "--dry-run",
   ];
   const env: NodeJS.ProcessEnv = { ...context.env };
-  if (root !== "/") {
-    // The key is found relative to config.json; the state directory is an absolute host path.
-    env[STATE_DIR_ENV] = underRoot(root, PATHS.stateDir);
-  }
   if (hasExtraCa) env.NODE_EXTRA_CA_CERTS = underRoot(root, PATHS.extraCaCerts);
-  const overrides = Object.keys(env)
-    .filter((name) => env[name] !== context.env[name])
-    .map((name) => `${name}=${shellQuote(env[name] ?? "")}`);
-  const line = [...overrides, commandLine(nodePath, args)].join(" ");
   context.out(
     "verify: one dry-run cycle with the new config (log in, list the resource group, start nothing)",
   );
+  // A throwaway state directory: a running service holds the lock on the real one (an upgrade), and
+  // files root created there would not be writable by the service's DynamicUser= afterwards.
+  const describe = (stateDir: string) =>
+    [
+      ...Object.keys(env)
+        .filter((name) => env[name] !== context.env[name])
+        .map((name) => `${name}=${shellQuote(env[name] ?? "")}`),
+      `${STATE_DIR_ENV}=${stateDir}`,
+      commandLine(nodePath, args),
+    ].join(" ");
   if (context.dryRun) {
-    context.out(`  would run  ${line}`);
+    context.out(`  would run  ${describe("<temporary directory>")}`);
     return true;
   }
-  context.out(`  run        ${line}`);
-  const result = await context.run(nodePath, args, { env, timeoutMs: VERIFY_TIMEOUT_MS });
+  const stateDir = await fs.mkdtemp(join(tmpdir(), "spot-restarter-verify-"));
+  let result: CommandResult;
+  try {
+    context.out(`  run        ${describe(stateDir)}`);
+    result = await context.run(nodePath, args, {
+      env: { ...env, [STATE_DIR_ENV]: stateDir },
+      timeoutMs: VERIFY_TIMEOUT_MS,
+    });
+  } finally {
+    await fs.rm(stateDir, { recursive: true, force: true });
+  }
   for (const text of [result.stdout, result.stderr]) {
     for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
       context.out(`             | ${outputLine}`);
