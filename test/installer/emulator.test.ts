@@ -1,0 +1,188 @@
+// A config written by install is accepted by `once --dry-run` against the emulator: the installer's
+// own verification step, and the installed bundle run by hand, both log in and list the group.
+import "reflect-metadata"; // before the emulator: @peculiar/x509 needs it loaded first
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import https from "node:https";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { type RunningEmulator, startEmulator } from "../../emulator/index";
+import { buildRuntimeBundle } from "../helpers/bundle";
+import {
+  createTestCertificate,
+  removeTempDirs,
+  runBundle,
+  stackOutputsFor,
+  type TestCertificate,
+  tempDir,
+} from "./fixtures";
+
+const CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+let bundle: string;
+let certificate: TestCertificate;
+let unregistered: TestCertificate;
+let emulator: RunningEmulator;
+const printed: string[] = [];
+
+before(async () => {
+  [bundle, certificate, unregistered] = await Promise.all([
+    buildRuntimeBundle(),
+    createTestCertificate(),
+    createTestCertificate(),
+  ]);
+  const outputs = stackOutputsFor(certificate);
+  const objectId = randomUUID();
+  const group = `/subscriptions/${outputs.subscriptionId}/resourceGroups/${outputs.resourceGroupName}`;
+  emulator = await startEmulator({
+    tenantId: outputs.tenantId,
+    subscriptionId: outputs.subscriptionId,
+    principals: [{ clientId: outputs.clientId, objectId, certificatePem: certificate.certificatePem }],
+    roleAssignments: [
+      {
+        principalId: objectId,
+        roleDefinitionId: `/subscriptions/${outputs.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`,
+        scope: group,
+      },
+    ],
+    resourceGroups: [{ name: outputs.resourceGroupName }],
+    virtualMachines: [
+      {
+        resourceGroup: outputs.resourceGroupName,
+        name: "ubuntu-backup-server-spot",
+        priority: "Spot",
+        evictionPolicy: "Deallocate",
+        maxPrice: -1,
+        powerState: "deallocated",
+        tags: { AttemptRestartAfterEviction: "true" },
+      },
+      { resourceGroup: outputs.resourceGroupName, name: "regular-box", powerState: "running" },
+    ],
+  });
+});
+
+after(async () => {
+  await emulator?.stop();
+  const all = printed.join("");
+  for (const material of [certificate, unregistered]) {
+    for (const line of material.keyLines) assert.ok(!all.includes(line), "private key material was printed");
+  }
+  removeTempDirs();
+});
+
+/** GET on the emulator's control API, trusting its CA. */
+function controlGet(path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(new URL(path, emulator.armEndpoint), { ca: emulator.caCertPem }, (response) => {
+        let body = "";
+        response.setEncoding("utf8").on("data", (chunk: string) => {
+          body += chunk;
+        });
+        response.on("end", () => resolve(JSON.parse(body)));
+      })
+      .on("error", reject);
+  });
+}
+
+async function run(bundlePath: string, args: string[], stdin?: string, env?: NodeJS.ProcessEnv) {
+  const result = await runBundle(bundlePath, args, { stdin, env });
+  printed.push(result.stdout, result.stderr);
+  return result;
+}
+
+test("install verifies the new config with once --dry-run against the emulator (endpoints by flag)", async () => {
+  const root = tempDir("root");
+  const result = await run(
+    bundle,
+    [
+      "install",
+      "--stack-outputs",
+      "-",
+      "--root",
+      root,
+      "--authority-host",
+      emulator.authorityHost,
+      "--arm-endpoint",
+      emulator.armEndpoint,
+      "--extra-ca-certs",
+      emulator.caCertFile,
+    ],
+    JSON.stringify(stackOutputsFor(certificate)),
+  );
+  assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+  assert.match(result.stdout, /verify: one dry-run cycle/);
+  assert.match(result.stdout, /ok: authenticated and listed the resource group/);
+  assert.match(result.stdout, /ubuntu-backup-server-spot/, "the verification reports what it found");
+
+  // The same config, run by hand with the installed bundle, as `spot-restarter once` would on the host.
+  const once = await run(
+    join(root, "usr/local/lib/spot-restarter/spot-restarter.cjs"),
+    ["once", "--config", join(root, "etc/spot-restarter/config.json"), "--dry-run", "--json"],
+    undefined,
+    {
+      ...process.env,
+      NODE_EXTRA_CA_CERTS: join(root, "etc/spot-restarter/extra-ca.pem"),
+      SPOT_RESTARTER_STATE_DIR: join(root, "var/lib/spot-restarter"),
+    },
+  );
+  assert.equal(once.code, 0, once.stderr);
+  assert.match(once.stdout, /ubuntu-backup-server-spot/);
+  // Dry runs: the VM is still deallocated and nobody asked to start it.
+  const vms = (await controlGet("/_emulator/vms")) as {
+    name: string;
+    powerState: string;
+    startRequests: number;
+  }[];
+  const spot = vms.find((vm) => vm.name === "ubuntu-backup-server-spot");
+  assert.equal(spot?.powerState, "deallocated");
+  assert.equal(spot?.startRequests, 0);
+});
+
+test("a cloud object in the stack outputs works the same way", async () => {
+  const root = tempDir("root");
+  const outputs = stackOutputsFor(certificate, {
+    cloud: { authorityHost: emulator.authorityHost, armEndpoint: emulator.armEndpoint },
+  });
+  const result = await run(
+    bundle,
+    [
+      "install",
+      "--stack-outputs",
+      "-",
+      "--root",
+      root,
+      "--extra-ca-certs",
+      emulator.caCertFile,
+      "--scheduler",
+      "cron",
+    ],
+    JSON.stringify(outputs),
+  );
+  assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+  assert.match(result.stdout, /ok: authenticated and listed the resource group/);
+});
+
+test("a certificate Entra ID does not know fails verification with exit code 1 and a hint", async () => {
+  const root = tempDir("root");
+  const result = await run(
+    bundle,
+    [
+      "install",
+      "--stack-outputs",
+      "-",
+      "--root",
+      root,
+      "--authority-host",
+      emulator.authorityHost,
+      "--arm-endpoint",
+      emulator.armEndpoint,
+      "--extra-ca-certs",
+      emulator.caCertFile,
+    ],
+    JSON.stringify(stackOutputsFor(unregistered)),
+  );
+  assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+  assert.match(result.stderr, /verification failed \(exit code 3\): the runtime could not log in/);
+  assert.match(result.stderr, /--no-verify/);
+});
