@@ -1,0 +1,346 @@
+// Microsoft.Compute/virtualMachines: list (paged), get (+ $expand=instanceView), instanceView, and the
+// power operations as long-running operations, shaped like the 2024-07-01 API.
+// https://learn.microsoft.com/rest/api/compute/virtual-machines
+// LRO protocol: https://github.com/Azure/azure-resource-manager-rpc/blob/master/v1.0/async-api-reference.md
+import { consumeFault, findStartFault } from "../faults";
+import { HttpError, type RequestContext, sendJson } from "../http";
+import { isAllowed } from "../rbac";
+import type { Operation, VirtualMachine, World } from "../state";
+import { networkId, resourceGroupId, vmId } from "./ids";
+import type { ArmEnv, ArmRoute } from "./router";
+
+const RG = "subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}";
+const VM = `${RG}/providers/Microsoft.Compute/virtualMachines/{vmName}`;
+
+export function computeRoutes(): ArmRoute[] {
+  return [
+    {
+      method: "GET",
+      pattern: `${RG}/providers/Microsoft.Compute/virtualMachines`,
+      action: "Microsoft.Compute/virtualMachines/read",
+      handle: (ctx, params, env) => {
+        requireResourceGroup(env.world, params.resourceGroup as string);
+        sendPage(ctx, env, env.world.listVms(params.resourceGroup));
+      },
+    },
+    {
+      // Subscription-wide list: ARM filters it to what the caller may read (az vm list without -g).
+      method: "GET",
+      pattern: "subscriptions/{subscriptionId}/providers/Microsoft.Compute/virtualMachines",
+      handle: (ctx, _params, env) => {
+        const readable = env.world.listVms().filter((vm) => canRead(env, vmId(env.world, vm)));
+        sendPage(ctx, env, readable);
+      },
+    },
+    {
+      method: "GET",
+      pattern: VM,
+      action: "Microsoft.Compute/virtualMachines/read",
+      handle: (ctx, params, env) => {
+        const vm = requireVm(env.world, params);
+        const expand = (ctx.query.get("$expand") ?? "").toLowerCase();
+        sendJson(ctx, 200, vmJson(env.world, vm, expand === "instanceview"));
+      },
+    },
+    {
+      method: "GET",
+      pattern: `${VM}/instanceView`,
+      action: "Microsoft.Compute/virtualMachines/instanceView/read",
+      handle: (ctx, params, env) => sendJson(ctx, 200, instanceViewJson(requireVm(env.world, params))),
+    },
+    powerRoute("start", "Microsoft.Compute/virtualMachines/start/action"),
+    powerRoute("deallocate", "Microsoft.Compute/virtualMachines/deallocate/action"),
+    powerRoute("powerOff", "Microsoft.Compute/virtualMachines/powerOff/action"),
+    {
+      method: "POST",
+      pattern: `${VM}/simulateEviction`,
+      action: "Microsoft.Compute/virtualMachines/simulateEviction/action",
+      handle: (ctx, params, env) => {
+        const vm = requireVm(env.world, params);
+        if (vm.priority === "Regular") {
+          throw new HttpError(
+            409,
+            "OperationNotAllowed",
+            `Operation 'simulateEviction' is not allowed on VM '${vm.name}' since it is not an Azure Spot VM.`,
+          );
+        }
+        if (vm.powerState !== "running" && vm.powerState !== "starting") {
+          throw new HttpError(
+            409,
+            "OperationNotAllowed",
+            `Operation 'simulateEviction' is not allowed on VM '${vm.name}' since the VM is ${vm.powerState}.`,
+          );
+        }
+        env.world.scheduleEviction(vm);
+        sendJson(ctx, 204, undefined);
+      },
+    },
+    {
+      // The Azure-AsyncOperation (status body) and Location (`monitor=true`: 202 until done) URLs.
+      // ARM lets the caller poll the operations it started without a separate role action.
+      method: "GET",
+      pattern:
+        "subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/operations/{operationId}",
+      handle: (ctx, params, env) => {
+        const operation = env.world.operation(params.operationId as string);
+        if (!operation) {
+          throw new HttpError(404, "NotFound", `The operation '${params.operationId}' could not be found.`);
+        }
+        const done = operation.endsAt <= Date.now();
+        const retry = { "Retry-After": env.world.timing.retryAfterSeconds };
+        if (ctx.query.get("monitor") === "true") {
+          if (!done)
+            sendJson(ctx, 202, undefined, {
+              ...retry,
+              Location: operationUrls(ctx, env, operation).location,
+            });
+          else if (operation.error) sendJson(ctx, 409, { error: operation.error });
+          else sendJson(ctx, 200, undefined);
+          return;
+        }
+        sendJson(ctx, 200, operationStatusJson(operation, done), done ? {} : retry);
+      },
+    },
+  ];
+}
+
+function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
+  return {
+    method: "POST",
+    pattern: `${VM}/${kind}`,
+    action,
+    handle: (ctx, params, env) => {
+      const vm = requireVm(env.world, params);
+      let failWith: string | undefined;
+      if (kind === "start") {
+        if (vm.powerState === "deallocating" || vm.powerState === "stopping") {
+          throw new HttpError(
+            409,
+            "OperationNotAllowed",
+            `Operation 'start' is not allowed on VM '${vm.name}' since the VM is ${vm.powerState}. Retry after the current operation completes.`,
+          );
+        }
+        const fault = findStartFault(env.world.faults, { method: ctx.method, path: ctx.path, vm: vm.name });
+        if (fault) {
+          failWith = fault.rule.startFailsWith;
+          env.world.faults = consumeFault(env.world.faults, fault);
+        }
+      } else if (kind === "powerOff" && vm.powerState === "deallocated") {
+        throw new HttpError(
+          409,
+          "OperationNotAllowed",
+          `Operation 'powerOff' is not allowed on VM '${vm.name}' since the VM is deallocated.`,
+        );
+      }
+      const operation = env.world.beginPowerOperation(vm, kind, failWith);
+      const urls = operationUrls(ctx, env, operation);
+      sendJson(ctx, 202, undefined, {
+        "Azure-AsyncOperation": urls.asyncOperation,
+        Location: urls.location,
+        "Retry-After": env.world.timing.retryAfterSeconds,
+      });
+    },
+  };
+}
+
+function operationUrls(ctx: RequestContext, env: ArmEnv, operation: Operation) {
+  const base = `${ctx.origin}/subscriptions/${env.world.subscriptionId}/providers/Microsoft.Compute/locations/${operation.location}/operations/${operation.id}`;
+  const version = encodeURIComponent(env.apiVersion);
+  return {
+    asyncOperation: `${base}?p=${operation.kind}&api-version=${version}`,
+    location: `${base}?p=${operation.kind}&monitor=true&api-version=${version}`,
+  };
+}
+
+function operationStatusJson(operation: Operation, done: boolean): Record<string, unknown> {
+  if (!done) return { startTime: operation.startTime, status: "InProgress", name: operation.id };
+  const endTime = new Date(operation.endsAt).toISOString();
+  if (operation.error) {
+    return {
+      startTime: operation.startTime,
+      endTime,
+      status: "Failed",
+      error: operation.error,
+      name: operation.id,
+    };
+  }
+  return { startTime: operation.startTime, endTime, status: "Succeeded", name: operation.id };
+}
+
+function sendPage(ctx: RequestContext, env: ArmEnv, vms: VirtualMachine[]): void {
+  const pageSize = env.world.listPageSize;
+  const skip = Number.parseInt(ctx.query.get("$skiptoken") ?? "0", 10) || 0;
+  const page = vms.slice(skip, skip + pageSize);
+  const body: Record<string, unknown> = { value: page.map((vm) => vmJson(env.world, vm, false)) };
+  if (skip + pageSize < vms.length) {
+    const next = new URLSearchParams({ "api-version": env.apiVersion, $skiptoken: String(skip + pageSize) });
+    body.nextLink = `${ctx.origin}${ctx.path}?${next.toString()}`;
+  }
+  sendJson(ctx, 200, body);
+}
+
+function canRead(env: ArmEnv, scope: string): boolean {
+  const { world, caller } = env;
+  return isAllowed(
+    caller.objectId,
+    "Microsoft.Compute/virtualMachines/read",
+    scope,
+    world.roleAssignments.values(),
+    world.findRoleDefinition,
+  );
+}
+
+export function requireResourceGroup(world: World, name: string): void {
+  if (!world.resourceGroup(name)) {
+    throw new HttpError(404, "ResourceGroupNotFound", `Resource group '${name}' could not be found.`);
+  }
+}
+
+export function requireVm(world: World, params: Record<string, string>): VirtualMachine {
+  const resourceGroup = params.resourceGroup as string;
+  requireResourceGroup(world, resourceGroup);
+  const vm = world.vm(resourceGroup, params.vmName as string);
+  if (!vm) {
+    throw new HttpError(
+      404,
+      "ResourceNotFound",
+      `The Resource 'Microsoft.Compute/virtualMachines/${params.vmName}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+    );
+  }
+  return vm;
+}
+
+const displayPower: Record<string, string> = {
+  running: "VM running",
+  starting: "VM starting",
+  stopping: "VM stopping",
+  stopped: "VM stopped",
+  deallocating: "VM deallocating",
+  deallocated: "VM deallocated",
+};
+
+/** The instance view. Statuses come ProvisioningState first, PowerState second, as in Azure; clients must search, not index. */
+export function instanceViewJson(vm: VirtualMachine): Record<string, unknown> {
+  const provisioning =
+    vm.provisioningState === "Failed" && vm.provisioningError
+      ? {
+          code: `ProvisioningState/failed/${vm.provisioningError.code}`,
+          level: "Error",
+          displayStatus: "Provisioning failed",
+          message: vm.provisioningError.message,
+          time: vm.lastStatusChange,
+        }
+      : vm.provisioningState === "Updating"
+        ? { code: "ProvisioningState/updating", level: "Info", displayStatus: "Updating" }
+        : {
+            code: "ProvisioningState/succeeded",
+            level: "Info",
+            displayStatus: "Provisioning succeeded",
+            time: vm.lastStatusChange,
+          };
+  const running = vm.powerState === "running";
+  return {
+    computerName: running ? vm.name : undefined,
+    osName: running ? (vm.osType === "Linux" ? "ubuntu" : "Windows Server 2022 Datacenter") : undefined,
+    osVersion: running ? (vm.osType === "Linux" ? "22.04" : "10.0.20348") : undefined,
+    vmAgent: running
+      ? {
+          vmAgentVersion: "2.9.1.1",
+          statuses: [
+            {
+              code: "ProvisioningState/succeeded",
+              level: "Info",
+              displayStatus: "Ready",
+              message: "Guest Agent is running",
+              time: vm.lastStatusChange,
+            },
+          ],
+        }
+      : undefined,
+    hyperVGeneration: "V2",
+    disks: [
+      {
+        name: `${vm.name}_OsDisk_1`,
+        statuses: [
+          {
+            code: "ProvisioningState/succeeded",
+            level: "Info",
+            displayStatus: "Provisioning succeeded",
+            time: vm.timeCreated,
+          },
+        ],
+      },
+    ],
+    statuses: [
+      provisioning,
+      { code: `PowerState/${vm.powerState}`, level: "Info", displayStatus: displayPower[vm.powerState] },
+    ],
+  };
+}
+
+export function vmJson(world: World, vm: VirtualMachine, withInstanceView: boolean): Record<string, unknown> {
+  const id = vmId(world, vm);
+  const properties: Record<string, unknown> = {
+    vmId: vm.vmId,
+    hardwareProfile: { vmSize: vm.vmSize },
+    storageProfile: {
+      imageReference:
+        vm.osType === "Linux"
+          ? {
+              publisher: "canonical",
+              offer: "0001-com-ubuntu-server-jammy",
+              sku: "22_04-lts-gen2",
+              version: "latest",
+            }
+          : {
+              publisher: "MicrosoftWindowsServer",
+              offer: "WindowsServer",
+              sku: "2022-datacenter-azure-edition",
+              version: "latest",
+            },
+      osDisk: {
+        osType: vm.osType,
+        name: `${vm.name}_OsDisk_1`,
+        createOption: "FromImage",
+        caching: "ReadWrite",
+        managedDisk: {
+          storageAccountType: "Standard_LRS",
+          id: `${resourceGroupId(world, vm.resourceGroup)}/providers/Microsoft.Compute/disks/${vm.name}_OsDisk_1`,
+        },
+        deleteOption: "Delete",
+        diskSizeGB: 30,
+      },
+      dataDisks: [],
+    },
+    osProfile: {
+      computerName: vm.name,
+      adminUsername: "azureuser",
+      ...(vm.osType === "Linux"
+        ? { linuxConfiguration: { disablePasswordAuthentication: true, provisionVMAgent: true } }
+        : { windowsConfiguration: { provisionVMAgent: true, enableAutomaticUpdates: true } }),
+      secrets: [],
+      allowExtensionOperations: true,
+    },
+    networkProfile: {
+      networkInterfaces: [
+        { id: networkId(world, vm, "networkInterfaces"), properties: { deleteOption: "Detach" } },
+      ],
+    },
+    diagnosticsProfile: { bootDiagnostics: { enabled: true } },
+    priority: vm.priority,
+    ...(vm.evictionPolicy ? { evictionPolicy: vm.evictionPolicy } : {}),
+    ...(vm.maxPrice !== null ? { billingProfile: { maxPrice: vm.maxPrice } } : {}),
+    provisioningState: vm.provisioningState,
+    timeCreated: vm.timeCreated,
+  };
+  if (withInstanceView) properties.instanceView = instanceViewJson(vm);
+  return {
+    name: vm.name,
+    id,
+    type: "Microsoft.Compute/virtualMachines",
+    location: vm.location,
+    tags: { ...vm.tags },
+    ...(vm.zone ? { zones: [vm.zone] } : {}),
+    properties,
+  };
+}

@@ -1,0 +1,160 @@
+// Azure RBAC, the subset the emulator needs: built-in and custom role definitions, assignments at
+// a scope, and the "is this action allowed at this scope" check ARM makes before every request.
+// https://learn.microsoft.com/azure/role-based-access-control/role-definitions#actions-format
+
+export interface RoleDefinition {
+  /** The guid (the last segment of every form of its id). */
+  name: string;
+  roleName: string;
+  description: string;
+  type: "BuiltInRole" | "CustomRole";
+  actions: string[];
+  notActions: string[];
+  assignableScopes: string[];
+  createdOn: string;
+  updatedOn: string;
+}
+
+export interface RoleAssignment {
+  name: string;
+  scope: string;
+  principalId: string;
+  principalType: string;
+  /** As given; only its last segment (the definition guid) is used to find the definition. */
+  roleDefinitionId: string;
+  description?: string | null;
+  createdOn: string;
+  updatedOn: string;
+}
+
+const builtInTime = "2015-02-02T21:55:09.8806423Z";
+
+/** The built-in roles the project and its tests use, with their real ids and permissions. */
+export const BUILT_IN_ROLES: RoleDefinition[] = [
+  {
+    name: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    roleName: "Owner",
+    description:
+      "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.",
+    type: "BuiltInRole",
+    actions: ["*"],
+    notActions: [],
+    assignableScopes: ["/"],
+    createdOn: builtInTime,
+    updatedOn: builtInTime,
+  },
+  {
+    name: "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    roleName: "Contributor",
+    description:
+      "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC, manage assignments in Azure Blueprints, or share image galleries.",
+    type: "BuiltInRole",
+    actions: ["*"],
+    notActions: [
+      "Microsoft.Authorization/*/Delete",
+      "Microsoft.Authorization/*/Write",
+      "Microsoft.Authorization/elevateAccess/Action",
+      "Microsoft.Blueprint/blueprintAssignments/write",
+      "Microsoft.Blueprint/blueprintAssignments/delete",
+      "Microsoft.Compute/galleries/share/action",
+      "Microsoft.Purview/consents/write",
+      "Microsoft.Purview/consents/delete",
+      "Microsoft.Resources/deploymentStacks/manageDenySetting/action",
+      "Microsoft.Subscription/cancel/action",
+      "Microsoft.Subscription/enable/action",
+    ],
+    assignableScopes: ["/"],
+    createdOn: builtInTime,
+    updatedOn: builtInTime,
+  },
+  {
+    name: "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    roleName: "Reader",
+    description: "View all resources, but does not allow you to make any changes.",
+    type: "BuiltInRole",
+    actions: ["*/read"],
+    notActions: [],
+    assignableScopes: ["/"],
+    createdOn: builtInTime,
+    updatedOn: builtInTime,
+  },
+  {
+    name: "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    roleName: "User Access Administrator",
+    description: "Lets you manage user access to Azure resources.",
+    type: "BuiltInRole",
+    actions: ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
+    notActions: [],
+    assignableScopes: ["/"],
+    createdOn: builtInTime,
+    updatedOn: builtInTime,
+  },
+  {
+    name: "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
+    roleName: "Virtual Machine Contributor",
+    description: "Create and manage virtual machines, manage disks, install and run software.",
+    type: "BuiltInRole",
+    actions: [
+      "Microsoft.Authorization/*/read",
+      "Microsoft.Compute/*",
+      "Microsoft.Network/networkInterfaces/*",
+      "Microsoft.Network/publicIPAddresses/read",
+      "Microsoft.Resources/subscriptions/resourceGroups/read",
+    ],
+    notActions: [],
+    assignableScopes: ["/"],
+    createdOn: builtInTime,
+    updatedOn: builtInTime,
+  },
+];
+
+/** The guid at the end of any role definition id form (`/subscriptions/…/roleDefinitions/<guid>`, `/providers/…`, bare). */
+export function roleDefinitionGuid(id: string): string {
+  const parts = id.split("/").filter(Boolean);
+  return (parts[parts.length - 1] ?? "").toLowerCase();
+}
+
+/** Azure permission pattern match: case-insensitive, `*` matches any run of characters (including `/`). */
+export function actionMatches(pattern: string, action: string): boolean {
+  const source = pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${source}$`, "i").test(action);
+}
+
+export function roleAllows(role: Pick<RoleDefinition, "actions" | "notActions">, action: string): boolean {
+  return (
+    role.actions.some((pattern) => actionMatches(pattern, action)) &&
+    !role.notActions.some((pattern) => actionMatches(pattern, action))
+  );
+}
+
+/** Normalises a scope for comparison: lower case, no trailing slash, "/" for the root. */
+export function normalizeScope(scope: string): string {
+  const trimmed = `/${scope.split("/").filter(Boolean).join("/")}`.toLowerCase();
+  return trimmed;
+}
+
+/** True when `outer` is `inner` or one of its ancestors (whole path segments only). */
+export function scopeContains(outer: string, inner: string): boolean {
+  const a = normalizeScope(outer);
+  const b = normalizeScope(inner);
+  return a === "/" || a === b || b.startsWith(`${a}/`);
+}
+
+export function isAllowed(
+  principalId: string,
+  action: string,
+  scope: string,
+  assignments: Iterable<RoleAssignment>,
+  findDefinition: (guid: string) => RoleDefinition | undefined,
+): boolean {
+  for (const assignment of assignments) {
+    if (assignment.principalId.toLowerCase() !== principalId.toLowerCase()) continue;
+    if (!scopeContains(assignment.scope, scope)) continue;
+    const definition = findDefinition(roleDefinitionGuid(assignment.roleDefinitionId));
+    if (definition && roleAllows(definition, action)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,170 @@
+// The seed file: the emulator's whole starting world (tenant, principals, roles, VMs, faults).
+// The keys and fields named in ../shared/DESIGN.md ("Emulator") are a contract; everything else here
+// is an optional extra with a default.
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+export const POWER_STATES = [
+  "running",
+  "starting",
+  "stopping",
+  "stopped",
+  "deallocating",
+  "deallocated",
+] as const;
+export type PowerState = (typeof POWER_STATES)[number];
+
+const guidish = z.string().min(1);
+
+export const faultRuleSchema = z
+  .object({
+    /** HTTP method to match (case-insensitive). */
+    method: z.string().optional(),
+    /** Regular expression over the request path (no query), case-insensitive. */
+    pathPattern: z.string().optional(),
+    /** Only requests about this VM (by name, case-insensitive). */
+    vm: z.string().optional(),
+    /** How many matching requests (or start operations, for `startFailsWith`) it affects; absent = until cleared. */
+    times: z.number().int().positive().optional(),
+    status: z.number().int().min(400).max(599).optional(),
+    retryAfterSeconds: z.number().nonnegative().optional(),
+    errorCode: z.string().optional(),
+    errorMessage: z.string().optional(),
+    delayMs: z.number().int().nonnegative().optional(),
+    dropConnection: z.boolean().optional(),
+    startFailsWith: z.string().optional(),
+  })
+  .refine(
+    (rule) =>
+      rule.status !== undefined ||
+      rule.delayMs !== undefined ||
+      rule.dropConnection === true ||
+      rule.startFailsWith !== undefined,
+    { message: "a fault rule needs an effect: status, delayMs, dropConnection or startFailsWith" },
+  )
+  .refine((rule) => rule.pathPattern === undefined || isValidRegExp(rule.pathPattern), {
+    message: "pathPattern is not a valid regular expression",
+    path: ["pathPattern"],
+  });
+export type FaultRule = z.infer<typeof faultRuleSchema>;
+
+export const principalSchema = z.object({
+  clientId: guidish,
+  /** Object id of the service principal (what role assignments name as principalId). */
+  objectId: guidish,
+  displayName: z.string().optional(),
+  /** One PEM certificate, several concatenated, or a list of them (a key rollover has two). */
+  certificatePem: z.union([z.string(), z.array(z.string())]),
+});
+export type SeedPrincipal = z.infer<typeof principalSchema>;
+
+export const roleDefinitionSchema = z.object({
+  /** `/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}` (or just the guid). */
+  id: z.string().min(1),
+  roleName: z.string().optional(),
+  description: z.string().optional(),
+  actions: z.array(z.string()),
+  notActions: z.array(z.string()).default([]),
+  assignableScopes: z.array(z.string()).default([]),
+});
+export type SeedRoleDefinition = z.input<typeof roleDefinitionSchema>;
+
+export const roleAssignmentSchema = z.object({
+  /** Assignment name (a guid); generated when absent. */
+  name: z.string().optional(),
+  principalId: guidish,
+  principalType: z.string().default("ServicePrincipal"),
+  roleDefinitionId: z.string().min(1),
+  scope: z.string().min(1),
+});
+export type SeedRoleAssignment = z.input<typeof roleAssignmentSchema>;
+
+export const virtualMachineSchema = z.object({
+  resourceGroup: z.string().min(1),
+  name: z.string().min(1),
+  location: z.string().default("eastus"),
+  vmSize: z.string().default("Standard_B2s"),
+  zone: z.string().nullable().default(null),
+  priority: z.enum(["Regular", "Spot", "Low"]).default("Regular"),
+  evictionPolicy: z.enum(["Deallocate", "Delete"]).nullable().optional(),
+  maxPrice: z.number().nullable().optional(),
+  powerState: z.enum(POWER_STATES).default("running"),
+  osType: z.enum(["Linux", "Windows"]).default("Linux"),
+  tags: z.record(z.string(), z.string()).default({}),
+});
+export type SeedVirtualMachine = z.input<typeof virtualMachineSchema>;
+
+export const resourceGroupSchema = z.object({
+  name: z.string().min(1),
+  location: z.string().default("eastus"),
+  tags: z.record(z.string(), z.string()).default({}),
+});
+export type SeedResourceGroup = z.input<typeof resourceGroupSchema>;
+
+export const timingSchema = z.object({
+  /** How long a start takes (seconds, may be fractional); also how long a failing start runs before it fails. */
+  startSeconds: z.number().nonnegative().default(2),
+  /** Delay between simulateEviction and the eviction itself (Azure: up to 30 minutes). */
+  evictionDelaySeconds: z.number().nonnegative().default(0),
+  /** How long deallocate and powerOff take. */
+  deallocateSeconds: z.number().nonnegative().default(1),
+  /** `Retry-After` sent with 202 answers and on operation polls. */
+  retryAfterSeconds: z.number().int().nonnegative().default(1),
+  /** Lifetime of issued access tokens (Entra: 60 to 90 minutes). */
+  tokenLifetimeSeconds: z.number().int().positive().default(3599),
+  /**
+   * For this long after a principal is added, a role assignment naming it without `principalType`
+   * fails with PrincipalNotFound, as Entra replication does in Azure. 0 = off.
+   */
+  principalReplicationSeconds: z.number().nonnegative().default(0),
+});
+export type EmulatorTiming = z.infer<typeof timingSchema>;
+
+export const seedSchema = z.object({
+  tenantId: guidish,
+  subscriptionId: guidish,
+  subscriptionName: z.string().default("Emulated subscription"),
+  principals: z.array(principalSchema).default([]),
+  roleDefinitions: z.array(roleDefinitionSchema).default([]),
+  roleAssignments: z.array(roleAssignmentSchema).default([]),
+  resourceGroups: z.array(resourceGroupSchema).default([]),
+  virtualMachines: z.array(virtualMachineSchema).default([]),
+  timing: timingSchema.default(timingSchema.parse({})),
+  faults: z.array(faultRuleSchema).default([]),
+  /** Page size of VM lists (`nextLink` beyond it). */
+  listPageSize: z.number().int().positive().default(50),
+});
+/** The seed as written (fields with defaults may be left out). */
+export type EmulatorSeed = z.input<typeof seedSchema>;
+/** The seed after defaults were applied. */
+export type ResolvedSeed = z.output<typeof seedSchema>;
+
+export function parseSeed(seed: unknown, origin = "seed"): ResolvedSeed {
+  const result = seedSchema.safeParse(seed);
+  if (!result.success) {
+    const problems = result.error.issues.map(
+      (issue) => `  ${issue.path.join(".") || "(root)"}: ${issue.message}`,
+    );
+    throw new Error(`invalid emulator seed (${origin}):\n${problems.join("\n")}`);
+  }
+  return result.data;
+}
+
+export function loadSeedFile(path: string): ResolvedSeed {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (cause) {
+    throw new Error(`cannot read emulator seed ${path}`, { cause });
+  }
+  return parseSeed(raw, path);
+}
+
+function isValidRegExp(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,452 @@
+// The emulated world: principals, roles, resource groups, VMs and their long-running operations.
+// Time-driven changes (a start finishing, a scheduled eviction) are applied lazily by `settle()`
+// whenever state is read, so there are no timers to leak and every answer is consistent with the clock.
+import { createHash, randomUUID, X509Certificate } from "node:crypto";
+import {
+  BUILT_IN_ROLES,
+  normalizeScope,
+  type RoleAssignment,
+  type RoleDefinition,
+  roleDefinitionGuid,
+} from "./rbac";
+import type {
+  FaultRule,
+  PowerState,
+  ResolvedSeed,
+  SeedPrincipal,
+  SeedRoleAssignment,
+  SeedRoleDefinition,
+  SeedVirtualMachine,
+} from "./seed";
+import { roleAssignmentSchema, roleDefinitionSchema, virtualMachineSchema } from "./seed";
+
+export interface RegisteredCertificate {
+  certificate: X509Certificate;
+  /** base64url SHA-1 thumbprint without padding (the `x5t` header). */
+  x5t: string;
+  /** base64url SHA-256 thumbprint without padding (the `x5t#S256` header). */
+  x5tS256: string;
+  /** Upper-case hex SHA-1, as Entra prints it in AADSTS700027 messages. */
+  hexThumbprint: string;
+}
+
+export interface Principal {
+  clientId: string;
+  objectId: string;
+  displayName: string;
+  certificates: RegisteredCertificate[];
+  createdAt: number;
+}
+
+export interface ProvisioningError {
+  code: string;
+  message: string;
+}
+
+export interface VirtualMachine {
+  resourceGroup: string;
+  name: string;
+  location: string;
+  vmSize: string;
+  zone: string | null;
+  priority: "Regular" | "Spot" | "Low";
+  evictionPolicy: "Deallocate" | "Delete" | null;
+  maxPrice: number | null;
+  osType: "Linux" | "Windows";
+  tags: Record<string, string>;
+  vmId: string;
+  timeCreated: string;
+  powerState: PowerState;
+  provisioningState: "Succeeded" | "Updating" | "Failed";
+  provisioningError?: ProvisioningError;
+  /** A power transition in flight, finished by settle() at `at`. */
+  transition?: {
+    to: PowerState;
+    at: number;
+    operationId: string;
+    failWith?: ProvisioningError;
+    revertTo: PowerState;
+  };
+  /** A simulated eviction scheduled for this time. */
+  evictAt?: number;
+  startRequests: number;
+  evictions: number;
+  lastEvictedAt?: string;
+  lastStatusChange: string;
+}
+
+export interface Operation {
+  id: string;
+  location: string;
+  kind: "start" | "deallocate" | "powerOff";
+  startTime: string;
+  endsAt: number;
+  error?: ProvisioningError;
+}
+
+export interface ResourceGroup {
+  name: string;
+  location: string;
+  tags: Record<string, string>;
+}
+
+export interface ActiveFault {
+  rule: FaultRule;
+  remaining: number | undefined;
+}
+
+export const CAPACITY_MESSAGES: Record<string, string> = {
+  AllocationFailed:
+    "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance",
+  ZonalAllocationFailed:
+    "Allocation failed. We do not have sufficient capacity for the requested VM size in this zone. Read more about improving likelihood of allocation success at http://aka.ms/allocation-guidance",
+  OverconstrainedAllocationRequest:
+    "Allocation failed. VM(s) with the following constraints cannot be allocated, because the condition is too restrictive. Please remove some constraints and try again.",
+  OverconstrainedZonalAllocationRequest:
+    "Allocation failed. VM(s) with the following constraints cannot be allocated, because the condition is too restrictive. Please remove some constraints and try again.",
+  SkuNotAvailable:
+    "The requested VM size for resource is currently not available in location. Please try another size or deploy to a different location or different zone. See https://aka.ms/azureskunotavailable for details.",
+  SpotPriceGreaterThanProvidedMaxPrice:
+    "Unable to perform operation as the current Spot price is higher than the max price you have provided for the VM. Please see https://aka.ms/AzureSpot/pricing for more details.",
+};
+
+const key = (...parts: string[]) => parts.map((part) => part.toLowerCase()).join("/");
+
+export class World {
+  readonly tenantId: string;
+  readonly subscriptionId: string;
+  readonly subscriptionName: string;
+  readonly timing: ResolvedSeed["timing"];
+  readonly listPageSize: number;
+  readonly principals = new Map<string, Principal>();
+  readonly roleDefinitions = new Map<string, RoleDefinition>();
+  readonly roleAssignments = new Map<string, RoleAssignment>();
+  readonly resourceGroups = new Map<string, ResourceGroup>();
+  readonly vms = new Map<string, VirtualMachine>();
+  readonly operations = new Map<string, Operation>();
+  faults: ActiveFault[] = [];
+  /** Tags of scopes other than VMs and resource groups (the subscription). */
+  readonly otherTags = new Map<string, Record<string, string>>();
+
+  constructor(
+    seed: ResolvedSeed,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tenantId = seed.tenantId;
+    this.subscriptionId = seed.subscriptionId;
+    this.subscriptionName = seed.subscriptionName;
+    this.timing = seed.timing;
+    this.listPageSize = seed.listPageSize;
+    for (const role of BUILT_IN_ROLES) this.roleDefinitions.set(role.name, role);
+    for (const principal of seed.principals) this.addPrincipal(principal);
+    for (const definition of seed.roleDefinitions) this.putRoleDefinition(definition);
+    for (const assignment of seed.roleAssignments) this.putRoleAssignment(assignment);
+    for (const group of seed.resourceGroups) this.resourceGroups.set(key(group.name), { ...group });
+    for (const vm of seed.virtualMachines) this.putVirtualMachine(vm);
+    this.addFaults(seed.faults);
+  }
+
+  get subscriptionScope(): string {
+    return `/subscriptions/${this.subscriptionId}`;
+  }
+
+  // ---- principals -------------------------------------------------------------------------------
+
+  /** Adds a principal, or adds certificates to an existing one (a key rollover keeps both). */
+  addPrincipal(input: SeedPrincipal): Principal {
+    const pems = (
+      Array.isArray(input.certificatePem) ? input.certificatePem : [input.certificatePem]
+    ).flatMap(splitCertificates);
+    if (pems.length === 0)
+      throw new Error(`principal ${input.clientId}: certificatePem holds no certificate`);
+    const existing = this.principals.get(input.clientId.toLowerCase());
+    const principal: Principal = existing ?? {
+      clientId: input.clientId,
+      objectId: input.objectId,
+      displayName: input.displayName ?? `sp-${input.clientId.slice(0, 8)}`,
+      certificates: [],
+      createdAt: this.now(),
+    };
+    for (const pem of pems) {
+      const registered = registerCertificate(pem);
+      if (!principal.certificates.some((known) => known.x5tS256 === registered.x5tS256)) {
+        principal.certificates.push(registered);
+      }
+    }
+    this.principals.set(input.clientId.toLowerCase(), principal);
+    return principal;
+  }
+
+  removePrincipal(clientId: string): boolean {
+    return this.principals.delete(clientId.toLowerCase());
+  }
+
+  principalByObjectId(objectId: string): Principal | undefined {
+    for (const principal of this.principals.values()) {
+      if (principal.objectId.toLowerCase() === objectId.toLowerCase()) return principal;
+    }
+    return undefined;
+  }
+
+  // ---- roles ------------------------------------------------------------------------------------
+
+  putRoleDefinition(input: SeedRoleDefinition): RoleDefinition {
+    const parsed = roleDefinitionSchema.parse(input);
+    const name = roleDefinitionGuid(parsed.id);
+    const previous = this.roleDefinitions.get(name);
+    const time = new Date(this.now()).toISOString();
+    const definition: RoleDefinition = {
+      name,
+      roleName: parsed.roleName ?? previous?.roleName ?? `custom-${name.slice(0, 8)}`,
+      description: parsed.description ?? previous?.description ?? "",
+      type: "CustomRole",
+      actions: parsed.actions,
+      notActions: parsed.notActions,
+      assignableScopes:
+        parsed.assignableScopes.length > 0 ? parsed.assignableScopes : [this.subscriptionScope],
+      createdOn: previous?.createdOn ?? time,
+      updatedOn: time,
+    };
+    this.roleDefinitions.set(name, definition);
+    return definition;
+  }
+
+  findRoleDefinition = (guid: string): RoleDefinition | undefined =>
+    this.roleDefinitions.get(guid.toLowerCase());
+
+  putRoleAssignment(input: SeedRoleAssignment): RoleAssignment {
+    const parsed = roleAssignmentSchema.parse(input);
+    const name = (parsed.name ?? randomUUID()).toLowerCase();
+    const previous = this.roleAssignments.get(name);
+    const time = new Date(this.now()).toISOString();
+    const assignment: RoleAssignment = {
+      name,
+      scope: parsed.scope,
+      principalId: parsed.principalId,
+      principalType: parsed.principalType,
+      roleDefinitionId: parsed.roleDefinitionId,
+      createdOn: previous?.createdOn ?? time,
+      updatedOn: time,
+    };
+    this.roleAssignments.set(name, assignment);
+    return assignment;
+  }
+
+  // ---- resource groups and VMs ------------------------------------------------------------------
+
+  resourceGroup(name: string): ResourceGroup | undefined {
+    return this.resourceGroups.get(key(name));
+  }
+
+  putVirtualMachine(input: SeedVirtualMachine): VirtualMachine {
+    const vm = virtualMachineSchema.parse(input);
+    if (!this.resourceGroups.has(key(vm.resourceGroup))) {
+      this.resourceGroups.set(key(vm.resourceGroup), {
+        name: vm.resourceGroup,
+        location: vm.location,
+        tags: {},
+      });
+    }
+    const isSpot = vm.priority !== "Regular";
+    const time = new Date(this.now()).toISOString();
+    const machine: VirtualMachine = {
+      resourceGroup: this.resourceGroup(vm.resourceGroup)?.name ?? vm.resourceGroup,
+      name: vm.name,
+      location: vm.location,
+      vmSize: vm.vmSize,
+      zone: vm.zone,
+      priority: vm.priority,
+      evictionPolicy: isSpot ? (vm.evictionPolicy ?? "Deallocate") : null,
+      maxPrice: isSpot ? (vm.maxPrice ?? -1) : null,
+      osType: vm.osType,
+      tags: { ...vm.tags },
+      vmId: randomUUID(),
+      timeCreated: time,
+      powerState: vm.powerState,
+      provisioningState: "Succeeded",
+      startRequests: 0,
+      evictions: 0,
+      lastStatusChange: time,
+    };
+    this.vms.set(key(vm.resourceGroup, vm.name), machine);
+    return machine;
+  }
+
+  vm(resourceGroup: string, name: string): VirtualMachine | undefined {
+    this.settle();
+    return this.vms.get(key(resourceGroup, name));
+  }
+
+  listVms(resourceGroup?: string): VirtualMachine[] {
+    this.settle();
+    return [...this.vms.values()].filter(
+      (vm) => resourceGroup === undefined || vm.resourceGroup.toLowerCase() === resourceGroup.toLowerCase(),
+    );
+  }
+
+  /**
+   * Begins a power operation. `failWith` makes it end Failed with that code (a capacity fault).
+   * A VM already in the target state gets an operation that succeeds at once, as in Azure.
+   */
+  beginPowerOperation(vm: VirtualMachine, kind: Operation["kind"], failWith?: string): Operation {
+    this.settle();
+    const now = this.now();
+    const target: PowerState =
+      kind === "start" ? "running" : kind === "deallocate" ? "deallocated" : "stopped";
+    const inFlight: PowerState =
+      kind === "start" ? "starting" : kind === "deallocate" ? "deallocating" : "stopping";
+    const seconds = kind === "start" ? this.timing.startSeconds : this.timing.deallocateSeconds;
+    if (kind === "start") vm.startRequests += 1;
+    const operation: Operation = {
+      id: randomUUID(),
+      location: vm.location,
+      kind,
+      startTime: new Date(now).toISOString(),
+      endsAt: now,
+    };
+    if (failWith !== undefined) {
+      operation.error = {
+        code: failWith,
+        message: CAPACITY_MESSAGES[failWith] ?? `The operation failed with ${failWith} (emulated fault).`,
+      };
+    }
+    if (vm.powerState === target && operation.error === undefined) {
+      this.operations.set(operation.id, operation);
+      return operation;
+    }
+    operation.endsAt = now + seconds * 1000;
+    const revertTo = vm.powerState;
+    vm.transition = {
+      to: target,
+      at: operation.endsAt,
+      operationId: operation.id,
+      revertTo,
+      failWith: operation.error,
+    };
+    // A capacity failure never gets as far as powering on: the VM keeps its power state while Azure
+    // tries to allocate, with the provisioning state "Updating".
+    if (operation.error === undefined) this.setPowerState(vm, inFlight);
+    vm.provisioningState = "Updating";
+    vm.provisioningError = undefined;
+    this.operations.set(operation.id, operation);
+    this.settle();
+    return operation;
+  }
+
+  operation(id: string): Operation | undefined {
+    this.settle();
+    return this.operations.get(id.toLowerCase()) ?? this.operations.get(id);
+  }
+
+  scheduleEviction(vm: VirtualMachine): void {
+    vm.evictAt = this.now() + this.timing.evictionDelaySeconds * 1000;
+    this.settle();
+  }
+
+  /** Evicts now, per the VM's eviction policy (Delete removes it). */
+  evict(vm: VirtualMachine): void {
+    vm.evictAt = undefined;
+    vm.transition = undefined;
+    vm.evictions += 1;
+    vm.lastEvictedAt = new Date(this.now()).toISOString();
+    if (vm.evictionPolicy === "Delete") {
+      this.vms.delete(key(vm.resourceGroup, vm.name));
+      return;
+    }
+    vm.provisioningState = "Succeeded";
+    vm.provisioningError = undefined;
+    this.setPowerState(vm, "deallocated");
+  }
+
+  /** Applies every time-driven change that is due. */
+  settle(): void {
+    const now = this.now();
+    for (const vm of [...this.vms.values()]) {
+      const transition = vm.transition;
+      if (transition && transition.at <= now) {
+        vm.transition = undefined;
+        if (transition.failWith) {
+          vm.provisioningState = "Failed";
+          vm.provisioningError = transition.failWith;
+          this.setPowerState(vm, transition.revertTo);
+        } else {
+          vm.provisioningState = "Succeeded";
+          this.setPowerState(vm, transition.to);
+        }
+      }
+      if (vm.evictAt !== undefined && vm.evictAt <= now) {
+        if (vm.powerState === "running" || vm.powerState === "starting") this.evict(vm);
+        else vm.evictAt = undefined;
+      }
+    }
+  }
+
+  private setPowerState(vm: VirtualMachine, state: PowerState): void {
+    if (vm.powerState !== state) vm.lastStatusChange = new Date(this.now()).toISOString();
+    vm.powerState = state;
+  }
+
+  // ---- faults -----------------------------------------------------------------------------------
+
+  addFaults(rules: FaultRule[]): void {
+    for (const rule of rules) this.faults.push({ rule, remaining: rule.times });
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  /** Tags of any scope the emulator knows, or undefined when the scope does not exist. */
+  tagsAt(scope: string): Record<string, string> | undefined {
+    const parts = normalizeScope(scope).split("/").filter(Boolean);
+    // subscriptions/{s}[/resourceGroups/{rg}[/providers/Microsoft.Compute/virtualMachines/{vm}]]
+    if (parts[0] !== "subscriptions" || parts[1] !== this.subscriptionId.toLowerCase()) return undefined;
+    if (parts.length === 2) {
+      const tags = this.otherTags.get(this.subscriptionScope.toLowerCase()) ?? {};
+      this.otherTags.set(this.subscriptionScope.toLowerCase(), tags);
+      return tags;
+    }
+    if (parts[2] !== "resourcegroups" || parts[3] === undefined) return undefined;
+    const group = this.resourceGroup(parts[3]);
+    if (!group) return undefined;
+    if (parts.length === 4) return group.tags;
+    if (
+      parts.length === 8 &&
+      parts[4] === "providers" &&
+      parts[5] === "microsoft.compute" &&
+      parts[6] === "virtualmachines"
+    ) {
+      return this.vm(parts[3], parts[7] ?? "")?.tags;
+    }
+    return undefined;
+  }
+
+  replaceTagsAt(scope: string, tags: Record<string, string>): boolean {
+    const current = this.tagsAt(scope);
+    if (!current) return false;
+    for (const name of Object.keys(current)) delete current[name];
+    Object.assign(current, tags);
+    return true;
+  }
+}
+
+export function splitCertificates(pemText: string): string[] {
+  return pemText.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+export function registerCertificate(pem: string): RegisteredCertificate {
+  const certificate = new X509Certificate(pem);
+  const sha1 = createHash("sha1").update(certificate.raw).digest();
+  const sha256 = createHash("sha256").update(certificate.raw).digest();
+  return {
+    certificate,
+    x5t: sha1.toString("base64url"),
+    x5tS256: sha256.toString("base64url"),
+    hexThumbprint: sha1.toString("hex").toUpperCase(),
+  };
+}
+
+/** A JOSE thumbprint header as sent (base64url or base64, with or without padding) → base64url without padding. */
+export function normalizeThumbprint(value: string): string {
+  return value.trim().replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+}
