@@ -126,6 +126,7 @@ export function recordingHost(
     runCommand,
     nodePath: "/usr/bin/node",
     nodeVersion: "24.21.0",
+    systemdRunning: true,
     env: {},
     ...overrides,
     stdout: {

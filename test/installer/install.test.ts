@@ -496,6 +496,14 @@ describe("services on the real host (systemctl faked)", () => {
     assert.match(host.stderrText(), /systemctl daemon-reload` failed .*--scheduler cron/);
   });
 
+  test("the systemd scheduler on a host without systemd is refused before writing", async () => {
+    const root = tempDir("root");
+    const host = recordingHost({ bundlePath, manageServices: true, systemdRunning: false });
+    assert.equal(await install(installOptions(root, outputsFile), host), 1);
+    assert.match(host.stderrText(), /systemd is not running on this host .*--scheduler cron/);
+    assert.deepEqual([...(await walkTree(root)).keys()], []);
+  });
+
   test("installing into / needs root", async () => {
     // A stack outputs file that does not exist: even if the check regressed, nothing would be written to /.
     const host = recordingHost({ bundlePath, isRoot: false });

@@ -96,6 +96,8 @@ export interface InstallerHost {
   isRoot?: boolean;
   /** Run systemctl (default: only when root is "/"). */
   manageServices?: boolean;
+  /** Whether systemd is the running init (default: /run/systemd/system exists, sd_booted(3)). */
+  systemdRunning?: boolean;
   now?: () => Date;
 }
 
@@ -386,6 +388,15 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
     const message = `Node.js at ${nodePath} lives in a home directory, which the hardened service cannot see (ProtectHome=yes): install Node.js system-wide (/usr/bin or /usr/local/bin) and run the installer with it, or use --scheduler cron`;
     if (root === "/") throw new InstallerError(message);
     context.err(`spot-restarter install: warning: ${message}`);
+  }
+
+  if (scheduler === "systemd" && context.manageServices && !dryRun) {
+    const running = host.systemdRunning ?? (await exists("/", "/run/systemd/system"));
+    if (!running) {
+      throw new InstallerError(
+        "systemd is not running on this host (no /run/systemd/system): use --scheduler cron, or --root DIR to prepare a tree for another machine",
+      );
+    }
   }
 
   const { text, name } = await readStackOutputsText(options.stackOutputs, host);
