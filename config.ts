@@ -210,6 +210,15 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
 /** Reads `spot-restarter:*` from the current stack. The only caller of `pulumi.Config` in the project. */
 export function readConfig(): SpotRestarterConfig {
   const config = new pulumi.Config(CONFIG_NAMESPACE);
+  try {
+    return readRawConfig(config);
+  } catch (cause) {
+    // RunError: Pulumi prints just the message (key and fix), not a stack trace of this file.
+    throw Object.assign(new pulumi.RunError((cause as Error).message), { cause });
+  }
+}
+
+function readRawConfig(config: pulumi.Config): SpotRestarterConfig {
   return parseConfig(
     {
       resourceGroupName: config.get("resourceGroupName"),

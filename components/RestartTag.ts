@@ -67,9 +67,12 @@ export class RestartTag extends pulumi.ComponentResource {
   constructor(name: string, args: RestartTagArgs, opts?: pulumi.ComponentResourceOptions) {
     super("spot-restarter:tags:RestartTag", name, {}, opts);
 
-    // An invoke runs during preview too, so a wrong name or a non-Spot VM stops `pulumi preview` before
-    // anything is created. The Promise form is used (inside an apply) because an Output offers no way to
-    // turn the provider's 404 into a message that says what to do.
+    // An invoke runs during preview too, so a wrong name or a non-Spot VM stops `pulumi preview` (and the
+    // preview `pulumi up` starts with) before anything is created. The Promise form is used inside an apply
+    // because an Output offers no way to turn the provider's 404 into a message that says what to do.
+    // ResourceError with hideStack: the engine reports the message against this component, without a trace.
+    const fail = (message: string, cause: unknown) =>
+      Object.assign(new pulumi.ResourceError(message, this, true), { cause });
     const vm = pulumi
       .all([args.resourceGroupName, args.vmName])
       .apply(async ([resourceGroupName, vmName]) => {
@@ -77,14 +80,18 @@ export class RestartTag extends pulumi.ComponentResource {
         try {
           found = await compute.getVirtualMachine({ resourceGroupName, vmName }, { parent: this });
         } catch (cause) {
-          throw new Error(
+          throw fail(
             `VM "${vmName}" was not found in resource group "${resourceGroupName}" (or this identity cannot read ` +
               `it): ${describe(cause)}. Check the name with ` +
               `\`az vm list -g ${resourceGroupName} -o table\`. ${removeHint(vmName)}`,
-            { cause },
+            cause,
           );
         }
-        assertRestartableSpotVm(found, resourceGroupName, vmName);
+        try {
+          assertRestartableSpotVm(found, resourceGroupName, vmName);
+        } catch (cause) {
+          throw fail(describe(cause), cause);
+        }
         return found;
       });
 

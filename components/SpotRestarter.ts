@@ -94,9 +94,13 @@ export class SpotRestarter extends pulumi.ComponentResource {
         ),
     );
 
-    this.tenantId = pulumi
-      .all([principal.tenantId, arm.tenantId])
-      .apply(([entraTenantId, armTenantId]) => assertSameTenant(entraTenantId, armTenantId));
+    this.tenantId = pulumi.all([principal.tenantId, arm.tenantId]).apply(([entraTenantId, armTenantId]) => {
+      try {
+        return assertSameTenant(entraTenantId, armTenantId);
+      } catch (cause) {
+        throw Object.assign(new pulumi.ResourceError((cause as Error).message, this, true), { cause });
+      }
+    });
     this.subscriptionId = arm.subscriptionId;
     this.clientId = principal.clientId;
     this.servicePrincipalObjectId = principal.servicePrincipalObjectId;

@@ -11,7 +11,10 @@ const RG = "personal-network";
 
 interface PreviewResult {
   exitCode: number;
+  /** Each failure's message. */
   errors: string[];
+  /** The error class of each failure (RunError, ResourceError or Error), in the same order. */
+  kinds: string[];
   resources: string[];
 }
 
@@ -28,9 +31,11 @@ function preview(scenario: {
       (error, stdout, stderr) => {
         if (error && typeof error.code !== "number") return reject(error);
         const last = stdout.trim().split("\n").at(-1) ?? "{}";
+        const lines = stderr.split("\n").filter((line) => line.includes("\t"));
         resolve({
           exitCode: typeof error?.code === "number" ? error.code : 0,
-          errors: stderr.split("\n").filter((line) => line.trim() !== ""),
+          errors: lines.map((line) => line.slice(line.indexOf("\t") + 1)),
+          kinds: lines.map((line) => line.slice(0, line.indexOf("\t"))),
           resources: (JSON.parse(last) as { resources?: string[] }).resources ?? [],
         });
       },
@@ -83,6 +88,11 @@ describe("pulumi preview of index.ts", { concurrency: true }, () => {
       );
     }
     assert.ok(!result.errors.some((line) => line.includes('"ok-spot"')), "the good VM is not blamed");
+    assert.deepEqual(
+      new Set(result.kinds),
+      new Set(["ResourceError"]),
+      "reported against the component, no stack",
+    );
   });
 
   it("fails when azuread and azure-native are signed in to different tenants", async () => {
@@ -100,6 +110,7 @@ describe("pulumi preview of index.ts", { concurrency: true }, () => {
       ),
       result.errors.join("\n"),
     );
+    assert.deepEqual(new Set(result.kinds), new Set(["ResourceError"]));
   });
 
   it("fails before creating anything when resourceGroupName is missing", async () => {
@@ -109,6 +120,7 @@ describe("pulumi preview of index.ts", { concurrency: true }, () => {
       "spot-restarter:resourceGroupName is required: the resource group that holds your Spot VMs. " +
         "Fix: pulumi config set resourceGroupName <group>",
     ]);
+    assert.deepEqual(result.kinds, ["RunError"], "printed without a stack trace");
     assert.deepEqual(result.resources, []);
   });
 
