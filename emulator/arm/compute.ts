@@ -173,8 +173,7 @@ function sendPage(ctx: RequestContext, env: ArmEnv, vms: VirtualMachine[]): void
   const page = vms.slice(skip, skip + pageSize);
   const body: Record<string, unknown> = { value: page.map((vm) => vmJson(env.world, vm, false)) };
   if (skip + pageSize < vms.length) {
-    const next = new URLSearchParams({ "api-version": env.apiVersion, $skiptoken: String(skip + pageSize) });
-    body.nextLink = `${ctx.origin}${ctx.path}?${next.toString()}`;
+    body.nextLink = `${ctx.origin}${ctx.path}?api-version=${encodeURIComponent(env.apiVersion)}&$skiptoken=${skip + pageSize}`;
   }
   sendJson(ctx, 200, body);
 }
