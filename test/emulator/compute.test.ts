@@ -13,7 +13,7 @@ const REGULAR = "vpn-gateway-vm";
 function computeClient(t: TestEmulator): ComputeManagementClient {
   return new ComputeManagementClient(t.credential, t.emulator.subscriptionId, {
     endpoint: t.emulator.armEndpoint,
-    credentialScopes: [ARM_SCOPE],
+    credentials: { scopes: [ARM_SCOPE] },
   });
 }
 
