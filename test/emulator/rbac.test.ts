@@ -1,0 +1,121 @@
+// RBAC: what Contributor, Reader, a least-privilege custom role and no role may do.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ComputeManagementClient } from "@azure/arm-compute";
+import { actionMatches, roleAllows, scopeContains } from "../../emulator/rbac";
+import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
+import { armFetch, vmPath } from "./helpers";
+
+const BACKUP = "ubuntu-backup-server-spot";
+
+describe("emulator: RBAC rules (pure)", () => {
+  it("matches actions case-insensitively with * anywhere", () => {
+    assert.ok(actionMatches("*", "Microsoft.Compute/virtualMachines/start/action"));
+    assert.ok(actionMatches("*/read", "Microsoft.Compute/virtualMachines/read"));
+    assert.ok(!actionMatches("*/read", "Microsoft.Compute/virtualMachines/start/action"));
+    assert.ok(
+      actionMatches("Microsoft.Compute/virtualMachines/*", "microsoft.compute/VIRTUALMACHINES/start/action"),
+    );
+    assert.ok(
+      actionMatches("Microsoft.Compute/*/read", "Microsoft.Compute/virtualMachines/instanceView/read"),
+    );
+    assert.ok(
+      !actionMatches(
+        "Microsoft.Compute/virtualMachines/read",
+        "Microsoft.Compute/virtualMachines/instanceView/read",
+      ),
+    );
+  });
+  it("subtracts notActions (Contributor cannot write role assignments)", () => {
+    const contributor = {
+      actions: ["*"],
+      notActions: ["Microsoft.Authorization/*/Write", "Microsoft.Authorization/*/Delete"],
+    };
+    assert.ok(roleAllows(contributor, "Microsoft.Resources/tags/write"));
+    assert.ok(!roleAllows(contributor, "Microsoft.Authorization/roleAssignments/write"));
+    assert.ok(roleAllows(contributor, "Microsoft.Authorization/roleAssignments/read"));
+  });
+  it("covers a scope and its descendants only, by whole segments", () => {
+    assert.ok(
+      scopeContains(
+        "/subscriptions/s/resourceGroups/rg",
+        "/subscriptions/s/resourcegroups/RG/providers/x/y/z",
+      ),
+    );
+    assert.ok(!scopeContains("/subscriptions/s/resourceGroups/rg", "/subscriptions/s/resourceGroups/rg2"));
+    assert.ok(scopeContains("/", "/subscriptions/s"));
+  });
+});
+
+async function expectForbidden(promise: Promise<unknown>, action: string): Promise<void> {
+  await assert.rejects(promise, (error: { statusCode?: number; code?: string; message?: string }) => {
+    assert.equal(error.statusCode, 403);
+    assert.equal(error.code, "AuthorizationFailed");
+    // The paging helper replaces the message ("Pagination failed with unexpected statusCode 403").
+    if (!error.message?.startsWith("Pagination failed"))
+      assert.ok(error.message?.includes(`'${action}'`), error.message);
+    return true;
+  });
+}
+
+for (const [role, allowed] of [
+  ["contributor", { list: true, view: true, start: true, tags: true }],
+  ["reader", { list: true, view: true, start: false, tags: false }],
+  ["least-privilege", { list: true, view: true, start: true, tags: false }],
+  ["none", { list: false, view: false, start: false, tags: false }],
+] as const) {
+  describe(`emulator: RBAC enforcement for ${role}`, () => {
+    let t: TestEmulator;
+    let compute: ComputeManagementClient;
+    before(async () => {
+      t = await startTestEmulator({ timing: { startSeconds: 0 } }, { role });
+      compute = new ComputeManagementClient(t.credential, t.emulator.subscriptionId, {
+        endpoint: t.emulator.armEndpoint,
+      });
+    });
+    after(() => t.emulator.stop());
+
+    it(`${allowed.list ? "may" : "may not"} list VMs`, async () => {
+      const listing = (async () => {
+        for await (const _vm of compute.virtualMachines.list(t.resourceGroup));
+      })();
+      if (allowed.list) await listing;
+      else await expectForbidden(listing, "Microsoft.Compute/virtualMachines/read");
+    });
+
+    it(`${allowed.view ? "may" : "may not"} read the instance view`, async () => {
+      const view = compute.virtualMachines.instanceView(t.resourceGroup, BACKUP);
+      if (allowed.view) await view;
+      else await expectForbidden(view, "Microsoft.Compute/virtualMachines/instanceView/read");
+    });
+
+    it(`${allowed.start ? "may" : "may not"} start a VM`, async () => {
+      const start = compute.virtualMachines.beginStartAndWait(t.resourceGroup, BACKUP, {
+        updateIntervalInMs: 50,
+      });
+      if (allowed.start) await start;
+      else await expectForbidden(start, "Microsoft.Compute/virtualMachines/start/action");
+    });
+
+    it(`${allowed.tags ? "may" : "may not"} write tags`, async () => {
+      const response = await armFetch<{ error?: { code: string } }>(
+        t,
+        "PATCH",
+        `${vmPath(t, BACKUP)}/providers/Microsoft.Resources/tags/default`,
+        { operation: "Merge", properties: { tags: { owner: "test" } } },
+        "2021-04-01",
+      );
+      assert.equal(response.status, allowed.tags ? 200 : 403);
+    });
+
+    it("has no access to another resource group's scope", async () => {
+      const response = await armFetch<{ error: { code: string } }>(
+        t,
+        "GET",
+        `/subscriptions/${t.emulator.subscriptionId}/resourceGroups/other/providers/Microsoft.Compute/virtualMachines`,
+      );
+      assert.equal(response.status, 403);
+      assert.equal(response.body.error.code, "AuthorizationFailed");
+    });
+  });
+}
