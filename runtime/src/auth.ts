@@ -132,7 +132,8 @@ export async function verifyAuthentication(
   signal?: AbortSignal,
 ): Promise<void> {
   try {
-    const token = await credential.getToken(tokenScope(config), { abortSignal: signal });
+    // enableCae as the SDK's bearer-token policy asks, so both share one MSAL client and its cache.
+    const token = await credential.getToken(tokenScope(config), { abortSignal: signal, enableCae: true });
     if (!token) throw new Error("no token returned");
   } catch (error) {
     if (signal?.aborted) throw error;

@@ -1,0 +1,288 @@
+// The loop against the emulator with the real Azure SDK clients, in-process: which VMs a cycle
+// starts, what an idle cycle costs in ARM requests, backoff under a persistent capacity fault and
+// recovery, throttling, a VM deleted mid-cycle.
+import "reflect-metadata";
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createCredential, verifyAuthentication } from "../../runtime/src/auth";
+import { createArmVmApi, createRequestCounter, type VmApi } from "../../runtime/src/azure";
+import { runOnce } from "../../runtime/src/commands";
+import { vmKey } from "../../runtime/src/decisions";
+import { type Logger, silentLogger } from "../../runtime/src/log";
+import { Restarter, type RestarterSettings } from "../../runtime/src/restarter";
+import { createFileStateStore } from "../../runtime/src/state";
+import { resourceGroup, spotVm, startWorld, type World } from "./harness";
+
+const never = new AbortController().signal;
+
+function wire(world: World, overrides: Partial<RestarterSettings> = {}, log: Logger = silentLogger) {
+  const config = { ...world.config, armMaxRetries: 0 };
+  const credential = createCredential(config, { pem: world.principal.pem } as Parameters<
+    typeof createCredential
+  >[1]);
+  const counter = createRequestCounter();
+  const api = createArmVmApi(config, credential, { counter, pollIntervalMs: 100 });
+  const settings: RestarterSettings = {
+    resourceGroups: config.resourceGroups,
+    tag: config.tag,
+    maxConcurrentStarts: 10,
+    backoff: { initialMs: 60_000, maxMs: 1_800_000 },
+    startTimeoutMs: 20_000,
+    intervalMs: 1_000,
+    ...overrides,
+  };
+  const restarter = new Restarter({
+    api,
+    store: createFileStateStore(world.stateDir),
+    log,
+    settings,
+    counter,
+  });
+  return { api, counter, restarter, credential, config, settings };
+}
+
+function recorder(): Logger & { lines: Array<{ event: string; meta: Record<string, unknown>; at: number }> } {
+  const lines: Array<{ event: string; meta: Record<string, unknown>; at: number }> = [];
+  const push = (event: string, meta: Record<string, unknown>) => lines.push({ event, meta, at: Date.now() });
+  return { lines, debug: () => {}, info: push, warn: push, error: push };
+}
+
+describe("a cycle against the emulator", () => {
+  let world: World;
+  const population = [
+    spotVm("evicted-1"),
+    spotVm("evicted-2"),
+    spotVm("evicted-3", { tags: { attemptrestartafterEVICTION: "TRUE" } }),
+    spotVm("running-spot", { powerState: "running" }),
+    spotVm("stopped-spot", { powerState: "stopped" }),
+    spotVm("regular", { priority: "Regular", evictionPolicy: undefined, maxPrice: undefined }),
+    spotVm("untagged", { tags: { role: "build" } }),
+    spotVm("tag-false", { tags: { AttemptRestartAfterEviction: "false" } }),
+    spotVm("delete-policy", { evictionPolicy: "Delete" }),
+    ...Array.from({ length: 20 }, (_, i) =>
+      spotVm(`filler-${i}`, { priority: "Regular", tags: {}, powerState: "running" }),
+    ),
+  ];
+  before(async () => {
+    world = await startWorld(population, { startSeconds: 0.5 });
+  });
+  after(() => world.emulator.stop());
+
+  it("starts exactly the deallocated, tagged Spot VMs, concurrently", async () => {
+    const { restarter, counter, credential, config } = wire(world);
+    await verifyAuthentication(credential, config);
+    await restarter.init();
+    await world.control.clearRequests();
+    const { summary } = await runOnce({ restarter, counter, tag: config.tag }, never, { dryRun: false });
+    const vms = await world.control.vms();
+    const started = vms.filter((vm) => vm.startRequests > 0).map((vm) => vm.name);
+    assert.deepEqual(started.sort(), ["evicted-1", "evicted-2", "evicted-3"]);
+    for (const name of ["evicted-1", "evicted-2", "evicted-3"]) {
+      assert.equal(vms.find((vm) => vm.name === name)?.powerState, "running");
+    }
+    assert.equal(summary.starts.issued, 3);
+    assert.equal(summary.starts.succeeded, 3);
+    assert.ok(
+      (summary.starts.requestSpreadMs ?? Infinity) < 1000,
+      `spread ${summary.starts.requestSpreadMs} ms`,
+    );
+    // 1 list + 1 instance view per tagged Spot Deallocate VM (5), never one per VM of the group (29).
+    assert.equal(summary.armRequests?.list, 1);
+    assert.equal(summary.armRequests?.instanceView, 5);
+    assert.equal(summary.armRequests?.start, 3);
+  });
+
+  it("an idle cycle costs 1 list + 1 instance view per tagged Spot VM", async () => {
+    const { restarter, counter } = wire(world);
+    await restarter.init();
+    await world.control.clearRequests();
+    const cycle = await restarter.runCycle(never);
+    assert.equal(cycle.starts.length, 0);
+    const requests = (await world.control.requests()).filter((r) => r.path.startsWith("/subscriptions/"));
+    const lists = requests.filter((r) => /virtualMachines$/.test(r.path));
+    const views = requests.filter((r) => /instanceView$/.test(r.path));
+    assert.equal(lists.length, 1);
+    assert.equal(views.length, 5);
+    assert.equal(requests.length, 6, requests.map((r) => `${r.method} ${r.path}`).join("\n"));
+    assert.deepEqual(counter.snapshot(), { total: 6, list: 1, instanceView: 5, start: 0, poll: 0, other: 0 });
+    process.stdout.write(`# idle cycle: ${requests.length} ARM requests for 29 VMs, 5 of them tagged Spot\n`);
+  });
+});
+
+describe("backoff against the emulator", () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld([spotVm("no-capacity"), spotVm("fine", { powerState: "running" })], {
+      startSeconds: 0.1,
+    });
+  });
+  after(() => world.emulator.stop());
+
+  it("spaces attempts as the policy says under a persistent AllocationFailed, and recovers when it clears", async () => {
+    await world.control.addFaults({ vm: "no-capacity", startFailsWith: "AllocationFailed" });
+    const log = recorder();
+    // Backoff 0.8 s doubling to 3.2 s, a cycle every 0.2 s.
+    const { restarter } = wire(world, { backoff: { initialMs: 800, maxMs: 3_200 }, intervalMs: 200 }, log);
+    await restarter.init();
+    const controller = new AbortController();
+    const loop = restarter.runLoop(controller.signal);
+    try {
+      const startTimes = async () =>
+        (await world.control.requests())
+          .filter((r) => r.method === "POST" && r.path.endsWith("/no-capacity/start"))
+          .map((r) => Date.parse(r.time));
+      const deadline = Date.now() + 20_000;
+      while ((await startTimes()).length < 4 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      const times = await startTimes();
+      assert.ok(times.length >= 4, `only ${times.length} attempts`);
+      const failures = log.lines.filter((l) => l.event === "start-failed");
+      assert.ok(failures.length >= 3);
+      assert.equal(failures[0]?.meta.code, "AllocationFailed");
+      assert.deepEqual(
+        failures.slice(0, 3).map((f) => f.meta.attempts),
+        [1, 2, 3],
+      );
+      // Each next attempt comes its backoff after the failure: never earlier, at most a cycle or so later.
+      const policy = [800, 1_600, 3_200];
+      for (let i = 0; i < 3; i++) {
+        const failedAt = failures[i]?.at ?? 0;
+        const backoffMs = Number(failures[i]?.meta.backoffSeconds) * 1000;
+        assert.ok(
+          backoffMs <= (policy[i] ?? 0) && backoffMs >= (policy[i] ?? 0) * 0.8 - 100,
+          `backoff ${backoffMs}`,
+        );
+        const next = times.find((t) => t > failedAt) ?? Number.POSITIVE_INFINITY;
+        const gap = next - failedAt;
+        assert.ok(
+          gap >= backoffMs - 60,
+          `attempt ${i + 2} came ${gap} ms after failure ${i + 1} (backoff ${backoffMs} ms)`,
+        );
+        assert.ok(
+          gap <= backoffMs + 700,
+          `attempt ${i + 2} came ${gap} ms after failure ${i + 1} (backoff ${backoffMs} ms)`,
+        );
+        assert.equal(times.filter((t) => t > failedAt && t < next).length, 0, "no attempt in between");
+      }
+
+      await world.control.clearFaults();
+      const recovered = Date.now() + 10_000;
+      while (!log.lines.some((l) => l.event === "started") && Date.now() < recovered) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal((await world.control.vm(resourceGroup, "no-capacity"))?.powerState, "running");
+    } finally {
+      controller.abort();
+      await loop;
+    }
+    const record = restarter.currentState.vms[vmKey(resourceGroup, "no-capacity")];
+    assert.equal(record?.startAttempts, 0);
+    assert.equal(record?.backoffUntil, undefined);
+    assert.equal((await world.control.vm(resourceGroup, "fine"))?.startRequests, 0);
+  });
+});
+
+describe("throttling against the emulator", () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld([spotVm("a", { powerState: "running" })]);
+  });
+  after(() => world.emulator.stop());
+
+  it("waits out Retry-After: no request to ARM before it has passed", async () => {
+    const log = recorder();
+    const { restarter } = wire(world, {}, log);
+    await restarter.init();
+    await world.control.addFaults({
+      method: "GET",
+      pathPattern: "/virtualMachines$",
+      status: 429,
+      retryAfterSeconds: 2,
+      errorCode: "TooManyRequests",
+      times: 1,
+    });
+    await world.control.clearRequests();
+    const first = await restarter.runCycle(never);
+    assert.equal(first.resourceGroups[0]?.error?.startsWith("throttled"), true);
+    const throttled = log.lines.find((l) => l.event === "throttled");
+    assert.equal(throttled?.meta.retryAfterSeconds, 2);
+    const second = await restarter.runCycle(never);
+    assert.equal(second.skipped, "throttled");
+    assert.equal(
+      (await world.control.requests()).filter((r) => r.path.startsWith("/subscriptions/")).length,
+      1,
+    );
+    await new Promise((r) => setTimeout(r, 2_100));
+    const third = await restarter.runCycle(never);
+    assert.equal(third.skipped, undefined);
+    assert.equal(third.resourceGroups[0]?.error, undefined);
+  });
+
+  it("the SDK pipeline's own retry absorbs a single 429 (no cycle lost)", async () => {
+    const world2 = world;
+    const config = { ...world2.config, armMaxRetries: 3 };
+    const credential = createCredential(config, { pem: world2.principal.pem } as Parameters<
+      typeof createCredential
+    >[1]);
+    const api = createArmVmApi(config, credential);
+    await world2.control.addFaults({
+      method: "GET",
+      pathPattern: "/virtualMachines$",
+      status: 429,
+      retryAfterSeconds: 1,
+      times: 1,
+    });
+    const vms = await api.listVms(resourceGroup, never);
+    assert.equal(vms.length, 1);
+  });
+});
+
+describe("a VM deleted mid-cycle", () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld([spotVm("doomed"), spotVm("survivor"), spotVm("doomed-later")], {
+      startSeconds: 0.2,
+    });
+  });
+  after(() => world.emulator.stop());
+
+  it("is forgotten (between list and instance view, or when its start answers 404), the others still start", async () => {
+    const log = recorder();
+    const wired = wire(world, {}, log);
+    const real = wired.api;
+    // Delete one VM right after the list (its instance view then 404s) and another right before its start.
+    const api: VmApi = {
+      ...real,
+      async listVms(rg, signal) {
+        const vms = await real.listVms(rg, signal);
+        await world.control.deleteVm(resourceGroup, "doomed");
+        return vms;
+      },
+      async startVm(rg, name, signal, handlers) {
+        if (name === "doomed-later") await world.control.deleteVm(resourceGroup, "doomed-later");
+        return real.startVm(rg, name, signal, handlers);
+      },
+    };
+    const restarter = new Restarter({
+      api,
+      store: createFileStateStore(world.stateDir),
+      log,
+      settings: wired.settings,
+    });
+    await restarter.init();
+    const { summary } = await runOnce({ restarter, tag: world.config.tag }, never, { dryRun: false });
+    assert.deepEqual(
+      summary.vms.map((v) => [v.name, v.start?.outcome ?? v.reason]),
+      [
+        ["survivor", "started"],
+        ["doomed-later", "gone"],
+      ],
+    );
+    assert.equal(restarter.currentState.vms[vmKey(resourceGroup, "doomed")], undefined);
+    assert.equal(restarter.currentState.vms[vmKey(resourceGroup, "doomed-later")], undefined);
+    // "doomed" was never remembered, so forgetting it is silent; "doomed-later" had a record.
+    assert.ok(
+      log.lines.some((l) => l.event === "vm-forgotten" && l.meta.vm === `${resourceGroup}/doomed-later`),
+    );
+  });
+});
