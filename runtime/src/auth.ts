@@ -267,7 +267,20 @@ export function classifyEntraMessage(
       message: `cannot authenticate: application "${config.clientId}" was not found in the tenant ${detail}; check clientId in the config`,
     };
   }
-  if (["700027", "700024", "7000274", "7000215", "7000222", "700023", "50012"].includes(code)) {
+  if (
+    [
+      "700027",
+      "700024",
+      "7000274",
+      "7000215",
+      "7000218",
+      "7000222",
+      "700021",
+      "700023",
+      "50012",
+      "50027",
+    ].includes(code)
+  ) {
     return {
       cause: "certificate",
       message: `cannot authenticate: Entra ID rejected the certificate in ${config.certificatePath} ${detail}; it is not (or no longer) registered on application ${config.clientId}: run \`pulumi up\` and reinstall`,

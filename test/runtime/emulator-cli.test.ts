@@ -25,7 +25,16 @@ describe("the bundle", () => {
     for (const command of ["once", "run", "status", "simulate-eviction", "install", "uninstall"]) {
       assert.match(result.stdout, new RegExp(`\\n  ${command} `));
     }
-    for (const flag of ["--dry-run", "--json", "--log-format", "--log-level", "--vm", "--stack-outputs", "--no-verify", "--keep-state"]) {
+    for (const flag of [
+      "--dry-run",
+      "--json",
+      "--log-format",
+      "--log-level",
+      "--vm",
+      "--stack-outputs",
+      "--no-verify",
+      "--keep-state",
+    ]) {
       assert.ok(result.stdout.includes(flag), flag);
     }
     const bad = await runCli(join(empty, "spot-restarter.cjs"), ["once", "--bogus"], { cwd: empty });
@@ -37,9 +46,12 @@ describe("the bundle", () => {
 describe("commands against the emulator", () => {
   let world: World;
   before(async () => {
-    world = await startWorld([spotVm("backup"), spotVm("builder", { powerState: "running" }), spotVm("other", { tags: {} })], {
-      startSeconds: 0.3,
-    });
+    world = await startWorld(
+      [spotVm("backup"), spotVm("builder", { powerState: "running" }), spotVm("other", { tags: {} })],
+      {
+        startSeconds: 0.3,
+      },
+    );
   });
   after(() => world.emulator.stop());
   const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -92,7 +104,10 @@ describe("commands against the emulator", () => {
     const evict = await cli(["simulate-eviction", "--vm", "builder"]);
     assert.equal(evict.code, 0, evict.stderr);
     const deadline = Date.now() + 5_000;
-    while ((await world.control.vm(resourceGroup, "builder"))?.powerState !== "deallocated" && Date.now() < deadline) {
+    while (
+      (await world.control.vm(resourceGroup, "builder"))?.powerState !== "deallocated" &&
+      Date.now() < deadline
+    ) {
       await new Promise((r) => setTimeout(r, 100));
     }
     const result = await cli(["once", "--log-format", "json"]);
@@ -100,7 +115,10 @@ describe("commands against the emulator", () => {
     const events = result.stderr
       .trim()
       .split("\n")
-      .map((line) => JSON.parse(line) as { event: string; vm?: string; level: string; time: string; msg: string });
+      .map(
+        (line) =>
+          JSON.parse(line) as { event: string; vm?: string; level: string; time: string; msg: string },
+      );
     const seen = events.find((e) => e.event === "evicted-vm-seen");
     assert.equal(seen?.vm, "personal-network/builder");
     assert.ok(events.some((e) => e.event === "started" && e.vm === "personal-network/builder"));
@@ -123,12 +141,14 @@ describe("commands against the emulator", () => {
     assert.equal(ran.length, 1);
     assert.equal(locked.length, 1);
     assert.match(a.stderr + b.stderr, /another spot-restarter holds the lock/);
-    const starts = (await world.control.requests()).filter((r) => r.method === "POST" && r.path.endsWith("/start"));
+    const starts = (await world.control.requests()).filter(
+      (r) => r.method === "POST" && r.path.endsWith("/start"),
+    );
     assert.equal(starts.length, 1);
   });
 
   it("a corrupt state file is reported and rebuilt", async () => {
-    writeFileSync(join(world.stateDir, "state.json"), "{\"version\": 1, \"vms\": [oops");
+    writeFileSync(join(world.stateDir, "state.json"), '{"version": 1, "vms": [oops');
     const result = await cli(["once"]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /WARN {2}state-rebuilt .*not valid JSON/);
@@ -140,10 +160,18 @@ describe("commands against the emulator", () => {
   it("a bad config file exits 2 naming the file, the field and the expectation", async () => {
     const badPath = join(world.dir, "bad.json");
     writeFileSync(badPath, JSON.stringify({ ...world.configFile, intervalSeconds: 0, clientId: "nope" }));
-    const result = await runCli(bundle, ["once", "--config", badPath], { caCertFile: world.emulator.caCertFile });
+    const result = await runCli(bundle, ["once", "--config", badPath], {
+      caCertFile: world.emulator.caCertFile,
+    });
     assert.equal(result.code, 2);
-    assert.match(result.stderr, new RegExp(`config file ${badPath}: field "clientId": expected the application \\(client\\) id`));
-    assert.match(result.stderr, /field "intervalSeconds": expected seconds between cycles: an integer from 1 to 86400; got 0/);
+    assert.match(
+      result.stderr,
+      new RegExp(`config file ${badPath}: field "clientId": expected the application \\(client\\) id`),
+    );
+    assert.match(
+      result.stderr,
+      /field "intervalSeconds": expected seconds between cycles: an integer from 1 to 86400; got 0/,
+    );
   });
 });
 
@@ -176,10 +204,14 @@ describe("run and signals", () => {
   });
 
   it("`run` refuses to start while another instance holds the lock (exit 5)", async () => {
-    const first = spawnCli(bundle, ["run", "--config", world.configPath], { caCertFile: world.emulator.caCertFile });
+    const first = spawnCli(bundle, ["run", "--config", world.configPath], {
+      caCertFile: world.emulator.caCertFile,
+    });
     try {
       await first.waitFor(/run-started/);
-      const second = await runCli(bundle, ["run", "--config", world.configPath], { caCertFile: world.emulator.caCertFile });
+      const second = await runCli(bundle, ["run", "--config", world.configPath], {
+        caCertFile: world.emulator.caCertFile,
+      });
       assert.equal(second.code, 5);
       assert.match(second.stderr, /another spot-restarter holds the lock/);
     } finally {
@@ -204,13 +236,20 @@ describe("certificate expiry", () => {
       certificatePem: soon.certificatePem,
     });
     writeFileSync(world.pemPath, soon.pem, { mode: 0o600 });
-    const warned = await runCli(bundle, ["once", "--config", world.configPath], { caCertFile: world.emulator.caCertFile });
+    const warned = await runCli(bundle, ["once", "--config", world.configPath], {
+      caCertFile: world.emulator.caCertFile,
+    });
     assert.equal(warned.code, 0, warned.stderr);
     assert.match(warned.stderr, /WARN {2}certificate-expires-soon .*daysLeft=1[01]/);
 
-    const expired = await createTestPrincipal({ validDays: 1, notBefore: new Date(Date.now() - 3 * 86_400_000) });
+    const expired = await createTestPrincipal({
+      validDays: 1,
+      notBefore: new Date(Date.now() - 3 * 86_400_000),
+    });
     writeFileSync(world.pemPath, expired.pem, { mode: 0o600 });
-    const refused = await runCli(bundle, ["once", "--config", world.configPath], { caCertFile: world.emulator.caCertFile });
+    const refused = await runCli(bundle, ["once", "--config", world.configPath], {
+      caCertFile: world.emulator.caCertFile,
+    });
     assert.equal(refused.code, 3);
     assert.match(refused.stderr, /certificate in .*sp\.pem expired on/);
   });
