@@ -2,15 +2,15 @@
 // emulator's CA in-process, a typed client for the control API, and a one-call emulator with a
 // principal already registered.
 
-import { randomUUID, webcrypto } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import * as tls from "node:tls";
 import { ClientCertificateCredential } from "@azure/identity";
-// @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect polyfill first.
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import { type EmulatorSeed, type FaultRule, type RunningEmulator, startEmulator } from "./index";
 import { knownCas } from "./known-cas";
+import { createTestPrincipal, type TestPrincipal } from "./principal";
+
+export { createTestPrincipal, type TestPrincipal };
 
 export const CONTRIBUTOR_ROLE_ID = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 export const READER_ROLE_ID = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
@@ -24,56 +24,6 @@ export const LEAST_PRIVILEGE_ACTIONS = [
 ];
 /** Where the example seed lives (the blog's "personal-network" resource group). */
 export const EXAMPLE_SEED_FILE = `${__dirname}/examples/personal-network.json`;
-
-export interface TestPrincipal {
-  clientId: string;
-  objectId: string;
-  certificatePem: string;
-  /** PKCS#8 private key PEM. Never log it. */
-  privateKeyPem: string;
-  /** Certificate then private key, one PEM (what ClientCertificateCredential and az take). */
-  pem: string;
-}
-
-const rsa = {
-  name: "RSASSA-PKCS1-v1_5",
-  hash: "SHA-256",
-  publicExponent: new Uint8Array([1, 0, 1]),
-  modulusLength: 2048,
-};
-
-/** A real RSA-2048 key and a self-signed client-authentication certificate for it. */
-export async function createTestPrincipal(
-  opts: { clientId?: string; objectId?: string; validDays?: number; notBefore?: Date } = {},
-): Promise<TestPrincipal> {
-  const crypto = webcrypto;
-  const clientId = opts.clientId ?? randomUUID();
-  const objectId = opts.objectId ?? randomUUID();
-  const notBefore = opts.notBefore ?? new Date(Date.now() - 60_000);
-  const notAfter = new Date(notBefore.getTime() + (opts.validDays ?? 365) * 24 * 3600_000);
-  const keys = (await crypto.subtle.generateKey(rsa, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(8)))
-        .toString("hex")
-        .replace(/^[89a-f]/, "1"),
-      name: `CN=spot-restarter-test-${clientId.slice(0, 8)}`,
-      notBefore,
-      notAfter,
-      signingAlgorithm: rsa,
-      keys,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-      ],
-    },
-    crypto,
-  );
-  const certificatePem = `${certificate.toString("pem")}\n`;
-  const privateKeyPem = `${x509.PemConverter.encode(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY")}\n`;
-  return { clientId, objectId, certificatePem, privateKeyPem, pem: certificatePem + privateKeyPem };
-}
 
 const trusted = new Set<string>();
 
@@ -229,7 +179,6 @@ export async function startTestEmulator(
   overrides: Partial<EmulatorSeed> = {},
   opts: { role?: "contributor" | "reader" | "least-privilege" | "none"; port?: number } = {},
 ): Promise<TestEmulator> {
-  const { readFileSync } = await import("node:fs");
   const base = JSON.parse(readFileSync(EXAMPLE_SEED_FILE, "utf8")) as EmulatorSeed;
   const principal = await createTestPrincipal();
   const seed: EmulatorSeed = { ...base, ...overrides };
