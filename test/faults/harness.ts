@@ -1,0 +1,274 @@
+// The fault matrix's set-up: an emulator world, a runtime config, and the real bundle in `run` mode as
+// a child process whose JSON log lines are parsed as they arrive. Every row reads its counts from the
+// emulator's request log (what Azure saw), not from the runtime's own account of itself.
+import "reflect-metadata";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
+import { type LoggedRequest, startTestEmulator, type TestEmulator } from "../../emulator/testing";
+import { buildRuntimeBundle } from "../helpers/bundle";
+import { assertNoSecrets } from "../security/secrets";
+
+export const resourceGroup = "personal-network";
+
+export function spotVm(name: string, overrides: Partial<SeedVirtualMachine> = {}): SeedVirtualMachine {
+  return {
+    resourceGroup,
+    name,
+    location: "eastus",
+    vmSize: "Standard_B2s",
+    zone: null,
+    priority: "Spot",
+    evictionPolicy: "Deallocate",
+    maxPrice: -1,
+    powerState: "deallocated",
+    tags: { AttemptRestartAfterEviction: "true" },
+    ...overrides,
+  } as SeedVirtualMachine;
+}
+
+export interface Row extends TestEmulator {
+  dir: string;
+  configPath: string;
+  pemPath: string;
+  stateDir: string;
+  configFile: Record<string, unknown>;
+  /** ARM requests (not token, not control) made by this row's principal, oldest first. */
+  armRequests(): Promise<LoggedRequest[]>;
+  /** Token-endpoint requests. */
+  tokenRequests(): Promise<LoggedRequest[]>;
+  startRequests(vm: string): Promise<number[]>;
+  waitForVm(vm: string, powerState: string, timeoutMs?: number): Promise<number>;
+  /** Every output of every process this row ran, for the secret scan. */
+  outputs: string[];
+  close(): Promise<void>;
+}
+
+export async function startRow(
+  vms: SeedVirtualMachine[],
+  options: {
+    startSeconds?: number;
+    timing?: EmulatorSeed["timing"];
+    config?: Record<string, unknown>;
+    role?: "contributor" | "reader" | "least-privilege" | "none";
+    stateDir?: string;
+  } = {},
+): Promise<Row> {
+  const t = await startTestEmulator(
+    {
+      virtualMachines: vms,
+      timing: { startSeconds: options.startSeconds ?? 0.5, evictionDelaySeconds: 0, ...options.timing },
+    },
+    { role: options.role ?? "contributor" },
+  );
+  const dir = mkdtempSync(join(tmpdir(), "spot-restarter-fault-"));
+  const pemPath = join(dir, "sp.pem");
+  writeFileSync(pemPath, t.principal.pem, { mode: 0o600 });
+  const stateDir = options.stateDir ?? join(dir, "state");
+  const configPath = join(dir, "config.json");
+  const configFile: Record<string, unknown> = {
+    tenantId: t.emulator.tenantId,
+    clientId: t.principal.clientId,
+    subscriptionId: t.emulator.subscriptionId,
+    certificatePath: "sp.pem",
+    resourceGroups: [resourceGroup],
+    tag: { name: "AttemptRestartAfterEviction", value: "true" },
+    intervalSeconds: 1,
+    stateDir,
+    backoff: { initialSeconds: 2, maxSeconds: 8 },
+    startTimeoutSeconds: 30,
+    cloud: { authorityHost: t.emulator.authorityHost, armEndpoint: t.emulator.armEndpoint },
+    ...options.config,
+  };
+  writeFileSync(configPath, JSON.stringify(configFile, null, 2));
+  const outputs: string[] = [];
+  const row: Row = {
+    ...t,
+    dir,
+    configPath,
+    pemPath,
+    stateDir,
+    configFile,
+    outputs,
+    async armRequests() {
+      return (await t.control.requests()).filter(
+        (r) => r.path.startsWith("/subscriptions/") && r.clientId === t.principal.clientId,
+      );
+    },
+    async tokenRequests() {
+      return (await t.control.requests()).filter((r) => /\/oauth2\/(v2\.0\/)?token$/i.test(r.path));
+    },
+    async startRequests(vm) {
+      return (await row.armRequests())
+        .filter((r) => r.method === "POST" && r.path.toLowerCase().endsWith(`/${vm.toLowerCase()}/start`))
+        .map((r) => Date.parse(r.time));
+    },
+    async waitForVm(vm, powerState, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = await t.control.vm(resourceGroup, vm);
+        if (found?.powerState === powerState) return Date.now();
+        if (Date.now() > deadline) {
+          throw new Error(
+            `${vm} is ${found?.powerState ?? "gone"}, not ${powerState}, after ${timeoutMs} ms`,
+          );
+        }
+        await sleep(100);
+      }
+    },
+    async close() {
+      for (const output of outputs) assertNoSecrets(output, t.principal);
+      await t.emulator.stop();
+    },
+  };
+  return row;
+}
+
+export interface LogLine {
+  time: string;
+  level: string;
+  event: string;
+  msg: string;
+  at: number;
+  [field: string]: unknown;
+}
+
+export interface RuntimeProcess {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[];
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first log line (already seen or future) with this event matching `where`. */
+  waitFor(event: string, where?: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  events(event: string): LogLine[];
+  /** SIGTERM and the exit; asserts nothing. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns the bundle (`run` by default) with JSON logs. */
+export async function spawnRuntime(
+  row: Row,
+  args: string[] = ["run"],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<RuntimeProcess> {
+  const bundle = await buildRuntimeBundle();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_EXTRA_CA_CERTS: row.emulator.caCertFile,
+    ...options.env,
+  };
+  const child = spawn(
+    process.execPath,
+    [bundle, ...args, "--config", row.configPath, "--log-format", "json"],
+    {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let out = "";
+  let err = "";
+  let partial = "";
+  const lines: LogLine[] = [];
+  const waiters: Array<{ event: string; where: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  child.stdout?.on("data", (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    const text = chunk.toString();
+    err += text;
+    partial += text;
+    const complete = partial.split("\n");
+    partial = complete.pop() ?? "";
+    for (const raw of complete) {
+      if (!raw.startsWith("{")) continue;
+      try {
+        const parsed = JSON.parse(raw) as LogLine;
+        parsed.at = Date.parse(parsed.time);
+        lines.push(parsed);
+        for (const waiter of [...waiters]) {
+          if (waiter.event === parsed.event && waiter.where(parsed)) {
+            waiters.splice(waiters.indexOf(waiter), 1);
+            waiter.resolve(parsed);
+          }
+        }
+      } catch {
+        // not a log line (a crash trace): kept in stderr()
+      }
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on("close", (code, signal) => {
+      row.outputs.push(out, err);
+      resolve({ code, signal });
+    });
+  });
+  const proc: RuntimeProcess = {
+    child,
+    lines,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    events: (event) => lines.filter((l) => l.event === event),
+    waitFor(event, where = () => true, timeoutMs = 15_000) {
+      const seen = lines.find((l) => l.event === event && where(l));
+      if (seen) return Promise.resolve(seen);
+      return new Promise<LogLine>((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(new Error(`no "${event}" log line within ${timeoutMs} ms; stderr:\n${err.slice(-4000)}`)),
+          timeoutMs,
+        );
+        const waiter = {
+          event,
+          where,
+          resolve: (l: LogLine) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        };
+        waiters.push(waiter);
+        void exited.then(() => {
+          clearTimeout(timer);
+          if (waiters.includes(waiter)) {
+            reject(
+              new Error(`the runtime exited before a "${event}" log line; stderr:\n${err.slice(-4000)}`),
+            );
+          }
+        });
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const result = await exited;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+  return proc;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `check` returns a truthy value. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/** Figures rows print so that RELIABILITY.md can quote them (`# figure: …` lines in the test output). */
+export function figure(row: string, text: string): void {
+  process.stdout.write(`# figure [${row}]: ${text}\n`);
+}
