@@ -112,7 +112,7 @@ export class Restarter {
         `${loaded.problem.detail}; starting from empty state, rebuilt from the next observation`,
       );
     } else if (loaded.problem) {
-      this.deps.log.info("state-new", { path: this.deps.store.path }, loaded.problem.detail);
+      this.deps.log.info("state-new", { path: this.deps.store.path }, "no state file yet; starting fresh");
     }
   }
 
