@@ -131,7 +131,10 @@ export const seedSchema = z.object({
   virtualMachines: z.array(virtualMachineSchema).default([]),
   timing: timingSchema.default(timingSchema.parse({})),
   faults: z.array(faultRuleSchema).default([]),
-  /** Page size of VM lists (`nextLink` beyond it). */
+  /**
+   * Page size of VM lists (`nextLink` beyond it). Azure pages VM lists at 50, undocumented but
+   * long observed (Azure/azure-sdk-for-node#4769, Azure/azure-powershell#3227).
+   */
   listPageSize: z.number().int().positive().default(50),
 });
 /** The seed as written (fields with defaults may be left out). */
