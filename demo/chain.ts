@@ -1,0 +1,145 @@
+// The host half of the chain, as a user runs it: build the single-file bundle, `install` it into a root
+// from the stack outputs, then run the *installed* runtime with the installed config.json and sp.pem.
+// Shared by the end-to-end test, the demo and the benchmark.
+import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { pathToFileURL } from "node:url";
+import type { EmulatorEndpoints } from "./apply-program";
+
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Builds `spot-restarter.cjs` (the artefact `npm run bundle` makes) into `dir`. */
+export async function buildBundle(dir: string): Promise<string> {
+  const build = pathToFileURL(resolve(__dirname, "../runtime/build.mjs")).href;
+  const { bundleRuntime } = (await import(build)) as { bundleRuntime(outfile: string): Promise<string> };
+  return bundleRuntime(join(dir, "spot-restarter.cjs"));
+}
+
+/** Runs `node <script> args…` to completion with the Node.js running this process. */
+export function runNode(
+  script: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; stdin?: string; signal?: AbortSignal } = {},
+): Promise<ProcessResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [script, ...args], {
+      env: options.env ?? process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+      signal: options.signal,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", fail);
+    child.on("close", (code, signal) => done({ code, signal, stdout, stderr }));
+    child.stdin.end(options.stdin ?? "");
+  });
+}
+
+export interface InstallOptions {
+  bundle: string;
+  outputsFile: string;
+  root: string;
+  emulator: EmulatorEndpoints;
+  scheduler?: "systemd" | "cron";
+  /** Run the installer's own verification (`once --dry-run` of the installed bundle). Default false. */
+  verify?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * `spot-restarter install --stack-outputs F --root DIR` with the emulator's endpoints and CA, the way
+ * runtime/src/install/README.md says to reach a non-public cloud.
+ */
+export function install(options: InstallOptions): Promise<ProcessResult> {
+  return runNode(
+    options.bundle,
+    [
+      "install",
+      "--stack-outputs",
+      options.outputsFile,
+      "--root",
+      options.root,
+      "--scheduler",
+      options.scheduler ?? "systemd",
+      "--authority-host",
+      options.emulator.authorityHost,
+      "--arm-endpoint",
+      options.emulator.armEndpoint,
+      "--extra-ca-certs",
+      options.emulator.caCertFile,
+      ...(options.verify ? [] : ["--no-verify"]),
+    ],
+    { signal: options.signal },
+  );
+}
+
+/** The runtime as install left it under `root`: its bundle, config and the environment the unit gives it. */
+export interface InstalledRuntime {
+  root: string;
+  bundle: string;
+  config: string;
+  key: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export function installedRuntime(root: string, extraEnv: NodeJS.ProcessEnv = {}): InstalledRuntime {
+  return {
+    root,
+    bundle: join(root, "usr/local/lib/spot-restarter/spot-restarter.cjs"),
+    config: join(root, "etc/spot-restarter/config.json"),
+    key: join(root, "etc/spot-restarter/sp.pem"),
+    env: {
+      ...process.env,
+      // What the systemd unit sets (NODE_EXTRA_CA_CERTS=%d/extra-ca.pem); the state directory is the
+      // root's, since config.json names the host path /var/lib/spot-restarter.
+      NODE_EXTRA_CA_CERTS: join(root, "etc/spot-restarter/extra-ca.pem"),
+      SPOT_RESTARTER_STATE_DIR: join(root, "var/lib/spot-restarter"),
+      ...extraEnv,
+    },
+  };
+}
+
+/** `spot-restarter <command> --config <installed config> args…`, to completion. */
+export function runInstalled(
+  runtime: InstalledRuntime,
+  command: string,
+  args: readonly string[] = [],
+  options: { signal?: AbortSignal } = {},
+): Promise<ProcessResult> {
+  return runNode(runtime.bundle, [command, "--config", runtime.config, ...args], {
+    env: runtime.env,
+    signal: options.signal,
+  });
+}
+
+export type RuntimeProcess = ChildProcessByStdio<null, Readable, Readable>;
+
+/** Starts `spot-restarter run --config <installed config> args…` (the systemd service's command). */
+export function startInstalledLoop(runtime: InstalledRuntime, args: readonly string[] = []): RuntimeProcess {
+  return spawn(process.execPath, [runtime.bundle, "run", "--config", runtime.config, ...args], {
+    env: runtime.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** Resolves with the exit code and signal once `child` has exited (immediately if it already has). */
+export function exited(
+  child: RuntimeProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((done) => child.once("exit", (code, signal) => done({ code, signal })));
+}
