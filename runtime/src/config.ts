@@ -78,7 +78,7 @@ export const configSchema = z
         authorityHost: "https://login.microsoftonline.com",
         armEndpoint: "https://management.azure.com",
       }),
-    maxConcurrentStarts: int(1, 100, "starts in flight at once").default(10),
+    maxConcurrentStarts: int(1, 100, "start requests in flight at once").default(10),
     backoff: z
       .object(
         {

@@ -93,6 +93,7 @@ export class Restarter {
   private readonly rng: () => number;
   private readonly slots: Semaphore;
   private saving: Promise<void> = Promise.resolve();
+  private lastSaved: string | undefined;
   private fatal: FatalError | undefined;
 
   constructor(private readonly deps: RestarterDeps) {
@@ -431,7 +432,13 @@ export class Restarter {
       const timeout = AbortSignal.timeout(settings.startTimeoutMs);
       try {
         await api.startVm(vm.resourceGroup, vm.name, AbortSignal.any([signal, timeout]), {
-          onAccepted: () => log.debug("start-accepted", { vm: id }, "ARM accepted the start"),
+          // The bound is on start requests, not on accepted starts being followed: a slot frees as
+          // soon as ARM accepted (202), so every evicted VM of a cycle is requested within moments
+          // even when starts take minutes.
+          onAccepted: () => {
+            release?.();
+            log.debug("start-accepted", { vm: id }, "ARM accepted the start");
+          },
         });
         outcome = classifyStartOutcome(undefined);
       } catch (error) {
@@ -569,7 +576,13 @@ export class Restarter {
   persist(): Promise<void> {
     this.saving = this.saving
       .catch(() => {})
-      .then(() => this.deps.store.save(this.state))
+      .then(async () => {
+        // An idle cycle changes nothing: skip the write (and the disk wear of one per interval).
+        const snapshot = JSON.stringify(this.state);
+        if (snapshot === this.lastSaved) return;
+        await this.deps.store.save(this.state);
+        this.lastSaved = snapshot;
+      })
       .catch((error) => {
         this.deps.log.error("state-save-failed", { path: this.deps.store.path }, messageChain(error));
       });

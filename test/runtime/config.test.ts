@@ -130,7 +130,7 @@ const badValues: Array<[string, unknown, RegExp]> = [
   [
     "maxConcurrentStarts",
     0,
-    /field "maxConcurrentStarts": expected starts in flight at once: an integer from 1 to 100/,
+    /field "maxConcurrentStarts": expected start requests in flight at once: an integer from 1 to 100/,
   ],
   ["maxConcurrentStarts", "ten", /field "maxConcurrentStarts"/],
   [

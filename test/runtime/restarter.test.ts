@@ -42,6 +42,8 @@ class FakeApi implements VmApi {
   startBehaviour: StartBehaviour = async (vm) => {
     vm.powerState = "running";
   };
+  /** Runs before ARM "accepts" the start (202): the part of a start that holds a slot. */
+  acceptBehaviour: (vm: FakeVm) => Promise<void> = async () => {};
   listError: unknown;
   constructor(
     public vms: FakeVm[],
@@ -68,6 +70,7 @@ class FakeApi implements VmApi {
     this.startRequests.push({ name, at: this.clock.now() });
     const vm = this.vms.find((v) => v.resourceGroup === resourceGroup && v.name === name);
     if (!vm) throw restError(404, "ResourceNotFound");
+    await this.acceptBehaviour(vm);
     handlers?.onAccepted?.();
     signal.throwIfAborted();
     await this.startBehaviour(vm);
@@ -174,30 +177,44 @@ describe("Restarter cycle", () => {
     assert.ok(log.events.includes("started"));
   });
 
-  it("issues all starts of a cycle at once (bounded by maxConcurrentStarts)", async () => {
+  it("bounds start requests by maxConcurrentStarts, then follows every accepted start concurrently", async () => {
     const vms = Array.from({ length: 6 }, (_, i) => spot(`vm${i}`));
     const { api, restarter } = setup(vms, { maxConcurrentStarts: 4 });
-    let inFlight = 0;
-    let peak = 0;
-    const gates: Array<() => void> = [];
+    let requesting = 0;
+    let peakRequesting = 0;
+    let following = 0;
+    let peakFollowing = 0;
+    const acceptGates: Array<() => void> = [];
+    const finishGates: Array<() => void> = [];
+    api.acceptBehaviour = async () => {
+      requesting++;
+      peakRequesting = Math.max(peakRequesting, requesting);
+      await new Promise<void>((resolve) => acceptGates.push(resolve));
+      requesting--;
+    };
     api.startBehaviour = async (vm) => {
-      inFlight++;
-      peak = Math.max(peak, inFlight);
-      await new Promise<void>((resolve) => gates.push(resolve));
-      inFlight--;
+      following++;
+      peakFollowing = Math.max(peakFollowing, following);
+      await new Promise<void>((resolve) => finishGates.push(resolve));
+      following--;
       vm.powerState = "running";
     };
+    const tick = () => new Promise((r) => setImmediate(r));
     await restarter.init();
     const cycle = await restarter.runCycle(never);
-    await new Promise((r) => setImmediate(r));
-    assert.equal(api.startRequests.length, 4, "four in flight, two waiting for a slot");
-    while (gates.length) {
-      gates.shift()?.();
-      await new Promise((r) => setImmediate(r));
+    await tick();
+    assert.equal(api.startRequests.length, 4, "four requests at once, two waiting for a slot");
+    while (acceptGates.length) {
+      acceptGates.shift()?.();
+      await tick();
+      await tick();
     }
-    const results = await Promise.all(cycle.starts);
-    assert.equal(peak, 4);
     assert.equal(api.startRequests.length, 6);
+    assert.equal(peakRequesting, 4);
+    assert.equal(following, 6, "all six accepted starts are followed at the same time");
+    while (finishGates.length) finishGates.shift()?.();
+    const results = await Promise.all(cycle.starts);
+    assert.equal(peakFollowing, 6);
     assert.ok(results.every((r) => r.outcome === "started"));
   });
 
@@ -359,7 +376,6 @@ describe("Restarter loop", () => {
       store,
       log: silentLogger,
       settings,
-      clock: { now: () => Date.now(), sleep: (ms, signal) => new FakeClock().sleep(ms, signal) },
     });
     await restarter.init();
     const controller = new AbortController();
