@@ -1,6 +1,7 @@
 // Tags API at scope: PUT replaces, PATCH Merge/Replace/Delete, DELETE clears; names case-insensitive.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
+import fc from "fast-check";
 import { patchTags } from "../../emulator/arm/tags";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
 import { armFetch, rgPath, vmPath } from "./helpers";
@@ -27,6 +28,24 @@ describe("emulator: tag patch semantics (pure)", () => {
       role: "backup",
     });
     assert.deepEqual(patchTags(current, "Delete", { role: "" }), { AttemptRestartAfterEviction: "true" });
+  });
+  it("Delete of our tags after a Merge of them restores the original set (pulumi up, then destroy)", () => {
+    const tagSet = fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ maxLength: 8 }), {
+      maxKeys: 10,
+    });
+    fc.assert(
+      fc.property(tagSet, tagSet, (theirs, ours) => {
+        const ourNames = new Set(Object.keys(ours).map((name) => name.toLowerCase()));
+        const untouched = Object.fromEntries(
+          Object.entries(theirs).filter(([name]) => !ourNames.has(name.toLowerCase())),
+        );
+        const oursWithValues = Object.fromEntries(
+          Object.entries(ours).map(([name, value]) => [name, value || "v"]),
+        );
+        const merged = patchTags(untouched, "Merge", oursWithValues);
+        assert.deepEqual(patchTags(merged, "Delete", oursWithValues), untouched);
+      }),
+    );
   });
   it("refuses an unknown operation", () => {
     assert.throws(() => patchTags(current, "Upsert", {}), /InvalidTagPatchOperation|not valid/);
