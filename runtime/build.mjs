@@ -1,8 +1,9 @@
 // Bundles the runtime into one CommonJS file that runs with `node` >= 22 and no node_modules.
 // `npm run bundle` writes runtime/dist/spot-restarter.cjs; tests import bundleRuntime() to
 // build their own copy of the very same artefact.
-import { build } from "esbuild";
+
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 export async function bundleRuntime(outfile) {
   await build({
