@@ -143,3 +143,59 @@ export function exited(
   }
   return new Promise((done) => child.once("exit", (code, signal) => done({ code, signal })));
 }
+
+export interface EmulatorProcess {
+  ready: EmulatorEndpoints;
+  /** SIGTERM, then waits for the exit (the emulator removes its CA folder on the way out). */
+  stop(): Promise<void>;
+}
+
+/**
+ * `npm run emulator -- --seed FILE --port 0` as a child process, resolved on its `ready` line
+ * (DESIGN.md). A separate process, so that what the demo or the benchmark measures does not share an
+ * event loop (or CPU accounting) with the emulator.
+ */
+export async function startEmulatorProcess(
+  seedFile: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<EmulatorProcess> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", resolve(__dirname, "../emulator/cli.ts"), "--seed", seedFile, "--port", "0"],
+    { cwd: resolve(__dirname, ".."), stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((done) => child.once("exit", done));
+      child.kill("SIGTERM");
+      await gone;
+    }
+  };
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  try {
+    const ready = await new Promise<EmulatorEndpoints>((done, fail) => {
+      let buffer = "";
+      const onData = (chunk: string) => {
+        buffer += chunk;
+        const lines = buffer.split("\n");
+        buffer = lines.pop() ?? "";
+        const line = lines.find((l) => l.startsWith('{"event":"ready"'));
+        if (line) {
+          child.stdout.off("data", onData);
+          child.stdout.resume();
+          done(JSON.parse(line) as EmulatorEndpoints);
+        }
+      };
+      child.stdout.setEncoding("utf8").on("data", onData);
+      child.once("exit", (code) => fail(new Error(`the emulator exited (code ${code}):\n${stderr}`)));
+      options.signal?.addEventListener("abort", () => fail(options.signal?.reason), { once: true });
+    });
+    return { ready, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

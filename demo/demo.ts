@@ -6,14 +6,12 @@
 //
 //   npm run demo [-- --role-mode least-privilege] [--interval-seconds N] [--keep]
 import "reflect-metadata"; // before the emulator control client: @peculiar/x509 needs it loaded first
-import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { type EmulatorControl, emulatorControl } from "../emulator/testing";
-import { type AppliedStack, applyProgram, type EmulatorEndpoints } from "./apply-program";
+import { type AppliedStack, applyProgram } from "./apply-program";
 import {
   buildBundle,
   exited,
@@ -22,6 +20,7 @@ import {
   installedRuntime,
   type RuntimeProcess,
   runInstalled,
+  startEmulatorProcess,
   startInstalledLoop,
 } from "./chain";
 
@@ -78,54 +77,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
       throw new DemoFailure(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-// ---- the emulator, as `npm run emulator` runs it ----------------------------------------------------
-
-interface Ready extends EmulatorEndpoints {
-  event: "ready";
-}
-
-async function startEmulatorProcess(): Promise<{
-  ready: Ready;
-  process: ChildProcessByStdio<null, Readable, Readable>;
-}> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", join(REPO, "emulator/cli.ts"), "--seed", SEED, "--port", "0"],
-    {
-      cwd: REPO,
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-    }
-  });
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const ready = await new Promise<Ready>((done, fail) => {
-    let buffer = "";
-    const onData = (chunk: string) => {
-      buffer += chunk;
-      for (const line of buffer.split("\n").slice(0, -1)) {
-        if (line.startsWith('{"event":"ready"')) {
-          child.stdout.off("data", onData);
-          child.stdout.resume();
-          done(JSON.parse(line) as Ready);
-        }
-      }
-      buffer = buffer.slice(buffer.lastIndexOf("\n") + 1);
-    };
-    child.stdout.setEncoding("utf8").on("data", onData);
-    child.once("exit", (code) => fail(new DemoFailure(`the emulator exited (code ${code}):\n${stderr}`)));
-    abort.signal.addEventListener("abort", () => fail(abort.signal.reason), { once: true });
-  });
-  return { ready, process: child };
 }
 
 // ---- narration of what the emulated Azure and the runtime do -----------------------------------------
@@ -265,7 +216,9 @@ async function main(): Promise<void> {
     "demo",
     `starting the emulator: npm run emulator -- --seed ${join("emulator/examples", "personal-network.json")}`,
   );
-  const { ready } = await startEmulatorProcess();
+  const emulatorProcess = await startEmulatorProcess(SEED, { signal: abort.signal });
+  cleanups.push(() => emulatorProcess.stop());
+  const { ready } = emulatorProcess;
   const control = emulatorControl(ready.armEndpoint, { caCertPem: readFileSync(ready.caCertFile, "utf8") });
   say("azure", `Entra ID + Resource Manager at ${ready.armEndpoint}, resource group ${GROUP}:`);
   const initial = await control.vms();
