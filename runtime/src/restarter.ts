@@ -94,6 +94,7 @@ export class Restarter {
   private readonly slots: Semaphore;
   private saving: Promise<void> = Promise.resolve();
   private lastSaved: string | undefined;
+  private readonly abandonStarts = new AbortController();
   private fatal: FatalError | undefined;
 
   constructor(private readonly deps: RestarterDeps) {
@@ -230,7 +231,9 @@ export class Restarter {
         if (this.fatal) throw this.fatal;
       }
     } finally {
-      // The starts share `signal`: once it aborts they settle promptly as "interrupted".
+      // Whether stopped by a signal or by a fatal error, the starts in flight stop being followed
+      // and settle promptly as "interrupted" (the next run reads their power state again).
+      this.abandonStarts.abort();
       await this.waitForStarts();
       await this.persist();
     }
@@ -405,7 +408,8 @@ export class Restarter {
 
   private launchStart(vm: ObservedVm, signal: AbortSignal): Promise<StartResult> {
     const key = vmKey(vm.resourceGroup, vm.name);
-    const promise = this.followStart(vm, signal).finally(() => this.inFlight.delete(key));
+    const stop = AbortSignal.any([signal, this.abandonStarts.signal]);
+    const promise = this.followStart(vm, stop).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, promise);
     return promise;
   }

@@ -389,6 +389,40 @@ describe("Restarter loop", () => {
   });
 });
 
+describe("Restarter loop: fatal errors", () => {
+  it("a missing start permission ends the loop at once, abandoning the other starts in flight", async () => {
+    const clock = new FakeClock();
+    const api = new FakeApi([spot("forbidden"), spot("slow")], clock);
+    api.startVm = async (_rg, name, signal) => {
+      api.startRequests.push({ name, at: clock.now() });
+      if (name === "forbidden") {
+        throw Object.assign(
+          new Error(
+            "does not have authorization to perform action 'Microsoft.Compute/virtualMachines/start/action'",
+          ),
+          {
+            statusCode: 403,
+            code: "AuthorizationFailed",
+          },
+        );
+      }
+      await new Promise((_, reject) =>
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true }),
+      );
+    };
+    const restarter = new Restarter({ api, store: createMemoryStateStore(), log: silentLogger, settings });
+    await restarter.init();
+    const started = Date.now();
+    await assert.rejects(restarter.runLoop(new AbortController().signal), (error: Error) => {
+      assert.ok(error instanceof PermissionError);
+      assert.match(error.message, /Microsoft\.Compute\/virtualMachines\/start\/action/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 2_000);
+    assert.equal(restarter.currentState.vms[vmKey("rg", "slow")]?.lastResult?.outcome, "interrupted");
+  });
+});
+
 describe("state file", () => {
   it("is rebuilt, with a warning, when corrupt", async () => {
     const dir = mkdtempSync(join(tmpdir(), "spot-restarter-state-"));
