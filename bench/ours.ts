@@ -1,0 +1,146 @@
+// Runs the real runtime bundle as the benchmark subject: `once --json` (one cycle, as cron runs it) and
+// the `run` loop (as systemd runs it), each in its own process with bench/measure-hook.cjs loaded to
+// read CPU time and memory without changing what the runtime does.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+export interface Measure {
+  /** Taken at each `cycle-done` log line. */
+  samples: { at: number; cpuMicros: number; rssBytes: number }[];
+  /** Whole process: user + system CPU time. */
+  cpuMicros: number;
+  maxRssKiB: number;
+  uptimeMs: number;
+}
+
+export interface OnceSummary {
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  resourceGroups: { name: string; vmsListed: number; candidates: number; error: string | null }[];
+  starts: {
+    issued: number;
+    succeeded: number;
+    failed: number;
+    unfinished: number;
+    requestSpreadMs: number | null;
+  };
+  armRequests: {
+    total: number;
+    list: number;
+    instanceView: number;
+    start: number;
+    poll: number;
+    other: number;
+  };
+  error: string | null;
+}
+
+export interface Subject {
+  bundle: string;
+  config: string;
+  caCertFile: string;
+  workDir: string;
+}
+
+const HOOK = join(__dirname, "measure-hook.cjs");
+
+function spawnMeasured(subject: Subject, args: string[], stateDir: string, measureFile: string) {
+  return spawn(process.execPath, ["--require", HOOK, subject.bundle, ...args, "--config", subject.config], {
+    env: {
+      ...process.env,
+      NODE_EXTRA_CA_CERTS: subject.caCertFile,
+      SPOT_RESTARTER_STATE_DIR: stateDir,
+      BENCH_MEASURE_FILE: measureFile,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** One `once --json` cycle with a fresh state directory (so no backoff or memory of earlier runs). */
+export async function runOnce(subject: Subject): Promise<{ summary: OnceSummary; measure: Measure }> {
+  const dir = mkdtempSync(join(subject.workDir, "once-"));
+  try {
+    const measureFile = join(dir, "measure.json");
+    const child = spawnMeasured(
+      subject,
+      ["once", "--json", "--log-format", "json", "--log-level", "debug"],
+      join(dir, "state"),
+      measureFile,
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    if (code !== 0) throw new Error(`once exited with ${code}:\n${stderr.slice(-2000)}`);
+    return {
+      summary: JSON.parse(stdout) as OnceSummary,
+      measure: JSON.parse(readFileSync(measureFile, "utf8")) as Measure,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The `run` loop for `cycles` idle cycles at a 1 s interval; CPU per cycle is the median difference
+ * between consecutive cycles after the first two (start-up, token, JIT warm-up excluded).
+ */
+export async function runLoop(
+  subject: Subject,
+  cycles: number,
+): Promise<{ cpuMsPerCycle: number; rssMiB: number; maxRssMiB: number; cycles: number }> {
+  const dir = mkdtempSync(join(subject.workDir, "loop-"));
+  try {
+    const measureFile = join(dir, "measure.json");
+    const child = spawnMeasured(
+      subject,
+      ["run", "--interval-seconds", "1", "--log-format", "json", "--log-level", "debug"],
+      join(dir, "state"),
+      measureFile,
+    );
+    let seen = 0;
+    let stderr = "";
+    child.stdout.resume();
+    const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr += chunk;
+        seen += chunk.split('"event":"cycle-done"').length - 1;
+        if (seen >= cycles) resolve();
+      });
+      void closed.then((code) => reject(new Error(`run exited early (${code}):\n${stderr.slice(-2000)}`)));
+    });
+    child.kill("SIGTERM");
+    const code = await closed;
+    if (code !== 0) throw new Error(`run exited with ${code} on SIGTERM`);
+    const measure = JSON.parse(readFileSync(measureFile, "utf8")) as Measure;
+    const deltas = measure.samples
+      .slice(2)
+      .map((sample, i) => sample.cpuMicros - (measure.samples[i + 1]?.cpuMicros ?? 0));
+    const last = measure.samples[measure.samples.length - 1];
+    return {
+      cpuMsPerCycle: median(deltas) / 1000,
+      rssMiB: (last?.rssBytes ?? 0) / 2 ** 20,
+      maxRssMiB: measure.maxRssKiB / 1024,
+      cycles: measure.samples.length,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
