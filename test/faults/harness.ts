@@ -43,6 +43,13 @@ export interface Row extends TestEmulator {
   waitForVm(vm: string, powerState: string, timeoutMs?: number): Promise<number>;
   /** Every output of every process this row ran, for the secret scan. */
   outputs: string[];
+  /** Processes to kill if the row fails before stopping them. */
+  children: ChildProcess[];
+  /** Runs a one-shot command of the bundle (async: the emulator lives in this process). */
+  cli(
+    args: string[],
+    env?: NodeJS.ProcessEnv,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
   close(): Promise<void>;
 }
 
@@ -84,6 +91,7 @@ export async function startRow(
   };
   writeFileSync(configPath, JSON.stringify(configFile, null, 2));
   const outputs: string[] = [];
+  const children: ChildProcess[] = [];
   const row: Row = {
     ...t,
     dir,
@@ -92,6 +100,28 @@ export async function startRow(
     stateDir,
     configFile,
     outputs,
+    children,
+    async cli(args, env = {}) {
+      const bundle = await buildRuntimeBundle();
+      const child = spawn(process.execPath, [bundle, ...args], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: t.emulator.caCertFile, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      children.push(child);
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.stderr?.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+      clearTimeout(timer);
+      outputs.push(stdout, stderr);
+      return { code, stdout, stderr };
+    },
     async armRequests() {
       return (await t.control.requests()).filter(
         (r) => r.path.startsWith("/subscriptions/") && r.clientId === t.principal.clientId,
@@ -119,6 +149,9 @@ export async function startRow(
       }
     },
     async close() {
+      for (const child of children) {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      }
       for (const output of outputs) assertNoSecrets(output, t.principal);
       await t.emulator.stop();
     },
