@@ -4,7 +4,8 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { request } from "node:https";
-import type { TokenCredential } from "@azure/core-auth";
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth";
+import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { ClientCertificateCredential } from "@azure/identity";
 import type { RuntimeConfig } from "./config";
 import { AuthError } from "./errors";
@@ -108,17 +109,115 @@ export function certificateExpiry(
 }
 
 export function createCredential(config: RuntimeConfig, certificate: LoadedCertificate): TokenCredential {
-  return new ClientCertificateCredential(
-    config.tenantId,
-    config.clientId,
-    { certificate: certificate.pem },
-    {
-      authorityHost: config.cloud.authorityHost,
-      // The authority is configured explicitly; instance discovery would call the public cloud's
-      // discovery endpoint, which a sovereign cloud or the emulator does not answer.
-      disableInstanceDiscovery: true,
-    },
+  return new RecoveringCredential(
+    (watcher) =>
+      new ClientCertificateCredential(
+        config.tenantId,
+        config.clientId,
+        { certificate: certificate.pem },
+        {
+          authorityHost: config.cloud.authorityHost,
+          // The authority is configured explicitly; instance discovery would call the public cloud's
+          // discovery endpoint, which a sovereign cloud or the emulator does not answer.
+          disableInstanceDiscovery: true,
+          // One retry absorbs a blip; the loop itself retries every cycle, and a longer outage should
+          // be logged within seconds rather than hidden behind the pipeline's 3 retries.
+          retryOptions: { maxRetries: 1 },
+          additionalPolicies: [{ policy: watcher.policy, position: "perRetry" }],
+        },
+      ),
   );
+}
+
+/** Notes the status and Retry-After of the token endpoint's last throttling or 5xx answer. */
+interface TokenResponseWatcher {
+  readonly policy: PipelinePolicy;
+  last?: { status: number; retryAfterMs: number | undefined; at: number };
+}
+
+function createTokenResponseWatcher(): TokenResponseWatcher {
+  const watcher: TokenResponseWatcher = {
+    policy: {
+      name: "spotRestarterTokenResponseWatcher",
+      async sendRequest(request, next) {
+        const response = await next(request);
+        if (response.status === 429 || response.status >= 500) {
+          const header = response.headers.get("retry-after");
+          const seconds = header === undefined ? Number.NaN : Number(header);
+          watcher.last = {
+            status: response.status,
+            retryAfterMs: Number.isFinite(seconds) ? seconds * 1000 : undefined,
+            at: Date.now(),
+          };
+        }
+        return response;
+      },
+    },
+  };
+  return watcher;
+}
+
+/** Thrown instead of MSAL's remembered failure while Entra ID is unavailable. */
+export class TokenUnavailableError extends Error {
+  readonly status: number | undefined;
+  constructor(message: string, status: number | undefined, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TokenUnavailableError";
+    this.status = status;
+  }
+}
+
+/**
+ * A credential that recovers from an Entra ID outage as soon as Entra ID does. MSAL remembers a 429
+ * or 5xx from the token endpoint and, until its Retry-After has passed (60 s when there was none:
+ * msal-common ThrottlingUtils), answers every token request from that memory with an empty error.
+ * So after such an answer this wrapper builds a fresh credential once the Retry-After Entra ID
+ * actually sent has passed (at once when it sent none: the loop's interval paces the retries).
+ */
+class RecoveringCredential implements TokenCredential {
+  private inner: TokenCredential;
+  private watcher: TokenResponseWatcher;
+  private renewAt: number | undefined;
+  private lastFailure: { message: string; status: number } | undefined;
+
+  constructor(private readonly create: (watcher: TokenResponseWatcher) => TokenCredential) {
+    this.watcher = createTokenResponseWatcher();
+    this.inner = create(this.watcher);
+  }
+
+  async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    if (this.renewAt !== undefined && Date.now() >= this.renewAt) {
+      this.watcher = createTokenResponseWatcher();
+      this.inner = this.create(this.watcher);
+      this.renewAt = undefined;
+    }
+    const before = this.watcher.last;
+    try {
+      const token = await this.inner.getToken(scopes, options);
+      this.lastFailure = undefined;
+      return token;
+    } catch (error) {
+      const seen = this.watcher.last !== before ? this.watcher.last : undefined;
+      if (seen) {
+        // A fresh 429/5xx from the token endpoint: remember it, and when to ask again.
+        this.renewAt = seen.at + (seen.retryAfterMs ?? 0);
+        const described = describeTokenFailure(error);
+        this.lastFailure = {
+          status: seen.status,
+          message:
+            described.status === seen.status
+              ? described.message
+              : `the Entra ID token endpoint answered HTTP ${seen.status}`,
+        };
+        throw new TokenUnavailableError(this.lastFailure.message, seen.status, { cause: error });
+      }
+      if (this.lastFailure && !/AADSTS/.test(errorChainText(error))) {
+        // MSAL answered from its memory of the last failure (no request was sent): say what it was.
+        throw new TokenUnavailableError(this.lastFailure.message, this.lastFailure.status, { cause: error });
+      }
+      throw error;
+    }
+  }
 }
 
 export function tokenScope(config: RuntimeConfig): string {
@@ -203,8 +302,15 @@ export async function explainAuthFailure(
   const text = errorChainText(error);
   const fromEntra = classifyEntraMessage(text, config);
   if (fromEntra) return new AuthError(fromEntra.message, fromEntra.cause, { cause: error });
-  const result = await probe(config.cloud.authorityHost, config.tenantId);
   const host = config.cloud.authorityHost;
+  const failure = describeTokenFailure(error);
+  if (failure.transient) {
+    return new AuthError(`cannot authenticate: ${failure.message} (authority ${host})`, "endpoint", {
+      cause: error,
+      transient: true,
+    });
+  }
+  const result = await probe(config.cloud.authorityHost, config.tenantId);
   switch (result.kind) {
     case "tls":
       return new AuthError(
@@ -213,10 +319,11 @@ export async function explainAuthFailure(
         { cause: error },
       );
     case "unreachable":
+      // Transient as far as `run` is concerned: at boot the network may not be up yet.
       return new AuthError(
         `cannot authenticate: the authority ${host} is unreachable (${result.code}); check cloud.authorityHost in the config and this host's network/DNS`,
         "endpoint",
-        { cause: error },
+        { cause: error, transient: true },
       );
     case "http": {
       const fromBody = classifyEntraMessage(result.body, config);
@@ -231,7 +338,7 @@ export async function explainAuthFailure(
       return new AuthError(
         `cannot authenticate: the authority ${host} answered HTTP ${result.status}; check cloud.authorityHost`,
         "endpoint",
-        { cause: error },
+        { cause: error, transient: result.status >= 500 || result.status === 429 },
       );
     }
     case "ok":
@@ -239,6 +346,68 @@ export async function explainAuthFailure(
         cause: error,
       });
   }
+}
+
+const credentialErrorNames = new Set([
+  "TokenUnavailableError",
+  "AuthenticationError",
+  "AuthenticationRequiredError",
+  "CredentialUnavailableError",
+  "AggregateAuthenticationError",
+]);
+
+/** Whether an error thrown by an ARM call is really the credential failing to get a token. */
+export function isCredentialError(error: unknown): boolean {
+  return error instanceof Error && credentialErrorNames.has(error.name);
+}
+
+/**
+ * What went wrong getting a token, in one readable sentence. @azure/identity wraps MSAL's error,
+ * whose message can be empty or "[object Object]: Error(s): Not Available…" when Entra ID answers
+ * with an error body MSAL does not expect (a 503, say); the HTTP status and the body's code are
+ * on the cause chain.
+ */
+export function describeTokenFailure(error: unknown): {
+  transient: boolean;
+  status?: number;
+  message: string;
+} {
+  let status: number | undefined;
+  let detail: string | undefined;
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    const record = current as Error & {
+      status?: unknown;
+      statusCode?: unknown;
+      errorCode?: unknown;
+      code?: unknown;
+    };
+    const candidate = typeof record.status === "number" ? record.status : record.statusCode;
+    if (status === undefined && typeof candidate === "number" && candidate >= 400) status = candidate;
+    const code = record.errorCode;
+    if (detail === undefined && code && typeof code === "object") {
+      const { code: inner, message } = code as { code?: unknown; message?: unknown };
+      detail = [inner, message].filter((part) => typeof part === "string" && part).join(": ") || undefined;
+    } else if (detail === undefined && typeof code === "string" && code) {
+      detail = code;
+    }
+    if (detail === undefined && typeof record.code === "string" && /^E[A-Z]+$/.test(record.code))
+      detail = record.code;
+    current = current.cause;
+  }
+  const text = errorChainText(error);
+  const network = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|socket hang up/.exec(
+    text,
+  )?.[0];
+  const transient = (status !== undefined && (status >= 500 || status === 429)) || network !== undefined;
+  const aadsts = /AADSTS\d+[^|]*/.exec(text)?.[0]?.trim();
+  const parts = [
+    status !== undefined
+      ? `the Entra ID token endpoint answered HTTP ${status}`
+      : "getting a token from Entra ID failed",
+    detail ?? network ?? aadsts,
+  ];
+  return { transient, status, message: parts[1] ? `${parts[0]} (${parts[1]})` : (parts[0] ?? "") };
 }
 
 /** Maps the AADSTS codes Entra ID puts in its error descriptions to the field to fix. */

@@ -179,7 +179,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
   const certificate = await loadCertificate(config.certificatePath, new Date());
   warnIfExpiringSoon(certificate, log);
   const credential = createCredential(config, certificate);
-  await verifyAuthentication(credential, config, signal);
+  try {
+    await verifyAuthentication(credential, config, signal);
+  } catch (error) {
+    // `run` outlives an Entra ID outage or a network that is not up yet at boot: it logs and
+    // carries on, and its cycles get a token once Entra ID answers. Everything else stops here.
+    if (!(command === "run" && error instanceof AuthError && error.transient)) throw error;
+    log.warn(
+      "token-unavailable",
+      { transient: true },
+      `${error.message}; starting anyway and retrying every cycle`,
+    );
+  }
   const counter = createRequestCounter();
   const api = createArmVmApi(config, credential, { counter });
   const store = createFileStateStore(config.stateDir);

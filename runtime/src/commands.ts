@@ -36,7 +36,7 @@ export interface OnceSummary {
     readonly issued: number;
     readonly succeeded: number;
     readonly failed: number;
-    /** Stopped by a signal or by startTimeoutSeconds before an outcome was known. */
+    /** Stopped by a signal or by startTimeoutSeconds, or no token: outcome unknown. */
     readonly unfinished: number;
     /** Milliseconds between the first and the last start request of this cycle. */
     readonly requestSpreadMs: number | null;
@@ -74,6 +74,9 @@ export interface OnceDeps {
   readonly tag: RestartTag;
   readonly now?: () => number;
 }
+
+/** Starts whose outcome is unknown: we stopped following them, or had no token to. */
+const unfinishedOutcomes: ReadonlySet<string> = new Set(["interrupted", "timeout", "token-unavailable"]);
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -143,8 +146,8 @@ export function buildSummary(
     starts: {
       issued: results.length,
       succeeded: results.filter((r) => r.outcome === "started").length,
-      failed: results.filter((r) => !["started", "interrupted", "timeout"].includes(r.outcome)).length,
-      unfinished: results.filter((r) => r.outcome === "interrupted" || r.outcome === "timeout").length,
+      failed: results.filter((r) => !unfinishedOutcomes.has(r.outcome) && r.outcome !== "started").length,
+      unfinished: results.filter((r) => unfinishedOutcomes.has(r.outcome)).length,
       requestSpreadMs: requested.length ? Math.max(...requested) - Math.min(...requested) : null,
     },
     armRequests: deps.counter?.snapshot() ?? null,

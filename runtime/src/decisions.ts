@@ -41,7 +41,11 @@ export interface VmRecord {
   backoffUntil?: number;
   lastStartAt?: number;
   lastStartedAt?: number;
-  lastResult?: { outcome: StartOutcomeKind | "issued" | "interrupted"; code?: string; at: number };
+  lastResult?: {
+    outcome: StartOutcomeKind | "issued" | "interrupted" | "token-unavailable";
+    code?: string;
+    at: number;
+  };
 }
 
 export interface RestarterState {

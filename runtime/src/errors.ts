@@ -40,9 +40,12 @@ export type AuthCause = "tenant" | "client-id" | "certificate" | "endpoint" | "c
 
 export class AuthError extends RuntimeError {
   readonly authCause: AuthCause;
-  constructor(message: string, authCause: AuthCause, options?: ErrorOptions) {
+  /** Entra ID unavailable (5xx, 429, unreachable): worth retrying, unlike a wrong tenant or certificate. */
+  readonly transient: boolean;
+  constructor(message: string, authCause: AuthCause, options?: ErrorOptions & { transient?: boolean }) {
     super(message, exitCodes.auth, options);
     this.authCause = authCause;
+    this.transient = options?.transient ?? false;
   }
 }
 

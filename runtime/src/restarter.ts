@@ -2,6 +2,7 @@
 // decide (pure, decisions.ts), start concurrently (bounded) and follow each start to its outcome
 // without holding up the next cycle, remember what happened (state.ts).
 import { setTimeout as sleepFor } from "node:timers/promises";
+import { describeTokenFailure, isCredentialError } from "./auth";
 import type { ListedVm, RequestCounter, VmApi } from "./azure";
 import { describeAzureError } from "./azure";
 import {
@@ -57,7 +58,7 @@ export interface RestarterDeps {
 export interface StartResult {
   readonly resourceGroup: string;
   readonly name: string;
-  readonly outcome: AzureOutcome["kind"] | "interrupted";
+  readonly outcome: StartEnd["kind"];
   readonly code?: string;
   readonly message?: string;
   readonly backoffUntil?: number;
@@ -82,6 +83,12 @@ export interface CycleReport {
   /** The starts this cycle issued, each settling with its outcome (never rejecting). */
   readonly starts: Promise<StartResult>[];
 }
+
+/** How a start ended: an Azure outcome, or we stopped following it, or no token could be had. */
+export type StartEnd =
+  | AzureOutcome
+  | { kind: "interrupted" }
+  | { kind: "token-unavailable"; message: string };
 
 /** Thrown out of the loop when carrying on is pointless: the principal cannot do its job. */
 export type FatalError = AuthError | PermissionError;
@@ -263,6 +270,18 @@ export class Restarter {
       listed = await api.listVms(resourceGroup, signal);
     } catch (error) {
       if (signal.aborted) throw error;
+      if (isCredentialError(error)) {
+        const message = this.noteTokenFailure(error);
+        return {
+          observed: [],
+          report: {
+            name: resourceGroup,
+            vmsListed: 0,
+            candidates: 0,
+            error: `token-unavailable: ${message}`,
+          },
+        };
+      }
       const outcome = classifyStartOutcome(describeAzureError(error), "list");
       this.handleReadFailure(outcome, { resourceGroup }, error);
       return {
@@ -275,6 +294,7 @@ export class Restarter {
         },
       };
     }
+    this.noteTokenOk();
     const candidates = listed.filter((vm) => isRestartCandidate(vm, settings.tag));
     const observed = await Promise.all(
       listed.map(async (vm): Promise<ObservedVm | undefined> => {
@@ -288,6 +308,10 @@ export class Restarter {
           return { ...vm, powerState };
         } catch (error) {
           if (signal.aborted) throw error;
+          if (isCredentialError(error)) {
+            this.noteTokenFailure(error);
+            return { ...vm, powerState: undefined };
+          }
           const outcome = classifyStartOutcome(describeAzureError(error), "instanceView");
           if (outcome.kind === "gone") {
             this.forget(resourceGroup, vm.name, "deleted between list and instance view");
@@ -311,6 +335,31 @@ export class Restarter {
       report: { name: resourceGroup, vmsListed: listed.length, candidates: candidates.length },
     };
   }
+
+  /**
+   * The credential could not get a token (Entra ID down, unreachable, or refusing us). Logged once
+   * per change of the failure, not per cycle; the loop carries on and recovers by itself.
+   */
+  private noteTokenFailure(error: unknown): string {
+    const failure = describeTokenFailure(error);
+    if (this.tokenTrouble !== failure.message) {
+      this.tokenTrouble = failure.message;
+      this.deps.log.warn(
+        "token-unavailable",
+        { status: failure.status, transient: failure.transient },
+        `cannot get a token from Entra ID: ${failure.message}; no ARM requests until it answers again, retrying every cycle`,
+      );
+    }
+    return failure.message;
+  }
+
+  private noteTokenOk(): void {
+    if (this.tokenTrouble === undefined) return;
+    this.tokenTrouble = undefined;
+    this.deps.log.info("token-available", {}, "Entra ID issues tokens again");
+  }
+
+  private tokenTrouble: string | undefined;
 
   private handleReadFailure(
     outcome: AzureOutcome,
@@ -426,7 +475,7 @@ export class Restarter {
     this.state.vms[key] = record;
     let release: (() => void) | undefined;
     let requestedAt = this.clock.now();
-    let outcome: AzureOutcome | { kind: "interrupted" };
+    let outcome: StartEnd;
     try {
       release = await this.slots.acquire(signal);
       requestedAt = this.clock.now();
@@ -447,7 +496,9 @@ export class Restarter {
         outcome = classifyStartOutcome(undefined);
       } catch (error) {
         if (signal.aborted) outcome = { kind: "interrupted" };
-        else if (timeout.aborted) {
+        else if (isCredentialError(error)) {
+          outcome = { kind: "token-unavailable", message: this.noteTokenFailure(error) };
+        } else if (timeout.aborted) {
           outcome = classifyStartOutcome({
             message: `no outcome after ${settings.startTimeoutMs / 1000} s`,
             timedOut: true,
@@ -465,7 +516,7 @@ export class Restarter {
   private applyStartOutcome(
     vm: ObservedVm,
     record: VmRecord,
-    outcome: AzureOutcome | { kind: "interrupted" },
+    outcome: StartEnd,
     requestedAt: number,
   ): StartResult {
     const { log, settings } = this.deps;
@@ -486,6 +537,9 @@ export class Restarter {
           { vm: id, seconds: Math.round((now - requestedAt) / 100) / 10 },
           "VM is running again",
         );
+        break;
+      case "token-unavailable":
+        // Not the VM's fault: no backoff; the next cycle tries again (noteTokenFailure logged it).
         break;
       case "interrupted":
         log.info(

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createTestPrincipal } from "../../emulator/testing";
 import { buildRuntimeBundle } from "../helpers/bundle";
-import { resourceGroup, runCli, spotVm, startWorld, type World } from "./harness";
+import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
 
 let bundle: string;
 before(async () => {
@@ -102,6 +102,53 @@ describe("authentication failures", () => {
     } finally {
       chmodSync(world.pemPath, 0o600);
     }
+  });
+});
+
+describe("Entra ID unavailable", () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld([spotVm("a")]);
+  });
+  after(() => world.emulator.stop());
+
+  it("once: exit 3 naming the token endpoint's HTTP status", async () => {
+    await world.control.addFaults({ pathPattern: "/oauth2/v2.0/token$", status: 503 });
+    try {
+      const result = await runCli(bundle, ["once", "--config", world.configPath], {
+        caCertFile: world.emulator.caCertFile,
+      });
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(result.stderr, /the Entra ID token endpoint answered HTTP 503 \(ServiceUnavailable/);
+      assert.doesNotMatch(result.stderr, /\[object Object\]/);
+    } finally {
+      await world.control.clearFaults();
+    }
+  });
+
+  it("run: logs it once, keeps going, and starts the VM as soon as Entra ID answers again", async () => {
+    await world.control.addFaults({ pathPattern: "/oauth2/v2.0/token$", status: 503 });
+    const running = spawnCli(bundle, ["run", "--config", world.configPath, "--log-format", "json"], {
+      caCertFile: world.emulator.caCertFile,
+    });
+    try {
+      await running.waitFor(/"event":"run-started"/);
+      await running.waitFor(/"event":"token-unavailable".*HTTP 503/);
+      await new Promise((r) => setTimeout(r, 2_000));
+      assert.equal(running.child.exitCode, null, "still running");
+      await world.control.clearFaults();
+      const cleared = Date.now();
+      await running.waitFor(/"event":"started"/, 10_000);
+      process.stdout.write(`# VM started ${Date.now() - cleared} ms after Entra ID came back\n`);
+    } finally {
+      await world.control.clearFaults();
+      running.child.kill("SIGTERM");
+    }
+    const result = await running.done;
+    assert.equal(result.code, 0, result.stderr);
+    const unavailable = result.stderr.split("\n").filter((l) => l.includes('"event":"token-unavailable"'));
+    assert.ok(unavailable.length <= 2, `one line per change, not per cycle:\n${unavailable.join("\n")}`);
+    assert.match(result.stderr, /"event":"token-available"/);
   });
 });
 
