@@ -13,7 +13,7 @@ import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEvict
 import { defaultConfigPath, describeConfig, type LoadedConfig, loadConfig, overridesFromEnv } from "./config";
 import { AuthError, exitCodes, LockHeldError, RuntimeError, UsageError } from "./errors";
 import { install, uninstall } from "./install/index";
-import { tryAcquireLock } from "./lock";
+import { type HeldLock, isUnwritableError, isWritable, tryAcquireLock } from "./lock";
 import { createLogger, type LogFormat, type LogLevel } from "./log";
 import { Restarter, type RestarterSettings } from "./restarter";
 import { createFileStateStore } from "./state";
@@ -225,12 +225,34 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
   }
 
   const lost = new AbortController();
-  const lock = await tryAcquireLock(config.stateDir, {
-    onCompromised: (error) => {
-      log.error("lock-lost", { stateDir: config.stateDir }, `lost the lock: ${error.message}; stopping`);
-      lost.abort(error);
-    },
-  });
+  let lock: HeldLock | undefined;
+  try {
+    lock = await tryAcquireLock(config.stateDir, {
+      onCompromised: (error) => {
+        if (!isWritable(config.stateDir)) {
+          // A read-only or full state directory stops the lock's refresh; restarting VMs matters more.
+          log.error(
+            "lock-unwritable",
+            { stateDir: config.stateDir },
+            `cannot refresh the lock (the state directory is not writable: ${error.message}); carrying on without it`,
+          );
+          return;
+        }
+        log.error("lock-lost", { stateDir: config.stateDir }, `lost the lock: ${error.message}; stopping`);
+        lost.abort(error);
+      },
+    });
+  } catch (error) {
+    if (!isUnwritableError(error)) throw error;
+    // Better to restart VMs without a lock or memory than not at all (Azure refuses a second start
+    // of a VM that is already starting with a 409, which the loop treats as "retry next cycle").
+    log.error(
+      "state-unwritable",
+      { stateDir: config.stateDir, code: error.code },
+      `cannot write the state directory (${error.code}): running without the lock and unable to persist state; fix ${config.stateDir}`,
+    );
+    lock = { release: async () => {} };
+  }
   if (!lock) {
     const message = `another spot-restarter holds the lock in ${config.stateDir}; not running this ${command}`;
     if (command === "run") throw new LockHeldError(message);
@@ -273,7 +295,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       warnIfExpiringSoon(certificate, log);
     });
     if (lost.signal.aborted) throw new RuntimeError("stopped: the lock in the state directory was lost", 1);
-    log.info("run-stopped", { pid: process.pid }, "stopped on signal; state saved");
+    log.info(
+      "run-stopped",
+      { pid: process.pid },
+      restarter.stateSaved ? "stopped on signal; state saved" : "stopped on signal; state could NOT be saved",
+    );
     return exitCodes.ok;
   } finally {
     await lock.release();

@@ -2,11 +2,29 @@
 // keeps refreshing its mtime; a holder that dies (even SIGKILL) stops refreshing, and after
 // `staleMs` the next process may take the lock over, so a crash never blocks restarts for long.
 // It is released on normal exit and on SIGTERM/SIGINT (cli.ts turns those into a clean exit).
+import { accessSync, constants } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
 
 export const lockFileName = "spot-restarter.lock";
+
+const unwritableCodes = new Set(["EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT"]);
+
+/** The state directory cannot be written (read-only, full, no permission): not a reason to stop. */
+export function isUnwritableError(error: unknown): error is NodeJS.ErrnoException {
+  return unwritableCodes.has((error as NodeJS.ErrnoException)?.code ?? "");
+}
+
+/** Whether the state directory can be written right now. */
+export function isWritable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export interface HeldLock {
   release(): Promise<void>;

@@ -101,6 +101,7 @@ export class Restarter {
   private readonly slots: Semaphore;
   private saving: Promise<void> = Promise.resolve();
   private lastSaved: string | undefined;
+  private saveTrouble: string | undefined;
   private readonly abandonStarts = new AbortController();
   private fatal: FatalError | undefined;
 
@@ -131,6 +132,11 @@ export class Restarter {
 
   get startsInFlight(): number {
     return this.inFlight.size;
+  }
+
+  /** False while the state file cannot be written. */
+  get stateSaved(): boolean {
+    return this.saveTrouble === undefined;
   }
 
   /** A fatal error a start ran into (missing permission, token refused), if any. */
@@ -640,9 +646,25 @@ export class Restarter {
         if (snapshot === this.lastSaved) return;
         await this.deps.store.save(this.state);
         this.lastSaved = snapshot;
+        if (this.saveTrouble !== undefined) {
+          this.saveTrouble = undefined;
+          this.deps.log.info(
+            "state-saved",
+            { path: this.deps.store.path },
+            "the state file can be written again",
+          );
+        }
       })
       .catch((error) => {
-        this.deps.log.error("state-save-failed", { path: this.deps.store.path }, messageChain(error));
+        // Restarting VMs goes on without persistence; said once per kind of failure, not per cycle.
+        const trouble = (error as NodeJS.ErrnoException).code ?? messageChain(error);
+        if (trouble === this.saveTrouble) return;
+        this.saveTrouble = trouble;
+        this.deps.log.error(
+          "state-save-failed",
+          { path: this.deps.store.path, code: (error as NodeJS.ErrnoException).code },
+          `cannot persist state (${messageChain(error)}); restarting VMs goes on, from memory`,
+        );
       });
     return this.saving;
   }
