@@ -25,7 +25,15 @@ import {
 } from "../emulator/testing";
 import { type AzCalibration, azVersion, calibrateAgainstAz } from "./az-calibration";
 import { type OriginalCycle, runOriginalCycle, totalRequests } from "./original";
-import { median, type OnceSummary, runLoop, runOnce, type Subject } from "./ours";
+import {
+  liveChildren,
+  measureNodeBaseline,
+  median,
+  type OnceSummary,
+  runLoop,
+  runOnce,
+  type Subject,
+} from "./ours";
 import { renderCharts } from "./svg";
 
 const GROUP = "bench";
@@ -44,12 +52,15 @@ const { values } = parseArgs({
     "original-max-starts": { type: "string", default: "10" },
     full: { type: "boolean", default: false },
     "no-az": { type: "boolean", default: false },
+    "arm-latency-ms": { type: "string", default: "0" },
     quick: { type: "boolean", default: false },
     out: { type: "string", default: join(__dirname) },
   },
 });
 const sizes = (values.sizes ?? (values.quick ? "10,100" : "10,100,500")).split(",").map(Number);
 const startSeconds = Number(values["start-seconds"]);
+/** Added to every Resource Manager request by the emulator (a delay fault): loopback has none, Azure has some. */
+const armLatencyMs = Number(values["arm-latency-ms"]);
 const originalMaxStarts = values.full
   ? Number.POSITIVE_INFINITY
   : values.quick
@@ -59,6 +70,9 @@ const originalMaxStarts = values.full
 const t0 = Date.now();
 const log = (text: string) =>
   process.stderr.write(`[bench +${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${text}\n`);
+
+/** Emulators running now, stopped on Ctrl-C. */
+const running = new Set<EmulatorProcess>();
 
 // ---- the world ---------------------------------------------------------------------------------------
 
@@ -105,6 +119,7 @@ function seedFor(n: number, principals: TestPrincipal[]): EmulatorSeed {
     virtualMachines: vms,
     timing: { startSeconds, evictionDelaySeconds: 0, retryAfterSeconds: RETRY_AFTER_SECONDS },
     listPageSize: LIST_PAGE_SIZE,
+    faults: armLatencyMs > 0 ? [{ pathPattern: "^/subscriptions/", delayMs: armLatencyMs }] : [],
   };
 }
 
@@ -198,6 +213,7 @@ async function measureSize(
   let emulator: EmulatorProcess | undefined;
   try {
     emulator = await startEmulatorProcess(seedFile);
+    running.add(emulator);
     const { ready } = emulator;
     const caCertPem = readFileSync(ready.caCertFile, "utf8");
     const control = emulatorControl(ready.armEndpoint, { caCertPem });
@@ -386,7 +402,10 @@ async function measureSize(
     };
     return { result, calibration };
   } finally {
-    await emulator?.stop();
+    if (emulator) {
+      running.delete(emulator);
+      await emulator.stop();
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -459,7 +478,7 @@ function report(results: SizeResult[], calibration: AzCalibration | undefined) {
     ]),
   );
   const cost = table(
-    ["N", "once (cron): wall", "CPU", "peak RSS", "run loop: CPU per idle cycle", "RSS"],
+    ["N", "once: cycle time", "process CPU", "peak RSS", "run loop: CPU per idle cycle", "RSS"],
     results.map((r) => [
       String(r.n),
       `${r.ours.idle.durationMs} ms`,
@@ -590,15 +609,26 @@ function svg(results: SizeResult[], footnote: string): string {
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), "spot-restarter-bench-"));
   const cleanup = () => rmSync(workDir, { recursive: true, force: true });
-  process.once("SIGINT", () => {
-    cleanup();
-    process.exit(130);
-  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, async () => {
+      log(`${signal}: stopping`);
+      for (const child of liveChildren) child.kill("SIGTERM");
+      await Promise.all([...running].map((emulator) => emulator.stop()));
+      cleanup();
+      process.exit(130);
+    });
+  }
   try {
     log(
       `sizes ${sizes.join(", ")}; S=${startSeconds}s; original pattern: at most ${originalMaxStarts} starts per run`,
     );
     const bundle = await buildBundle(workDir);
+    const baselines = [];
+    for (let i = 0; i < 3; i++) baselines.push(await measureNodeBaseline(workDir));
+    const nodeBaseline = {
+      cpuMs: median(baselines.map((b) => b.cpuMs)),
+      maxRssMiB: median(baselines.map((b) => b.maxRssMiB)),
+    };
     const az = values["no-az"] ? undefined : azVersion();
     if (!az)
       log(
@@ -629,6 +659,7 @@ async function main(): Promise<void> {
       retryAfterSeconds: RETRY_AFTER_SECONDS,
       listPageSize: LIST_PAGE_SIZE,
       evictionDelaySeconds: 0,
+      armLatencyMs,
       originalMaxStarts: Number.isFinite(originalMaxStarts) ? originalMaxStarts : "all",
       runtime: "real bundle (once --json), fresh state, default config (maxConcurrentStarts 10)",
       emulator: "separate process on 127.0.0.1 (HTTPS), npm run emulator",
@@ -638,7 +669,7 @@ async function main(): Promise<void> {
     const checks = targets(results, calibration);
     const tables = report(results, calibration);
     const footnote =
-      `${machine.cpu}, ${machine.os}, Node ${machine.node}; emulator: S=${startSeconds}s, Retry-After ${RETRY_AFTER_SECONDS}s, ` +
+      `${machine.cpu}, ${machine.os}, Node ${machine.node}; emulator: S=${startSeconds}s, Retry-After ${RETRY_AFTER_SECONDS}s, ARM latency +${armLatencyMs} ms, ` +
       `list page ${LIST_PAGE_SIZE}; hollow points: original extrapolated from ${Number.isFinite(originalMaxStarts) ? originalMaxStarts : "all"} measured starts`;
     const output = {
       generatedAt: new Date().toISOString(),
@@ -646,6 +677,7 @@ async function main(): Promise<void> {
       machine,
       settings,
       results,
+      nodeBaseline,
       azCalibration: calibration ?? null,
       targets: checks,
     };
@@ -657,7 +689,7 @@ async function main(): Promise<void> {
       [
         "",
         `Machine: ${machine.cpu}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}`,
-        `Emulator: separate process, HTTPS on loopback; start takes S=${startSeconds} s, Retry-After ${RETRY_AFTER_SECONDS} s, list pages of ${LIST_PAGE_SIZE}; 10% of VMs are tagged Spot, all evicted`,
+        `Emulator: separate process, HTTPS on loopback${armLatencyMs ? ` + ${armLatencyMs} ms per ARM request` : " (no added latency)"}; start takes S=${startSeconds} s, Retry-After ${RETRY_AFTER_SECONDS} s, list pages of ${LIST_PAGE_SIZE}; 10% of VMs are tagged Spot, all evicted`,
         "",
         "ARM requests per cycle (with start-operation polls; without them in parentheses)",
         tables.requests,
@@ -670,6 +702,7 @@ async function main(): Promise<void> {
         "",
         "Cost of an idle cycle of ours (CPU = user + system; once = whole process incl. Node start-up and login)",
         tables.cost,
+        `For scale: a Node.js process that does nothing (node -e 0) takes ${nodeBaseline.cpuMs.toFixed(0)} ms CPU and ${nodeBaseline.maxRssMiB.toFixed(0)} MiB here.`,
         "",
         calibration
           ? `Re-enactment vs the real az ${calibration.azVersion} (N=${Math.min(...sizes)}, same world): ` +

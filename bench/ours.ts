@@ -1,7 +1,7 @@
 // Runs the real runtime bundle as the benchmark subject: `once --json` (one cycle, as cron runs it) and
 // the `run` loop (as systemd runs it), each in its own process with bench/measure-hook.cjs loaded to
 // read CPU time and memory without changing what the runtime does.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
@@ -46,16 +46,26 @@ export interface Subject {
 
 const HOOK = join(__dirname, "measure-hook.cjs");
 
+/** Runtime processes running now: the benchmark ends them on Ctrl-C. */
+export const liveChildren = new Set<ChildProcess>();
+
 function spawnMeasured(subject: Subject, args: string[], stateDir: string, measureFile: string) {
-  return spawn(process.execPath, ["--require", HOOK, subject.bundle, ...args, "--config", subject.config], {
-    env: {
-      ...process.env,
-      NODE_EXTRA_CA_CERTS: subject.caCertFile,
-      SPOT_RESTARTER_STATE_DIR: stateDir,
-      BENCH_MEASURE_FILE: measureFile,
+  const child = spawn(
+    process.execPath,
+    ["--require", HOOK, subject.bundle, ...args, "--config", subject.config],
+    {
+      env: {
+        ...process.env,
+        NODE_EXTRA_CA_CERTS: subject.caCertFile,
+        SPOT_RESTARTER_STATE_DIR: stateDir,
+        BENCH_MEASURE_FILE: measureFile,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
     },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  );
+  liveChildren.add(child);
+  child.once("exit", () => liveChildren.delete(child));
+  return child;
 }
 
 /** One `once --json` cycle with a fresh state directory (so no backoff or memory of earlier runs). */
@@ -131,6 +141,23 @@ export async function runLoop(
       maxRssMiB: measure.maxRssKiB / 1024,
       cycles: measure.samples.length,
     };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The same measurement of a Node.js process that does nothing: what any Node.js cron job costs. */
+export async function measureNodeBaseline(workDir: string): Promise<{ cpuMs: number; maxRssMiB: number }> {
+  const dir = mkdtempSync(join(workDir, "baseline-"));
+  try {
+    const measureFile = join(dir, "measure.json");
+    const child = spawn(process.execPath, ["--require", HOOK, "-e", "0"], {
+      env: { ...process.env, BENCH_MEASURE_FILE: measureFile },
+      stdio: "ignore",
+    });
+    await new Promise((resolve) => child.on("close", resolve));
+    const measure = JSON.parse(readFileSync(measureFile, "utf8")) as Measure;
+    return { cpuMs: measure.cpuMicros / 1000, maxRssMiB: measure.maxRssKiB / 1024 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
