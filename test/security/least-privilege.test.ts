@@ -1,0 +1,110 @@
+// The least-privilege role (read, instanceView/read, start/action, simulateEviction/action) is enough
+// for every runtime command, and the emulator denies, with AuthorizationFailed, what it does not grant:
+// deallocate, power off, delete, tag writes, role assignments.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { ARM_SCOPE } from "../../emulator/testing";
+import { type Row, resourceGroup, spawnRuntime, spotVm, startRow } from "../faults/harness";
+
+describe("least privilege", () => {
+  let row: Row;
+  before(async () => {
+    row = await startRow([spotVm("evicted"), spotVm("live", { powerState: "running" })], {
+      role: "least-privilege",
+      startSeconds: 0.3,
+    });
+  });
+  after(() => row.close());
+
+  it("is enough for once, run, status and simulate-eviction", async () => {
+    const dry = await row.cli(["once", "--config", row.configPath, "--dry-run", "--json"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const once = await row.cli(["once", "--config", row.configPath, "--json"]);
+    assert.equal(once.code, 0, once.stderr);
+    assert.equal(JSON.parse(once.stdout).starts.succeeded, 1);
+    const status = await row.cli(["status", "--config", row.configPath, "--json"]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout).errors.length, 0);
+    const evict = await row.cli(["simulate-eviction", "--config", row.configPath, "--vm", "live"]);
+    assert.equal(evict.code, 0, evict.stderr);
+    assert.equal((await row.control.vm(resourceGroup, "live"))?.powerState, "deallocated");
+    const runtime = await spawnRuntime(row);
+    await row.waitForVm("live", "running", 15_000);
+    const exit = await runtime.stop();
+    assert.equal(exit.code, 0, runtime.stderr());
+    const denied = (await row.armRequests()).filter((r) => r.status === 403);
+    assert.deepEqual(denied, [], "no request of the runtime was denied");
+  });
+
+  describe("the emulator denies what the role does not grant", () => {
+    const vmPath = (name: string) =>
+      `/subscriptions/${row.emulator.subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/virtualMachines/${name}`;
+    async function arm(method: string, path: string, body?: unknown) {
+      const token = await row.credential.getToken(ARM_SCOPE);
+      const response = await fetch(`${row.emulator.armEndpoint}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${token?.token}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return {
+        status: response.status,
+        code: text ? (JSON.parse(text) as { error?: { code?: string } }).error?.code : undefined,
+        text,
+      };
+    }
+    const denials: Array<[string, () => [string, string, unknown?], string]> = [
+      [
+        "deallocate",
+        () => ["POST", `${vmPath("live")}/deallocate?api-version=2024-07-01`],
+        "deallocate/action",
+      ],
+      ["power off", () => ["POST", `${vmPath("live")}/powerOff?api-version=2024-07-01`], "powerOff/action"],
+      ["restart", () => ["POST", `${vmPath("live")}/restart?api-version=2024-07-01`], "restart/action"],
+      ["delete", () => ["DELETE", `${vmPath("live")}?api-version=2024-07-01`], "virtualMachines/delete"],
+      [
+        "a tag write",
+        () => [
+          "PATCH",
+          `${vmPath("live")}/providers/Microsoft.Resources/tags/default?api-version=2021-04-01`,
+          { operation: "Merge", properties: { tags: { owned: "yes" } } },
+        ],
+        "tags/write",
+      ],
+      [
+        "a role assignment",
+        () => [
+          "PUT",
+          `/subscriptions/${row.emulator.subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`,
+          {
+            properties: {
+              roleDefinitionId: `/subscriptions/${row.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635`,
+              principalId: row.principal.objectId,
+              principalType: "ServicePrincipal",
+            },
+          },
+        ],
+        "roleAssignments/write",
+      ],
+    ];
+    const todo: Record<string, string> = {
+      restart: "BUG-5 (RELIABILITY.md): the emulator serves no restart (404), so it cannot deny it",
+      delete: "BUG-5 (RELIABILITY.md): the emulator serves no DELETE of a VM (405 before authorization)",
+    };
+    for (const [what, request, action] of denials) {
+      it(`${what}: 403 AuthorizationFailed naming the action`, { todo: todo[what] }, async () => {
+        const [method, path, body] = request();
+        const answer = await arm(method, path, body);
+        assert.equal(answer.status, 403, `${what}: ${answer.status} ${answer.text}`);
+        assert.equal(answer.code, "AuthorizationFailed");
+        assert.match(answer.text, new RegExp(action.replace("/", "\\/")));
+        assert.equal(
+          (await row.control.vm(resourceGroup, "live"))?.powerState !== undefined,
+          true,
+          "still there",
+        );
+      });
+    }
+  });
+});
