@@ -75,9 +75,7 @@ describe("fault matrix: crashes and a broken disk", { concurrency: 3 }, () => {
     }
   });
 
-  it("read-only state directory from start-up: still restarts VMs, says it cannot persist", {
-    todo: "BUG-3 (RELIABILITY.md): run exits 1 (EROFS creating the lock) and restarts nothing",
-  }, async (t) => {
+  it("read-only state directory from start-up: still restarts VMs, says it cannot persist", async (t) => {
     const row = await startRow([spotVm("first")], { startSeconds: 0.3 });
     const mount = row.stateDir;
     if (!tryMountTmpfs(mount, 256)) {
