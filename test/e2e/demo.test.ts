@@ -1,0 +1,60 @@
+// `npm run demo` is the README's first command: it must keep working, narrate the eviction, leave the
+// other VMs alone, never print the key, and leave no process or temporary folder behind.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { test } from "node:test";
+
+const REPO = resolve(__dirname, "../..");
+
+function demoDirs(): string[] {
+  return readdirSync(tmpdir()).filter((name) => name.startsWith("spot-restarter-demo-"));
+}
+
+test("npm run demo brings the evicted VM back, leaves the others alone and cleans up", {
+  timeout: 90_000,
+}, async () => {
+  const before = new Set(demoDirs());
+  const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "demo/demo.ts")], {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const started = Date.now();
+  const code = await new Promise<number | null>((done) => child.on("close", done));
+  assert.equal(code, 0, `${stdout}\n${stderr}`);
+  assert.ok(Date.now() - started < 60_000, "well under a minute");
+
+  // The narration, in order: evicted -> seen -> start requested -> running.
+  const order = [
+    /simulating an eviction/,
+    /running -> deallocated {2}\(evicted by Azure\)/,
+    /evicted-vm-seen ubuntu-backup-server-spot/,
+    /start-issued ubuntu-backup-server-spot/,
+    /started ubuntu-backup-server-spot/,
+  ];
+  let from = 0;
+  for (const pattern of order) {
+    const index = stdout.slice(from).search(pattern);
+    assert.ok(index >= 0, `expected ${pattern} after offset ${from} in:\n${stdout}`);
+    from += index;
+  }
+  assert.match(stdout, /scratch-builder-spot +deallocated +left alone/);
+  assert.match(stdout, /vpn-gateway-vm +running +left alone/);
+  assert.match(stdout, /certificatePem \[secret\]/);
+  assert.doesNotMatch(stdout + stderr, /BEGIN (RSA )?PRIVATE KEY/);
+  assert.deepEqual(
+    demoDirs().filter((dir) => !before.has(dir)),
+    [],
+    "the demo removed its temporary folder",
+  );
+});
