@@ -168,6 +168,10 @@ export class Restarter {
       };
     }
 
+    // Starts in flight when discovery begins are not re-read (their power state is the one remembered,
+    // `deallocated`); one that ends during discovery must still count as in flight for this cycle's
+    // decisions, or the stale `deallocated` would start a VM that is running (BUG-4, test/RELIABILITY.md).
+    const inFlightAtDiscovery = new Set(this.inFlight.keys());
     const groups = await Promise.all(settings.resourceGroups.map((rg) => this.discoverGroup(rg, signal)));
     const observed = groups.flatMap((g) => g.observed);
     const now = this.clock.now();
@@ -176,7 +180,7 @@ export class Restarter {
       this.state,
       now,
       settings.tag,
-      new Set(this.inFlight.keys()),
+      new Set([...inFlightAtDiscovery, ...this.inFlight.keys()]),
     );
     const starts: Promise<StartResult>[] = [];
     for (const decision of decisions) {

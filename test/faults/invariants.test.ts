@@ -294,9 +294,7 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
     }
   }
 
-  it("hold over random populations and fault sequences", {
-    todo: "BUG-4: fix pending (duplicate start of a running VM)",
-  }, async () => {
+  it("hold over random populations and fault sequences", async () => {
     await fc.assert(fc.asyncProperty(scenarioArbitrary, check), {
       numRuns: Number(process.env.INVARIANT_RUNS ?? 6),
       endOnFailure: true,

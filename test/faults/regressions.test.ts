@@ -25,9 +25,7 @@ const listed = (name: string): ListedVm => ({
 });
 
 describe("regressions", () => {
-  it("BUG-4: a start that succeeds while a cycle is discovering is not started again (stale power state)", {
-    todo: "BUG-4: fix pending in runtime/src/restarter.ts",
-  }, async () => {
+  it("BUG-4: a start that succeeds while a cycle is discovering is not started again (stale power state)", async () => {
     const power: Record<string, string> = { a: "deallocated", b: "running" };
     const startA = deferred();
     const readB = deferred();
