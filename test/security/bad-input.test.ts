@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createTestPrincipal } from "../../emulator/testing";
 import { type Row, spotVm, startRow } from "../faults/harness";
 import { buildRuntimeBundle } from "../helpers/bundle";
 import { assertNoSecrets } from "./secrets";
@@ -300,7 +301,6 @@ describe("bad input: installer stack outputs", { concurrency: 4 }, () => {
   let n = 0;
   before(async () => {
     bundle = await buildRuntimeBundle();
-    const { createTestPrincipal } = await import("../../emulator/testing");
     const made = await createTestPrincipal();
     principal = made;
     good = {
