@@ -43,6 +43,18 @@ export function computeRoutes(): ArmRoute[] {
       },
     },
     {
+      // Synchronous here (Azure answers 202 and deletes in the background); there so that a test can
+      // show RBAC denying it to a principal that lacks the action.
+      method: "DELETE",
+      pattern: VM,
+      action: "Microsoft.Compute/virtualMachines/delete",
+      handle: (ctx, params, env) => {
+        const vm = requireVm(env.world, params);
+        env.world.vms.delete(`${vm.resourceGroup}/${vm.name}`.toLowerCase());
+        sendJson(ctx, 200, undefined);
+      },
+    },
+    {
       method: "GET",
       pattern: `${VM}/instanceView`,
       action: "Microsoft.Compute/virtualMachines/instanceView/read",
