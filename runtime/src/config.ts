@@ -31,9 +31,11 @@ const nonEmpty = (what: string) =>
     .min(1, { error: `expected ${what} (a non-empty string)` });
 
 // Azure resource group names: 1-90 characters, letters, digits, `-_.()`, not ending in a period.
+// The installer checks the stack outputs against the same pattern, so it never writes a config this refuses.
+export const resourceGroupNamePattern = /^[-\w.()]{0,89}[-\w()]$/u;
 const resourceGroupName = z
   .string({ error: "expected a resource group name (a string)" })
-  .regex(/^[-\w.()]{0,89}[-\w()]$/u, {
+  .regex(resourceGroupNamePattern, {
     error: "expected a resource group name: 1-90 letters, digits, - _ . ( ), not ending in '.'",
   });
 

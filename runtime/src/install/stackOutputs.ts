@@ -3,6 +3,7 @@
 // must not reach a terminal, a CI log or a bug report.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
+import { resourceGroupNamePattern } from "../config";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (DESIGN.md runtime config `cloud`). */
 export interface CloudEndpoints {
@@ -50,7 +51,8 @@ const EXPECTED: Record<keyof StackOutputs, string> = {
   tenantId: "the Entra ID tenant id (a GUID)",
   subscriptionId: "the Azure subscription id (a GUID)",
   clientId: "the application (client) id of the service principal (a GUID)",
-  resourceGroupName: "the name of the resource group holding the Spot VMs (a non-empty string)",
+  resourceGroupName:
+    "the name of the resource group holding the Spot VMs (1-90 letters, digits, - _ . ( ), not ending in '.')",
   restartTag: 'an object {"name": "...", "value": "..."} naming the restart tag',
   restartableVms: "an array of VM names (strings)",
   certificatePem: "one PEM with the certificate then its PKCS#8 private key",
@@ -66,7 +68,7 @@ const stackOutputsSchema = z.object({
   tenantId: z.guid(),
   subscriptionId: z.guid(),
   clientId: z.guid(),
-  resourceGroupName: z.string().trim().min(1).max(90),
+  resourceGroupName: z.string().regex(resourceGroupNamePattern),
   restartTag: z.object({ name: z.string().min(1), value: z.string() }),
   restartableVms: z.array(z.string().min(1)),
   certificatePem: z.string().min(1),
@@ -76,6 +78,13 @@ const stackOutputsSchema = z.object({
     .object({ authorityHost: httpsUrl, armEndpoint: httpsUrl, audience: httpsUrl.optional() })
     .optional(),
 });
+
+/** A value for a message: JSON-quoted, and cut short so a huge value cannot flood the terminal. */
+function quoteShort(value: string, limit = 80): string {
+  return value.length <= limit
+    ? JSON.stringify(value)
+    : `${JSON.stringify(value.slice(0, limit)).slice(0, -1)}…" (${value.length} characters)`;
+}
 
 function typeName(value: unknown): string {
   if (value === null) return "null";
@@ -149,8 +158,7 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
         problems.push(`${where} is ${typeName(value)}: expected ${expected}`);
       } else {
         // Format problems (GUID, date-time, URL, empty string); the value is quoted only when harmless.
-        const shown =
-          key !== "certificatePem" && typeof value === "string" ? ` (${JSON.stringify(value)})` : "";
+        const shown = key !== "certificatePem" && typeof value === "string" ? ` (${quoteShort(value)})` : "";
         problems.push(`${where} is not valid${shown}: expected ${expected}`);
       }
     }
