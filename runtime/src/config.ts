@@ -183,11 +183,27 @@ export async function loadConfig(
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`, {
-      cause: error,
-    });
+    // Not V8's message: it quotes the text around the error, raw (control characters, or a key
+    // if --config points at the PEM by mistake). BUG-7 in test/RELIABILITY.md.
+    const encoding = text.includes("\u0000") ? " (it is not UTF-8 text: saved as UTF-16?)" : "";
+    throw new ConfigError(
+      `config file ${path} is not valid JSON${jsonErrorPosition(error, text)}${encoding}`,
+    );
   }
   return parseConfig(parsed, path, env, flags);
+}
+
+/** Line and column of a JSON syntax error, without the snippet V8 quotes (it may be key material). */
+export function jsonErrorPosition(error: unknown, text: string): string {
+  const message = error instanceof Error ? error.message : "";
+  const lineColumn = /line (\d+) column (\d+)/.exec(message);
+  if (lineColumn) return ` at line ${lineColumn[1]}, column ${lineColumn[2]}`;
+  const position = /position (\d+)/.exec(message);
+  if (position) {
+    const before = text.slice(0, Number(position[1])).split("\n");
+    return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+  }
+  return /end of JSON input/i.test(message) ? " (it ends too early)" : "";
 }
 
 /** Validates a parsed config file merged with overrides. Exported for tests and the installer. */

@@ -3,7 +3,7 @@
 // must not reach a terminal, a CI log or a bug report.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
-import { resourceGroupNamePattern } from "../config";
+import { jsonErrorPosition, resourceGroupNamePattern } from "../config";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (DESIGN.md runtime config `cloud`). */
 export interface CloudEndpoints {
@@ -90,19 +90,6 @@ function typeName(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
-}
-
-/** Line and column of a JSON syntax error, without the snippet V8 quotes (it may be key material). */
-function jsonErrorPosition(error: unknown, text: string): string {
-  const message = error instanceof Error ? error.message : "";
-  const lineColumn = /line (\d+) column (\d+)/.exec(message);
-  if (lineColumn) return ` at line ${lineColumn[1]}, column ${lineColumn[2]}`;
-  const position = /position (\d+)/.exec(message);
-  if (position) {
-    const before = text.slice(0, Number(position[1])).split("\n");
-    return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
-  }
-  return /end of JSON input/i.test(message) ? " (it ends too early)" : "";
 }
 
 /** Parses and validates the stack outputs text; throws StackOutputsError listing every problem. */
