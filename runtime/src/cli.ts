@@ -10,7 +10,14 @@ import {
 } from "./auth";
 import { createArmVmApi, createRequestCounter } from "./azure";
 import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEviction } from "./commands";
-import { defaultConfigPath, describeConfig, type LoadedConfig, loadConfig, overridesFromEnv } from "./config";
+import {
+  defaultConfigPath,
+  describeConfig,
+  type LoadedConfig,
+  loadConfig,
+  overridesFromEnv,
+  resourceGroupNamePattern,
+} from "./config";
 import { AuthError, exitCodes, LockHeldError, RuntimeError, UsageError } from "./errors";
 import { install, uninstall } from "./install/index";
 import { type HeldLock, isUnwritableError, isWritable, tryAcquireLock } from "./lock";
@@ -211,7 +218,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
   if (command === "simulate-eviction") {
     const vm = str(values.vm);
     if (!vm) throw new UsageError("simulate-eviction: --vm NAME is required");
-    await simulateEviction(api, settings, vm, log, signal, str(values["resource-group"]));
+    // Azure VM names are 1-64 letters, digits, `_`, `.`, `-`: anything else cannot name a VM, and a
+    // huge value would only be echoed back in the "not found" message (BUG-8 in test/RELIABILITY.md).
+    if (!/^[\w.-]{1,64}$/.test(vm)) {
+      throw new UsageError(
+        `simulate-eviction: --vm expects a VM name (1-64 letters, digits, _ . -), got ${vm.length > 64 ? `${vm.length} characters` : JSON.stringify(vm)}`,
+      );
+    }
+    const resourceGroup = str(values["resource-group"]);
+    if (resourceGroup !== undefined && !resourceGroupNamePattern.test(resourceGroup)) {
+      throw new UsageError(
+        `simulate-eviction: --resource-group expects a resource group name (1-90 letters, digits, - _ . ( )), got ${resourceGroup.length > 90 ? `${resourceGroup.length} characters` : JSON.stringify(resourceGroup)}`,
+      );
+    }
+    await simulateEviction(api, settings, vm, log, signal, resourceGroup);
     return exitCodes.ok;
   }
 
