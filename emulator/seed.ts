@@ -154,11 +154,20 @@ export function parseSeed(seed: unknown, origin = "seed"): ResolvedSeed {
 }
 
 export function loadSeedFile(path: string): ResolvedSeed {
-  let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
+    text = readFileSync(path, "utf8");
   } catch (cause) {
     throw new Error(`cannot read emulator seed ${path}`, { cause });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    // Not V8's message: it quotes the text around the error (of whatever file --seed names).
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
+    const where = position === undefined ? "" : ` at character ${position}`;
+    throw new Error(`emulator seed ${path} is not valid JSON${where}`);
   }
   return parseSeed(raw, path);
 }
