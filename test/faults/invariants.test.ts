@@ -296,7 +296,7 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
 
   it("hold over random populations and fault sequences", async () => {
     await fc.assert(fc.asyncProperty(scenarioArbitrary, check), {
-      numRuns: Number(process.env.INVARIANT_RUNS ?? 6),
+      numRuns: Number(process.env.INVARIANT_RUNS ?? 4),
       endOnFailure: true,
     });
     figure(

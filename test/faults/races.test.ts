@@ -44,7 +44,7 @@ async function patchTags(row: Row, vm: string, operation: "Delete" | "Merge", ta
   assert.equal(response.status, 200, await response.text());
 }
 
-describe("fault matrix: the world changes under the loop", { concurrency: 4 }, () => {
+describe("fault matrix: the world changes under the loop", { concurrency: true }, () => {
   it("a VM evicted again while its start is in flight is started again, never while it runs", async () => {
     const row = await startRow([spotVm("flaky")], { startSeconds: 2 });
     const watch = watchPowerState(row, "flaky");

@@ -1,0 +1,27 @@
+// A 12-second soak as a smoke test of soak/soak.ts (the 10-minute run is `npm run soak`, not part of
+// npm test): random evictions and faults, then every restartable VM back, no wrong start, no leak.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { soak } from "../../soak/soak";
+import { figure } from "./harness";
+
+it("soak smoke: 12 s of random evictions and faults, no wrong or missed start", async () => {
+  const result = await soak(
+    { minutes: 0.2, vms: 8, intervalSeconds: 1, seed: 7, json: false, rssGrowthPercent: 100 },
+    () => {},
+  );
+  assert.equal(result.wrongStarts, 0, result.wrongStartDetails.join("; "));
+  assert.equal(result.missedRestarts, 0, result.missed.join(", "));
+  assert.equal(result.secretLeak, null);
+  assert.equal(result.exitCode, 0);
+  assert.ok(result.evictions >= 1, "the chaos evicted something");
+  assert.equal(
+    result.restarts >= result.evictions,
+    true,
+    `${result.restarts} restarts for ${result.evictions} evictions`,
+  );
+  figure(
+    "soak-smoke",
+    `${result.evictions} evictions, ${result.restarts} restarts, 0 wrong, 0 missed, ${result.armRequestsPerCycle} ARM requests per cycle`,
+  );
+});
