@@ -300,10 +300,12 @@ export async function explainAuthFailure(
   probe: (host: string, tenant: string) => Promise<AuthorityProbe> = probeAuthority,
 ): Promise<AuthError> {
   const text = errorChainText(error);
-  const fromEntra = classifyEntraMessage(text, config);
-  if (fromEntra) return new AuthError(fromEntra.message, fromEntra.cause, { cause: error });
   const host = config.cloud.authorityHost;
   const failure = describeTokenFailure(error);
+  // A 5xx or 429 is transient even when its body carries an AADSTS code, as Entra ID's do
+  // (AADSTS90033 "a transient error has occurred"): checked before the AADSTS mapping (BUG-10).
+  const fromEntra = failure.transient ? undefined : classifyEntraMessage(text, config);
+  if (fromEntra) return new AuthError(fromEntra.message, fromEntra.cause, { cause: error });
   if (failure.transient) {
     return new AuthError(`cannot authenticate: ${failure.message} (authority ${host})`, "endpoint", {
       cause: error,

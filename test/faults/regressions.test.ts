@@ -2,7 +2,9 @@
 // fake VmApi so the interleaving is forced rather than hoped for.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { explainAuthFailure } from "../../runtime/src/auth";
 import type { ListedVm, VmApi } from "../../runtime/src/azure";
+import { parseConfig } from "../../runtime/src/config";
 import { silentLogger } from "../../runtime/src/log";
 import { Restarter } from "../../runtime/src/restarter";
 import { createMemoryStateStore } from "../../runtime/src/state";
@@ -74,5 +76,31 @@ describe("regressions", () => {
     const report = await second;
     assert.deepEqual(starts, ["a"], "a was started once: it is running, not deallocated");
     assert.equal(report.starts.length, 0);
+  });
+});
+
+describe("regressions: authentication", () => {
+  it("BUG-10: an Entra 503 whose body carries an AADSTS code is transient (run waits instead of exiting 3)", async () => {
+    const config = parseConfig(
+      {
+        tenantId: "72f988bf-0000-4000-8000-00000000e1a0",
+        clientId: "11111111-0000-4000-8000-000000000001",
+        subscriptionId: "5f1c3a52-0000-4000-8000-00000000e1a0",
+        certificatePath: "/dev/null",
+        resourceGroups: ["rg"],
+      },
+      "/x/config.json",
+    ).config;
+    const msal = Object.assign(
+      new Error("temporarily_unavailable: AADSTS90033: A transient error has occurred."),
+      {
+        status: 503,
+        errorCode: "temporarily_unavailable",
+      },
+    );
+    const error = new Error("AADSTS90033: A transient error has occurred.", { cause: msal });
+    const explained = await explainAuthFailure(error, config, async () => ({ kind: "ok", status: 200 }));
+    assert.equal(explained.transient, true, explained.message);
+    assert.match(explained.message, /HTTP 503/);
   });
 });
