@@ -5,6 +5,7 @@
 // Error codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes
 import { randomUUID, type webcrypto } from "node:crypto";
 import * as jose from "jose";
+import { defaultErrorCode } from "./faults";
 import { type Caller, HttpError, type RequestContext, sendJson } from "./http";
 import { normalizeThumbprint, type Principal, type RegisteredCertificate, type World } from "./state";
 
@@ -344,22 +345,50 @@ export class EntraEmulator {
     return { clientId: String(payload.appid), objectId: String(payload.oid) };
   }
 
-  private sendError(ctx: RequestContext, error: EntraError): void {
+  /**
+   * A fault rule's status on the token endpoint, answered as Entra ID answers: an OAuth error body
+   * with an AADSTS code (90033, "a transient error"), not an ARM error body, which MSAL cannot read.
+   * `error` is the rule's errorCode, or the same default code an ARM fault would carry.
+   */
+  sendFault(
+    ctx: RequestContext,
+    status: number,
+    options: { retryAfterSeconds?: number; errorCode?: string; errorMessage?: string } = {},
+  ): void {
+    const error = new EntraError(
+      status,
+      options.errorCode ?? defaultErrorCode(status),
+      90033,
+      options.errorMessage ?? "A transient error has occurred. Please try again.",
+    );
+    this.sendError(
+      ctx,
+      error,
+      options.retryAfterSeconds === undefined ? {} : { "Retry-After": String(options.retryAfterSeconds) },
+    );
+  }
+
+  private sendError(ctx: RequestContext, error: EntraError, headers: Record<string, string> = {}): void {
     const traceId = randomUUID();
     const correlationId = randomUUID();
     const timestamp = new Date()
       .toISOString()
       .replace("T", " ")
       .replace(/\.\d+Z$/, "Z");
-    sendJson(ctx, error.status, {
-      error: error.error,
-      error_description: `${error.message} Trace ID: ${traceId} Correlation ID: ${correlationId} Timestamp: ${timestamp}`,
-      error_codes: [error.aadsts],
-      timestamp,
-      trace_id: traceId,
-      correlation_id: correlationId,
-      error_uri: `${ctx.origin}/error?code=${error.aadsts}`,
-    });
+    sendJson(
+      ctx,
+      error.status,
+      {
+        error: error.error,
+        error_description: `${error.message} Trace ID: ${traceId} Correlation ID: ${correlationId} Timestamp: ${timestamp}`,
+        error_codes: [error.aadsts],
+        timestamp,
+        trace_id: traceId,
+        correlation_id: correlationId,
+        error_uri: `${ctx.origin}/error?code=${error.aadsts}`,
+      },
+      headers,
+    );
   }
 }
 

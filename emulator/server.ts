@@ -102,6 +102,10 @@ export async function startServer(options: {
         }
         if (fault.rule.status !== undefined) {
           ctx.logClientId ??= clientIdOf(ctx);
+          if (/\/oauth2\/(v2\.0\/)?token$/i.test(ctx.path)) {
+            entra.sendFault(ctx, fault.rule.status, fault.rule);
+            return;
+          }
           throw faultError(
             fault.rule.status,
             fault.rule.errorCode,
