@@ -26,6 +26,8 @@ interface Options {
   json: boolean;
   /** Per cent of RSS growth (warm-up to end) tolerated before the run fails. */
   rssGrowthPercent: number;
+  /** Pause between two chaos actions, drawn from [min, max] ms (default 1-4 s; the smoke test goes faster). */
+  chaosPauseMs?: readonly [number, number];
 }
 
 export interface SoakResult {
@@ -282,7 +284,8 @@ export async function soak(options: Options, say: (line: string) => void = conso
           `  ${Math.round((Date.now() - began) / 60_000)} min: ${evictions.length} evictions, ${events.filter((e) => e.event === "started").length} restarts, RSS ${rss.at(-1)?.mb} MB`,
         );
       }
-      await sleep(1_000 + random() * 3_000);
+      const [pauseMin, pauseMax] = options.chaosPauseMs ?? [1_000, 4_000];
+      await sleep(pauseMin + random() * (pauseMax - pauseMin));
     }
 
     // Faults stop. Every restartable VM must be running within the longest backoff + a cycle + a start.
