@@ -324,27 +324,16 @@ export class EmulatorProvider {
       description: inputs.description,
     };
     const path = `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}`;
-    if (principalId !== servicePrincipalObjectId) {
-      // Azure accepts an assignment to the application object (any directory object, with principalType
-      // set, is assignable) — and then nobody ever holds the role. The emulator only knows service
-      // principals and would refuse with PrincipalNotFound, so record it through the control API as ARM would.
-      await this.control.addRoleAssignment({
-        principalId,
-        roleDefinitionId: String(inputs.roleDefinitionId),
-        scope,
-        principalType: String(inputs.principalType ?? "ServicePrincipal"),
-      });
-      return {
-        id: path,
-        state: { ...inputs, principalId, scope, name },
-        action: `role assignment to ${principalId} (planted bug: the application's object id)`,
-      };
-    }
+    // The planted bug goes through ARM like the real thing: with principalType set, ARM accepts the
+    // application's object id without looking it up, and the role then grants the runtime nothing.
     const body = await this.request("PUT", path, API.authorization, { properties });
     return {
       id: String((body as { id: string }).id),
-      state: { ...inputs, scope, name },
-      action: `PUT ${path}`,
+      state: { ...inputs, principalId, scope, name },
+      action:
+        principalId === servicePrincipalObjectId
+          ? `PUT ${path}`
+          : `PUT ${path} to ${principalId} (planted bug: the application's object id)`,
     };
   }
 

@@ -197,7 +197,10 @@ function putAssignment(ctx: RequestContext, params: Record<string, string>, worl
     principal !== undefined &&
     principalType === undefined &&
     Date.now() - principal.createdAt < world.timing.principalReplicationSeconds * 1000;
-  if (!principal || replicating) {
+  // With principalType set ARM skips the directory lookup altogether, so it also accepts an object id that
+  // is not a service principal at all (an application's object id, a typo): the assignment is created and
+  // grants nobody anything. That is the mistake the end-to-end test plants, so the emulator must allow it.
+  if ((!principal && principalType === undefined) || replicating) {
     throw new HttpError(
       400,
       "PrincipalNotFound",

@@ -109,6 +109,22 @@ describe("emulator: role assignments and definitions", () => {
     );
     assert.equal(unknownPrincipal.status, 400);
     assert.equal(unknownPrincipal.body.error.code, "PrincipalNotFound");
+    // With principalType ARM does not look the principal up: an object id that is no service principal
+    // (say, the application's) is accepted, and the assignment then grants nobody anything.
+    const notLookedUp = await armFetch<{ properties: { principalId: string } }>(
+      owner,
+      "PUT",
+      url,
+      {
+        properties: {
+          roleDefinitionId: CONTRIBUTOR_ROLE_ID,
+          principalId: randomUUID(),
+          principalType: "ServicePrincipal",
+        },
+      },
+      API,
+    );
+    assert.equal(notLookedUp.status, 201);
     const unknownRole = await armFetch<{ error: { code: string } }>(
       owner,
       "PUT",
