@@ -85,7 +85,20 @@ export async function startServer(options: {
       });
       if (fault) {
         world.faults = consumeFault(world.faults, fault);
-        if (fault.rule.delayMs) await sleep(fault.rule.delayMs);
+        if (fault.rule.delayMs) {
+          // A client that gives up (its timeout) or an emulator that stops ends the wait: a long delay
+          // must not keep a test process alive after everyone has hung up.
+          const hungUp = new AbortController();
+          const onClose = () => hungUp.abort();
+          req.socket.once("close", onClose);
+          try {
+            await sleep(fault.rule.delayMs, undefined, { signal: hungUp.signal });
+          } catch {
+            return;
+          } finally {
+            req.socket.off("close", onClose);
+          }
+        }
         if (fault.rule.dropConnection) {
           ctx.logClientId ??= clientIdOf(ctx);
           log.add({
