@@ -71,6 +71,44 @@ export function requestKind(method: string, url: string): Exclude<keyof ArmReque
   return "other";
 }
 
+/**
+ * Bounds every ARM request (each attempt): the SDK sets no timeout, so a request that is accepted but
+ * never answered (a stalled proxy, a half-open connection) would hold the loop forever, restarting
+ * nothing (BUG-11 in test/RELIABILITY.md). A timed-out attempt fails as ETIMEDOUT, which the SDK's
+ * retry policy retries on a new connection.
+ */
+export function requestTimeoutPolicy(timeoutMs: number): PipelinePolicy {
+  return {
+    name: "spotRestarterRequestTimeout",
+    async sendRequest(request, next) {
+      // Our own timer rather than `request.timeout`: the SDK's HTTP client leaves that timer running
+      // when the request fails, which holds a SIGTERM-ed process open for the whole timeout.
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(), timeoutMs);
+      const outer = request.abortSignal;
+      request.abortSignal = outer ? AbortSignal.any([outer as AbortSignal, timeout.signal]) : timeout.signal;
+      try {
+        return await next(request);
+      } catch (error) {
+        if (timeout.signal.aborted && !outer?.aborted) {
+          // Shaped as the pipeline's RestError (matched by name and code) so that its retry policy retries it.
+          throw Object.assign(
+            new Error(
+              `no answer from Azure Resource Manager within ${timeoutMs / 1000} s (${request.method} ${new URL(request.url).pathname})`,
+              { cause: error },
+            ),
+            { name: "RestError", code: "ETIMEDOUT", request },
+          );
+        }
+        throw error;
+      } finally {
+        clearTimeout(timer);
+        request.abortSignal = outer;
+      }
+    },
+  };
+}
+
 export interface ArmClientOptions {
   counter?: RequestCounter;
   /** Poll interval of a start when ARM sends no Retry-After (the SDK honours Retry-After). */
@@ -86,7 +124,10 @@ export function createArmVmApi(
     endpoint: config.cloud.armEndpoint,
     credentials: { scopes: [`${config.cloud.audience}/.default`] },
     retryOptions: { maxRetries: config.armMaxRetries },
-    additionalPolicies: options.counter ? [{ policy: options.counter.policy, position: "perRetry" }] : [],
+    additionalPolicies: [
+      { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" },
+      ...(options.counter ? [{ policy: options.counter.policy, position: "perRetry" as const }] : []),
+    ],
     userAgentOptions: { userAgentPrefix: "spot-restarter" },
   });
   const vms = client.virtualMachines;

@@ -95,6 +95,7 @@ export const configSchema = z
       }),
     startTimeoutSeconds: int(1, 7_200, "how long one start is followed").default(900),
     armMaxRetries: int(0, 10, "retries of one ARM request by the Azure SDK").default(3),
+    armRequestTimeoutSeconds: int(1, 600, "seconds one ARM request may take").default(30),
     logFormat: z.enum(["text", "json"], { error: 'expected "text" or "json"' }).default("text"),
     logLevel: z
       .enum(["debug", "info", "warn", "error"], { error: 'expected "debug", "info", "warn" or "error"' })
@@ -118,6 +119,7 @@ export interface RuntimeConfig {
   readonly backoff: { readonly initialSeconds: number; readonly maxSeconds: number };
   readonly startTimeoutSeconds: number;
   readonly armMaxRetries: number;
+  readonly armRequestTimeoutSeconds: number;
   readonly logFormat: "text" | "json";
   readonly logLevel: "debug" | "info" | "warn" | "error";
 }
@@ -266,6 +268,7 @@ export function parseConfig(
     backoff: value.backoff,
     startTimeoutSeconds: value.startTimeoutSeconds,
     armMaxRetries: value.armMaxRetries,
+    armRequestTimeoutSeconds: value.armRequestTimeoutSeconds,
     logFormat: value.logFormat,
     logLevel: value.logLevel,
     // A relative certificate or state path is relative to the config file, not to the cwd of cron.

@@ -3,7 +3,7 @@
 // line, and start the evicted VM soon after the fault clears, without being restarted.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { figure, sleep, spawnRuntime, spotVm, startRow } from "./harness";
+import { figure, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
 
 const TOKEN_PATH = "/oauth2/v2.0/token$";
 
@@ -77,6 +77,36 @@ describe("fault matrix: transient failures", { concurrency: true }, () => {
         figure(
           "dropped-connections",
           `${dropped} connections dropped in 4 s; VM running ${runningAt - clearedAt} ms after they stopped`,
+        );
+      } finally {
+        await row.close();
+      }
+    });
+
+    it("ARM accepts requests and never answers: each attempt times out, the loop says so and goes on", async () => {
+      const row = await startRow([spotVm("evicted", { powerState: "running" })], {
+        config: { armRequestTimeoutSeconds: 1, armMaxRetries: 1 },
+      });
+      try {
+        const runtime = await spawnRuntime(row);
+        await runtime.waitFor("run-started");
+        await sleep(1_000);
+        await row.control.addFaults({ pathPattern: "^/subscriptions/", delayMs: 600_000 });
+        const hungAt = Date.now();
+        const said = await runtime.waitFor(
+          "read-failed",
+          (l) => /no answer .* within 1 s/.test(l.msg),
+          15_000,
+        );
+        await row.control.evict(resourceGroup, "evicted");
+        await row.control.clearFaults();
+        const clearedAt = Date.now();
+        const runningAt = await row.waitForVm("evicted", "running", 20_000);
+        const exit = await runtime.stop();
+        assert.equal(exit.code, 0, runtime.stderr());
+        figure(
+          "arm-never-answers",
+          `first read-failed ("no answer … within 1 s") ${said.at - hungAt} ms after ARM went silent; VM evicted meanwhile running ${runningAt - clearedAt} ms after ARM answered again`,
         );
       } finally {
         await row.close();
