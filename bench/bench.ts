@@ -7,7 +7,7 @@
 //
 //   npm run bench [-- --sizes 10,100,500] [--start-seconds 5] [--original-max-starts 10 | --full] [--quick]
 import "reflect-metadata"; // before the emulator helpers: @peculiar/x509 needs it loaded first
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir, totalmem, type } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -66,6 +66,25 @@ const originalMaxStarts = values.full
   : values.quick
     ? 3
     : Number(values["original-max-starts"]);
+
+/** Refuses a bad flag before minutes of measuring, naming the flag and what it takes. */
+function checkFlags(): void {
+  const bad = (flag: string, expected: string, got: unknown) => {
+    process.stderr.write(`bench: --${flag} must be ${expected} (got ${JSON.stringify(got)})\n`);
+    process.exit(2);
+  };
+  if (!sizes.every((n) => Number.isInteger(n) && n >= 10 && n <= 5000))
+    bad("sizes", "comma-separated VM counts from 10 to 5000", values.sizes);
+  if (!(startSeconds > 0 && startSeconds <= 600))
+    bad("start-seconds", "a number of seconds in (0, 600]", values["start-seconds"]);
+  if (!(armLatencyMs >= 0 && armLatencyMs <= 5000))
+    bad("arm-latency-ms", "milliseconds from 0 to 5000", values["arm-latency-ms"]);
+  if (!(originalMaxStarts >= 1))
+    bad("original-max-starts", "a whole number from 1", values["original-max-starts"]);
+  // Made now, not after the run: a missing folder must not cost the figures.
+  mkdirSync(values.out as string, { recursive: true });
+}
+checkFlags();
 
 const t0 = Date.now();
 const log = (text: string) =>

@@ -85,15 +85,35 @@ function chart(spec: Chart, offsetX: number): string {
   return out.join("\n");
 }
 
-/** Charts side by side in one SVG document, with a footnote line. */
+/** Splits a footnote into lines that fit `maxChars` (SVG text does not wrap by itself). */
+export function wrapText(text: string, maxChars: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > maxChars) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** Charts side by side in one SVG document, with a footnote below them. */
 export function renderCharts(charts: Chart[], footnote: string): string {
   const width = W * charts.length;
-  const height = H + 24;
+  // About 5.5 px per character at font-size 10.
+  const notes = wrapText(footnote, Math.floor((width - 24) / 5.5));
+  const height = H + 10 + 14 * notes.length;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     ...charts.map((c, i) => chart(c, i * W)),
-    `<text x="12" y="${height - 8}" font-size="10" fill="#555">${esc(footnote)}</text>`,
+    ...notes.map(
+      (note, i) => `<text x="12" y="${H + 6 + 14 * (i + 1)}" font-size="10" fill="#555">${esc(note)}</text>`,
+    ),
     "</svg>",
     "",
   ].join("\n");
