@@ -83,10 +83,16 @@ export function requestTimeoutPolicy(timeoutMs: number): PipelinePolicy {
     async sendRequest(request, next) {
       // Our own timer rather than `request.timeout`: the SDK's HTTP client leaves that timer running
       // when the request fails, which holds a SIGTERM-ed process open for the whole timeout.
+      // A listener on the caller's signal, removed afterwards, not AbortSignal.any: the loop's signal
+      // lives for months, and every AbortSignal.any composed with it stayed reachable from it (the
+      // soak's RSS grew 3 MB a minute).
       const timeout = new AbortController();
       const timer = setTimeout(() => timeout.abort(), timeoutMs);
       const outer = request.abortSignal;
-      request.abortSignal = outer ? AbortSignal.any([outer as AbortSignal, timeout.signal]) : timeout.signal;
+      const forward = () => timeout.abort();
+      if (outer?.aborted) timeout.abort();
+      outer?.addEventListener("abort", forward);
+      request.abortSignal = timeout.signal;
       try {
         return await next(request);
       } catch (error) {
@@ -103,6 +109,7 @@ export function requestTimeoutPolicy(timeoutMs: number): PipelinePolicy {
         throw error;
       } finally {
         clearTimeout(timer);
+        outer?.removeEventListener("abort", forward);
         request.abortSignal = outer;
       }
     },
