@@ -120,6 +120,8 @@ export function emulatorControl(armEndpoint: string, options: { caCertPem?: stri
     clearFaults: () => call<void>("DELETE", "faults"),
     requests: () => call<LoggedRequest[]>("GET", "requests"),
     clearRequests: () => call<void>("DELETE", "requests"),
+    /** The registered service principals (client id and the service principal's object id). */
+    principals: () => call<Array<{ clientId: string; objectId: string }>>("GET", "principals"),
     /** Registers an application + service principal with certificate(s); adds certificates if it exists. */
     addPrincipal: (principal: {
       clientId: string;

@@ -225,18 +225,38 @@ export function tokenScope(config: RuntimeConfig): string {
 }
 
 /** Gets a token once, so that authentication problems surface with a clear message up front. */
+/** Gets a token once, to fail early with a clear message; returns the service principal's object id. */
 export async function verifyAuthentication(
   credential: TokenCredential,
   config: RuntimeConfig,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<string | undefined> {
+  let token: string;
   try {
     // enableCae as the SDK's bearer-token policy asks, so both share one MSAL client and its cache.
-    const token = await credential.getToken(tokenScope(config), { abortSignal: signal, enableCae: true });
-    if (!token) throw new Error("no token returned");
+    const accessToken = await credential.getToken(tokenScope(config), {
+      abortSignal: signal,
+      enableCae: true,
+    });
+    if (!accessToken) throw new Error("no token returned");
+    token = accessToken.token;
   } catch (error) {
     if (signal?.aborted) throw error;
     throw await explainAuthFailure(error, config);
+  }
+  return tokenObjectId(token);
+}
+
+/**
+ * The `oid` claim of an Entra access token: for an app-only token, the service principal's object id.
+ * Only that claim is read; the token itself is never logged or returned.
+ */
+export function tokenObjectId(accessToken: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(accessToken.split(".")[1] ?? "", "base64url").toString("utf8"));
+    return typeof payload?.oid === "string" && /^[0-9a-f-]{36}$/i.test(payload.oid) ? payload.oid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

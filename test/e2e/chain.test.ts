@@ -302,6 +302,17 @@ describe("a planted bug breaks the chain (the emulator enforces what Azure enfor
       /lacks the permission Microsoft\.Compute\/virtualMachines\/read on resource group personal-network \(AuthorizationFailed\)/,
       "names the missing permission and where",
     );
+    const servicePrincipal = (await chain.control.principals()).find(
+      (p) => p.clientId === chain.applied.outputs.clientId,
+    );
+    assert.ok(servicePrincipal, "the program registered its service principal");
+    assert.match(
+      once.stderr,
+      new RegExp(
+        `the role assignment must name this service principal's object id ${servicePrincipal.objectId}`,
+      ),
+      "names the object id the role must be assigned to",
+    );
     const denied = (await chain.control.requests()).filter(
       (r) => r.clientId === chain.applied.outputs.clientId && r.status === 403,
     );

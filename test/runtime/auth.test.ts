@@ -13,9 +13,11 @@ import {
   explainAuthFailure,
   loadCertificate,
   probeAuthority,
+  tokenObjectId,
 } from "../../runtime/src/auth";
+import { withCallerHint } from "../../runtime/src/cli";
 import { parseConfig } from "../../runtime/src/config";
-import { AuthError } from "../../runtime/src/errors";
+import { AuthError, PermissionError } from "../../runtime/src/errors";
 import { makeCertificate } from "./certs";
 
 const day = 86_400_000;
@@ -192,5 +194,37 @@ describe("explainAuthFailure", () => {
       classifyEntraMessage("AADSTS500011: resource principal not found", config)?.cause,
       "audience",
     );
+  });
+});
+
+describe("naming the object id a role assignment must use", () => {
+  const jwt = (payload: object) =>
+    ["{}", JSON.stringify(payload), "sig"].map((part) => Buffer.from(part).toString("base64url")).join(".");
+  const oid = "0b8f4a39-7c3e-4d1a-9f52-6e0c2d7b1a44";
+
+  it("reads the oid claim of an access token, and nothing when it is missing or not a GUID", () => {
+    assert.equal(tokenObjectId(jwt({ oid, appid: "x" })), oid);
+    assert.equal(tokenObjectId(jwt({ appid: "x" })), undefined);
+    assert.equal(tokenObjectId(jwt({ oid: "<script>" })), undefined);
+    assert.equal(tokenObjectId("not a token"), undefined);
+  });
+
+  it("adds the service principal's object id to a missing-permission error only", () => {
+    const denied = new PermissionError(
+      "the service principal lacks the permission X on resource group rg",
+      "X",
+    );
+    const hinted = withCallerHint(denied, oid) as PermissionError;
+    assert.ok(hinted instanceof PermissionError);
+    assert.equal(hinted.permission, "X");
+    assert.match(
+      hinted.message,
+      new RegExp(
+        `lacks the permission X on resource group rg; .* object id ${oid} \\(not the application's object id\\)$`,
+      ),
+    );
+    assert.equal(withCallerHint(denied, undefined), denied);
+    const other = new Error("boom");
+    assert.equal(withCallerHint(other, oid), other);
   });
 });
