@@ -9,25 +9,11 @@ import { join } from "node:path";
 import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
 import { type LoggedRequest, startTestEmulator, type TestEmulator } from "../../emulator/testing";
 import { buildRuntimeBundle } from "../helpers/bundle";
+// The same world-building vocabulary as the runtime's own emulator tests.
+import { resourceGroup, spotVm } from "../runtime/harness";
 import { assertNoSecrets } from "../security/secrets";
 
-export const resourceGroup = "personal-network";
-
-export function spotVm(name: string, overrides: Partial<SeedVirtualMachine> = {}): SeedVirtualMachine {
-  return {
-    resourceGroup,
-    name,
-    location: "eastus",
-    vmSize: "Standard_B2s",
-    zone: null,
-    priority: "Spot",
-    evictionPolicy: "Deallocate",
-    maxPrice: -1,
-    powerState: "deallocated",
-    tags: { AttemptRestartAfterEviction: "true" },
-    ...overrides,
-  } as SeedVirtualMachine;
-}
+export { resourceGroup, spotVm };
 
 export interface Row extends TestEmulator {
   dir: string;

@@ -1,6 +1,5 @@
 // Test material for the installer: real certificate + key pairs, stack outputs, temp roots,
 // and a host whose stdout/stderr are captured (so every test can assert the key never leaks).
-import { spawn } from "node:child_process";
 import { randomUUID, webcrypto } from "node:crypto";
 import { promises as fs, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,6 +7,7 @@ import { join, relative } from "node:path";
 import { Readable } from "node:stream";
 import "reflect-metadata"; // @peculiar/x509 2.x resolves its services through tsyringe
 import * as x509 from "@peculiar/x509";
+import { runNode } from "../../demo/chain";
 import type {
   CommandResult,
   InstallerHost,
@@ -203,21 +203,5 @@ export function runBundle(
   args: string[],
   options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bundle, ...args], {
-      env: options.env ?? process.env,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
-  });
+  return runNode(bundle, args, options);
 }
