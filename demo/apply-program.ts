@@ -14,21 +14,12 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type * as Pulumi from "@pulumi/pulumi";
+// The stack outputs of DESIGN.md, as `pulumi stack output --json --show-secrets` prints them: the
+// installer's own definition, so the harness cannot drift from what install accepts.
+import type { StackOutputs } from "../runtime/src/install/stackOutputs";
 import type { AppliedResource, Mutations } from "./emulator-provider";
 
-/** The stack outputs of DESIGN.md, as `pulumi stack output --json --show-secrets` prints them. */
-export interface StackOutputs {
-  tenantId: string;
-  subscriptionId: string;
-  clientId: string;
-  resourceGroupName: string;
-  restartTag: { name: string; value: string };
-  restartableVms: string[];
-  /** Secret: certificate + private key. Never print it. */
-  certificatePem: string;
-  certificateExpiresOn: string;
-  installCommand: string;
-}
+export type { StackOutputs };
 
 /** Program config as `pulumi config` holds it (arrays as JSON text, like Pulumi hands them over). */
 export interface ProgramConfig {
