@@ -1,0 +1,212 @@
+// What happened, as data. Every state change the runtime decides is one `RestarterEvent`, created
+// where the change is decided and emitted once on an `EventBus`; the log, notifications and
+// metrics are sinks that subscribe to it (after aws-node-termination-handler's pkg/webhook: one
+// call site, one validated config, never sends sprinkled through the logic).
+
+/**
+ * The events a notification channel can subscribe to (runtime config `notifications[].events`).
+ * These names are a contract (DESIGN.md, "Notification event names"): never rename one.
+ */
+export const notificationEventNames = [
+  "vm-evicted",
+  "vm-restarted",
+  "vm-restart-failing",
+  "vm-fallback-size",
+  "vm-left-alone",
+  "auth-failing",
+  "permission-missing",
+  "certificate-expiring",
+] as const;
+export type NotificationEventName = (typeof notificationEventNames)[number];
+
+/** The VM an event concerns. */
+export interface VmRef {
+  readonly resourceGroup: string;
+  readonly vm: string;
+}
+
+/** Why a deallocated VM is left alone. */
+export type LeftAloneReason = "owner-deallocated" | "hibernated" | "paused" | "conflict";
+
+export type RestarterEvent =
+  /** A tagged Spot VM was seen deallocated, and Azure (or nothing yet) explains it as an eviction. */
+  | (VmRef & {
+      readonly type: "vm-evicted";
+      readonly at: number;
+      /** `evicted`: Azure says so; `unknown`: no signal (yet), started after the bounded wait. */
+      readonly cause: "evicted" | "unknown";
+      /** When Azure says the eviction happened (ms since epoch), if known. */
+      readonly occurredAt?: number;
+    })
+  /** A VM this runtime started is running again. */
+  | (VmRef & {
+      readonly type: "vm-restarted";
+      readonly at: number;
+      /** From the first sighting deallocated to running again. */
+      readonly downtimeSeconds: number;
+      readonly attempts: number;
+      readonly vmSize?: string;
+    })
+  /** Starts keep failing; emitted once per escalation step (e.g. 15 min, 1 h, 6 h), not per attempt. */
+  | (VmRef & {
+      readonly type: "vm-restart-failing";
+      readonly at: number;
+      readonly code: string;
+      readonly reason: string;
+      readonly downSeconds: number;
+      readonly attempts: number;
+      readonly nextAttemptAt?: number;
+    })
+  /** A VM without capacity in its size was resized to a fallback size before starting. */
+  | (VmRef & {
+      readonly type: "vm-fallback-size";
+      readonly at: number;
+      readonly fromSize: string;
+      readonly toSize: string;
+    })
+  /** A deallocated, tagged VM that the runtime will not start, and why; emitted once per deallocation. */
+  | (VmRef & {
+      readonly type: "vm-left-alone";
+      readonly at: number;
+      readonly reason: LeftAloneReason;
+      /** Who deallocated it (the Activity Log's caller), when known. */
+      readonly by?: string;
+      readonly occurredAt?: number;
+      /** For `paused`: when the pause ends (ms since epoch); absent = until resumed. */
+      readonly until?: number;
+    })
+  | {
+      readonly type: "auth-failing";
+      readonly at: number;
+      readonly code?: string;
+      readonly message: string;
+    }
+  | (Partial<VmRef> & {
+      readonly type: "permission-missing";
+      readonly at: number;
+      /** The missing action, by its full name (`Microsoft.Compute/virtualMachines/start/action`). */
+      readonly action: string;
+      readonly scope?: string;
+      readonly message: string;
+    })
+  | {
+      readonly type: "certificate-expiring";
+      readonly at: number;
+      readonly expiresAt: number;
+      readonly daysLeft: number;
+    }
+  // Events below are for metrics and the log only; no notification channel subscribes to them.
+  /** Every start attempt's end (metrics count `restarts_total{result}` from it). */
+  | (VmRef & {
+      readonly type: "start-attempt-ended";
+      readonly at: number;
+      readonly result: "succeeded" | "failed" | "throttled" | "interrupted";
+      readonly code?: string;
+    })
+  /** What discovery saw of a tagged VM this cycle (metrics: vm_up, vm_down_seconds). */
+  | (VmRef & {
+      readonly type: "vm-observed";
+      readonly at: number;
+      readonly up: boolean;
+      /** Since when it has been down (ms since epoch), when down. */
+      readonly downSince?: number;
+    })
+  | {
+      readonly type: "cycle-finished";
+      readonly at: number;
+      readonly durationSeconds: number;
+    };
+
+export type RestarterEventType = RestarterEvent["type"];
+export type EventOf<T extends RestarterEventType> = Extract<RestarterEvent, { type: T }>;
+
+export function isNotificationEvent(
+  event: RestarterEvent,
+): event is Extract<RestarterEvent, { type: NotificationEventName }> {
+  return (notificationEventNames as readonly string[]).includes(event.type);
+}
+
+/** A sink: the log, a notification channel, the metrics registry. Must not throw or block. */
+export type EventSink = (event: RestarterEvent) => void;
+
+export interface EventBus {
+  emit(event: RestarterEvent): void;
+  /** Returns the unsubscribe function. */
+  subscribe(sink: EventSink): () => void;
+}
+
+/**
+ * Delivers each event to every sink, synchronously and in order. A sink that throws is reported
+ * through `onSinkError` once per sink and never reaches the emitter: a sink never fails the loop.
+ */
+export function createEventBus(onSinkError: (error: unknown) => void = () => {}): EventBus {
+  const sinks = new Set<EventSink>();
+  const reported = new WeakSet<EventSink>();
+  return {
+    emit(event) {
+      for (const sink of sinks) {
+        try {
+          sink(event);
+        } catch (error) {
+          if (!reported.has(sink)) {
+            reported.add(sink);
+            onSinkError(error);
+          }
+        }
+      }
+    },
+    subscribe(sink) {
+      sinks.add(sink);
+      return () => sinks.delete(sink);
+    },
+  };
+}
+
+function minutes(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** One human sentence per event: the log line's message and the notification's text. */
+export function describeEvent(event: RestarterEvent): string {
+  switch (event.type) {
+    case "vm-evicted":
+      return event.cause === "evicted"
+        ? `Azure evicted Spot VM ${event.vm}${event.occurredAt ? ` at ${iso(event.occurredAt)}` : ""}; starting it`
+        : `Spot VM ${event.vm} is deallocated and nothing says why; starting it as if evicted`;
+    case "vm-restarted":
+      return `Spot VM ${event.vm} is running again after ${minutes(event.downtimeSeconds)} down (${event.attempts} start attempt${event.attempts === 1 ? "" : "s"})`;
+    case "vm-restart-failing":
+      return `Spot VM ${event.vm} has been down ${minutes(event.downSeconds)}; start still failing: ${event.reason} (${event.code}, ${event.attempts} attempts)`;
+    case "vm-fallback-size":
+      return `Spot VM ${event.vm} has no capacity as ${event.fromSize}; resized to ${event.toSize} and starting it`;
+    case "vm-left-alone":
+      switch (event.reason) {
+        case "owner-deallocated":
+          return `Spot VM ${event.vm} was deallocated by its owner${event.by ? ` (${event.by})` : ""}${event.occurredAt ? ` at ${iso(event.occurredAt)}` : ""}; not restarting`;
+        case "hibernated":
+          return `Spot VM ${event.vm} was hibernated; not restarting`;
+        case "paused":
+          return `Spot VM ${event.vm} is paused${event.until ? ` until ${iso(event.until)}` : ""}; not restarting`;
+        case "conflict":
+          return `Spot VM ${event.vm} is in a state that refuses a start; leaving it for now`;
+      }
+      break;
+    case "auth-failing":
+      return `cannot authenticate to Entra ID: ${event.message}`;
+    case "permission-missing":
+      return event.message;
+    case "certificate-expiring":
+      return `the service principal's certificate expires at ${iso(event.expiresAt)} (in ${event.daysLeft} day${event.daysLeft === 1 ? "" : "s"}): run pulumi up, then the install command again`;
+    case "start-attempt-ended":
+      return `start of ${event.vm} ended: ${event.result}${event.code ? ` (${event.code})` : ""}`;
+    case "vm-observed":
+      return `${event.vm} is ${event.up ? "up" : "down"}`;
+    case "cycle-finished":
+      return `cycle finished in ${event.durationSeconds.toFixed(3)} s`;
+  }
+  return "event";
+}
