@@ -2,6 +2,10 @@ import { createHash } from "node:crypto";
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as pulumi from "@pulumi/pulumi";
 import type { RoleMode } from "../config";
+import { LEAST_PRIVILEGE_ACTIONS } from "../runtime/src/roleActions";
+
+// The runtime's one list of the actions it needs (each with the feature that uses it).
+export { LEAST_PRIVILEGE_ACTIONS };
 
 export interface ResourceGroupAccessArgs {
   readonly subscriptionId: pulumi.Input<string>;
@@ -19,14 +23,6 @@ export interface ResourceGroupAccessArgs {
 
 /** Built-in Contributor. https://learn.microsoft.com/azure/role-based-access-control/built-in-roles */
 export const CONTRIBUTOR_ROLE_GUID = "b24988ac-6180-42a0-ab88-20f7382dd24c";
-
-/** Exactly what the runtime calls: list/get, instance view, start, and simulateEviction for end-to-end checks. */
-export const LEAST_PRIVILEGE_ACTIONS = [
-  "Microsoft.Compute/virtualMachines/read",
-  "Microsoft.Compute/virtualMachines/instanceView/read",
-  "Microsoft.Compute/virtualMachines/start/action",
-  "Microsoft.Compute/virtualMachines/simulateEviction/action",
-] as const;
 
 export function resourceGroupScope(subscriptionId: string, resourceGroupName: string): string {
   return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroupName}`;
@@ -52,7 +48,8 @@ export function stableRoleGuid(...parts: string[]): string {
 
 /**
  * What the restart principal may do, and where: one role assignment on exactly the resource group,
- * either built-in Contributor or a custom role with only the runtime's four actions, assignable only there.
+ * either built-in Contributor or a custom role with only the runtime's actions (runtime/src/roleActions.ts),
+ * assignable only there.
  */
 export class ResourceGroupAccess extends pulumi.ComponentResource {
   /** `/subscriptions/{sub}/resourceGroups/{rg}`. */

@@ -1,6 +1,7 @@
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as pulumi from "@pulumi/pulumi";
 import type { RoleMode, SpotRestarterConfig } from "../config";
+import type { StackOutputName } from "../runtime/src/stackOutputNames";
 import { ResourceGroupAccess } from "./ResourceGroupAccess";
 import { RestartPrincipal } from "./RestartPrincipal";
 import { RESTART_TAG, RestartTag } from "./RestartTag";
@@ -139,6 +140,12 @@ export interface SpotRestarterStackOutputs {
   readonly certificateExpiresOn: pulumi.Output<string>;
   readonly installCommand: pulumi.Output<string>;
 }
+
+// Compile-time: the outputs above are exactly the contract's names (runtime/src/stackOutputNames.ts),
+// no more, no fewer; tsc fails here when one side gains or loses a name.
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const outputsMatchContract: SameKeys<keyof SpotRestarterStackOutputs, StackOutputName> = true;
+void outputsMatchContract;
 
 export interface BuildOptions {
   /** Component name; children are named from it. Default "spot-restarter". */

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import * as tls from "node:tls";
 import { ClientCertificateCredential } from "@azure/identity";
+import { LEAST_PRIVILEGE_ACTIONS as RUNTIME_ROLE_ACTIONS } from "../runtime/src/roleActions";
 import { type EmulatorSeed, type FaultRule, type RunningEmulator, startEmulator } from "./index";
 import { knownCas } from "./known-cas";
 import { createTestPrincipal, type TestPrincipal } from "./principal";
@@ -15,13 +16,8 @@ export { createTestPrincipal, type TestPrincipal };
 export const CONTRIBUTOR_ROLE_ID = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 export const READER_ROLE_ID = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 export const OWNER_ROLE_ID = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
-/** What the runtime needs and nothing more (DESIGN.md, "Azure facts"). */
-export const LEAST_PRIVILEGE_ACTIONS = [
-  "Microsoft.Compute/virtualMachines/read",
-  "Microsoft.Compute/virtualMachines/instanceView/read",
-  "Microsoft.Compute/virtualMachines/start/action",
-  "Microsoft.Compute/virtualMachines/simulateEviction/action",
-];
+/** What the runtime needs and nothing more: the runtime's own list (runtime/src/roleActions.ts). */
+export const LEAST_PRIVILEGE_ACTIONS: string[] = [...RUNTIME_ROLE_ACTIONS];
 /** Where the example seed lives (the blog's "personal-network" resource group). */
 export const EXAMPLE_SEED_FILE = `${__dirname}/examples/personal-network.json`;
 

@@ -250,6 +250,9 @@ describe("least-privilege mode with no VMs", () => {
           "Microsoft.Compute/virtualMachines/read",
           "Microsoft.Compute/virtualMachines/instanceView/read",
           "Microsoft.Compute/virtualMachines/start/action",
+          // A start's status URL, …/providers/Microsoft.Compute/locations/{l}/operations/{id}, is authorized as
+          // this action (taskcluster/taskcluster#8594 found their custom role needed it to poll).
+          "Microsoft.Compute/locations/operations/read",
           "Microsoft.Compute/virtualMachines/simulateEviction/action",
         ],
         notActions: [],

@@ -3,22 +3,14 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
+import { STACK_OUTPUT_NAMES } from "../../runtime/src/stackOutputNames";
 import { createProgramMocks, promiseOf, SUBSCRIPTION_ID, TENANT_ID } from "./mocks";
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // RFC 3339 date-time with a time zone (Z or ±hh:mm), optional fraction.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-const STACK_OUTPUTS = [
-  "tenantId",
-  "subscriptionId",
-  "clientId",
-  "resourceGroupName",
-  "restartTag",
-  "restartableVms",
-  "certificatePem",
-  "certificateExpiresOn",
-  "installCommand",
-];
+// The contract's one list (runtime/src/stackOutputNames.ts).
+const STACK_OUTPUTS = STACK_OUTPUT_NAMES;
 
 let program: Record<string, pulumi.Output<unknown>>;
 

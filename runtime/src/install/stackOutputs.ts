@@ -4,6 +4,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { jsonErrorPosition, resourceGroupNamePattern } from "../config";
+import type { StackOutputName } from "../stackOutputNames";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (DESIGN.md runtime config `cloud`). */
 export interface CloudEndpoints {
@@ -47,7 +48,8 @@ export class StackOutputsError extends Error {
 const FROM_PULUMI = "run `pulumi stack output --json --show-secrets` in the spot-restarter project";
 
 // What each key is, so a message can say what was expected and where it comes from.
-const EXPECTED: Record<keyof StackOutputs, string> = {
+// Keyed by the contract's names (../stackOutputNames.ts): tsc fails when the list and this table differ.
+const EXPECTED: Record<StackOutputName | "cloud", string> & Record<keyof StackOutputs, string> = {
   tenantId: "the Entra ID tenant id (a GUID)",
   subscriptionId: "the Azure subscription id (a GUID)",
   clientId: "the application (client) id of the service principal (a GUID)",

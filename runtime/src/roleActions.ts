@@ -1,0 +1,69 @@
+// The one list of Azure role actions spot-restarter's service principal needs, each with the feature that
+// uses it. The Pulumi program's least-privilege role (components/ResourceGroupAccess.ts), `doctor`'s
+// permission check, the emulator's test roles and the README's list all import this; a test
+// (test/program/contracts.test.ts) checks they agree. A feature that calls a new ARM operation adds its
+// action here, under its own feature, and nowhere else.
+//
+// No imports: the Pulumi program, the emulator and the bundled runtime all load this file.
+
+/** A runtime feature that needs rights in Azure; `doctor` checks the actions of each enabled one. */
+export type RoleFeature = "restart" | "simulate-eviction";
+
+export interface RoleAction {
+  /** The full action name, as a role definition and ARM's 403 `AuthorizationFailed` spell it. */
+  readonly action: string;
+  readonly feature: RoleFeature;
+  /** What the runtime does with it (shown by `doctor` next to a missing action). */
+  readonly usedFor: string;
+}
+
+export const ROLE_FEATURES: Readonly<Record<RoleFeature, string>> = {
+  restart: "find evicted, tagged Spot VMs and start them again (once, run, status)",
+  "simulate-eviction": "simulate-eviction: ask Azure to evict a Spot VM to test the whole chain",
+};
+
+export const ROLE_ACTIONS = [
+  {
+    action: "Microsoft.Compute/virtualMachines/read",
+    feature: "restart",
+    usedFor: "list the resource group's VMs",
+  },
+  {
+    action: "Microsoft.Compute/virtualMachines/instanceView/read",
+    feature: "restart",
+    usedFor: "read a tagged Spot VM's power state",
+  },
+  {
+    action: "Microsoft.Compute/virtualMachines/start/action",
+    feature: "restart",
+    usedFor: "start a deallocated VM",
+  },
+  {
+    // A start is a long-running operation: its Azure-AsyncOperation / Location URLs are
+    // /subscriptions/{s}/providers/Microsoft.Compute/locations/{location}/operations/{id}, which ARM
+    // authorizes as this action (the Compute provider's operation list names it "Get Operation"), so a
+    // custom role without it can start a VM but never learn how the start ended.
+    action: "Microsoft.Compute/locations/operations/read",
+    feature: "restart",
+    usedFor: "follow a start's operation to its outcome",
+  },
+  {
+    action: "Microsoft.Compute/virtualMachines/simulateEviction/action",
+    feature: "simulate-eviction",
+    usedFor: "ask Azure to evict a Spot VM (testing the chain end to end)",
+  },
+] as const satisfies readonly RoleAction[];
+
+/** Every action the least-privilege role grants, in the order above. */
+export const LEAST_PRIVILEGE_ACTIONS: readonly string[] = ROLE_ACTIONS.map((entry) => entry.action);
+
+/** The actions the given features need, without duplicates, in list order. */
+export function actionsFor(features: Iterable<RoleFeature>): RoleAction[] {
+  const wanted = new Set(features);
+  const seen = new Set<string>();
+  return ROLE_ACTIONS.filter((entry) => {
+    if (!wanted.has(entry.feature) || seen.has(entry.action)) return false;
+    seen.add(entry.action);
+    return true;
+  });
+}

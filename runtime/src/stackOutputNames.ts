@@ -1,0 +1,20 @@
+// The stack outputs' names (DESIGN.md "Stack outputs"): the Pulumi program exports exactly these (index.ts),
+// the host installer reads exactly these (install/stackOutputs.ts), and test/program/contracts.test.ts checks
+// both against this list. No imports: the Pulumi program and the bundled runtime both load this file.
+
+export const STACK_OUTPUT_NAMES = [
+  "tenantId",
+  "subscriptionId",
+  "clientId",
+  "resourceGroupName",
+  "restartTag",
+  "restartableVms",
+  "certificatePem",
+  "certificateExpiresOn",
+  "installCommand",
+] as const;
+
+export type StackOutputName = (typeof STACK_OUTPUT_NAMES)[number];
+
+/** The only output that holds a secret (the private key): `pulumi stack output` needs `--show-secrets`. */
+export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem"];

@@ -1,0 +1,104 @@
+// The lists several parts must agree on are exported once (runtime/src/roleActions.ts,
+// runtime/src/stackOutputNames.ts); this checks every consumer against them: the installer's parser, the
+// runtime's permission names, the emulator's test role and the README. (The program's role and exports are
+// checked in components.test.ts and index.test.ts, which need Pulumi mocks.)
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, describe, it } from "node:test";
+import { LEAST_PRIVILEGE_ACTIONS as EMULATOR_TEST_ROLE } from "../../emulator/testing";
+import { requiredPermission } from "../../runtime/src/decisions";
+import { parseStackOutputs, StackOutputsError } from "../../runtime/src/install/stackOutputs";
+import {
+  actionsFor,
+  LEAST_PRIVILEGE_ACTIONS,
+  ROLE_ACTIONS,
+  ROLE_FEATURES,
+} from "../../runtime/src/roleActions";
+import { STACK_OUTPUT_NAMES } from "../../runtime/src/stackOutputNames";
+import { createTestCertificate, stackOutputsFor, type TestCertificate } from "../installer/fixtures";
+
+const ROOT = join(__dirname, "..", "..");
+
+describe("role actions: one list", () => {
+  it("names each action once, in full, under a known feature", () => {
+    assert.equal(new Set(LEAST_PRIVILEGE_ACTIONS).size, LEAST_PRIVILEGE_ACTIONS.length);
+    for (const entry of ROLE_ACTIONS) {
+      assert.match(
+        entry.action,
+        /^Microsoft\.[A-Za-z]+\/[A-Za-z/]+\/(read|write|action|delete)$/,
+        entry.action,
+      );
+      assert.ok(entry.feature in ROLE_FEATURES, `${entry.action}: feature ${entry.feature}`);
+      assert.ok(entry.usedFor.length > 5);
+    }
+  });
+
+  it("includes following a start's operation (its status URL is authorized as locations/operations/read)", () => {
+    assert.ok(
+      actionsFor(["restart"]).some((entry) => entry.action === "Microsoft.Compute/locations/operations/read"),
+    );
+  });
+
+  it("is the emulator's least-privilege test role", () => {
+    assert.deepEqual(EMULATOR_TEST_ROLE, [...LEAST_PRIVILEGE_ACTIONS]);
+  });
+
+  it("covers every permission the runtime names in its errors", () => {
+    for (const [operation, action] of Object.entries(requiredPermission)) {
+      assert.ok(LEAST_PRIVILEGE_ACTIONS.includes(action), `${operation}: ${action}`);
+    }
+  });
+
+  it("is the README's least-privilege table, action for action, with its feature", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Least privilege"));
+    const block = /```\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+    const rows = block
+      .trim()
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/));
+    assert.deepEqual(
+      rows.map(([action, feature]) => [action, feature?.replace(/:$/, "")]),
+      ROLE_ACTIONS.map((entry) => [entry.action, entry.feature]),
+    );
+  });
+});
+
+describe("stack output names: one list", () => {
+  let certificate: TestCertificate;
+  before(async () => {
+    certificate = await createTestCertificate();
+  });
+
+  it("the installer accepts exactly these outputs", () => {
+    const outputs = stackOutputsFor(certificate);
+    assert.deepEqual(Object.keys(outputs).sort(), [...STACK_OUTPUT_NAMES].sort(), "fixture");
+    assert.deepEqual(
+      Object.keys(parseStackOutputs(JSON.stringify(outputs), "outputs")).sort(),
+      [...STACK_OUTPUT_NAMES].sort(),
+    );
+  });
+
+  it("the installer refuses outputs lacking any one of them, naming it", () => {
+    for (const name of STACK_OUTPUT_NAMES) {
+      const outputs: Record<string, unknown> = stackOutputsFor(certificate);
+      delete outputs[name];
+      assert.throws(
+        () => parseStackOutputs(JSON.stringify(outputs), "outputs"),
+        (error: unknown) =>
+          error instanceof StackOutputsError &&
+          error.problems.some((p) => p.startsWith(`${name} is missing`)),
+        name,
+      );
+    }
+  });
+
+  it("DESIGN's stack outputs table in README lists them all", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Stack outputs"));
+    const table = section.slice(0, section.indexOf("\n\n", section.indexOf("| output")));
+    const names = [...table.matchAll(/^\| `([A-Za-z]+)`/gm)].map((match) => match[1]);
+    assert.deepEqual(names, [...STACK_OUTPUT_NAMES]);
+  });
+});
