@@ -1,48 +1,86 @@
-// `npm run emulator -- --seed FILE [--port N]`: starts the emulator, prints one JSON "ready" line,
-// runs until SIGTERM or SIGINT.
-import { writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+// `npm run emulator -- --seed FILE [--port N] [outputs]`: starts the emulator, prints one JSON "ready"
+// line, runs until SIGTERM, SIGINT or SIGHUP, or until the process that started it is gone.
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { loadSeedFile, startEmulator } from "./index";
+import { loadSeedFile, type ResolvedSeed, type RunningEmulator, startEmulator } from "./index";
 import { createTestPrincipal } from "./principal";
 
+const usage = `usage: npm run -s emulator -- --seed FILE [--port N] [--principal-out PEM]
+         [--runtime-config-out JSON] [--ca-cert-out PEM] [--ready-file JSON]
+
+  --seed FILE                the world to serve (example: emulator/examples/personal-network.json)
+  --port N                   TCP port on 127.0.0.1 (0 = any free port, the default)
+  --principal-out PEM        also register a fresh service principal with Contributor on the
+                             subscription; write its certificate + private key to PEM (mode 0600)
+  --runtime-config-out JSON  write a spot-restarter config for that principal (needs --principal-out):
+                             this emulator's endpoints, every resource group of the seed, state beside it
+  --ca-cert-out PEM          copy the emulator's CA certificate here (for NODE_EXTRA_CA_CERTS)
+  --ready-file JSON          also write the ready line to this file once everything is ready
+
+Output files are created (with missing folders) only when ready, never overwrite an existing file,
+and are removed when the emulator stops: they describe this run only.
+Stops on SIGTERM, SIGINT (Ctrl-C), SIGHUP, or when the process that started it (npm) is gone.
+-s keeps npm's banner off stdout, so stdout is the ready line alone.
+
+example (then, in another terminal:
+  NODE_EXTRA_CA_CERTS=/tmp/spot-restarter-emulator/ca.pem npm run -s spot-restarter -- once --config /tmp/spot-restarter-emulator/config.json):
+  npm run -s emulator -- --seed emulator/examples/personal-network.json \\
+    --principal-out /tmp/spot-restarter-emulator/sp.pem --ca-cert-out /tmp/spot-restarter-emulator/ca.pem \\
+    --runtime-config-out /tmp/spot-restarter-emulator/config.json
+`;
+
+const options = {
+  seed: { type: "string" },
+  port: { type: "string", default: "0" },
+  "principal-out": { type: "string" },
+  "runtime-config-out": { type: "string" },
+  "ca-cert-out": { type: "string" },
+  "ready-file": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+class UsageError extends Error {}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seed: { type: "string" },
-      port: { type: "string", default: "0" },
-      "principal-out": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
-  if (values.help || !values.seed) {
-    process.stderr.write(
-      [
-        "usage: npm run emulator -- --seed FILE [--port N] [--principal-out PEM]",
-        "  --port N            TCP port on 127.0.0.1 (0 = any free port, the default)",
-        "  --principal-out PEM also register a fresh service principal with Contributor on the",
-        "                      subscription and write its certificate + private key to PEM (mode 0600)",
-        "",
-      ].join("\n"),
-    );
-    process.exitCode = values.help ? 0 : 2;
+  let values: ReturnType<typeof parseArgs<{ options: typeof options }>>["values"];
+  try {
+    ({ values } = parseArgs({ options, strict: true }));
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message} (try --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(usage);
     return;
   }
+  if (!values.seed) throw new UsageError("--seed FILE is required (try --help)");
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`--port: expected 0..65535, got '${values.port}'`);
+    throw new UsageError(`--port: expected 0..65535, got '${values.port}'`);
+  if (values["runtime-config-out"] && !values["principal-out"]) {
+    throw new UsageError(
+      "--runtime-config-out needs --principal-out PEM: the config names the principal and its key file",
+    );
+  }
+
+  // Watch the parent from the start: a child of `npm run` (through `sh -c`) is orphaned, not
+  // signalled, when npm is killed with SIGTERM, and would serve on forever with its temporary folder.
+  const shutdown = new AbortController();
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    process.once(signal, () => shutdown.abort(signal));
+  }
+  const watch = watchParent(() => shutdown.abort("parent-exited"));
 
   const seed = loadSeedFile(values.seed);
-  let principal: { clientId: string; objectId: string; pemFile: string } | undefined;
+  const outputs = new OutputFiles();
+  let principal: { clientId: string; objectId: string; pemFile: string; pem: string } | undefined;
   if (values["principal-out"]) {
     const made = await createTestPrincipal();
-    // flag "wx": never overwrite (or follow a link to) an existing file; the key is born 0600.
-    writeFileSync(values["principal-out"], made.pem, { mode: 0o600, flag: "wx" });
     principal = {
       clientId: made.clientId,
       objectId: made.objectId,
       pemFile: resolve(values["principal-out"]),
+      pem: made.pem,
     };
     seed.principals.push({
       clientId: made.clientId,
@@ -56,27 +94,148 @@ async function main(): Promise<void> {
       scope: `/subscriptions/${seed.subscriptionId}`,
     });
   }
-  const emulator = await startEmulator(seed, { port });
-  const shutdown = new AbortController();
-  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => shutdown.abort(signal));
-  process.stdout.write(
-    `${JSON.stringify({
+  let emulator: RunningEmulator | undefined;
+  try {
+    emulator = await startEmulator(seed, { port });
+    if (principal) outputs.write(principal.pemFile, principal.pem, 0o600);
+    const caCertFile = values["ca-cert-out"] ? resolve(values["ca-cert-out"]) : undefined;
+    if (caCertFile) outputs.write(caCertFile, emulator.caCertPem, 0o644);
+    const runtimeConfigFile = values["runtime-config-out"]
+      ? resolve(values["runtime-config-out"])
+      : undefined;
+    if (runtimeConfigFile && principal) {
+      const config = runtimeConfigFor(seed, emulator, principal, runtimeConfigFile);
+      outputs.write(runtimeConfigFile, `${JSON.stringify(config, null, 2)}\n`, 0o644);
+    }
+    const ready = `${JSON.stringify({
       event: "ready",
       armEndpoint: emulator.armEndpoint,
       authorityHost: emulator.authorityHost,
       caCertFile: emulator.caCertFile,
       tenantId: emulator.tenantId,
       subscriptionId: emulator.subscriptionId,
-      ...(principal ? { principal } : {}),
-    })}\n`,
-  );
-  await new Promise((done) => shutdown.signal.addEventListener("abort", done, { once: true }));
-  await emulator.stop();
+      pid: process.pid,
+      ...(principal
+        ? {
+            principal: {
+              clientId: principal.clientId,
+              objectId: principal.objectId,
+              pemFile: principal.pemFile,
+            },
+          }
+        : {}),
+      ...(caCertFile ? { caCertCopy: caCertFile } : {}),
+      ...(runtimeConfigFile ? { runtimeConfigFile } : {}),
+    })}\n`;
+    // Last, and atomically: whoever waits for the ready file finds every other output in place.
+    if (values["ready-file"]) outputs.write(resolve(values["ready-file"]), ready, 0o644, { atomic: true });
+    process.stdout.write(ready);
+    if (!shutdown.signal.aborted) {
+      await new Promise((done) => shutdown.signal.addEventListener("abort", done, { once: true }));
+    }
+  } finally {
+    clearInterval(watch);
+    outputs.removeAll();
+    await emulator?.stop();
+  }
   process.stdout.write(`${JSON.stringify({ event: "stopped", signal: String(shutdown.signal.reason) })}\n`);
 }
 
-main().catch((error: unknown) => {
-  const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : "";
-  process.stderr.write(`emulator: ${error instanceof Error ? error.message : String(error)}${cause}\n`);
-  process.exitCode = 1;
-});
+/**
+ * The runtime's config file (runtime/README.md, "Config") for the principal this run registered: what
+ * `spot-restarter once --config FILE` needs against this emulator, with the state beside the file.
+ * Written here, not imported from runtime/: the emulator stands for Azure and never depends on the runtime
+ * (test/emulator/cli.test.ts checks the result with the runtime's own parser).
+ */
+export function runtimeConfigFor(
+  seed: ResolvedSeed,
+  emulator: Pick<RunningEmulator, "tenantId" | "subscriptionId" | "authorityHost" | "armEndpoint">,
+  principal: { clientId: string; pemFile: string },
+  configFile: string,
+): Record<string, unknown> {
+  const groups: string[] = [];
+  for (const name of [
+    ...seed.resourceGroups.map((g) => g.name),
+    ...seed.virtualMachines.map((v) => v.resourceGroup),
+  ]) {
+    if (!groups.some((g) => g.toLowerCase() === name.toLowerCase())) groups.push(name);
+  }
+  return {
+    tenantId: emulator.tenantId,
+    clientId: principal.clientId,
+    subscriptionId: emulator.subscriptionId,
+    certificatePath: principal.pemFile,
+    resourceGroups: groups,
+    tag: { name: "AttemptRestartAfterEviction", value: "true" },
+    intervalSeconds: 10,
+    stateDir: join(dirname(configFile), "state"),
+    cloud: { authorityHost: emulator.authorityHost, armEndpoint: emulator.armEndpoint },
+  };
+}
+
+/** Files this run wrote: created exclusively (never over an existing file or link), removed on stop. */
+class OutputFiles {
+  private readonly written: string[] = [];
+
+  write(path: string, content: string, mode: number, opts: { atomic?: boolean } = {}): void {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (opts.atomic) {
+      // Appears whole (a reader polling for it never sees half a line), and still never replaces a file:
+      // link() fails when the name exists, where rename() would replace it.
+      const temporary = `${path}.${process.pid}.tmp`;
+      writeFileSync(temporary, content, { mode, flag: "wx" });
+      try {
+        linkSync(temporary, path);
+      } finally {
+        rmSync(temporary, { force: true });
+      }
+      this.written.push(path);
+      return;
+    }
+    // flag "wx": never overwrite (or follow a link to) an existing file; a key is born with its mode.
+    writeFileSync(path, content, { mode, flag: "wx" });
+    this.written.push(path);
+  }
+
+  removeAll(): void {
+    for (const path of this.written.splice(0).reverse()) rmSync(path, { force: true });
+  }
+}
+
+/**
+ * Calls `onGone` once the process that started us exits. Under `npm run`, the parent is npm's `sh -c`,
+ * which may outlive a killed npm, so then the grandparent is watched too (Linux /proc; elsewhere the
+ * parent only).
+ */
+function watchParent(onGone: () => void): NodeJS.Timeout {
+  const parent = process.ppid;
+  const grandparent = process.env.npm_lifecycle_event ? parentOf(parent) : undefined;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent || (grandparent !== undefined && parentOf(parent) !== grandparent)) {
+      clearInterval(timer);
+      onGone();
+    }
+  }, 500);
+  timer.unref();
+  return timer;
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces or parentheses, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return Number.isInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : "";
+    process.stderr.write(`emulator: ${error instanceof Error ? error.message : String(error)}${cause}\n`);
+    // 2 for a wrong command line (as the runtime does), 1 for anything else (a bad seed, a busy port).
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  });
+}

@@ -1,13 +1,15 @@
-// The CLI: ready line, a working origin, a clean exit on SIGTERM and SIGINT.
+// The CLI: ready line, a working origin, a clean exit on SIGTERM and SIGINT; the files for a hand run
+// of the runtime; stopping with the npm that started it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { EXAMPLE_SEED_FILE, emulatorControl } from "../../emulator/testing";
+import { parseConfig } from "../../runtime/src/config";
 
 const CLI = join(__dirname, "../../emulator/cli.ts");
 
@@ -77,3 +79,122 @@ describe("emulator: CLI", () => {
     assert.match(stderr, /tenantId/);
   });
 });
+
+describe("emulator: CLI outputs for a hand run, and its lifecycle", () => {
+  it("writes a runtime config the runtime accepts, the CA and the ready file; removes them on stop", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
+    try {
+      const out = join(dir, "new-folder");
+      const { child, ready } = await startCli([
+        "--seed",
+        EXAMPLE_SEED_FILE,
+        "--principal-out",
+        join(out, "sp.pem"),
+        "--ca-cert-out",
+        join(out, "ca.pem"),
+        "--runtime-config-out",
+        join(out, "config.json"),
+        "--ready-file",
+        join(out, "ready.json"),
+      ]);
+      const principal = ready.principal as { clientId: string; pemFile: string };
+      assert.equal(readFileSync(join(out, "ready.json"), "utf8"), `${JSON.stringify(ready)}\n`);
+      assert.equal(statSync(join(out, "sp.pem")).mode & 0o777, 0o600);
+      assert.equal(statSync(out).mode & 0o777, 0o700, "the folder it created is private");
+      assert.equal(readFileSync(join(out, "ca.pem"), "utf8"), readFileSync(ready.caCertFile, "utf8"));
+      // The runtime's own parser is the oracle for "ready to use".
+      const { config, warnings } = parseConfig(
+        JSON.parse(readFileSync(join(out, "config.json"), "utf8")),
+        join(out, "config.json"),
+      );
+      assert.deepEqual(warnings, []);
+      assert.equal(config.clientId, principal.clientId);
+      assert.equal(config.tenantId, ready.tenantId);
+      assert.equal(config.subscriptionId, ready.subscriptionId);
+      assert.equal(config.certificatePath, join(out, "sp.pem"));
+      assert.deepEqual(config.resourceGroups, ["personal-network"]);
+      assert.deepEqual(config.cloud, {
+        authorityHost: ready.authorityHost,
+        armEndpoint: ready.armEndpoint,
+        audience: "https://management.azure.com",
+      });
+      assert.equal(config.stateDir, join(out, "state"));
+
+      child.kill("SIGTERM");
+      await once(child, "exit");
+      assert.deepEqual(readdirSync(out), [], "every output of the run is removed on stop");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses --runtime-config-out without --principal-out, and never overwrites a file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
+    try {
+      const alone = await runCli(["--seed", EXAMPLE_SEED_FILE, "--runtime-config-out", join(dir, "c.json")]);
+      assert.equal(alone.code, 2);
+      assert.match(alone.stderr, /--runtime-config-out needs --principal-out/);
+      writeFileSync(join(dir, "sp.pem"), "mine");
+      const taken = await runCli(["--seed", EXAMPLE_SEED_FILE, "--principal-out", join(dir, "sp.pem")]);
+      assert.equal(taken.code, 1);
+      assert.match(taken.stderr, /EEXIST/);
+      assert.equal(readFileSync(join(dir, "sp.pem"), "utf8"), "mine", "the existing file is untouched");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stops and cleans up when the npm that started it is killed (SIGTERM to npm alone)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
+    try {
+      const readyFile = join(dir, "ready.json");
+      const npm = spawn(
+        "npm",
+        ["run", "-s", "emulator", "--", "--seed", EXAMPLE_SEED_FILE, "--ready-file", readyFile],
+        {
+          cwd: join(__dirname, "../.."),
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      const npmExit = once(npm, "exit");
+      const deadline = Date.now() + 60_000;
+      while (!existsSync(readyFile)) {
+        assert.ok(Date.now() < deadline && npm.exitCode === null, "the emulator became ready under npm");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const ready = JSON.parse(readFileSync(readyFile, "utf8")) as { pid: number; caCertFile: string };
+      assert.notEqual(ready.pid, npm.pid, "npm runs the emulator as a child (through sh -c)");
+      npm.kill("SIGTERM");
+      await npmExit;
+      while (isAlive(ready.pid)) {
+        assert.ok(Date.now() < deadline, "the emulator outlived the npm that started it");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(!existsSync(ready.caCertFile), "its temporary folder is removed");
+      assert.ok(!existsSync(readyFile), "its ready file is removed");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const [code] = (await once(child, "exit")) as [number | null];
+  return { code, stderr };
+}
