@@ -164,9 +164,13 @@ export function defaultPrincipalName(stack: string): string {
   return `spot-restarter-${stack}`;
 }
 
-/** The Entra application's display name: any non-blank text without control characters. */
+/**
+ * The Entra application's display name: any non-blank text without control characters. Unset or "" (the
+ * default Pulumi.yaml declares, so that the CLI does not refuse a stack that never sets it) means derive it
+ * from the stack name.
+ */
 export function validatePrincipalName(raw: string | undefined, stack: string): string {
-  if (raw === undefined) return defaultPrincipalName(stack);
+  if (raw === undefined || raw === "") return defaultPrincipalName(stack);
   if (raw.trim() === "" || /\p{Cc}/u.test(raw)) {
     throw new Error(
       `${key("principalName")} must be a non-blank display name without control characters, ` +

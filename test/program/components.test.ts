@@ -147,7 +147,22 @@ describe("contributor mode with two VMs", () => {
     assert.equal(credential.inputs.type, "AsymmetricX509Cert");
     assert.equal(credential.inputs.encoding, "pem");
     assert.equal(credential.inputs.value, cert.state.certPem);
-    assert.equal(credential.inputs.endDate, cert.state.validityEndTime);
+    // The certificate's end, as Graph keeps it: whole seconds, UTC (the tls provider reports nanoseconds in
+    // the deployer's zone).
+    assert.equal(
+      new Date(String(credential.inputs.endDate)).getTime(),
+      Math.floor(new Date(String(cert.state.validityEndTime)).getTime() / 1000) * 1000,
+    );
+  });
+
+  it("gives the credential the end date azuread reads back, so the next `pulumi up` does not replace it", () => {
+    // azuread's end_date forces replacement (terraform-provider-azuread#1097): the input must equal what the
+    // provider reads back from Graph, or every `pulumi up` re-creates the credential.
+    const cert = findResource(mocks, T.selfSignedCert, "c-principal-cert");
+    assert.match(String(cert.state.validityEndTime), /\.\d+\+01:00$/, "the tls provider's own format");
+    const credential = findResource(mocks, T.applicationCertificate, "c-principal-app-cert");
+    assert.equal(credential.inputs.endDate, credential.state.endDate);
+    assert.match(String(credential.inputs.endDate), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
   });
 
   it("exports certificatePem as a secret: the certificate, then its PKCS#8 private key", async () => {

@@ -73,6 +73,14 @@ describe("parseConfig", () => {
     );
   });
 
+  it('derives principalName when it is "" (Pulumi.yaml\'s default) or unset', () => {
+    assert.equal(parseConfig({ ...valid, principalName: "" }, "home").principalName, "spot-restarter-home");
+    assert.equal(
+      parseConfig({ ...valid, principalName: undefined }, "home").principalName,
+      "spot-restarter-home",
+    );
+  });
+
   it("rejects a blank principalName", () => {
     assert.throws(() => parseConfig({ ...valid, principalName: " " }, "dev"), {
       message:

@@ -8,7 +8,7 @@ import {
   stableRoleGuid,
   subscriptionRoleDefinitionId,
 } from "../../components/ResourceGroupAccess";
-import { combineCertificateAndKey } from "../../components/RestartPrincipal";
+import { combineCertificateAndKey, toWholeSecondUtc } from "../../components/RestartPrincipal";
 import { assertRestartableSpotVm, RESTART_TAG } from "../../components/RestartTag";
 import { assertSameTenant, buildInstallCommand } from "../../components/SpotRestarter";
 
@@ -90,5 +90,20 @@ describe("SpotRestarter helpers", () => {
     const expected = `${cert}\n${key}\n`;
     assert.equal(combineCertificateAndKey(cert, key), expected);
     assert.equal(combineCertificateAndKey(`${cert}\n`, `${key}\n\n`), expected);
+  });
+});
+
+describe("RestartPrincipal helpers", () => {
+  it("normalises the tls provider's validity end to Graph's whole-second UTC", () => {
+    // Go's MarshalText as terraform-provider-tls reports it: nanoseconds and the local offset.
+    assert.equal(toWholeSecondUtc("2027-11-30T13:45:12.123456789+01:00"), "2027-11-30T12:45:12Z");
+    assert.equal(
+      toWholeSecondUtc("2027-11-30T12:45:12.9Z"),
+      "2027-11-30T12:45:12Z",
+      "truncated, never later",
+    );
+    assert.equal(toWholeSecondUtc("2027-12-31T23:30:00-01:00"), "2028-01-01T00:30:00Z");
+    assert.equal(toWholeSecondUtc("2027-11-30T12:45:12Z"), "2027-11-30T12:45:12Z");
+    assert.throws(() => toWholeSecondUtc("30/11/2027"), /not an RFC 3339 date-time/);
   });
 });

@@ -1,7 +1,14 @@
 // Pulumi mocks for the program's tests: they record every resource, answer exactly the invokes the
 // program uses (anything else throws), and make REAL key material, so the combined PEM the stack exports
 // can be parsed and checked like the real thing.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, webcrypto } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomInt,
+  randomUUID,
+  webcrypto,
+} from "node:crypto";
 import "reflect-metadata"; // @peculiar/x509 needs a Reflect polyfill (its README)
 import * as x509 from "@peculiar/x509";
 import type * as pulumi from "@pulumi/pulumi";
@@ -76,6 +83,34 @@ function privateKeyState(inputs: Record<string, unknown>): Record<string, unknow
   };
 }
 
+/** The deploying machine's zone in these mocks: not UTC, as for most people running `pulumi up`. */
+export const DEPLOYER_UTC_OFFSET_MINUTES = 60;
+
+/** Go's `time.Time.MarshalText` (RFC 3339 with nanoseconds, trailing zeros trimmed) in a zone `offset` from UTC. */
+export function goMarshalText(wholeSecond: Date, nanos: number, offsetMinutes: number): string {
+  const local = new Date(wholeSecond.getTime() + offsetMinutes * 60_000);
+  const fraction = nanos === 0 ? "" : `.${String(nanos).padStart(9, "0").replace(/0+$/, "")}`;
+  const sign = offsetMinutes < 0 ? "-" : "+";
+  const abs = Math.abs(offsetMinutes);
+  const zone =
+    offsetMinutes === 0
+      ? "Z"
+      : `${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+  return `${local.toISOString().slice(0, 19)}${fraction}${zone}`;
+}
+
+/**
+ * What azuread reads back as `end_date` after Graph stored a key credential: Graph keeps whole seconds in
+ * UTC, and the provider sets `end_date` to `EndDateTime.Format(time.RFC3339)`
+ * (terraform-provider-azuread internal/services/applications/application_certificate_resource.go, Read).
+ * The create also validates the input as RFC 3339 (`validation.IsRFC3339Time`).
+ */
+export function graphEndDate(input: string): string {
+  const parsed = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.exec(input);
+  if (!parsed) throw new Error(`mock azuread.ApplicationCertificate: endDate ${input} is not RFC 3339`);
+  return new Date(`${parsed[1]}${parsed[3]}`).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
 async function selfSignedCertState(inputs: Record<string, unknown>): Promise<Record<string, unknown>> {
   const keyObject = createPrivateKey(String(inputs.privateKeyPem));
   const algorithm = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
@@ -104,7 +139,12 @@ async function selfSignedCertState(inputs: Record<string, unknown>): Promise<Rec
   const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(false, undefined, true)];
   if (keyUsage !== 0) extensions.push(new x509.KeyUsagesExtension(keyUsage, true));
   if (extendedKeyUsage.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(extendedKeyUsage));
-  const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
+  // The provider: NotBefore = time.Now() (nanoseconds, local zone), NotAfter = NotBefore + validity
+  // (terraform-provider-tls internal/provider/common_cert.go `createCertificate`); X.509 encodes both to
+  // the second, truncated (Go crypto/x509).
+  const nowMs = Date.now();
+  const nanosWithinSecond = (nowMs % 1000) * 1_000_000 + randomInt(1, 1_000_000);
+  const notBefore = new Date(Math.floor(nowMs / 1000) * 1000);
   const notAfter = new Date(notBefore.getTime() + Number(inputs.validityPeriodHours) * 3_600_000);
   const subject = (inputs.subject as { commonName?: string } | undefined)?.commonName ?? "";
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
@@ -118,8 +158,10 @@ async function selfSignedCertState(inputs: Record<string, unknown>): Promise<Rec
   return {
     ...inputs,
     certPem: `${certificate.toString("pem")}\n`,
-    validityStartTime: notBefore.toISOString().replace(".000Z", "Z"),
-    validityEndTime: notAfter.toISOString().replace(".000Z", "Z"),
+    // `validity_start_time` / `validity_end_time` are Go's time.MarshalText of those times: RFC 3339 with
+    // nanoseconds (trailing zeros dropped) in the deploying machine's zone, e.g. 2027-11-30T13:45:12.123456789+01:00.
+    validityStartTime: goMarshalText(notBefore, nanosWithinSecond, DEPLOYER_UTC_OFFSET_MINUTES),
+    validityEndTime: goMarshalText(notAfter, nanosWithinSecond, DEPLOYER_UTC_OFFSET_MINUTES),
     readyForRenewal: false,
   };
 }
@@ -158,7 +200,8 @@ async function resourceResult(args: MockResourceArgs): Promise<MockResourceResul
     }
     case "azuread:index/applicationCertificate:ApplicationCertificate": {
       const keyId = randomUUID();
-      return { id: `${inputs.applicationId}/certificates/${keyId}`, state: { ...inputs, keyId } };
+      const endDate = inputs.endDate === undefined ? undefined : graphEndDate(String(inputs.endDate));
+      return { id: `${inputs.applicationId}/certificates/${keyId}`, state: { ...inputs, keyId, endDate } };
     }
     case "tls:index/privateKey:PrivateKey":
       return { id: randomUUID(), state: privateKeyState(inputs) };
