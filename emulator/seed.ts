@@ -136,6 +136,14 @@ export const seedSchema = z.object({
    * long observed (Azure/azure-sdk-for-node#4769, Azure/azure-powershell#3227).
    */
   listPageSize: z.number().int().positive().default(50),
+  /**
+   * How a start is answered. `async` (default): 202 with Azure-AsyncOperation and Location, as Compute
+   * usually answers; `location`: 202 with Location only; `sync`: the emulator finishes the start first
+   * and answers 200, as ARM may when an operation completes within the request (the three shapes of
+   * the ARM async API: azure-resource-manager-rpc v1.0 async-api-reference.md). A start that a fault
+   * makes fail is always answered `async`.
+   */
+  startResponse: z.enum(["async", "location", "sync"]).default("async"),
 });
 /** The seed as written (fields with defaults may be left out). */
 export type EmulatorSeed = z.input<typeof seedSchema>;

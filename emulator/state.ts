@@ -118,6 +118,7 @@ export class World {
   readonly subscriptionName: string;
   readonly timing: ResolvedSeed["timing"];
   readonly listPageSize: number;
+  readonly startResponse: ResolvedSeed["startResponse"];
   readonly principals = new Map<string, Principal>();
   readonly roleDefinitions = new Map<string, RoleDefinition>();
   readonly roleAssignments = new Map<string, RoleAssignment>();
@@ -137,6 +138,7 @@ export class World {
     this.subscriptionName = seed.subscriptionName;
     this.timing = seed.timing;
     this.listPageSize = seed.listPageSize;
+    this.startResponse = seed.startResponse;
     for (const role of BUILT_IN_ROLES) this.roleDefinitions.set(role.name, role);
     for (const principal of seed.principals) this.addPrincipal(principal);
     for (const definition of seed.roleDefinitions) this.putRoleDefinition(definition);
@@ -236,6 +238,12 @@ export class World {
 
   resourceGroup(name: string): ResourceGroup | undefined {
     return this.resourceGroups.get(key(name));
+  }
+
+  /** The regions this world has resources in (ARM lists a provider's locations in some errors). */
+  locations(): string[] {
+    const all = [...this.resourceGroups.values()].map((g) => g.location.toLowerCase());
+    return [...new Set(all.length > 0 ? all : ["eastus"])].sort();
   }
 
   putVirtualMachine(input: SeedVirtualMachine): VirtualMachine {

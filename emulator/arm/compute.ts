@@ -1,11 +1,14 @@
 // Microsoft.Compute/virtualMachines: list (paged), get (+ $expand=instanceView), instanceView, and the
-// power operations as long-running operations, shaped like the 2024-07-01 API.
+// power operations as long-running operations, shaped like the 2026-04-01 API (the version
+// @azure/arm-compute 25 sends; examples in azure-rest-api-specs .../Compute/stable/2026-04-01/examples).
 // https://learn.microsoft.com/rest/api/compute/virtual-machines
 // LRO protocol: https://github.com/Azure/azure-resource-manager-rpc/blob/master/v1.0/async-api-reference.md
+import { setTimeout as delay } from "node:timers/promises";
 import { consumeFault, findStartFault } from "../faults";
 import { HttpError, type RequestContext, sendJson } from "../http";
 import { isAllowed } from "../rbac";
 import type { Operation, VirtualMachine, World } from "../state";
+import { computeVersions } from "./apiVersions";
 import { networkId, resourceGroupId, vmId } from "./ids";
 import type { ArmEnv, ArmRoute } from "./router";
 
@@ -17,6 +20,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "GET",
       pattern: `${RG}/providers/Microsoft.Compute/virtualMachines`,
+      apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/read",
       handle: (ctx, params, env) => {
         requireResourceGroup(env.world, params.resourceGroup as string);
@@ -27,6 +31,7 @@ export function computeRoutes(): ArmRoute[] {
       // Subscription-wide list: ARM filters it to what the caller may read (az vm list without -g).
       method: "GET",
       pattern: "subscriptions/{subscriptionId}/providers/Microsoft.Compute/virtualMachines",
+      apiVersions: computeVersions("virtualMachines"),
       handle: (ctx, _params, env) => {
         const readable = env.world.listVms().filter((vm) => canRead(env, vmId(env.world, vm)));
         sendPage(ctx, env, readable);
@@ -35,6 +40,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "GET",
       pattern: VM,
+      apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/read",
       handle: (ctx, params, env) => {
         const vm = requireVm(env.world, params);
@@ -47,6 +53,7 @@ export function computeRoutes(): ArmRoute[] {
       // show RBAC denying it to a principal that lacks the action.
       method: "DELETE",
       pattern: VM,
+      apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/delete",
       handle: (ctx, params, env) => {
         const vm = requireVm(env.world, params);
@@ -57,6 +64,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "GET",
       pattern: `${VM}/instanceView`,
+      apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/instanceView/read",
       handle: (ctx, params, env) => sendJson(ctx, 200, instanceViewJson(requireVm(env.world, params))),
     },
@@ -66,6 +74,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "POST",
       pattern: `${VM}/simulateEviction`,
+      apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/simulateEviction/action",
       handle: (ctx, params, env) => {
         const vm = requireVm(env.world, params);
@@ -93,6 +102,7 @@ export function computeRoutes(): ArmRoute[] {
       method: "GET",
       pattern:
         "subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/operations/{operationId}",
+      apiVersions: computeVersions("locations/operations"),
       handle: (ctx, params, env) => {
         const operation = env.world.operation(params.operationId as string);
         if (!operation) {
@@ -120,8 +130,9 @@ function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
   return {
     method: "POST",
     pattern: `${VM}/${kind}`,
+    apiVersions: computeVersions("virtualMachines"),
     action,
-    handle: (ctx, params, env) => {
+    handle: async (ctx, params, env) => {
       const vm = requireVm(env.world, params);
       let failWith: string | undefined;
       if (kind === "start") {
@@ -146,8 +157,14 @@ function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
       }
       const operation = env.world.beginPowerOperation(vm, kind, failWith);
       const urls = operationUrls(ctx, env, operation);
+      const answer = kind === "start" && failWith === undefined ? env.world.startResponse : "async";
+      if (answer === "sync") {
+        await delay(Math.max(0, operation.endsAt - Date.now()));
+        sendJson(ctx, 200, undefined);
+        return;
+      }
       sendJson(ctx, 202, undefined, {
-        "Azure-AsyncOperation": urls.asyncOperation,
+        ...(answer === "async" ? { "Azure-AsyncOperation": urls.asyncOperation } : {}),
         Location: urls.location,
         "Retry-After": env.world.timing.retryAfterSeconds,
       });
@@ -338,7 +355,9 @@ export function vmJson(world: World, vm: VirtualMachine, withInstanceView: boole
       ],
     },
     diagnosticsProfile: { bootDiagnostics: { enabled: true } },
-    priority: vm.priority,
+    // Azure omits `priority` on a VM created without one (a Regular VM: 2026-04-01 example
+    // VirtualMachine_Get.json has none), and `tags` when the VM has none.
+    ...(vm.priority !== "Regular" ? { priority: vm.priority } : {}),
     ...(vm.evictionPolicy ? { evictionPolicy: vm.evictionPolicy } : {}),
     ...(vm.maxPrice !== null ? { billingProfile: { maxPrice: vm.maxPrice } } : {}),
     provisioningState: vm.provisioningState,
@@ -350,7 +369,7 @@ export function vmJson(world: World, vm: VirtualMachine, withInstanceView: boole
     id,
     type: "Microsoft.Compute/virtualMachines",
     location: vm.location,
-    tags: { ...vm.tags },
+    ...(Object.keys(vm.tags).length > 0 ? { tags: { ...vm.tags } } : {}),
     ...(vm.zone ? { zones: [vm.zone] } : {}),
     properties,
   };

@@ -5,6 +5,7 @@ import type { EntraEmulator } from "../entra";
 import { type Caller, HttpError, type RequestContext } from "../http";
 import { isAllowed, normalizeScope } from "../rbac";
 import type { World } from "../state";
+import { type ApiVersionPolicy, checkApiVersion } from "./apiVersions";
 
 export interface ArmEnv {
   world: World;
@@ -16,6 +17,8 @@ export interface ArmRoute {
   method: string;
   /** Segments, `{name}` captures one; a leading `{*scope}` captures any scope prefix (possibly empty). */
   pattern: string;
+  /** The api-versions the resource type registers (NoRegisteredProviderFound otherwise). */
+  apiVersions?: ApiVersionPolicy;
   /** The RBAC action required; omit for routes any authenticated caller may use. */
   action?: string;
   /** The scope the action is checked at; defaults to the request path. */
@@ -78,6 +81,7 @@ export class ArmRouter {
         `The subscription '${subscription}' could not be found.`,
       );
     }
+    checkApiVersion(apiVersion, route.apiVersions, this.locationOf(params), this.world.locations());
     if (route.action) {
       const scope = route.scope ? route.scope(params, ctx) : ctx.path;
       this.authorize(caller, route.action, scope);
@@ -103,6 +107,13 @@ export class ArmRouter {
       "AuthorizationFailed",
       `The client '${caller.clientId}' with object id '${caller.objectId}' does not have authorization to perform action '${action}' over scope '${scopeForMessage(scope)}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
     );
+  }
+
+  /** The location ARM names in a NoRegisteredProviderFound: the resource's, else its group's. */
+  private locationOf(params: Record<string, string>): string {
+    const group = params.resourceGroup ? this.world.resourceGroup(params.resourceGroup) : undefined;
+    const vm = group && params.vmName ? this.world.vm(group.name, params.vmName) : undefined;
+    return (vm?.location ?? params.location ?? group?.location ?? "eastus").toLowerCase();
   }
 
   private find(ctx: RequestContext): [ArmRoute, Record<string, string>] | undefined {

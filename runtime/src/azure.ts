@@ -25,6 +25,35 @@ export interface VmApi {
   simulateEviction(resourceGroup: string, name: string, signal: AbortSignal): Promise<void>;
 }
 
+/** The fields of an ARM VM the list mapping reads (the SDK's `VirtualMachine`, or a raw payload). */
+export interface ArmVmFields {
+  name?: string;
+  id?: string;
+  priority?: string;
+  evictionPolicy?: string;
+  billingProfile?: { maxPrice?: number };
+  tags?: Record<string, string>;
+}
+
+/**
+ * One list item as the runtime sees it. Optional members are optional in Azure's answers too:
+ * `tags` is absent on an untagged VM, `priority` on a VM created without one (Regular), and a list
+ * item may carry only `id` and `location` (2026-04-01 example VirtualMachine_ListAll_MinimumSet_Gen.json),
+ * so the name falls back to the last segment of the id. An item with neither cannot be acted on.
+ */
+export function listedVmFromArm(vm: ArmVmFields, resourceGroup: string): ListedVm | undefined {
+  const name = vm.name ?? /\/virtualMachines\/([^/]+)\/?$/i.exec(vm.id ?? "")?.[1];
+  if (!name) return undefined;
+  return {
+    resourceGroup,
+    name,
+    priority: vm.priority,
+    evictionPolicy: vm.evictionPolicy,
+    maxPrice: vm.billingProfile?.maxPrice,
+    tags: vm.tags ?? {},
+  };
+}
+
 /** ARM requests as they left this process (retries and long-running-operation polls included). */
 export interface ArmRequestCounts {
   total: number;
@@ -142,14 +171,8 @@ export function createArmVmApi(
     async listVms(resourceGroup, signal) {
       const out: ListedVm[] = [];
       for await (const vm of vms.list(resourceGroup, { abortSignal: signal })) {
-        out.push({
-          resourceGroup,
-          name: vm.name ?? "",
-          priority: vm.priority,
-          evictionPolicy: vm.evictionPolicy,
-          maxPrice: vm.billingProfile?.maxPrice,
-          tags: vm.tags ?? {},
-        });
+        const listed = listedVmFromArm(vm, resourceGroup);
+        if (listed) out.push(listed);
       }
       return out;
     },
