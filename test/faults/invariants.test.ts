@@ -15,6 +15,7 @@ import { createCredential, verifyAuthentication } from "../../runtime/src/auth";
 import { createArmVmApi, describeAzureError, type VmApi } from "../../runtime/src/azure";
 import { parseConfig } from "../../runtime/src/config";
 import { classifyStartOutcome, hasRestartTag, isBackoffOutcome } from "../../runtime/src/decisions";
+import { AuthError, PermissionError } from "../../runtime/src/errors";
 import { silentLogger } from "../../runtime/src/log";
 import { Restarter, type RestarterSettings } from "../../runtime/src/restarter";
 import { createMemoryStateStore } from "../../runtime/src/state";
@@ -205,7 +206,11 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
     const cycles = async (ms: number, until: () => Promise<boolean> = async () => false) => {
       const end = Date.now() + ms;
       while (Date.now() < end && !(await until())) {
-        await restarter.runCycle(controller.signal).catch(() => {});
+        // A cycle may fail for the faults the scenario injects (that is the point); a fatal error
+        // (a permission missing, a token refused) is not such a failure and must fail the run.
+        await restarter.runCycle(controller.signal).catch((error: unknown) => {
+          if (error instanceof AuthError || error instanceof PermissionError) throw error;
+        });
         await Promise.all(pendingChecks);
         await sleep(intervalMs);
       }

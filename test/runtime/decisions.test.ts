@@ -262,10 +262,20 @@ describe("classifyStartOutcome", () => {
     assert.equal(classifyStartOutcome(facts({ statusCode: 404, code: "ResourceNotFound" })).kind, "gone");
   });
   it("409 means another operation: retry next cycle", () => {
+    // Code and message as Compute sends them when a newer operation on the VM wins (a failed LRO,
+    // reported in Azure/azure-sdk-for-python#5167 and osbuild/osbuild-composer#1447).
     assert.equal(
-      classifyStartOutcome(facts({ statusCode: 409, code: "OperationNotAllowedConflict" })).kind,
+      classifyStartOutcome(
+        facts({
+          code: "OperationPreempted",
+          message: "Operation execution has been preempted by a more recent operation.",
+          operationFailed: true,
+        }),
+      ).kind,
       "conflict",
     );
+    // A plain 409 with ARM's generic code.
+    assert.equal(classifyStartOutcome(facts({ statusCode: 409, code: "Conflict" })).kind, "conflict");
   });
   it("403 is fatal and names the missing permission (from the message, or by operation)", () => {
     const named = classifyStartOutcome(
