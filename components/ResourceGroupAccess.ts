@@ -17,7 +17,7 @@ export interface ResourceGroupAccessArgs {
    * (an Output could only be branched on inside an apply, where creating resources breaks previews).
    */
   readonly roleMode: RoleMode;
-  /** Names the custom role (least-privilege mode); role names are unique per tenant. */
+  /** Base of the custom role's name (least-privilege mode); `customRoleName` makes it unique per tenant. */
   readonly customRoleName?: pulumi.Input<string>;
 }
 
@@ -47,6 +47,18 @@ export function stableRoleGuid(...parts: string[]): string {
 }
 
 /**
+ * The custom role's display name. Role names are unique per tenant (ARM answers 409
+ * RoleDefinitionWithSameNameExists, "A custom role with the same name already exists in this directory."),
+ * so the name carries the start of the role's GUID, which is derived from the scope (subscription and group)
+ * and the base name: two stacks with the same principal name and group in two subscriptions of one tenant get
+ * two names, and anything that replaces the role (a new GUID or scope, the only inputs that force replacement)
+ * gives the new role a new name, so create-before-delete never meets the old role's name.
+ */
+export function customRoleName(baseName: string, roleGuid: string): string {
+  return `${baseName} [${roleGuid.slice(0, 8)}]`;
+}
+
+/**
  * What the restart principal may do, and where: one role assignment on exactly the resource group,
  * either built-in Contributor or a custom role with only the runtime's actions (runtime/src/roleActions.ts),
  * assignable only there.
@@ -71,8 +83,9 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
         .output(args.subscriptionId)
         .apply((subscriptionId) => subscriptionRoleDefinitionId(subscriptionId, CONTRIBUTOR_ROLE_GUID));
     } else {
+      const baseName = args.customRoleName ?? name;
       const roleGuid = pulumi
-        .all([this.scope, args.customRoleName ?? name])
+        .all([this.scope, baseName])
         .apply(([scope, roleName]) => stableRoleGuid(scope, roleName));
       // Created at, and assignable only at, the resource group: the role cannot be used anywhere else,
       // and defining it needs no rights beyond the group.
@@ -81,7 +94,8 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
         {
           scope: this.scope,
           roleDefinitionId: roleGuid,
-          roleName: args.customRoleName ?? name,
+          roleName: pulumi.all([baseName, roleGuid]).apply(([base, guid]) => customRoleName(base, guid)),
+          roleType: "CustomRole",
           description: "spot-restarter: find evicted Spot VMs in this resource group and start them again.",
           permissions: [{ actions: [...LEAST_PRIVILEGE_ACTIONS], notActions: [] }],
           assignableScopes: [this.scope],

@@ -95,13 +95,20 @@ export class RestartTag extends pulumi.ComponentResource {
         return found;
       });
 
+    // The child's name follows the component's; where the component was renamed (an alias by name), so is
+    // the child, or Pulumi would replace it (create, then delete = remove our tag).
+    const childAliases = (opts?.aliases ?? []).flatMap((alias) =>
+      typeof alias === "object" && "name" in alias && typeof alias.name === "string"
+        ? [{ name: `${alias.name}-tags` }]
+        : [],
+    );
     const tags = new resources.TagAtScope(
       `${name}-tags`,
       {
         scope: vm.id,
         properties: { tags: { [RESTART_TAG.name]: RESTART_TAG.value } },
       },
-      { parent: this },
+      { parent: this, aliases: childAliases },
     );
 
     // Resolves once the tag exists (TagAtScope has no `scope` output to read back).

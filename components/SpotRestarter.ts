@@ -31,6 +31,11 @@ export function buildInstallCommand(stack: string, host: string = INSTALL_HOST_P
   );
 }
 
+/** The RestartTag component's name for a VM: case-insensitive like the VM name itself. */
+export function restartTagResourceName(componentName: string, vmName: string): string {
+  return `${componentName}-tag-${vmName.toLowerCase()}`;
+}
+
 /** azuread and azure-native must be logged in to the same tenant, or the role would name a stranger. */
 export function assertSameTenant(entraTenantId: string, armTenantId: string): string {
   if (entraTenantId.toLowerCase() !== armTenantId.toLowerCase()) {
@@ -86,12 +91,21 @@ export class SpotRestarter extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // One RestartTag per VM, named from the lower-cased VM name: Azure VM names are case-insensitive, so
+    // changing an entry's case (Build-Box -> build-box) must keep the same resource. A new name would make
+    // Pulumi create the new tag (PATCH Merge, a no-op on the same VM) and then delete the old one (PATCH
+    // Delete of our tag), leaving the VM untagged. The alias keeps stacks deployed before this naming (when
+    // the resource name kept the entry's case) from going through that same create-then-delete.
+    // (Two entries that differ only in case are refused by config.ts validateRestartableVms.)
     const tags = args.restartableVms.map(
       (vmName) =>
         new RestartTag(
-          `${name}-tag-${vmName}`,
+          restartTagResourceName(name, vmName),
           { resourceGroupName: args.resourceGroupName, vmName },
-          { parent: this },
+          {
+            parent: this,
+            aliases: vmName === vmName.toLowerCase() ? [] : [{ name: `${name}-tag-${vmName}` }],
+          },
         ),
     );
 

@@ -264,7 +264,8 @@ export class EmulatorProvider {
           properties: {
             roleName: inputs.roleName,
             description: inputs.description,
-            type: "CustomRole",
+            // azure-native sends `roleType` as properties.type.
+            type: inputs.roleType,
             permissions: inputs.permissions,
             assignableScopes: inputs.assignableScopes,
           },

@@ -1,11 +1,11 @@
 // The components under Pulumi mocks: what gets created, with which inputs, under which parent.
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { before, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 // Components create nothing at import time, so a static import before setMocks is safe.
-import { buildSpotRestarter } from "../../components/SpotRestarter";
-import type { SpotRestarterConfig } from "../../config";
+import { buildSpotRestarter, restartTagResourceName } from "../../components/SpotRestarter";
+import { parseConfig, type SpotRestarterConfig } from "../../config";
 import {
   createProgramMocks,
   findResource,
@@ -274,7 +274,16 @@ describe("least-privilege mode with no VMs", () => {
       },
     ]);
     assert.match(String(role.inputs.roleDefinitionId), GUID);
-    assert.equal(role.inputs.roleName, `spot-restarter-test (restart Spot VMs in ${RG})`);
+    assert.equal(role.inputs.roleType, "CustomRole");
+  });
+
+  it("names the role uniquely and replacement-safely: the name carries the start of its own GUID", () => {
+    const role = findResource(mocks, T.roleDefinition, "lp-access-role");
+    const guid = String(role.inputs.roleDefinitionId);
+    assert.equal(
+      role.inputs.roleName,
+      `spot-restarter-test (restart Spot VMs in ${RG}) [${guid.slice(0, 8)}]`,
+    );
   });
 
   it("assigns that role (subscription-level id) on the group to the service principal", () => {
@@ -306,6 +315,38 @@ describe("least-privilege mode with no VMs", () => {
         T.servicePrincipal,
         T.privateKey,
       ].sort(),
+    );
+  });
+});
+
+describe("custom roles across subscriptions of one tenant", () => {
+  after(() => {
+    mocks.armSubscriptionId = SUBSCRIPTION_ID;
+  });
+
+  it("a second stack, same principal name and group, another subscription: no RoleDefinitionWithSameNameExists", async () => {
+    mocks.armSubscriptionId = "44444444-4444-4444-8444-444444444444";
+    await build("lp2", { roleMode: "least-privilege", restartableVms: [] });
+    const first = findResource(mocks, T.roleDefinition, "lp-access-role");
+    const second = findResource(mocks, T.roleDefinition, "lp2-access-role");
+    assert.notEqual(second.inputs.roleName, first.inputs.roleName);
+    assert.equal(second.inputs.scope, `/subscriptions/${mocks.armSubscriptionId}/resourceGroups/${RG}`);
+  });
+});
+
+describe("VM names are case-insensitive", () => {
+  it("an entry's case does not change its tag resource (a new name would create ours, then delete it)", async () => {
+    await build("cc", { restartableVms: ["UBUNTU-Backup-Server-Spot"] });
+    const tag = findResource(mocks, T.tagAtScope, "cc-tag-ubuntu-backup-server-spot-tags");
+    // The scope is the id Azure returns, in the VM's own case.
+    assert.equal(tag.inputs.scope, vmId(RG, "ubuntu-backup-server-spot"));
+    assert.equal(restartTagResourceName("cc", "Build-Box"), restartTagResourceName("cc", "build-box"));
+  });
+
+  it("two entries that differ only in case are refused before anything is built", () => {
+    assert.throws(
+      () => parseConfig({ resourceGroupName: RG, restartableVms: '["build-box","Build-Box"]' }, "test"),
+      /lists "Build-Box" twice \(entries 0 and 1; Azure VM names are case-insensitive\)/,
     );
   });
 });

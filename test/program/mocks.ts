@@ -45,6 +45,10 @@ export interface ProgramMocks {
   readonly vms: MockVm[];
   /** Tenant the azure-native provider reports (azuread always reports TENANT_ID). */
   armTenantId: string;
+  /** Subscription the azure-native provider reports. */
+  armSubscriptionId: string;
+  /** Custom role names in the tenant (role name -> role definition id), as ARM keeps them unique. */
+  readonly tenantRoleNames: Map<string, string>;
 }
 
 export function vmId(resourceGroup: string, name: string): string {
@@ -187,7 +191,7 @@ function unwrapSecrets(value: unknown): unknown {
   return value;
 }
 
-async function resourceResult(args: MockResourceArgs): Promise<MockResourceResult> {
+async function resourceResult(args: MockResourceArgs, recorded: ProgramMocks): Promise<MockResourceResult> {
   const inputs = args.inputs as Record<string, unknown>;
   switch (args.type) {
     case "azuread:index/application:Application": {
@@ -207,11 +211,24 @@ async function resourceResult(args: MockResourceArgs): Promise<MockResourceResul
       return { id: randomUUID(), state: privateKeyState(inputs) };
     case "tls:index/selfSignedCert:SelfSignedCert":
       return { id: randomUUID(), state: await selfSignedCertState(inputs) };
-    case "azure-native:authorization:RoleDefinition":
+    case "azure-native:authorization:RoleDefinition": {
+      // Role names are unique in the tenant, case-insensitively; ARM refuses a second one with 409
+      // RoleDefinitionWithSameNameExists "A custom role with the same name already exists in this directory."
+      // (the text az and Kong's docs quote; Azure/azure-sdk-for-net's RoleDefinitionTests assert the code).
+      const id = `${inputs.scope}/providers/Microsoft.Authorization/roleDefinitions/${inputs.roleDefinitionId}`;
+      const nameKey = String(inputs.roleName).toLowerCase();
+      const holder = recorded.tenantRoleNames.get(nameKey);
+      if (holder !== undefined && holder.split("/").at(-1) !== String(inputs.roleDefinitionId)) {
+        throw new Error(
+          "RoleDefinitionWithSameNameExists: A custom role with the same name already exists in this directory.",
+        );
+      }
+      recorded.tenantRoleNames.set(nameKey, id);
       return {
         id: `${inputs.scope}/providers/Microsoft.Authorization/roleDefinitions/${inputs.roleDefinitionId}`,
         state: { ...inputs, name: inputs.roleDefinitionId },
       };
+    }
     case "azure-native:authorization:RoleAssignment": {
       const name = randomUUID();
       return {
@@ -237,11 +254,13 @@ export function createProgramMocks(vms: MockVm[] = []): ProgramMocks {
     calls: [],
     vms: [...vms],
     armTenantId: TENANT_ID,
+    armSubscriptionId: SUBSCRIPTION_ID,
+    tenantRoleNames: new Map(),
     mocks: {
       newResource: async (args) => {
         const wrapped = args.inputs as Record<string, unknown>;
         const inputs = unwrapSecrets(wrapped) as Record<string, unknown>;
-        const result = await resourceResult({ ...args, inputs });
+        const result = await resourceResult({ ...args, inputs }, recorded);
         if (args.custom) {
           recorded.resources.push({
             type: args.type,
@@ -267,7 +286,7 @@ export function createProgramMocks(vms: MockVm[] = []): ProgramMocks {
           case "azure-native:authorization:getClientConfig":
             return {
               tenantId: recorded.armTenantId,
-              subscriptionId: SUBSCRIPTION_ID,
+              subscriptionId: recorded.armSubscriptionId,
               objectId: DEPLOYER_OBJECT_ID,
               clientId: randomUUID(),
             };
