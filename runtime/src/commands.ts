@@ -357,6 +357,23 @@ export async function simulateEviction(
       throw new UsageError(`VM ${group}/${name} was not found (${outcome.code})`, { cause: error });
     }
     const facts = describeAzureError(error);
+    if (facts.statusCode === 409) {
+      // Azure refuses to evict a VM that is not running (409 OperationNotAllowed). Say why from the VM's own
+      // power state rather than from the wording of the message, and what to do instead.
+      const powerState = await api.readPowerState(group, name, signal).catch(() => undefined);
+      if (powerState === "deallocated") {
+        throw new UsageError(
+          `VM ${group}/${name} is already deallocated; \`once\`/\`run\` will start it (if it is a tagged Spot VM), then simulate-eviction can evict it again`,
+          { cause: error },
+        );
+      }
+      if (powerState !== undefined && powerState !== "running") {
+        throw new UsageError(
+          `VM ${group}/${name} is ${powerState}: only a running Spot VM can be evicted (${facts.code ?? facts.statusCode}: ${facts.message})`,
+          { cause: error },
+        );
+      }
+    }
     throw new Error(
       `simulating the eviction of ${group}/${name} failed (${facts.code ?? facts.statusCode}): ${facts.message}`,
       {

@@ -110,6 +110,14 @@ describe("commands against the emulator", () => {
     ) {
       await new Promise((r) => setTimeout(r, 100));
     }
+    // Evicting it again while it is deallocated: Azure refuses (409 OperationNotAllowed), and the CLI says
+    // what to do instead, as a usage problem (exit 2), not as an unexpected failure (exit 1).
+    const again = await cli(["simulate-eviction", "--vm", "builder"]);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(
+      again.stderr,
+      /personal-network\/builder is already deallocated; `once`\/`run` will start it/,
+    );
     const result = await cli(["once", "--log-format", "json"]);
     assert.equal(result.code, 0, result.stderr);
     const events = result.stderr
