@@ -17,6 +17,7 @@ import {
   underRoot,
 } from "./files";
 import {
+  type InstalledProgram,
   PATHS,
   type PlannedEntry,
   planInstall,
@@ -25,6 +26,12 @@ import {
   STATE_DIR_ENV,
   shellQuote,
 } from "./layout";
+import {
+  type InstallSource,
+  runningAsSingleExecutable,
+  sourceForExecutable,
+  staleProgramFiles,
+} from "./self";
 import {
   type CertificateSummary,
   type CloudEndpoints,
@@ -91,6 +98,11 @@ export interface InstallerHost {
   nodePath?: string;
   /** The bundle to install (the running spot-restarter.cjs by default). */
   bundlePath?: string;
+  /**
+   * What to install as the command. Default: the running single executable (self.ts), or else the
+   * bundle at `bundlePath` run by `nodePath`.
+   */
+  self?: InstallSource;
   env?: NodeJS.ProcessEnv;
   /** Whether this process may write anywhere (uid 0) — only checked for the real root. */
   isRoot?: boolean;
@@ -257,6 +269,24 @@ async function readBundle(bundlePath: string): Promise<Buffer> {
   }
 }
 
+async function readProgram(source: InstallSource): Promise<InstalledProgram> {
+  if (source.kind === "bundle") {
+    return { kind: "bundle", bundle: await readBundle(source.path), nodePath: source.nodePath };
+  }
+  if (source.kind === "packaged") return { kind: "packaged", command: source.path };
+  try {
+    return { kind: "executable", executable: await fs.readFile(source.path) };
+  } catch (error) {
+    throw new InstallerError(
+      `cannot read the running executable ${source.path}: ${(error as Error).message}`,
+      1,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
 async function readExtraCaCerts(path: string | undefined): Promise<Buffer | undefined> {
   if (!path) return undefined;
   let content: Buffer;
@@ -298,20 +328,14 @@ function describeEntry(result: EntryResult, dryRun: boolean): string {
   return `  ${verb.padEnd(12)} ${entry.path} (${details.join(", ")})`;
 }
 
-/** Runs `once --dry-run` with the freshly written config through the installed bundle. */
+/** Runs `once --dry-run` with the freshly written config through the installed command (bundle or executable). */
 async function verifyInstalledConfig(
   context: Context,
-  nodePath: string,
+  installed: { command: string; args: string[] },
   hasExtraCa: boolean,
 ): Promise<boolean> {
   const { root } = context;
-  const args = [
-    underRoot(root, PATHS.bundle),
-    "once",
-    "--config",
-    underRoot(root, PATHS.config),
-    "--dry-run",
-  ];
+  const args = [...installed.args, "once", "--config", underRoot(root, PATHS.config), "--dry-run"];
   const env: NodeJS.ProcessEnv = { ...context.env };
   if (hasExtraCa) env.NODE_EXTRA_CA_CERTS = underRoot(root, PATHS.extraCaCerts);
   context.out(
@@ -325,7 +349,7 @@ async function verifyInstalledConfig(
         .filter((name) => env[name] !== context.env[name])
         .map((name) => `${name}=${shellQuote(env[name] ?? "")}`),
       `${STATE_DIR_ENV}=${stateDir}`,
-      commandLine(nodePath, args),
+      commandLine(installed.command, args),
     ].join(" ");
   if (context.dryRun) {
     context.out(`  would run  ${describe("<temporary directory>")}`);
@@ -335,7 +359,7 @@ async function verifyInstalledConfig(
   let result: CommandResult;
   try {
     context.out(`  run        ${describe(stateDir)}`);
-    result = await context.run(nodePath, args, {
+    result = await context.run(installed.command, args, {
       env: { ...env, [STATE_DIR_ENV]: stateDir },
       timeoutMs: VERIFY_TIMEOUT_MS,
     });
@@ -379,12 +403,27 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
   );
 
   // 1. Everything is read and checked before anything is written.
-  const nodeVersion = host.nodeVersion ?? process.versions.node;
-  checkNodeVersion(nodeVersion);
-  context.out(`check: Node.js ${nodeVersion.replace(/^v/, "")} (>= ${MINIMUM_NODE_MAJOR})`);
+  const source: InstallSource =
+    host.self ??
+    (runningAsSingleExecutable()
+      ? sourceForExecutable(process.execPath)
+      : {
+          kind: "bundle",
+          path: host.bundlePath ?? resolve(process.argv[1] ?? ""),
+          nodePath: host.nodePath ?? process.execPath,
+          nodeVersion: host.nodeVersion ?? process.versions.node,
+        });
+  if (source.kind === "bundle") {
+    checkNodeVersion(source.nodeVersion);
+    context.out(`check: Node.js ${source.nodeVersion.replace(/^v/, "")} (>= ${MINIMUM_NODE_MAJOR})`);
+  } else {
+    context.out(
+      `check: single executable ${source.path} (Node.js ${process.versions.node} inside: the host needs none)${source.kind === "packaged" ? ", installed by the Debian package: used in place" : ""}`,
+    );
+  }
   checkPrivileges(context, host);
-  const nodePath = host.nodePath ?? process.execPath;
-  if (scheduler === "systemd" && homeDirectoryProblem(nodePath)) {
+  const nodePath = source.kind === "bundle" ? source.nodePath : source.path;
+  if (source.kind === "bundle" && scheduler === "systemd" && homeDirectoryProblem(nodePath)) {
     const message = `Node.js at ${nodePath} lives in a home directory, which the hardened service cannot see (ProtectHome=yes): install Node.js system-wide (/usr/bin or /usr/local/bin) and run the installer with it, or use --scheduler cron`;
     if (root === "/") throw new InstallerError(message);
     context.err(`spot-restarter install: warning: ${message}`);
@@ -423,21 +462,23 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
   const cloud = options.cloud ?? outputs.cloud;
   if (cloud) context.out(`  cloud: authority ${cloud.authorityHost}, Resource Manager ${cloud.armEndpoint}`);
 
-  const bundlePath = host.bundlePath ?? resolve(process.argv[1] ?? "");
-  const bundle = await readBundle(bundlePath);
+  const program = await readProgram(source);
   // Only when asked (--extra-ca-certs): a NODE_EXTRA_CA_CERTS the installer happens to run with is
   // often a workstation's own bundle, and the verification run inherits it anyway.
   const extraCaCertsPath = options.extraCaCerts;
   const extraCaCerts = await readExtraCaCerts(extraCaCertsPath);
   if (extraCaCertsPath) context.out(`  extra CA certificates from ${extraCaCertsPath}`);
 
-  const plan: PlannedEntry[] = planInstall({ outputs, cloud, scheduler, bundle, nodePath, extraCaCerts });
+  const plan: PlannedEntry[] = planInstall({ outputs, cloud, scheduler, program, extraCaCerts });
   const results: EntryResult[] = [];
   for (const entry of plan) results.push(await inspectEntry(root, entry));
   const otherScheduler = scheduler === "systemd" ? PATHS.cron : PATHS.unit;
   const replacesOtherScheduler = await exists(root, otherScheduler);
   const dropsExtraCa = !extraCaCerts && (await exists(root, PATHS.extraCaCerts));
-  const wasInstalled = await exists(root, PATHS.bundle);
+  const wasInstalled = (await exists(root, PATHS.bundle)) || (await exists(root, PATHS.config));
+  // Switching between bundle, executable and Debian package leaves the other kind's files behind.
+  const staleProgram: string[] = [];
+  for (const path of staleProgramFiles(source)) if (await exists(root, path)) staleProgram.push(path);
 
   // 2. Write.
   context.out(dryRun ? "files (nothing is written in a dry run):" : "files:");
@@ -451,16 +492,28 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
   for (const stale of [
     ...(replacesOtherScheduler ? [otherScheduler] : []),
     ...(dropsExtraCa ? [PATHS.extraCaCerts] : []),
+    ...staleProgram,
   ]) {
     if (!dryRun) await removeFile(root, stale);
     context.out(`  ${(dryRun ? "would remove" : "removed").padEnd(12)} ${stale} (no longer used)`);
   }
-  const changed = results.some((r) => r.change !== "unchanged") || replacesOtherScheduler || dropsExtraCa;
+  if (staleProgram.includes(PATHS.bundle) && !dryRun) await removeDirectoryIfEmpty(root, PATHS.libDir);
+  const changed =
+    results.some((r) => r.change !== "unchanged") ||
+    replacesOtherScheduler ||
+    dropsExtraCa ||
+    staleProgram.length > 0;
   if (!changed) context.out("  nothing changed");
 
   // 3. Check the new config really works before anything runs it on a schedule.
   if (options.verify) {
-    if (!(await verifyInstalledConfig(context, nodePath, extraCaCerts !== undefined))) return 1;
+    const installed =
+      program.kind === "bundle"
+        ? { command: nodePath, args: [underRoot(root, PATHS.bundle)] }
+        : program.kind === "executable"
+          ? { command: underRoot(root, PATHS.command), args: [] }
+          : { command: program.command, args: [] };
+    if (!(await verifyInstalledConfig(context, installed, extraCaCerts !== undefined))) return 1;
   } else {
     context.out("verify: skipped (--no-verify)");
   }

@@ -99,7 +99,8 @@ export function renderCommandWrapper(nodePath: string): string {
  * them into a private, read-only credentials directory (%d) for this service alone.
  * See systemd.exec(5) "Credentials" and https://systemd.io/CREDENTIALS/.
  */
-export function renderSystemdUnit(options: { extraCaCerts: boolean }): string {
+export function renderSystemdUnit(options: { extraCaCerts: boolean; command?: string }): string {
+  const command = options.command ?? PATHS.command;
   const lines = [
     "# Written by `spot-restarter install`; `spot-restarter uninstall` removes it.",
     "# Local changes belong in a drop-in (systemctl edit spot-restarter): install rewrites this file.",
@@ -110,7 +111,7 @@ export function renderSystemdUnit(options: { extraCaCerts: boolean }): string {
     "",
     "[Service]",
     "Type=simple",
-    `ExecStart=${PATHS.command} run --config %d/config.json`,
+    `ExecStart=${command} run --config %d/config.json`,
     `LoadCredential=config.json:${PATHS.config}`,
     // Relative to config.json, so the runtime reads %d/sp.pem.
     `LoadCredential=sp.pem:${PATHS.certificate}`,
@@ -173,26 +174,72 @@ export function renderSystemdUnit(options: { extraCaCerts: boolean }): string {
 }
 
 /** /etc/cron.d/spot-restarter: one cycle a minute as root, output to syslog (the original setup). */
-export function renderCronFile(options: { extraCaCerts: boolean }): string {
+export function renderCronFile(options: { extraCaCerts: boolean; command?: string }): string {
+  const command = options.command ?? PATHS.command;
   const lines = [
     "# Written by `spot-restarter install --scheduler cron`; `spot-restarter uninstall` removes it.",
     "SHELL=/bin/sh",
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
   ];
   if (options.extraCaCerts) lines.push(`NODE_EXTRA_CA_CERTS=${PATHS.extraCaCerts}`);
-  lines.push(
-    `* * * * * root ${PATHS.command} once --config ${PATHS.config} 2>&1 | logger -t spot-restarter`,
-    "",
-  );
+  lines.push(`* * * * * root ${command} once --config ${PATHS.config} 2>&1 | logger -t spot-restarter`, "");
   return lines.join("\n");
+}
+
+/**
+ * The command itself: the bundle with a wrapper pinning the Node.js that installed it, a single
+ * executable (Node.js inside) copied to /usr/local/bin, or the Debian package's executable, used in place.
+ */
+export type InstalledProgram =
+  | { kind: "bundle"; bundle: Buffer; nodePath: string }
+  | { kind: "executable"; executable: Buffer }
+  | { kind: "packaged"; command: string };
+
+/** The path the schedulers run (unit ExecStart=, cron line) and the verification runs. */
+export function installedCommandPath(program: InstalledProgram): string {
+  return program.kind === "packaged" ? program.command : PATHS.command;
+}
+
+function programEntries(program: InstalledProgram): PlannedEntry[] {
+  if (program.kind === "packaged") return [];
+  if (program.kind === "executable") {
+    return [
+      {
+        kind: "file",
+        path: PATHS.command,
+        mode: 0o755,
+        content: program.executable,
+        secret: false,
+        description: "command (single executable, Node.js inside)",
+      },
+    ];
+  }
+  return [
+    { kind: "directory", path: PATHS.libDir, mode: 0o755 },
+    {
+      kind: "file",
+      path: PATHS.bundle,
+      mode: 0o755,
+      content: program.bundle,
+      secret: false,
+      description: "runtime bundle",
+    },
+    {
+      kind: "file",
+      path: PATHS.command,
+      mode: 0o755,
+      content: Buffer.from(renderCommandWrapper(program.nodePath)),
+      secret: false,
+      description: "command",
+    },
+  ];
 }
 
 export interface InstallLayoutInput {
   outputs: StackOutputs;
   cloud: CloudEndpoints | undefined;
   scheduler: Scheduler;
-  bundle: Buffer;
-  nodePath: string;
+  program: InstalledProgram;
   /** Contents of the extra CA bundle to carry over (NODE_EXTRA_CA_CERTS), if any. */
   extraCaCerts: Buffer | undefined;
 }
@@ -203,24 +250,9 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
   const pem = input.outputs.certificatePem.endsWith("\n")
     ? input.outputs.certificatePem
     : `${input.outputs.certificatePem}\n`;
+  const command = installedCommandPath(input.program);
   const entries: PlannedEntry[] = [
-    { kind: "directory", path: PATHS.libDir, mode: 0o755 },
-    {
-      kind: "file",
-      path: PATHS.bundle,
-      mode: 0o755,
-      content: input.bundle,
-      secret: false,
-      description: "runtime bundle",
-    },
-    {
-      kind: "file",
-      path: PATHS.command,
-      mode: 0o755,
-      content: Buffer.from(renderCommandWrapper(input.nodePath)),
-      secret: false,
-      description: "command",
-    },
+    ...programEntries(input.program),
     { kind: "directory", path: PATHS.configDir, mode: 0o700 },
     {
       kind: "file",
@@ -255,7 +287,7 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
       kind: "file",
       path: PATHS.unit,
       mode: 0o644,
-      content: Buffer.from(renderSystemdUnit({ extraCaCerts: hasExtraCa })),
+      content: Buffer.from(renderSystemdUnit({ extraCaCerts: hasExtraCa, command })),
       secret: false,
       description: "systemd service",
     });
@@ -264,7 +296,7 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
       kind: "file",
       path: PATHS.cron,
       mode: 0o644,
-      content: Buffer.from(renderCronFile({ extraCaCerts: hasExtraCa })),
+      content: Buffer.from(renderCronFile({ extraCaCerts: hasExtraCa, command })),
       secret: false,
       description: "cron job",
     });
