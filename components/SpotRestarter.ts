@@ -22,12 +22,15 @@ export const INSTALL_HOST_PLACEHOLDER = "HOST";
 
 /**
  * The ready-to-paste pipe from this stack's outputs to the host installer (DESIGN.md data flow). The host is
- * not something Pulumi knows, so it is a placeholder to replace.
+ * not something Pulumi knows, so it is a placeholder to replace. It runs the single executable copied to
+ * the host's home directory first (`scp dist/spot-restarter-linux-<arch> HOST:spot-restarter`, README "On
+ * the host"), which needs no Node.js there; the bundle (`sudo node spot-restarter.cjs install …`) and the
+ * Debian package (`sudo spot-restarter install …`) take the same pipe.
  */
 export function buildInstallCommand(stack: string, host: string = INSTALL_HOST_PLACEHOLDER): string {
   return (
     `pulumi stack output --stack ${stack} --json --show-secrets | ` +
-    `ssh ${host} sudo node spot-restarter.cjs install --stack-outputs -`
+    `ssh ${host} sudo ./spot-restarter install --stack-outputs -`
   );
 }
 

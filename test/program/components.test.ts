@@ -201,7 +201,7 @@ describe("contributor mode with two VMs", () => {
     assert.deepEqual(await promiseOf(built.restartableVms), ["ubuntu-backup-server-spot", "build_box.2"]);
     assert.equal(
       await promiseOf(built.installCommand),
-      "pulumi stack output --stack test --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -",
+      "pulumi stack output --stack test --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -",
     );
   });
 

@@ -65,14 +65,14 @@ describe("ResourceGroupAccess helpers", () => {
 });
 
 describe("SpotRestarter helpers", () => {
-  it("renders the install pipe of DESIGN.md's data flow", () => {
+  it("renders the install pipe of DESIGN.md's data flow, into the executable copied to the host", () => {
     assert.equal(
       buildInstallCommand("dev"),
-      "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -",
+      "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -",
     );
     assert.match(
       buildInstallCommand("prod", "backup-host"),
-      /\| ssh backup-host sudo node spot-restarter\.cjs install/,
+      /\| ssh backup-host sudo \.\/spot-restarter install/,
     );
   });
 

@@ -50,7 +50,7 @@ describe("index.ts stack outputs", () => {
     assert.ok(days > 179.9 && days <= 180, `expires in ${days} days`);
     assert.equal(
       await value("installCommand"),
-      "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -",
+      "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -",
     );
   });
 
