@@ -18,10 +18,19 @@ import {
   overridesFromEnv,
   resourceGroupNamePattern,
 } from "./config";
-import { AuthError, exitCodes, LockHeldError, PermissionError, RuntimeError, UsageError } from "./errors";
+import {
+  AuthError,
+  ConfigError,
+  exitCodes,
+  LockHeldError,
+  PermissionError,
+  RuntimeError,
+  UsageError,
+} from "./errors";
 import { install, uninstall } from "./install/index";
 import { type HeldLock, isUnwritableError, isWritable, tryAcquireLock } from "./lock";
 import { createLogger, type LogFormat, type LogLevel } from "./log";
+import { sendTestNotifications } from "./notify/index";
 import { Restarter, type RestarterSettings } from "./restarter";
 import { createFileStateStore } from "./state";
 
@@ -36,10 +45,11 @@ Commands:
   run                the loop (for systemd); SIGTERM/SIGINT end it cleanly
   status             each tagged VM: power state, last eviction seen, last start, backoff
   simulate-eviction  ask Azure to evict a Spot VM (tests the whole chain)
+  notify-test        send one test message to each notification channel of the config
   install            install on this host from \`pulumi stack output --json --show-secrets\`
   uninstall          remove what install wrote
 
-Common options (once, run, status, simulate-eviction):
+Common options (once, run, status, simulate-eviction, notify-test):
   --config FILE            config file (default ${defaultConfigPath}; env SPOT_RESTARTER_CONFIG)
   --state-dir DIR          state directory (overrides the config's stateDir)
   --interval-seconds N     seconds between cycles of \`run\` (1..86400)
@@ -77,6 +87,7 @@ const commandOptions = {
   run: commonOptions,
   status: { ...commonOptions, json: { type: "boolean" } },
   "simulate-eviction": { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
+  "notify-test": commonOptions,
   install: {
     "stack-outputs": { type: "string" },
     root: { type: "string" },
@@ -181,6 +192,22 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
   for (const warning of loaded.warnings) log.warn("config-warning", { path: configPath }, warning);
   if (values["print-config"]) {
     log.info("config", { path: configPath }, JSON.stringify(describeConfig(config)));
+  }
+
+  if (command === "notify-test") {
+    // Needs no certificate and no Azure: only the channels. Exit 1 when one of them failed.
+    if (config.notifications.length === 0) {
+      throw new ConfigError(`config file ${configPath} has no "notifications" channel to test`);
+    }
+    const results = await sendTestNotifications(
+      config.notifications,
+      { subscriptionId: config.subscriptionId, resourceGroups: config.resourceGroups },
+      signal,
+    );
+    for (const result of results) {
+      process.stdout.write(`${result.ok ? "ok    " : "FAILED"} ${result.channel}: ${result.detail}\n`);
+    }
+    return results.every((result) => result.ok) ? exitCodes.ok : exitCodes.failure;
   }
 
   const certificate = await loadCertificate(config.certificatePath, new Date());

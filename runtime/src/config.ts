@@ -5,6 +5,9 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "./errors";
+import { type NotificationEventName, notificationEventNames } from "./events";
+import { type ChannelType, channelTypes } from "./notify/channels";
+import { redactUrl } from "./notify/redact";
 
 export const defaultConfigPath = "/etc/spot-restarter/config.json";
 
@@ -38,6 +41,43 @@ const resourceGroupName = z
   .regex(resourceGroupNamePattern, {
     error: "expected a resource group name: 1-90 letters, digits, - _ . ( ), not ending in '.'",
   });
+
+// A notification URL carries its secret (a token, an ntfy topic): http:// is accepted too (a receiver
+// on the LAN), and no error message ever quotes it (see parseConfig).
+const notificationChannel = z.object(
+  {
+    type: z.enum(channelTypes, { error: `expected the channel type: ${channelTypes.join(", ")}` }),
+    url: z.url({ protocol: /^https?$/, error: "expected the channel's URL (https:// or http://)" }),
+    events: z
+      .array(
+        z.enum(notificationEventNames, {
+          error: `expected an event name: ${notificationEventNames.join(", ")}`,
+        }),
+        {
+          error: `expected a list of event names (${notificationEventNames.join(", ")})`,
+        },
+      )
+      .min(1, { error: "expected at least one event name (leave events out for all of them)" })
+      .optional(),
+  },
+  { error: 'expected an object like {"type": "ntfy", "url": "https://ntfy.sh/<topic>"}' },
+);
+
+/** `host:port` for the metrics listener; port 1024 or above: the service has no capabilities. */
+export const metricsListenPattern = /^(?:\[[0-9a-fA-F:.]+\]|[\w.-]+):(\d{1,5})$/;
+const metricsListen = z
+  .string({ error: 'expected "host:port", e.g. "127.0.0.1:9464"' })
+  .regex(metricsListenPattern, { error: 'expected "host:port", e.g. "127.0.0.1:9464" or "[::1]:9464"' })
+  .refine(
+    (value) => {
+      const port = Number(metricsListenPattern.exec(value)?.[1]);
+      return port >= 1024 && port <= 65_535;
+    },
+    {
+      error:
+        "expected a port from 1024 to 65535 (the service runs without CAP_NET_BIND_SERVICE; 9464 is the usual one)",
+    },
+  );
 
 export const configSchema = z
   .object({
@@ -100,6 +140,29 @@ export const configSchema = z
     logLevel: z
       .enum(["debug", "info", "warn", "error"], { error: 'expected "debug", "info", "warn" or "error"' })
       .default("info"),
+    notifications: z
+      .array(notificationChannel, {
+        error: 'expected a list of channels like [{"type": "slack", "url": "https://hooks.slack.com/…"}]',
+      })
+      .default([]),
+    metrics: z
+      .object(
+        {
+          listen: metricsListen.optional(),
+          textfile: nonEmpty("the path of the node_exporter textfile (…/spot-restarter.prom)")
+            .regex(/\.prom$/, { error: "expected a path ending in .prom (node_exporter reads only those)" })
+            .optional(),
+        },
+        {
+          error:
+            'expected an object like {"listen": "127.0.0.1:9464"} or {"textfile": "…/spot-restarter.prom"}',
+        },
+      )
+      .strict()
+      .refine((m) => m.listen !== undefined || m.textfile !== undefined, {
+        error: 'expected "listen", "textfile" or both',
+      })
+      .optional(),
   })
   .loose();
 
@@ -122,6 +185,14 @@ export interface RuntimeConfig {
   readonly armRequestTimeoutSeconds: number;
   readonly logFormat: "text" | "json";
   readonly logLevel: "debug" | "info" | "warn" | "error";
+  /** Secret: each URL carries a token. Never printed (describeConfig redacts them). */
+  readonly notifications: ReadonlyArray<{
+    readonly type: ChannelType;
+    readonly url: string;
+    readonly events?: readonly NotificationEventName[];
+  }>;
+  /** `textfile` absolute (relative to the config file). */
+  readonly metrics?: { readonly listen?: string; readonly textfile?: string };
 }
 
 /** Overrides from the environment and flags, as strings the way they arrive. */
@@ -239,8 +310,13 @@ export function parseConfig(
       const top = String(issue.path[0] ?? "");
       const where = origin[top] ?? `config file ${path}`;
       const value = valueAt(merged, issue.path);
+      // Never quote a notification channel: its URL is a secret.
       const got =
-        value === undefined ? "it is missing" : `got ${JSON.stringify(value)?.slice(0, 80) ?? String(value)}`;
+        value === undefined
+          ? "it is missing"
+          : top === "notifications" && (issue.path.includes("url") || typeof value === "object")
+            ? `got ${describeRedacted(value)}`
+            : `got ${JSON.stringify(value)?.slice(0, 80) ?? String(value)}`;
       const expectation = issue.message.startsWith("Invalid input") ? issue.message : issue.message;
       return `${where}: field "${field || "(top level)"}": ${expectation}; ${got}`;
     });
@@ -271,6 +347,17 @@ export function parseConfig(
     armRequestTimeoutSeconds: value.armRequestTimeoutSeconds,
     logFormat: value.logFormat,
     logLevel: value.logLevel,
+    notifications: value.notifications,
+    ...(value.metrics
+      ? {
+          metrics: {
+            ...(value.metrics.listen ? { listen: value.metrics.listen } : {}),
+            ...(value.metrics.textfile
+              ? { textfile: resolve(dirname(resolve(path)), value.metrics.textfile) }
+              : {}),
+          },
+        }
+      : {}),
     // A relative certificate or state path is relative to the config file, not to the cwd of cron.
     certificatePath: resolve(dirname(resolve(path)), value.certificatePath),
     stateDir: resolve(dirname(resolve(path)), value.stateDir),
@@ -293,7 +380,25 @@ function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
   return current;
 }
 
-/** The effective configuration for printing: no secrets live in it, only the certificate's path. */
+/** The effective configuration for printing: the certificate only by its path, notification URLs redacted. */
 export function describeConfig(config: RuntimeConfig): Record<string, unknown> {
-  return { ...config };
+  return {
+    ...config,
+    notifications: config.notifications.map((channel) => ({ ...channel, url: redactUrl(channel.url) })),
+  };
+}
+
+/** A value from the notifications list, for an error message, with no URL in it. */
+function describeRedacted(value: unknown): string {
+  if (typeof value === "string")
+    return /^[a-z][\w+.-]*:/i.test(value)
+      ? `a URL (${redactUrl(value)})`
+      : `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? String(value);
+  return `an object with ${
+    Object.keys(value)
+      .map((k) => JSON.stringify(k))
+      .join(", ") || "no fields"
+  }`;
 }

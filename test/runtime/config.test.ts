@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { loadConfig, parseConfig } from "../../runtime/src/config";
+import { describeConfig, loadConfig, parseConfig } from "../../runtime/src/config";
 import { ConfigError } from "../../runtime/src/errors";
 
 const valid = {
@@ -176,5 +176,85 @@ describe("config: the file itself", () => {
       assert.match(error.message, /bad.json is not valid JSON/);
       return true;
     });
+  });
+});
+
+describe("config: notifications and metrics", () => {
+  const secretUrl = "https://hooks.slack.com/services/T0SECRET/B0SECRET/xoxsecrettoken";
+  it("accepts every channel type, http:// for a LAN receiver, and an events filter", () => {
+    const { config } = parseConfig(
+      {
+        ...valid,
+        notifications: [
+          { type: "slack", url: secretUrl },
+          { type: "webhook", url: "http://192.168.1.10:8080/hook", events: ["vm-evicted", "vm-restarted"] },
+          { type: "ntfy", url: "https://ntfy.sh/my-secret-topic" },
+          { type: "discord", url: "https://discord.com/api/webhooks/1/abc" },
+          {
+            type: "teams",
+            url: "https://prod-00.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=s",
+          },
+        ],
+        metrics: { listen: "127.0.0.1:9464", textfile: "metrics/spot-restarter.prom" },
+      },
+      "/x/config.json",
+    );
+    assert.equal(config.notifications.length, 5);
+    assert.deepEqual(config.notifications[1].events, ["vm-evicted", "vm-restarted"]);
+    assert.deepEqual(config.metrics, {
+      listen: "127.0.0.1:9464",
+      textfile: "/x/metrics/spot-restarter.prom",
+    });
+    assert.deepEqual(parseConfig(valid, path).config.notifications, []);
+    assert.equal(parseConfig(valid, path).config.metrics, undefined);
+  });
+  it("refuses a bad channel naming the field, and never quotes the URL", () => {
+    const messages = [
+      errorFor({ ...valid, notifications: [{ type: "email", url: secretUrl }] }),
+      errorFor({ ...valid, notifications: [{ type: "slack", url: secretUrl.replace("https", "ftp") }] }),
+      errorFor({
+        ...valid,
+        notifications: [{ type: "slack", url: "hooks.slack.com/services/T0SECRET/B0SECRET/x" }],
+      }),
+      errorFor({ ...valid, notifications: [{ type: "slack", url: secretUrl, events: ["vm-exploded"] }] }),
+      errorFor({ ...valid, notifications: { type: "slack", url: secretUrl } }),
+    ];
+    assert.match(
+      messages[0],
+      /field "notifications.0.type": expected the channel type: webhook, ntfy, slack, discord, teams; got "email"/,
+    );
+    assert.match(
+      messages[1],
+      /field "notifications.0.url": expected the channel's URL \(https:\/\/ or http:\/\/\); got a URL \(ftp:\/\/hooks.slack.com\/…\)/,
+    );
+    assert.match(messages[2], /field "notifications.0.url".*got a string of \d+ characters/);
+    assert.match(
+      messages[3],
+      /field "notifications.0.events.0": expected an event name: vm-evicted, vm-restarted, .*; got "vm-exploded"/,
+    );
+    assert.match(messages[4], /field "notifications": expected a list of channels/);
+    for (const message of messages) assert.ok(!message.includes("SECRET"), message);
+  });
+  it("refuses a privileged or malformed metrics port and an empty metrics object", () => {
+    assert.match(
+      errorFor({ ...valid, metrics: { listen: "0.0.0.0:80" } }),
+      /field "metrics.listen": expected a port from 1024 to 65535/,
+    );
+    assert.match(errorFor({ ...valid, metrics: { listen: "9464" } }), /expected "host:port"/);
+    assert.match(
+      errorFor({ ...valid, metrics: {} }),
+      /field "metrics": expected "listen", "textfile" or both/,
+    );
+    assert.match(errorFor({ ...valid, metrics: { textfile: "/tmp/x.txt" } }), /ending in .prom/);
+    assert.equal(
+      parseConfig({ ...valid, metrics: { listen: "[::1]:9464" } }, path).config.metrics?.listen,
+      "[::1]:9464",
+    );
+  });
+  it("describeConfig (--print-config) redacts every notification URL", async () => {
+    const { config } = parseConfig({ ...valid, notifications: [{ type: "slack", url: secretUrl }] }, path);
+    const printed = JSON.stringify(describeConfig(config));
+    assert.ok(!printed.includes("SECRET"));
+    assert.match(printed, /"url":"https:\/\/hooks.slack.com\/…"/);
   });
 });
