@@ -8,7 +8,6 @@ import {
   capacityCodes,
   classifyStartOutcome,
   defaultBackoffPolicy,
-  hasRestartTag,
   nextBackoff,
   type ObservedVm,
   powerStateFromStatuses,
@@ -118,11 +117,19 @@ const arbitraryVm = fc.record({
   ),
 }) as fc.Arbitrary<ObservedVm>;
 
+// The oracle, written apart from decisions.ts: Azure compares tag names without regard to case
+// (https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources#limitations) and we
+// accept the value `true` in any case; priority and eviction policy are enum strings compared likewise.
+const same = (a: string | undefined, b: string) =>
+  a !== undefined && a.localeCompare(b, "en", { sensitivity: "accent" }) === 0;
 function eligible(v: ObservedVm): boolean {
+  const tagged = Object.entries(v.tags).some(
+    ([name, value]) => same(name, "AttemptRestartAfterEviction") && same(value, "true"),
+  );
   return (
-    v.priority?.toLowerCase() === "spot" &&
-    v.evictionPolicy?.toLowerCase() === "deallocate" &&
-    hasRestartTag(v.tags, tag) &&
+    same(v.priority, "Spot") &&
+    same(v.evictionPolicy, "Deallocate") &&
+    tagged &&
     v.powerState === "deallocated"
   );
 }
