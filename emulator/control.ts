@@ -52,6 +52,8 @@ export function controlVmJson(vm: VirtualMachine): Record<string, unknown> {
     evictionScheduledAt: vm.evictAt ? new Date(vm.evictAt).toISOString() : null,
     tags: { ...vm.tags },
     priority: vm.priority,
+    vmSize: vm.vmSize,
+    hibernated: vm.hibernated,
     evictionPolicy: vm.evictionPolicy,
     maxPrice: vm.maxPrice,
     location: vm.location,
@@ -102,6 +104,26 @@ export function handleControl(
       },
     ],
     ["POST", "vms/{rg}/{name}/evict", (_ctx, params) => world.evict(requireVm(world, params))],
+    [
+      // The owner deallocates it (the portal's Stop, `az vm deallocate`, auto-shutdown). Optional
+      // body `{"caller": "…"}`: who the Activity Log names (default owner@contoso.com).
+      "POST",
+      "vms/{rg}/{name}/deallocate",
+      (_ctx, params) => {
+        const body = ctx.body.length > 0 ? (bodyOf(ctx) as { caller?: unknown }) : {};
+        const caller = typeof body.caller === "string" ? body.caller : "owner@contoso.com";
+        world.ownerDeallocate(requireVm(world, params), { caller });
+      },
+    ],
+    [
+      "GET",
+      "annotations",
+      () =>
+        world.annotations.map(({ visibleAt, ...annotation }) => ({
+          ...annotation,
+          visibleAt: new Date(visibleAt).toISOString(),
+        })),
+    ],
     ["GET", "faults", () => world.faults.map((fault) => ({ ...fault.rule, remaining: fault.remaining }))],
     [
       "POST",

@@ -85,10 +85,22 @@ export const virtualMachineSchema = z.object({
   location: z.string().default("eastus"),
   vmSize: z.string().default("Standard_B2s"),
   zone: z.string().nullable().default(null),
-  priority: z.enum(["Regular", "Spot", "Low"]).default("Regular"),
+  /** `SpotPlus` (api-version 2026-04-01) is a Spot VM too. */
+  priority: z.enum(["Regular", "Spot", "SpotPlus", "Low"]).default("Regular"),
+  /** Absent on a Spot VM = `Deallocate` (Azure's default); `null` = a Spot VM sent without the field. */
   evictionPolicy: z.enum(["Deallocate", "Delete"]).nullable().optional(),
   maxPrice: z.number().nullable().optional(),
   powerState: z.enum(POWER_STATES).default("running"),
+  /**
+   * Who deallocated a VM seeded `deallocated`: `eviction` (Resource Health holds a
+   * VirtualMachinePreempted annotation: evicted while nobody watched), `owner` (a
+   * VirtualMachineDeallocationInitiated annotation and an Activity Log entry), `unknown` (neither).
+   */
+  deallocatedBy: z.enum(["eviction", "owner", "unknown"]).default("eviction"),
+  /** A deallocated VM that was hibernated (instance view `HibernationState/Hibernated`). */
+  hibernated: z.boolean().default(false),
+  /** `Updating`, `Deleting`, `Creating`: an operation in progress that a start must not race. */
+  provisioningState: z.enum(["Succeeded", "Updating", "Deleting", "Creating", "Failed"]).default("Succeeded"),
   osType: z.enum(["Linux", "Windows"]).default("Linux"),
   tags: z.record(z.string(), z.string()).default({}),
 });
@@ -117,6 +129,11 @@ export const timingSchema = z.object({
    * fails with PrincipalNotFound, as Entra replication does in Azure. 0 = off.
    */
   principalReplicationSeconds: z.number().nonnegative().default(0),
+  /**
+   * How long after an eviction or deallocation its Resource Health annotation and Activity Log
+   * entry become visible (Resource Graph and the Activity Log are not instantaneous).
+   */
+  annotationDelaySeconds: z.number().nonnegative().default(1),
 });
 export type EmulatorTiming = z.infer<typeof timingSchema>;
 

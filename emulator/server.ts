@@ -5,9 +5,11 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
+import { activityLogRoutes } from "./arm/activityLog";
 import { authorizationRoutes } from "./arm/authorization";
 import { computeRoutes } from "./arm/compute";
 import { networkRoutes } from "./arm/network";
+import { resourceGraphRoutes } from "./arm/resourceGraph";
 import { resourceRoutes } from "./arm/resources";
 import { ArmRouter } from "./arm/router";
 import { tagRoutes } from "./arm/tags";
@@ -39,6 +41,8 @@ export async function startServer(options: {
     ...networkRoutes(),
     ...tagRoutes(),
     ...authorizationRoutes(),
+    ...resourceGraphRoutes(),
+    ...activityLogRoutes(),
   ]);
   let origin = "";
 

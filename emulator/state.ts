@@ -49,7 +49,7 @@ export interface VirtualMachine {
   location: string;
   vmSize: string;
   zone: string | null;
-  priority: "Regular" | "Spot" | "Low";
+  priority: "Regular" | "Spot" | "SpotPlus" | "Low";
   evictionPolicy: "Deallocate" | "Delete" | null;
   maxPrice: number | null;
   osType: "Linux" | "Windows";
@@ -57,8 +57,10 @@ export interface VirtualMachine {
   vmId: string;
   timeCreated: string;
   powerState: PowerState;
-  provisioningState: "Succeeded" | "Updating" | "Failed";
+  provisioningState: "Succeeded" | "Updating" | "Deleting" | "Creating" | "Failed";
   provisioningError?: ProvisioningError;
+  /** Deallocated by a hibernation (instance view `HibernationState/Hibernated`). */
+  hibernated: boolean;
   /** A power transition in flight, finished by settle() at `at`. */
   transition?: {
     to: PowerState;
@@ -73,6 +75,47 @@ export interface VirtualMachine {
   evictions: number;
   lastEvictedAt?: string;
   lastStatusChange: string;
+}
+
+/**
+ * A Resource Health VM annotation, as Resource Graph's `healthresources` table holds it (type
+ * `microsoft.resourcehealth/resourceannotations`). Names, contexts and categories from
+ * https://learn.microsoft.com/azure/service-health/resource-health-vm-annotation
+ */
+export interface Annotation {
+  resourceGroup: string;
+  vmName: string;
+  annotationName: "VirtualMachinePreempted" | "VirtualMachineDeallocationInitiated";
+  context: "Platform Initiated" | "Customer Initiated";
+  category: "Unplanned" | "Not Applicable";
+  reason: string;
+  summary: string;
+  impactType: "Informational";
+  occurredTime: string;
+  /** Not visible (Resource Graph, Activity Log) before this time (ms since epoch). */
+  visibleAt: number;
+}
+
+/** An Activity Log entry (Administrative category) for a VM operation someone asked ARM for. */
+export interface ActivityEvent {
+  resourceGroup: string;
+  vmName: string;
+  operationName: string;
+  /** The caller as the Activity Log names it: a user's UPN, or a service principal's application id. */
+  caller: string;
+  /** The caller's object id (the token's `oid`), when known. */
+  callerObjectId?: string;
+  status: "Started" | "Accepted" | "Succeeded";
+  eventTimestamp: string;
+  correlationId: string;
+  eventDataId: string;
+  visibleAt: number;
+}
+
+/** Who asked for a power operation (an ARM caller, or the owner acting through the control API). */
+export interface Actor {
+  caller: string;
+  objectId?: string;
 }
 
 export interface Operation {
@@ -126,6 +169,8 @@ export class World {
   readonly vms = new Map<string, VirtualMachine>();
   readonly operations = new Map<string, Operation>();
   faults: ActiveFault[] = [];
+  readonly annotations: Annotation[] = [];
+  readonly activityLog: ActivityEvent[] = [];
   /** Tags of scopes other than VMs and resource groups (the subscription). */
   readonly otherTags = new Map<string, Record<string, string>>();
 
@@ -256,6 +301,8 @@ export class World {
       });
     }
     const isSpot = vm.priority !== "Regular";
+    // Absent = Azure's default `Deallocate`; an explicit null = a Spot VM answered without the field.
+    const evictionPolicy = vm.evictionPolicy === undefined ? "Deallocate" : vm.evictionPolicy;
     const time = new Date(this.now()).toISOString();
     const machine: VirtualMachine = {
       resourceGroup: this.resourceGroup(vm.resourceGroup)?.name ?? vm.resourceGroup,
@@ -264,19 +311,28 @@ export class World {
       vmSize: vm.vmSize,
       zone: vm.zone,
       priority: vm.priority,
-      evictionPolicy: isSpot ? (vm.evictionPolicy ?? "Deallocate") : null,
+      evictionPolicy: isSpot ? evictionPolicy : null,
       maxPrice: isSpot ? (vm.maxPrice ?? -1) : null,
       osType: vm.osType,
       tags: { ...vm.tags },
       vmId: randomUUID(),
       timeCreated: time,
       powerState: vm.powerState,
-      provisioningState: "Succeeded",
+      provisioningState: vm.provisioningState,
+      hibernated: vm.powerState === "deallocated" && vm.hibernated,
       startRequests: 0,
       evictions: 0,
       lastStatusChange: time,
     };
     this.vms.set(key(vm.resourceGroup, vm.name), machine);
+    if (vm.powerState === "deallocated" && !machine.hibernated) {
+      // Seeded deallocated: what Azure says about it is already visible.
+      if (vm.deallocatedBy === "eviction") this.annotate(machine, "VirtualMachinePreempted", 0);
+      if (vm.deallocatedBy === "owner") {
+        this.annotate(machine, "VirtualMachineDeallocationInitiated", 0);
+        this.recordActivity(machine, { caller: "owner@contoso.com" }, 0);
+      }
+    }
     return machine;
   }
 
@@ -296,9 +352,20 @@ export class World {
    * Begins a power operation. `failWith` makes it end Failed with that code (a capacity fault).
    * A VM already in the target state gets an operation that succeeds at once, as in Azure.
    */
-  beginPowerOperation(vm: VirtualMachine, kind: Operation["kind"], failWith?: string): Operation {
+  beginPowerOperation(
+    vm: VirtualMachine,
+    kind: Operation["kind"],
+    failWith?: string,
+    actor?: Actor,
+  ): Operation {
     this.settle();
     const now = this.now();
+    if (kind !== "start") this.preemptStart(vm);
+    if (kind === "deallocate" && vm.powerState !== "deallocated") {
+      this.annotate(vm, "VirtualMachineDeallocationInitiated");
+      if (actor) this.recordActivity(vm, actor);
+    }
+    if (kind === "start") vm.hibernated = false;
     const target: PowerState =
       kind === "start" ? "running" : kind === "deallocate" ? "deallocated" : "stopped";
     const inFlight: PowerState =
@@ -351,10 +418,88 @@ export class World {
     this.settle();
   }
 
+  /**
+   * The owner deallocates the VM at once (the portal's Stop, `az vm deallocate`, auto-shutdown): a
+   * start in flight ends `OperationPreempted`; Resource Health and the Activity Log record it.
+   */
+  ownerDeallocate(vm: VirtualMachine, actor: Actor): void {
+    this.settle();
+    this.preemptStart(vm);
+    vm.evictAt = undefined;
+    vm.transition = undefined;
+    vm.provisioningState = "Succeeded";
+    vm.provisioningError = undefined;
+    if (vm.powerState !== "deallocated") {
+      this.annotate(vm, "VirtualMachineDeallocationInitiated");
+      this.recordActivity(vm, actor);
+    }
+    this.setPowerState(vm, "deallocated");
+  }
+
+  /**
+   * A later operation on a VM whose start is still running preempts the start: it ends Failed with
+   * `OperationPreempted` (https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/error-messages).
+   */
+  private preemptStart(vm: VirtualMachine): void {
+    const transition = vm.transition;
+    if (transition?.to !== "running") return;
+    const operation = this.operations.get(transition.operationId);
+    if (operation) {
+      operation.endsAt = this.now();
+      operation.error = {
+        code: "OperationPreempted",
+        message: "Operation execution has been preempted by a more recent operation.",
+      };
+    }
+    vm.transition = undefined;
+  }
+
+  /** Records a Resource Health annotation, visible after `timing.annotationDelaySeconds` unless told otherwise. */
+  annotate(
+    vm: VirtualMachine,
+    annotationName: Annotation["annotationName"],
+    delaySeconds = this.timing.annotationDelaySeconds,
+  ): void {
+    const now = this.now();
+    const preempted = annotationName === "VirtualMachinePreempted";
+    this.annotations.push({
+      resourceGroup: vm.resourceGroup,
+      vmName: vm.name,
+      annotationName,
+      context: preempted ? "Platform Initiated" : "Customer Initiated",
+      category: preempted ? "Unplanned" : "Not Applicable",
+      reason: preempted ? "Preempted" : "Stopping and deallocating",
+      summary: preempted
+        ? "This virtual machine has been preempted. This eviction was triggered by Azure Spot capacity or price changes."
+        : "This virtual machine is stopping and deallocating as requested by an authorized user or process.",
+      impactType: "Informational",
+      occurredTime: new Date(now).toISOString(),
+      visibleAt: now + delaySeconds * 1000,
+    });
+  }
+
+  /** Records `Microsoft.Compute/virtualMachines/deallocate/action` in the Activity Log. */
+  recordActivity(vm: VirtualMachine, actor: Actor, delaySeconds = this.timing.annotationDelaySeconds): void {
+    const now = this.now();
+    this.activityLog.push({
+      resourceGroup: vm.resourceGroup,
+      vmName: vm.name,
+      operationName: "Microsoft.Compute/virtualMachines/deallocate/action",
+      caller: actor.caller,
+      ...(actor.objectId ? { callerObjectId: actor.objectId } : {}),
+      status: "Succeeded",
+      eventTimestamp: new Date(now).toISOString(),
+      correlationId: randomUUID(),
+      eventDataId: randomUUID(),
+      visibleAt: now + delaySeconds * 1000,
+    });
+  }
+
   /** Evicts now, per the VM's eviction policy (Delete removes it). */
   evict(vm: VirtualMachine): void {
     vm.evictAt = undefined;
     vm.transition = undefined;
+    if (vm.powerState !== "deallocated") this.annotate(vm, "VirtualMachinePreempted");
     vm.evictions += 1;
     vm.lastEvictedAt = new Date(this.now()).toISOString();
     if (vm.evictionPolicy === "Delete") {

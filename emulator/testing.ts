@@ -100,6 +100,25 @@ export function emulatorControl(armEndpoint: string, options: { caCertPem?: stri
       ),
     evict: (resourceGroup: string, name: string) =>
       call<void>("POST", `vms/${segment(resourceGroup)}/${segment(name)}/evict`),
+    /** The owner deallocates the VM (Resource Health: VirtualMachineDeallocationInitiated; Activity Log: the caller). */
+    deallocate: (resourceGroup: string, name: string, caller?: string) =>
+      call<void>(
+        "POST",
+        `vms/${segment(resourceGroup)}/${segment(name)}/deallocate`,
+        caller === undefined ? undefined : { caller },
+      ),
+    /** Every Resource Health annotation recorded, visible or not yet. */
+    annotations: () =>
+      call<
+        Array<{
+          resourceGroup: string;
+          vmName: string;
+          annotationName: string;
+          context: string;
+          occurredTime: string;
+          visibleAt: string;
+        }>
+      >("GET", "annotations"),
     /** Sets a VM's state directly (no operation, no request counted). */
     setVm: (
       resourceGroup: string,

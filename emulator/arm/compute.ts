@@ -155,7 +155,11 @@ function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
           `Operation 'powerOff' is not allowed on VM '${vm.name}' since the VM is deallocated.`,
         );
       }
-      const operation = env.world.beginPowerOperation(vm, kind, failWith);
+      // The Activity Log names a service principal caller by its application id.
+      const operation = env.world.beginPowerOperation(vm, kind, failWith, {
+        caller: env.caller.clientId,
+        objectId: env.caller.objectId,
+      });
       const urls = operationUrls(ctx, env, operation);
       const answer = kind === "start" && failWith === undefined ? env.world.startResponse : "async";
       if (answer === "sync") {
@@ -258,8 +262,12 @@ export function instanceViewJson(vm: VirtualMachine): Record<string, unknown> {
           message: vm.provisioningError.message,
           time: vm.lastStatusChange,
         }
-      : vm.provisioningState === "Updating"
-        ? { code: "ProvisioningState/updating", level: "Info", displayStatus: "Updating" }
+      : vm.provisioningState !== "Succeeded" && vm.provisioningState !== "Failed"
+        ? {
+            code: `ProvisioningState/${vm.provisioningState.toLowerCase()}`,
+            level: "Info",
+            displayStatus: vm.provisioningState,
+          }
         : {
             code: "ProvisioningState/succeeded",
             level: "Info",
@@ -302,6 +310,11 @@ export function instanceViewJson(vm: VirtualMachine): Record<string, unknown> {
     statuses: [
       provisioning,
       { code: `PowerState/${vm.powerState}`, level: "Info", displayStatus: displayPower[vm.powerState] },
+      // A hibernated VM is deallocated with a third status (api-version 2023-03-01 and later):
+      // https://learn.microsoft.com/azure/virtual-machines/hibernate-resume-troubleshooting
+      ...(vm.hibernated
+        ? [{ code: "HibernationState/Hibernated", level: "Info", displayStatus: "VM hibernated" }]
+        : []),
     ],
   };
 }

@@ -1,0 +1,251 @@
+// Azure Resource Graph: `POST /providers/Microsoft.ResourceGraph/resources` (api-version 2024-04-01,
+// what @azure/arm-resourcegraph 5 sends). Queries are parsed and executed by ./kusto.ts over two
+// tables: `resources` (the VMs) and `healthresources` (their Resource Health annotations).
+// - Shapes: azure-rest-api-specs resourcegraph/…/stable/2024-04-01/examples/ResourcesFilterQuery.json.
+// - A rejected query: 400 BadRequest with details InvalidQuery + ParserFailure, as Azure answers it
+//   (Azure/azure-powershell#13762, Azure/aztfexport#485).
+// - Access: no role action gates the call itself; rows are filtered to what the caller may read, as
+//   Resource Graph does (https://learn.microsoft.com/azure/governance/resource-graph/overview#permissions-in-azure-resource-graph).
+//   Health rows need the Resource Health read action at the VM's scope (HEALTH_READ_ACTION).
+// - Throttling: every answer carries x-ms-user-quota-remaining / x-ms-user-quota-resets-after (a
+//   quota of 15 queries per 5-second window per caller), and a caller over quota gets 429
+//   RateLimiting with Retry-After
+//   (https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
+// - Freshness: an annotation becomes visible `timing.annotationDelaySeconds` after it happened.
+import { randomUUID } from "node:crypto";
+import { HttpError, jsonBody, sendJson } from "../http";
+import { isAllowed } from "../rbac";
+import type { Annotation, World } from "../state";
+import { instanceViewJson, vmJson } from "./compute";
+import { vmId } from "./ids";
+import { KustoNotImplementedError, KustoQueryError, type Row, runQuery, serializeRows } from "./kusto";
+import type { ArmEnv, ArmRoute } from "./router";
+
+/** The action that lets a caller see a VM's Resource Health records (annotations) in Resource Graph. */
+export const HEALTH_READ_ACTION = "Microsoft.ResourceHealth/availabilityStatuses/read";
+
+const QUOTA = 15;
+const WINDOW_MS = 5_000;
+
+interface QuotaWindow {
+  startedAt: number;
+  used: number;
+}
+
+const supportMessage = () =>
+  `Please provide below info when asking for support: timestamp = ${new Date().toISOString()}, correlationId = ${randomUUID()}.`;
+
+export function resourceGraphRoutes(): ArmRoute[] {
+  const windows = new Map<string, QuotaWindow>();
+  return [
+    {
+      method: "POST",
+      pattern: "providers/Microsoft.ResourceGraph/resources",
+      handle: (ctx, _params, env) => {
+        const now = Date.now();
+        const callerKey = env.caller.objectId.toLowerCase();
+        let window = windows.get(callerKey);
+        if (!window || now - window.startedAt >= WINDOW_MS) {
+          window = { startedAt: now, used: 0 };
+          windows.set(callerKey, window);
+        }
+        const resetsAfterMs = window.startedAt + WINDOW_MS - now;
+        const resetsAfter = formatDuration(resetsAfterMs);
+        if (window.used >= QUOTA) {
+          throw new HttpError(
+            429,
+            "RateLimiting",
+            "Client application has been throttled and should not attempt to repeat the request until an amount of time has elapsed. Please see https://aka.ms/resourcegraph-throttling for help.",
+            {
+              "Retry-After": String(Math.max(1, Math.ceil(resetsAfterMs / 1000))),
+              "x-ms-user-quota-remaining": "0",
+              "x-ms-user-quota-resets-after": resetsAfter,
+            },
+          );
+        }
+        window.used += 1;
+        const quotaHeaders = {
+          "x-ms-user-quota-remaining": String(QUOTA - window.used),
+          "x-ms-user-quota-resets-after": resetsAfter,
+        };
+        const body = jsonBody<{
+          query?: unknown;
+          subscriptions?: unknown;
+          options?: { resultFormat?: string };
+        }>(ctx);
+        if (typeof body.query !== "string" || body.query.trim() === "") {
+          throw new HttpError(400, "BadRequest", supportMessage(), quotaHeaders, [
+            { code: "InvalidQuery", message: "The query is empty." },
+          ]);
+        }
+        const subscriptions = Array.isArray(body.subscriptions) ? body.subscriptions.map(String) : undefined;
+        const inScope =
+          subscriptions === undefined ||
+          subscriptions.some((s) => s.toLowerCase() === env.world.subscriptionId.toLowerCase());
+        let rows: Row[];
+        try {
+          rows = runQuery(body.query, inScope ? tablesFor(env) : { resources: [], healthresources: [] });
+        } catch (error) {
+          if (error instanceof KustoQueryError) {
+            throw new HttpError(400, "BadRequest", supportMessage(), quotaHeaders, [
+              {
+                code: "InvalidQuery",
+                message:
+                  "Query is invalid. Please refer to the documentation for the Azure Resource Graph service and fix the error before retrying.",
+              },
+              ...error.diagnostics.map((d) => ({
+                code: "ParserFailure",
+                message: `${d.code}: ${d.message}`,
+                line: (body.query as string).slice(0, d.start).split("\n").length,
+                characterPositionInLine: d.start,
+                token: (body.query as string).slice(d.start, d.start + d.length),
+              })),
+            ]);
+          }
+          if (error instanceof KustoNotImplementedError) {
+            throw new HttpError(400, "BadRequest", supportMessage(), quotaHeaders, [
+              { code: "EmulatorNotImplemented", message: error.message },
+            ]);
+          }
+          throw error;
+        }
+        const data = serializeRows(rows);
+        sendJson(
+          ctx,
+          200,
+          { totalRecords: data.length, count: data.length, data, facets: [], resultTruncated: "false" },
+          quotaHeaders,
+        );
+      },
+    },
+  ];
+}
+
+function formatDuration(ms: number): string {
+  const seconds = Math.max(0, Math.ceil(ms / 1000));
+  const hh = String(Math.floor(seconds / 3600)).padStart(2, "0");
+  const mm = String(Math.floor((seconds % 3600) / 60)).padStart(2, "0");
+  const ss = String(seconds % 60).padStart(2, "0");
+  return `${hh}:${mm}:${ss}`;
+}
+
+function allowed(env: ArmEnv, action: string, scope: string): boolean {
+  return isAllowed(
+    env.caller.objectId,
+    action,
+    scope,
+    env.world.roleAssignments.values(),
+    env.world.findRoleDefinition,
+  );
+}
+
+/** The tables as this caller may see them now. */
+function tablesFor(env: ArmEnv): { resources: Row[]; healthresources: Row[] } {
+  const { world } = env;
+  const vms = world.listVms();
+  const resources = vms
+    .filter((vm) => allowed(env, "Microsoft.Compute/virtualMachines/read", vmId(world, vm)))
+    .map((vm) => {
+      const json = vmJson(world, vm, false);
+      const power = (instanceViewJson(vm).statuses as Array<{ code: string; displayStatus: string }>).find(
+        (s) => s.code.startsWith("PowerState/"),
+      );
+      return baseRow(world, {
+        id: json.id as string,
+        name: vm.name,
+        type: "microsoft.compute/virtualmachines",
+        location: vm.location,
+        resourceGroup: vm.resourceGroup,
+        properties: {
+          ...(json.properties as Row),
+          extended: {
+            instanceView: { powerState: { code: power?.code, displayStatus: power?.displayStatus } },
+          },
+        },
+        tags: json.tags as Row,
+        zones: vm.zone ? [vm.zone] : null,
+      });
+    });
+  const now = Date.now();
+  const healthresources = latestVisibleAnnotations(world, now)
+    .filter((annotation) =>
+      allowed(
+        env,
+        HEALTH_READ_ACTION,
+        vmId(world, { resourceGroup: annotation.resourceGroup, name: annotation.vmName }),
+      ),
+    )
+    .map((annotation) => annotationRow(world, annotation));
+  return { resources, healthresources };
+}
+
+/**
+ * Resource Graph holds the latest annotation of each VM ("the latest snapshot",
+ * https://learn.microsoft.com/azure/virtual-machines/resource-graph-availability), once visible.
+ */
+function latestVisibleAnnotations(world: World, now: number): Annotation[] {
+  const latest = new Map<string, Annotation>();
+  for (const annotation of world.annotations) {
+    if (annotation.visibleAt > now) continue;
+    latest.set(`${annotation.resourceGroup}/${annotation.vmName}`.toLowerCase(), annotation);
+  }
+  return [...latest.values()];
+}
+
+function annotationRow(world: World, annotation: Annotation): Row {
+  const target = vmId(world, { resourceGroup: annotation.resourceGroup, name: annotation.vmName });
+  return baseRow(world, {
+    id: `${target}/providers/Microsoft.ResourceHealth/resourceAnnotations/current`,
+    name: "current",
+    type: "microsoft.resourcehealth/resourceannotations",
+    location: world.vms.get(`${annotation.resourceGroup}/${annotation.vmName}`.toLowerCase())?.location ?? "",
+    resourceGroup: annotation.resourceGroup,
+    properties: {
+      targetResourceType: "Microsoft.Compute/virtualMachines",
+      targetResourceId: target,
+      occurredTime: annotation.occurredTime,
+      annotationName: annotation.annotationName,
+      reason: annotation.reason,
+      summary: annotation.summary,
+      context: annotation.context,
+      category: annotation.category,
+      impactType: annotation.impactType,
+    },
+    tags: null,
+    zones: null,
+  });
+}
+
+function baseRow(
+  world: World,
+  row: {
+    id: string;
+    name: string;
+    type: string;
+    location: string;
+    resourceGroup: string;
+    properties: Row;
+    tags: Row | null;
+    zones: string[] | null;
+  },
+): Row {
+  return {
+    id: row.id,
+    name: row.name,
+    type: row.type,
+    tenantId: world.tenantId,
+    kind: "",
+    location: row.location,
+    // Resource Graph lower-cases the resourceGroup column.
+    resourceGroup: row.resourceGroup.toLowerCase(),
+    subscriptionId: world.subscriptionId,
+    managedBy: "",
+    sku: null,
+    plan: null,
+    properties: row.properties,
+    tags: row.tags,
+    identity: null,
+    zones: row.zones,
+    extendedLocation: null,
+  };
+}
