@@ -60,6 +60,8 @@ export function activityLogRoutes(): ArmRoute[] {
     {
       method: "GET",
       pattern: "subscriptions/{subscriptionId}/providers/Microsoft.Insights/eventtypes/management/values",
+      // The only version of the Activity Log API (azure-rest-api-specs monitor/…/stable/2015-04-01).
+      apiVersions: { resourceType: "eventtypes/values", versions: ["2015-04-01"] },
       action: ACTIVITY_LOG_READ_ACTION,
       scope: (_params, ctx) => {
         const filter = parseActivityFilter(ctx.query.get("$filter"));

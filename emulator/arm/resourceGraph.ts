@@ -16,6 +16,7 @@ import { randomUUID } from "node:crypto";
 import { HttpError, jsonBody, sendJson } from "../http";
 import { isAllowed } from "../rbac";
 import type { Annotation, World } from "../state";
+import type { ApiVersionPolicy } from "./apiVersions";
 import { instanceViewJson, vmJson } from "./compute";
 import { vmId } from "./ids";
 import { KustoNotImplementedError, KustoQueryError, type Row, runQuery, serializeRows } from "./kusto";
@@ -23,6 +24,12 @@ import type { ArmEnv, ArmRoute } from "./router";
 
 /** The action that lets a caller see a VM's Resource Health records (annotations) in Resource Graph. */
 export const HEALTH_READ_ACTION = "Microsoft.ResourceHealth/availabilityStatuses/read";
+
+/** The stable api-versions: the folders of azure-rest-api-specs resourcegraph/…/ResourceGraph/stable. */
+const RESOURCE_GRAPH_VERSIONS: ApiVersionPolicy = {
+  resourceType: "resources",
+  versions: ["2019-04-01", "2021-03-01", "2022-10-01", "2024-04-01"],
+};
 
 const QUOTA = 15;
 const WINDOW_MS = 5_000;
@@ -41,6 +48,7 @@ export function resourceGraphRoutes(): ArmRoute[] {
     {
       method: "POST",
       pattern: "providers/Microsoft.ResourceGraph/resources",
+      apiVersions: RESOURCE_GRAPH_VERSIONS,
       handle: (ctx, _params, env) => {
         const now = Date.now();
         const callerKey = env.caller.objectId.toLowerCase();
