@@ -1,4 +1,4 @@
-// The Pulumi program: read and validate config once, build one SpotRestarter, export DESIGN.md's stack
+// The Pulumi program: read and validate config once, build one SpotRestarter, export docs/architecture.md's stack
 // outputs under exactly their contract names (the host installer parses them).
 
 import { buildSpotRestarter } from "./components/SpotRestarter";

@@ -2,7 +2,7 @@ import * as compute from "@pulumi/azure-native/compute";
 import * as resources from "@pulumi/azure-native/resources";
 import * as pulumi from "@pulumi/pulumi";
 
-/** The tag the runtime looks for (DESIGN.md). Changing it strands every host already installed. */
+/** The tag the runtime looks for (docs/architecture.md). Changing it strands every host already installed. */
 export const RESTART_TAG = { name: "AttemptRestartAfterEviction", value: "true" } as const;
 
 export interface RestartTagArgs {

@@ -21,7 +21,7 @@ export interface SpotRestarterArgs {
 export const INSTALL_HOST_PLACEHOLDER = "HOST";
 
 /**
- * The ready-to-paste pipe from this stack's outputs to the host installer (DESIGN.md data flow). The host is
+ * The ready-to-paste pipe from this stack's outputs to the host installer (docs/architecture.md data flow). The host is
  * not something Pulumi knows, so it is a placeholder to replace. It runs the single executable copied to
  * the host's home directory first (`scp dist/spot-restarter-linux-<arch> HOST:spot-restarter`, README "On
  * the host"), which needs no Node.js there; the bundle (`sudo node spot-restarter.cjs install …`) and the
@@ -54,7 +54,7 @@ export function assertSameTenant(entraTenantId: string, armTenantId: string): st
 
 /**
  * The whole product on the Azure side: the restart principal, its access to one resource group, and the
- * restart tag on each configured VM. Its outputs are the stack outputs of DESIGN.md.
+ * restart tag on each configured VM. Its outputs are the stack outputs of docs/architecture.md.
  */
 export class SpotRestarter extends pulumi.ComponentResource {
   public readonly tenantId: pulumi.Output<string>;
@@ -145,7 +145,7 @@ export class SpotRestarter extends pulumi.ComponentResource {
   }
 }
 
-/** The stack outputs of DESIGN.md, exactly these names. */
+/** The stack outputs of docs/architecture.md, exactly these names. */
 export interface SpotRestarterStackOutputs {
   readonly tenantId: pulumi.Output<string>;
   readonly subscriptionId: pulumi.Output<string>;

@@ -152,7 +152,7 @@ export interface EmulatorProcess {
 
 /**
  * `npm run emulator -- --seed FILE --port 0` as a child process, resolved on its `ready` line
- * (DESIGN.md). A separate process, so that what the demo or the benchmark measures does not share an
+ * (docs/architecture.md). A separate process, so that what the demo or the benchmark measures does not share an
  * event loop (or CPU accounting) with the emulator.
  */
 export async function startEmulatorProcess(

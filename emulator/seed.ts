@@ -1,5 +1,5 @@
 // The seed file: the emulator's whole starting world (tenant, principals, roles, VMs, faults).
-// The keys and fields named in ../shared/DESIGN.md ("Emulator") are a contract; everything else here
+// The keys and fields named in docs/architecture.md ("Emulator") are a contract; everything else here
 // is an optional extra with a default.
 import { readFileSync } from "node:fs";
 import { z } from "zod";

@@ -364,7 +364,7 @@ export function parseConfig(
     cloud: {
       authorityHost: value.cloud.authorityHost,
       armEndpoint: value.cloud.armEndpoint,
-      // The SDK does not derive the token audience from the endpoint (DESIGN.md).
+      // The SDK does not derive the token audience from the endpoint (docs/architecture.md).
       audience: value.cloud.audience ?? "https://management.azure.com",
     },
   };

@@ -5,7 +5,7 @@
 
 /**
  * The events a notification channel can subscribe to (runtime config `notifications[].events`).
- * These names are a contract (DESIGN.md, "Notification event names"): never rename one.
+ * These names are a contract (docs/architecture.md, "Notification event names"): never rename one.
  */
 export const notificationEventNames = [
   "vm-evicted",

@@ -1,4 +1,4 @@
-// The stack outputs' names (DESIGN.md "Stack outputs"): the Pulumi program exports exactly these (index.ts),
+// The stack outputs' names (docs/architecture.md "Stack outputs"): the Pulumi program exports exactly these (index.ts),
 // the host installer reads exactly these (install/stackOutputs.ts), and test/program/contracts.test.ts checks
 // both against this list. No imports: the Pulumi program and the bundled runtime both load this file.
 

@@ -12,7 +12,7 @@ const slackMs = 60;
 /**
  * The throttling bucket a request spends, as Azure's compute throttling counts them: the list is a
  * subscription-wide "High Cost Get", an instance view a per-VM "Low Cost Get", a start a per-VM
- * "Update" (DESIGN.md). Operation polls of an accepted start are not charged to these.
+ * "Update" (docs/architecture.md). Operation polls of an accepted start are not charged to these.
  */
 function bucket(request: LoggedRequest): string | undefined {
   const path = request.path.toLowerCase();

@@ -14,7 +14,7 @@ import {
 const valid = { resourceGroupName: "personal-network" };
 
 describe("parseConfig", () => {
-  it("applies the DESIGN.md defaults", () => {
+  it("applies the docs/architecture.md defaults", () => {
     assert.deepEqual(parseConfig(valid, "dev"), {
       resourceGroupName: "personal-network",
       restartableVms: [],

@@ -94,7 +94,7 @@ describe("stack output names: one list", () => {
     }
   });
 
-  it("DESIGN's stack outputs table in README lists them all", () => {
+  it("the stack outputs table in README lists them all", () => {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### Stack outputs"));
     const table = section.slice(0, section.indexOf("\n\n", section.indexOf("| output")));

@@ -13,7 +13,7 @@ import { assertRestartableSpotVm, RESTART_TAG } from "../../components/RestartTa
 import { assertSameTenant, buildInstallCommand } from "../../components/SpotRestarter";
 
 describe("RestartTag", () => {
-  it("uses the DESIGN.md tag", () => {
+  it("uses the docs/architecture.md tag", () => {
     assert.deepEqual(RESTART_TAG, { name: "AttemptRestartAfterEviction", value: "true" });
   });
 
@@ -65,7 +65,7 @@ describe("ResourceGroupAccess helpers", () => {
 });
 
 describe("SpotRestarter helpers", () => {
-  it("renders the install pipe of DESIGN.md's data flow, into the executable copied to the host", () => {
+  it("renders the install pipe of docs/architecture.md's data flow, into the executable copied to the host", () => {
     assert.equal(
       buildInstallCommand("dev"),
       "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -",

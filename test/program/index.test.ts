@@ -1,4 +1,4 @@
-// index.ts as a whole: it exports exactly DESIGN.md's stack outputs, with the right shapes.
+// index.ts as a whole: it exports exactly docs/architecture.md's stack outputs, with the right shapes.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
@@ -31,7 +31,7 @@ before(async () => {
 });
 
 describe("index.ts stack outputs", () => {
-  it("exports exactly the DESIGN.md names", () => {
+  it("exports exactly the docs/architecture.md names", () => {
     assert.deepEqual(Object.keys(program).sort(), [...STACK_OUTPUTS].sort());
     for (const name of STACK_OUTPUTS) assert.ok(pulumi.Output.isInstance(program[name]), name);
   });

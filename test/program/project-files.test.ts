@@ -1,4 +1,4 @@
-// Pulumi.yaml declares every DESIGN.md config key (type, description, default) and Pulumi.dev.yaml is a
+// Pulumi.yaml declares every docs/architecture.md config key (type, description, default) and Pulumi.dev.yaml is a
 // stack config that passes the program's own validation. The CLI's own rule for project config is applied
 // first: a key without a default that the stack does not set stops `pulumi up` before the program runs.
 import assert from "node:assert/strict";
@@ -104,7 +104,7 @@ describe("Pulumi.yaml", () => {
     assert.equal((project.runtime as { name: string }).name, "nodejs");
   });
 
-  it("declares exactly the DESIGN.md keys with types, descriptions and defaults", () => {
+  it("declares exactly the docs/architecture.md keys with types, descriptions and defaults", () => {
     assert.deepEqual(Object.keys(config).sort(), [
       "certificateRenewalDays",
       "certificateValidityDays",

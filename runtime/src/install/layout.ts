@@ -51,7 +51,7 @@ export interface PlannedFile {
 
 export type PlannedEntry = PlannedDirectory | PlannedFile;
 
-/** The runtime config file (DESIGN.md "Runtime config file"). */
+/** The runtime config file (docs/architecture.md "Runtime config file"). */
 export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints | undefined): string {
   const config: Record<string, unknown> = {
     tenantId: outputs.tenantId,

@@ -1,4 +1,4 @@
-// Validates what `pulumi stack output --json --show-secrets` prints (DESIGN.md "Stack outputs").
+// Validates what `pulumi stack output --json --show-secrets` prints (docs/architecture.md "Stack outputs").
 // Every message names the key and the fix, and none ever quotes certificatePem: the private key
 // must not reach a terminal, a CI log or a bug report.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
@@ -6,7 +6,7 @@ import { z } from "zod";
 import { jsonErrorPosition, resourceGroupNamePattern } from "../config";
 import type { StackOutputName } from "../stackOutputNames";
 
-/** Where a Spot VM's cloud lives; absent means Azure public cloud (DESIGN.md runtime config `cloud`). */
+/** Where a Spot VM's cloud lives; absent means Azure public cloud (docs/architecture.md runtime config `cloud`). */
 export interface CloudEndpoints {
   authorityHost: string;
   armEndpoint: string;
