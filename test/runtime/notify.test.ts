@@ -157,7 +157,7 @@ function checkTeams(request: ReceivedRequest): Array<Record<string, unknown>> {
   return elements;
 }
 
-// Ours, DESIGN.md "Notification event names": at least event, vm, resourceGroup, subscriptionId, at, message.
+// Ours, docs/architecture.md "Notification event names": at least event, vm, resourceGroup, subscriptionId, at, message.
 function checkWebhook(request: ReceivedRequest): Record<string, unknown> {
   assert.equal(request.method, "POST");
   assert.match(String(request.headers["content-type"]), /^application\/json/);

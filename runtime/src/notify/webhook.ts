@@ -1,4 +1,4 @@
-// `webhook`: our own JSON, for a receiver the owner writes (DESIGN.md "Notification event names":
+// `webhook`: our own JSON, for a receiver the owner writes (docs/architecture.md "Notification event names":
 // at least event, vm, resourceGroup, subscriptionId, at, message). The event's other fields follow
 // flat, times as RFC 3339, so a receiver needs no second lookup.
 import type { ChannelFormat } from "./message";
