@@ -1,7 +1,9 @@
 // A re-enactment of the original script's request pattern, for comparison. The script was, in essence:
 //
-//   az vm list -d -g "$RG" --query "[?priority=='Spot' && powerState=='VM deallocated'
+//   az vm list -d -g "$RG" --query "[?billingProfile.maxPrice != null && powerState=='VM deallocated'
 //                                    && tags.AttemptRestartAfterEviction=='true'].name" -o tsv |
+//
+// (its Spot test is `billingProfile.maxPrice != null`: only Spot VMs carry a billing profile.)
 //   while read -r vm; do az vm start -g "$RG" -n "$vm"; done
 //
 // What az sends for that (azure-cli, src/azure-cli/azure/cli/command_modules/vm/custom.py):
@@ -103,7 +105,7 @@ export async function runOriginalCycle(options: OriginalOptions): Promise<Origin
       id: string;
       tags?: Record<string, string>;
       properties: {
-        priority?: string;
+        billingProfile?: { maxPrice?: number | null };
         networkProfile?: { networkInterfaces?: { id: string }[] };
         instanceView?: { statuses?: { code?: string }[] };
       };
@@ -144,7 +146,7 @@ export async function runOriginalCycle(options: OriginalOptions): Promise<Origin
     const matches = detailed
       .filter(
         ({ vm, powerState }) =>
-          vm.properties.priority === "Spot" &&
+          vm.properties.billingProfile?.maxPrice != null &&
           powerState === "VM deallocated" &&
           vm.tags?.[options.tag.name] === options.tag.value,
       )

@@ -103,6 +103,11 @@ export const virtualMachineSchema = z.object({
   provisioningState: z.enum(["Succeeded", "Updating", "Deleting", "Creating", "Failed"]).default("Succeeded"),
   osType: z.enum(["Linux", "Windows"]).default("Linux"),
   tags: z.record(z.string(), z.string()).default({}),
+  /**
+   * Whether the VM's NIC has a public IP (`{vm}-ip`). VMs reached over a VPN commonly have none; the
+   * original script's `az vm list -d` reads one more resource for each VM that has one.
+   */
+  publicIp: z.boolean().default(true),
 });
 export type SeedVirtualMachine = z.input<typeof virtualMachineSchema>;
 

@@ -54,6 +54,7 @@ export interface VirtualMachine {
   maxPrice: number | null;
   osType: "Linux" | "Windows";
   tags: Record<string, string>;
+  publicIp: boolean;
   vmId: string;
   timeCreated: string;
   powerState: PowerState;
@@ -315,6 +316,7 @@ export class World {
       maxPrice: isSpot ? (vm.maxPrice ?? -1) : null,
       osType: vm.osType,
       tags: { ...vm.tags },
+      publicIp: vm.publicIp,
       vmId: randomUUID(),
       timeCreated: time,
       powerState: vm.powerState,

@@ -1,4 +1,5 @@
-// Microsoft.Network network interfaces and public IPs, one of each per VM (`{vm}-nic`, `{vm}-ip`):
+// Microsoft.Network network interfaces and public IPs, a NIC per VM and a public IP unless the seed says
+// `publicIp: false` (`{vm}-nic`, `{vm}-ip`):
 // just enough for `az vm list -d`, which reads them to print IP addresses.
 import { createHash } from "node:crypto";
 import { HttpError, sendJson } from "../http";
@@ -32,7 +33,9 @@ export function networkRoutes(): ArmRoute[] {
                   provisioningState: "Succeeded",
                   privateIPAddress: `10.0.0.${octet + 4}`,
                   privateIPAllocationMethod: "Dynamic",
-                  publicIPAddress: { id: networkId(env.world, vm, "publicIPAddresses") },
+                  ...(vm.publicIp
+                    ? { publicIPAddress: { id: networkId(env.world, vm, "publicIPAddresses") } }
+                    : {}),
                   subnet: {
                     id: `${resourceGroupId(env.world, vm.resourceGroup)}/providers/Microsoft.Network/virtualNetworks/${vm.resourceGroup}-vnet/subnets/default`,
                   },
@@ -91,7 +94,7 @@ function vmBehind(
   const vm = name.toLowerCase().endsWith(suffix)
     ? world.vm(resourceGroup, name.slice(0, -suffix.length))
     : undefined;
-  if (!vm) {
+  if (!vm || (type === "publicIPAddresses" && !vm.publicIp)) {
     throw new HttpError(
       404,
       "ResourceNotFound",

@@ -162,3 +162,41 @@ for (const mode of ["location", "sync"] as const) {
     });
   });
 }
+
+describe("emulator fidelity: a VM behind a VPN has no public IP", () => {
+  let t: TestEmulator;
+  before(async () => {
+    const seed = world();
+    seed.virtualMachines = seed.virtualMachines?.map((vm) =>
+      vm.name === SPOT ? { ...vm, publicIp: false } : vm,
+    );
+    t = await startTestEmulator(seed);
+  });
+  after(() => t.emulator.stop());
+
+  it("its NIC names no public IP and the public IP does not exist; others keep theirs", async () => {
+    const nic = (name: string) =>
+      armFetch<{
+        properties: { ipConfigurations: Array<{ properties: { publicIPAddress?: { id: string } } }> };
+      }>(
+        t,
+        "GET",
+        `${rgPath(t)}/providers/Microsoft.Network/networkInterfaces/${name}-nic`,
+        undefined,
+        "2024-05-01",
+      );
+    const vpn = await nic(SPOT);
+    assert.equal(vpn.status, 200);
+    assert.equal(vpn.body.properties.ipConfigurations[0]?.properties.publicIPAddress, undefined);
+    const ip = await armFetch(
+      t,
+      "GET",
+      `${rgPath(t)}/providers/Microsoft.Network/publicIPAddresses/${SPOT}-ip`,
+      undefined,
+      "2024-05-01",
+    );
+    assert.equal(ip.status, 404);
+    const plain = await nic(PLAIN);
+    assert.match(plain.body.properties.ipConfigurations[0]?.properties.publicIPAddress?.id ?? "", /-ip$/);
+  });
+});
