@@ -101,7 +101,7 @@ function seedFor(n: number, principals: TestPrincipal[]): EmulatorSeed {
     const tagged = i % 10 === 0;
     // A realistic mix: VMs reached over a VPN commonly have no public IP, so half of them (every VM at
     // an odd index) have none. The original's `az vm list -d` reads one more resource per public IP; the
-    // report also gives its idle figure for a world where every VM has one (see \`allPublicIp\`).
+    // report also gives its idle figure for a world where every VM has one.
     const publicIp = i % 2 === 0;
     const name = `${tagged ? "spot" : "vm"}-${String(i).padStart(4, "0")}`;
     vms.push(
