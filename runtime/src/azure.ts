@@ -147,6 +147,8 @@ export function requestTimeoutPolicy(timeoutMs: number): PipelinePolicy {
 
 export interface ArmClientOptions {
   counter?: RequestCounter;
+  /** More per-attempt policies (the metrics' request counter). */
+  policies?: readonly PipelinePolicy[];
   /** Poll interval of a start when ARM sends no Retry-After (the SDK honours Retry-After). */
   pollIntervalMs?: number;
 }
@@ -163,6 +165,7 @@ export function createArmVmApi(
     additionalPolicies: [
       { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" },
       ...(options.counter ? [{ policy: options.counter.policy, position: "perRetry" as const }] : []),
+      ...(options.policies ?? []).map((policy) => ({ policy, position: "perRetry" as const })),
     ],
     userAgentOptions: { userAgentPrefix: "spot-restarter" },
   });

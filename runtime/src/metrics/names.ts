@@ -1,0 +1,22 @@
+// The metric names are a contract (DESIGN.md "Metric names"): the Grafana dashboard and the alert
+// rules in monitoring/ use them, and a test checks they use no other. Never rename one.
+export const metricNames = {
+  evictions: "spot_restarter_evictions_total",
+  restarts: "spot_restarter_restarts_total",
+  vmUp: "spot_restarter_vm_up",
+  vmDownSeconds: "spot_restarter_vm_down_seconds",
+  armRequests: "spot_restarter_arm_requests_total",
+  cycleDuration: "spot_restarter_cycle_duration_seconds",
+  lastCycleTimestamp: "spot_restarter_last_cycle_timestamp_seconds",
+  certificateExpiryTimestamp: "spot_restarter_certificate_expiry_timestamp_seconds",
+} as const;
+
+export const metricNameList = Object.values(metricNames);
+
+/**
+ * The series names a scrape shows: a histogram adds `_bucket`, `_sum` and `_count` to its name.
+ * prom-client shows a counter under its full name (it keeps the `_total`).
+ */
+export const exposedSeriesNames: readonly string[] = metricNameList.flatMap((name) =>
+  name === metricNames.cycleDuration ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name],
+);
