@@ -1,4 +1,4 @@
-// The metric names are a contract (DESIGN.md "Metric names"): the Grafana dashboard and the alert
+// The metric names are a contract (docs/architecture.md "Metric names"): the Grafana dashboard and the alert
 // rules in monitoring/ use them, and a test checks they use no other. Never rename one.
 export const metricNames = {
   evictions: "spot_restarter_evictions_total",
