@@ -122,6 +122,8 @@ export interface Actor {
 export interface Operation {
   id: string;
   location: string;
+  /** The resource group of the VM it acts on: ARM authorizes polling its status there. */
+  resourceGroup: string;
   kind: "start" | "deallocate" | "powerOff";
   startTime: string;
   endsAt: number;
@@ -377,6 +379,7 @@ export class World {
     const operation: Operation = {
       id: randomUUID(),
       location: vm.location,
+      resourceGroup: vm.resourceGroup,
       kind,
       startTime: new Date(now).toISOString(),
       endsAt: now,

@@ -194,7 +194,12 @@ export interface TestEmulator {
  */
 export async function startTestEmulator(
   overrides: Partial<EmulatorSeed> = {},
-  opts: { role?: "contributor" | "reader" | "least-privilege" | "none"; port?: number } = {},
+  opts: {
+    role?: "contributor" | "reader" | "least-privilege" | "none";
+    port?: number;
+    /** The custom role's actions with role `least-privilege` (default LEAST_PRIVILEGE_ACTIONS). */
+    actions?: readonly string[];
+  } = {},
 ): Promise<TestEmulator> {
   const base = JSON.parse(readFileSync(EXAMPLE_SEED_FILE, "utf8")) as EmulatorSeed;
   const principal = await createTestPrincipal();
@@ -213,7 +218,7 @@ export async function startTestEmulator(
       {
         id: customRoleId,
         roleName: "spot-restarter-test",
-        actions: LEAST_PRIVILEGE_ACTIONS,
+        actions: [...(opts.actions ?? LEAST_PRIVILEGE_ACTIONS)],
         assignableScopes: [scope],
       },
     ];

@@ -10,9 +10,10 @@ import { isAllowed } from "../rbac";
 import type { Operation, VirtualMachine, World } from "../state";
 import { computeVersions } from "./apiVersions";
 import { networkId, resourceGroupId, vmId } from "./ids";
-import type { ArmEnv, ArmRoute } from "./router";
+import { type ArmEnv, type ArmRoute, authorizationFailed } from "./router";
 
 const RG = "subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}";
+const OPERATION_READ = "Microsoft.Compute/locations/operations/read";
 const VM = `${RG}/providers/Microsoft.Compute/virtualMachines/{vmName}`;
 
 export function computeRoutes(): ArmRoute[] {
@@ -98,13 +99,30 @@ export function computeRoutes(): ArmRoute[] {
     },
     {
       // The Azure-AsyncOperation (status body) and Location (`monitor=true`: 202 until done) URLs.
-      // ARM lets the caller poll the operations it started without a separate role action.
+      // ARM authorizes them as Microsoft.Compute/locations/operations/read ("Get Operation" in the Compute
+      // provider's operation list; taskcluster/taskcluster#8594 found a custom role needs it to poll), checked
+      // at the resource group of the resource the operation acts on: "To track the status of an asynchronous
+      // operation, you need sufficient permission at the level of the resource group"
+      // (learn.microsoft.com/azure/azure-resource-manager/management/async-operations, "Permission for
+      // tracking async status"). So a role with start/action but not this action starts the VM and then
+      // gets 403 AuthorizationFailed on the first poll.
       method: "GET",
       pattern:
         "subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/operations/{operationId}",
       apiVersions: computeVersions("locations/operations"),
       handle: (ctx, params, env) => {
         const operation = env.world.operation(params.operationId as string);
+        const checkedAt = operation
+          ? resourceGroupId(env.world, operation.resourceGroup)
+          : `/subscriptions/${env.world.subscriptionId}`;
+        const allowed = isAllowed(
+          env.caller.objectId,
+          OPERATION_READ,
+          checkedAt,
+          env.world.roleAssignments.values(),
+          env.world.findRoleDefinition,
+        );
+        if (!allowed) throw authorizationFailed(env.caller, OPERATION_READ, ctx.path);
         if (!operation) {
           throw new HttpError(404, "NotFound", `The operation '${params.operationId}' could not be found.`);
         }

@@ -102,11 +102,7 @@ export class ArmRouter {
     ) {
       return;
     }
-    throw new HttpError(
-      403,
-      "AuthorizationFailed",
-      `The client '${caller.clientId}' with object id '${caller.objectId}' does not have authorization to perform action '${action}' over scope '${scopeForMessage(scope)}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
-    );
+    throw authorizationFailed(caller, action, scope);
   }
 
   /** The location ARM names in a NoRegisteredProviderFound: the resource's, else its group's. */
@@ -133,6 +129,15 @@ export class ArmRouter {
     }
     return undefined;
   }
+}
+
+/** ARM's 403 for a caller without `action` at `scope`. */
+export function authorizationFailed(caller: Caller, action: string, scope: string): HttpError {
+  return new HttpError(
+    403,
+    "AuthorizationFailed",
+    `The client '${caller.clientId}' with object id '${caller.objectId}' does not have authorization to perform action '${action}' over scope '${scopeForMessage(scope)}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
+  );
 }
 
 function scopeForMessage(scope: string): string {

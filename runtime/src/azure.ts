@@ -190,7 +190,13 @@ export function createArmVmApi(
       });
       await poller.submitted();
       handlers.onAccepted?.();
-      await poller.pollUntilDone({ abortSignal: signal });
+      try {
+        await poller.pollUntilDone({ abortSignal: signal });
+      } catch (error) {
+        // Whatever fails from here on failed after ARM accepted the start (describeAzureError reads it).
+        if (error instanceof Error) Object.assign(error, { [AFTER_ACCEPTED]: true });
+        throw error;
+      }
     },
     async simulateEviction(resourceGroup, name, signal) {
       await vms.simulateEviction(resourceGroup, name, { abortSignal: signal });
@@ -205,6 +211,14 @@ export function createArmVmApi(
  */
 export function describeAzureError(error: unknown): AzureErrorFacts {
   if (!(error instanceof Error)) return { message: String(error) };
+  const afterAccepted = (error as Error & { [AFTER_ACCEPTED]?: boolean })[AFTER_ACCEPTED] === true;
+  return afterAccepted ? { ...describeSdkError(error), afterAccepted } : describeSdkError(error);
+}
+
+/** Marks an error thrown while following a start ARM had accepted. */
+const AFTER_ACCEPTED = Symbol("spot-restarter.afterAccepted");
+
+function describeSdkError(error: Error): AzureErrorFacts {
   const rest = error as Error & {
     statusCode?: number;
     code?: string;

@@ -168,12 +168,15 @@ export function nextBackoff(attempts: number, rng: () => number, policy = defaul
 }
 
 /** What an ARM operation was doing when it failed; names the permission it needs. */
-export type ArmOperation = "list" | "instanceView" | "start" | "simulateEviction";
+export type ArmOperation = "list" | "instanceView" | "start" | "followStart" | "simulateEviction";
 
+/** Each operation's action, as runtime/src/roleActions.ts lists it (test/program/contracts.test.ts checks). */
 export const requiredPermission: Record<ArmOperation, string> = {
   list: "Microsoft.Compute/virtualMachines/read",
   instanceView: "Microsoft.Compute/virtualMachines/instanceView/read",
   start: "Microsoft.Compute/virtualMachines/start/action",
+  // Polling the start's Azure-AsyncOperation / Location URL (…/locations/{l}/operations/{id}).
+  followStart: "Microsoft.Compute/locations/operations/read",
   simulateEviction: "Microsoft.Compute/virtualMachines/simulateEviction/action",
 };
 
@@ -236,6 +239,8 @@ export interface AzureErrorFacts {
   readonly operationFailed?: boolean;
   /** Set when our own time bound ended the wait. */
   readonly timedOut?: boolean;
+  /** Set when ARM had accepted the start and the error came while following it (a status poll). */
+  readonly afterAccepted?: boolean;
 }
 
 /**
@@ -268,6 +273,16 @@ export function classifyStartOutcome(
   if (error.statusCode === 401) return { kind: "unauthorized", code, message };
   if (error.statusCode === 403 || code === "AuthorizationFailed" || code === "LinkedAuthorizationFailed") {
     const named = /action '([^']+)'/i.exec(message)?.[1];
+    if (error.afterAccepted) {
+      // The start itself went through (the VM is starting); only learning how it ended was refused.
+      const permission = named ?? requiredPermission.followStart;
+      return {
+        kind: "forbidden",
+        code,
+        permission,
+        message: `ARM accepted the start, but following it to its outcome needs ${permission}: ${message}`,
+      };
+    }
     return { kind: "forbidden", code, message, permission: named ?? requiredPermission[operation] };
   }
   return { kind: "failed", code, message };

@@ -119,3 +119,62 @@ for (const [role, allowed] of [
     });
   });
 }
+
+describe("emulator: following a start needs Microsoft.Compute/locations/operations/read", () => {
+  const withoutOperationsRead = [
+    "Microsoft.Compute/virtualMachines/read",
+    "Microsoft.Compute/virtualMachines/instanceView/read",
+    "Microsoft.Compute/virtualMachines/start/action",
+  ];
+  let lacking: TestEmulator;
+  let full: TestEmulator;
+  before(async () => {
+    [lacking, full] = await Promise.all([
+      startTestEmulator({}, { role: "least-privilege", actions: withoutOperationsRead }),
+      startTestEmulator({}, { role: "least-privilege" }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([lacking.emulator.stop(), full.emulator.stop()]);
+  });
+
+  async function startAndPoll(t: TestEmulator) {
+    const start = await armFetch(t, "POST", `${vmPath(t, BACKUP)}/start`);
+    const statusUrl = start.headers.get("azure-asyncoperation") ?? start.headers.get("location") ?? "";
+    const poll = await armFetch<{ error?: { code: string; message: string }; status?: string }>(
+      t,
+      "GET",
+      new URL(statusUrl).pathname + new URL(statusUrl).search,
+    );
+    return { start, poll, statusUrl };
+  }
+
+  it("a role without it: the start is accepted (202), its status poll is refused with 403 naming the action", async () => {
+    const { start, poll, statusUrl } = await startAndPoll(lacking);
+    assert.equal(start.status, 202);
+    assert.match(statusUrl, /\/providers\/Microsoft\.Compute\/locations\/[^/]+\/operations\/[^/?]+/);
+    assert.equal(poll.status, 403);
+    assert.equal(poll.body.error?.code, "AuthorizationFailed");
+    assert.match(
+      poll.body.error?.message ?? "",
+      /does not have authorization to perform action 'Microsoft\.Compute\/locations\/operations\/read' over scope '\/subscriptions\/[^']+\/providers\/Microsoft\.Compute\/locations\/[^']+\/operations\//,
+    );
+    assert.equal((await lacking.control.vm(lacking.resourceGroup, BACKUP))?.startRequests, 1, "it did start");
+  });
+
+  it("the least-privilege role (which has it) polls to the outcome", async () => {
+    const { start, poll } = await startAndPoll(full);
+    assert.equal(start.status, 202);
+    assert.equal(poll.status, 200, JSON.stringify(poll.body));
+  });
+
+  it("the SDK's poller fails on the poll, after ARM accepted the start", async () => {
+    const client = new ComputeManagementClient(lacking.credential, lacking.emulator.subscriptionId, {
+      endpoint: lacking.emulator.armEndpoint,
+    });
+    const poller = await client.virtualMachines.beginStart(lacking.resourceGroup, BACKUP, {
+      updateIntervalInMs: 50,
+    });
+    await expectForbidden(poller.pollUntilDone(), "Microsoft.Compute/locations/operations/read");
+  });
+});

@@ -46,6 +46,8 @@ export async function startRow(
     timing?: EmulatorSeed["timing"];
     config?: Record<string, unknown>;
     role?: "contributor" | "reader" | "least-privilege" | "none";
+    /** The custom role's actions with role `least-privilege`. */
+    actions?: readonly string[];
     stateDir?: string;
   } = {},
 ): Promise<Row> {
@@ -54,7 +56,7 @@ export async function startRow(
       virtualMachines: vms,
       timing: { startSeconds: options.startSeconds ?? 0.5, evictionDelaySeconds: 0, ...options.timing },
     },
-    { role: options.role ?? "contributor" },
+    { role: options.role ?? "contributor", actions: options.actions },
   );
   const dir = mkdtempSync(join(tmpdir(), "spot-restarter-fault-"));
   const pemPath = join(dir, "sp.pem");
