@@ -2,10 +2,14 @@
 // cycles (and between cron runs). Written atomically (temp file + fsync + rename) so a crash or
 // SIGKILL leaves either the old or the new file, never half of one. A missing or corrupt file is
 // reported and rebuilt from the next observation: never fatal.
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { jsonErrorPosition } from "./config";
 import type { RestarterState } from "./decisions";
+import { checkPrivateDirectory } from "./fsSafe";
 
 export const stateFileName = "state.json";
 
@@ -49,12 +53,25 @@ export function createFileStateStore(stateDir: string): StateStore {
   return {
     path,
     async load() {
+      // State another user could have planted is not state: start empty (issue 17, item 3).
+      const untrusted = await checkPrivateDirectory(stateDir, "read");
+      if (untrusted) return { state: emptyState(), problem: { kind: "corrupt", detail: untrusted } };
       let text: string;
       try {
-        text = await readFile(path, "utf8");
+        // O_NOFOLLOW: a state.json that is a symlink (to /etc/shadow, say) is not read.
+        const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          text = await handle.readFile("utf8");
+        } finally {
+          await handle.close();
+        }
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOENT") {
           return { state: emptyState(), problem: { kind: "missing", detail: `${path} does not exist yet` } };
+        }
+        if (code === "ELOOP") {
+          return { state: emptyState(), problem: { kind: "corrupt", detail: `${path} is a symbolic link` } };
         }
         throw error;
       }
@@ -62,9 +79,10 @@ export function createFileStateStore(stateDir: string): StateStore {
       try {
         json = JSON.parse(text);
       } catch (error) {
+        // Only where: V8's message quotes the text around the error, and the file is not ours to show.
         return {
           state: emptyState(),
-          problem: { kind: "corrupt", detail: `${path} is not valid JSON (${(error as Error).message})` },
+          problem: { kind: "corrupt", detail: `${path} is not valid JSON${jsonErrorPosition(error, text)}` },
         };
       }
       const parsed = stateSchema.safeParse(json);
@@ -83,8 +101,15 @@ export function createFileStateStore(stateDir: string): StateStore {
     },
     async save(state) {
       await mkdir(stateDir, { recursive: true, mode: 0o700 });
-      const temp = `${path}.${process.pid}.tmp`;
-      const handle = await open(temp, "w", 0o600);
+      const untrusted = await checkPrivateDirectory(stateDir, "write");
+      if (untrusted) throw Object.assign(new Error(untrusted), { code: "EUNTRUSTEDSTATEDIR" });
+      // A random name, created exclusively and never through a symlink: nothing planted is written to.
+      const temp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+      const handle = await open(
+        temp,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
       try {
         await handle.writeFile(`${JSON.stringify({ version: 1, ...state }, null, 2)}\n`);
         await handle.sync();

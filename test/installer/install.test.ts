@@ -534,17 +534,16 @@ describe("verification (once --dry-run through the installed bundle)", () => {
     );
     const [verify, ...systemctl] = host.commands;
     assert.equal(verify?.command, "/usr/bin/node");
-    assert.deepEqual(verify?.args, [
-      join(root, "usr/local/lib/spot-restarter/spot-restarter.cjs"),
-      "once",
-      "--config",
-      join(root, "etc/spot-restarter/config.json"),
-      "--dry-run",
-    ]);
+    // A private copy of the bundle (never the file in the target tree: issue 17, item 2).
+    const [privateBundle, ...rest] = verify?.args ?? [];
+    assert.match(privateBundle ?? "", /\/spot-restarter-verify-[^/]+\/spot-restarter\.cjs$/);
+    assert.ok(!(privateBundle ?? "").startsWith(root), "not run from the target tree");
+    assert.deepEqual(rest, ["once", "--config", join(root, "etc/spot-restarter/config.json"), "--dry-run"]);
     // A throwaway state dir (the service's is locked while it runs), removed afterwards.
     const stateDir = verify?.env?.SPOT_RESTARTER_STATE_DIR ?? "";
     assert.match(stateDir, /spot-restarter-verify-/);
     assert.ok(!existsSync(stateDir), "the verification's state dir is removed");
+    assert.ok(!existsSync(privateBundle ?? ""), "the private copy is removed");
     assert.deepEqual(
       systemctl.map((c) => c.args.join(" ")),
       ["daemon-reload", "enable --now spot-restarter.service"],

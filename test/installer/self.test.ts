@@ -57,12 +57,14 @@ describe("install from a single executable", () => {
     assert.match(cron, /^\* \* \* \* \* root \/usr\/local\/bin\/spot-restarter once --config /m);
   });
 
-  test("verification runs the installed executable, not node", async () => {
+  test("verification runs a private copy of the installed executable, not node", async () => {
     const root = tempDir("root");
     const host = recordingHost({ self: { kind: "executable", path: executable } });
     assert.equal(await install(installOptions(root, outputsFile, { verify: true }), host), 0);
     const verify = host.commands.find((c) => c.args.includes("once"));
-    assert.equal(verify?.command, join(root, "usr/local/bin/spot-restarter"));
+    // Never the file in the target tree, which someone might swap before the run (issue 17, item 2).
+    assert.match(verify?.command ?? "", /\/spot-restarter-verify-[^/]+\/spot-restarter$/);
+    assert.ok(!(verify?.command ?? "").startsWith(root));
     assert.deepEqual(verify?.args, [
       "once",
       "--config",

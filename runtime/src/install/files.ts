@@ -1,7 +1,7 @@
 // Writes the planned tree under a root: compare first, write only what changed, replace atomically.
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative, sep } from "node:path";
 import type { PlannedDirectory, PlannedEntry, PlannedFile } from "./layout";
 
 export type Change = "created" | "updated" | "unchanged";
@@ -56,16 +56,36 @@ export async function inspectEntry(root: string, entry: PlannedEntry): Promise<E
   return { entry, change: reasons.length > 0 ? "updated" : "unchanged", reasons };
 }
 
-async function ensureParent(path: string): Promise<void> {
-  // Standard parents (/etc/cron.d, /usr/local/bin, …) exist on a real host; under a fresh --root
-  // they are created 0755 like the distribution would.
-  await fs.mkdir(dirname(path), { recursive: true, mode: 0o755 });
+/**
+ * Creates the missing parents of a target below root, one at a time, never following a symlink
+ * (`mkdir -p` would: a link below --root would send the write anywhere). Each is created 0755, as the
+ * distribution's /etc/cron.d or /usr/local/bin are, then lstat-ed. The installer has checked the
+ * existing ones (trust.ts checkInstallTree), so nobody else can change them meanwhile.
+ */
+async function ensureParent(root: string, path: string): Promise<void> {
+  const below = relative(root, dirname(path));
+  if (below.startsWith("..")) throw new Error(`${path} is outside ${root}`);
+  let current = root;
+  for (const part of below.split(sep).filter(Boolean)) {
+    current = join(current, part);
+    try {
+      await fs.mkdir(current, { mode: 0o755 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const stat = await fs.lstat(current);
+    if (!stat.isDirectory()) {
+      throw new Error(
+        `${current} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a directory"}: install never writes through it; replace it with a real directory`,
+      );
+    }
+  }
 }
 
 async function applyDirectory(root: string, entry: PlannedDirectory, change: Change): Promise<void> {
   const path = underRoot(root, entry.path);
   if (change === "created") {
-    await ensureParent(path);
+    await ensureParent(root, path);
     await fs.mkdir(path, { mode: entry.mode });
   }
   // mkdir's mode is filtered by the umask; the directory holds nothing yet, so fixing it is safe.
@@ -80,7 +100,7 @@ async function applyDirectory(root: string, entry: PlannedDirectory, change: Cha
  */
 async function replaceFile(root: string, entry: PlannedFile): Promise<void> {
   const path = underRoot(root, entry.path);
-  await ensureParent(path);
+  await ensureParent(root, path);
   const temp = join(dirname(path), `${TEMP_MARKER}${basename(path)}-${randomBytes(6).toString("hex")}`);
   const handle = await fs.open(
     temp,

@@ -40,6 +40,7 @@ import {
   type StackOutputs,
   StackOutputsError,
 } from "./stackOutputs";
+import { checkInstallTree, checkTrustedNode, writePrivateCopy } from "./trust";
 
 export type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 export { parseStackOutputs, StackOutputsError } from "./stackOutputs";
@@ -328,14 +329,27 @@ function describeEntry(result: EntryResult, dryRun: boolean): string {
   return `  ${verb.padEnd(12)} ${entry.path} (${details.join(", ")})`;
 }
 
+/** What the verification runs: the installed command, or a private copy of the program it installed. */
+interface InstalledCommand {
+  command: string;
+  args: string[];
+  privateCopy?: { content: Buffer; name: string; as: "command" | "firstArgument" };
+}
+
 /** Runs `once --dry-run` with the freshly written config through the installed command (bundle or executable). */
 async function verifyInstalledConfig(
   context: Context,
-  installed: { command: string; args: string[] },
+  installed: InstalledCommand,
   hasExtraCa: boolean,
 ): Promise<boolean> {
   const { root } = context;
   const args = [...installed.args, "once", "--config", underRoot(root, PATHS.config), "--dry-run"];
+  let command = installed.command;
+  // Root runs its own private copy of what it just checked and wrote, never the file in the target
+  // tree: under --root someone else might swap that between the write and this run (issue 17, item 2).
+  const placeholder = join(tmpdir(), "spot-restarter-verify-XXXXXX", installed.privateCopy?.name ?? "");
+  if (installed.privateCopy?.as === "command") command = placeholder;
+  if (installed.privateCopy?.as === "firstArgument") args[0] = placeholder;
   const env: NodeJS.ProcessEnv = { ...context.env };
   if (hasExtraCa) env.NODE_EXTRA_CA_CERTS = underRoot(root, PATHS.extraCaCerts);
   context.out(
@@ -349,22 +363,31 @@ async function verifyInstalledConfig(
         .filter((name) => env[name] !== context.env[name])
         .map((name) => `${name}=${shellQuote(env[name] ?? "")}`),
       `${STATE_DIR_ENV}=${stateDir}`,
-      commandLine(installed.command, args),
+      commandLine(command, args),
     ].join(" ");
   if (context.dryRun) {
     context.out(`  would run  ${describe("<temporary directory>")}`);
     return true;
   }
-  const stateDir = await fs.mkdtemp(join(tmpdir(), "spot-restarter-verify-"));
+  // mkdtemp: a fresh 0700 directory with a random name, root's alone.
+  const workDir = await fs.mkdtemp(join(tmpdir(), "spot-restarter-verify-"));
+  const stateDir = join(workDir, "state");
   let result: CommandResult;
   try {
+    await fs.mkdir(stateDir, { mode: 0o700 });
+    const copy = installed.privateCopy;
+    if (copy) {
+      const path = await writePrivateCopy(workDir, copy.name, copy.content);
+      if (copy.as === "command") command = path;
+      else args[0] = path;
+    }
     context.out(`  run        ${describe(stateDir)}`);
-    result = await context.run(installed.command, args, {
+    result = await context.run(command, args, {
       env: { ...env, [STATE_DIR_ENV]: stateDir },
       timeoutMs: VERIFY_TIMEOUT_MS,
     });
   } finally {
-    await fs.rm(stateDir, { recursive: true, force: true });
+    await fs.rm(workDir, { recursive: true, force: true });
   }
   for (const text of [result.stdout, result.stderr]) {
     for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
@@ -428,6 +451,17 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
     if (root === "/") throw new InstallerError(message);
     context.err(`spot-restarter install: warning: ${message}`);
   }
+  // The single executable carries its own Node.js and installs itself root-owned: no Node.js to trust.
+  const nodeProblem = source.kind === "bundle" ? await checkTrustedNode(nodePath) : undefined;
+  if (nodeProblem) {
+    // Under --root the tree is for another host, whose Node.js this one cannot see: a warning.
+    if (root === "/") throw new InstallerError(nodeProblem);
+    context.err(
+      `spot-restarter install: warning: ${nodeProblem} (on the target host, check ${nodePath} there)`,
+    );
+  } else if (source.kind === "bundle") {
+    context.out(`check: ${nodePath} and every directory on the way are root's alone`);
+  }
 
   if (scheduler === "systemd" && context.manageServices && !dryRun) {
     const running = host.systemdRunning ?? (await exists("/", "/run/systemd/system"));
@@ -470,6 +504,8 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
   if (extraCaCertsPath) context.out(`  extra CA certificates from ${extraCaCertsPath}`);
 
   const plan: PlannedEntry[] = planInstall({ outputs, cloud, scheduler, program, extraCaCerts });
+  const treeProblem = await checkInstallTree(root, [...plan.map((e) => e.path), ...Object.values(PATHS)]);
+  if (treeProblem) throw new InstallerError(treeProblem);
   const results: EntryResult[] = [];
   for (const entry of plan) results.push(await inspectEntry(root, entry));
   const otherScheduler = scheduler === "systemd" ? PATHS.cron : PATHS.unit;
@@ -507,11 +543,19 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
 
   // 3. Check the new config really works before anything runs it on a schedule.
   if (options.verify) {
-    const installed =
+    const installed: InstalledCommand =
       program.kind === "bundle"
-        ? { command: nodePath, args: [underRoot(root, PATHS.bundle)] }
+        ? {
+            command: nodePath,
+            args: [underRoot(root, PATHS.bundle)],
+            privateCopy: { content: program.bundle, name: "spot-restarter.cjs", as: "firstArgument" },
+          }
         : program.kind === "executable"
-          ? { command: underRoot(root, PATHS.command), args: [] }
+          ? {
+              command: underRoot(root, PATHS.command),
+              args: [],
+              privateCopy: { content: program.executable, name: "spot-restarter", as: "command" },
+            }
           : { command: program.command, args: [] };
     if (!(await verifyInstalledConfig(context, installed, extraCaCerts !== undefined))) return 1;
   } else {
@@ -566,6 +610,9 @@ async function doUninstall(options: UninstallOptions, context: Context): Promise
   context.out(
     `spot-restarter uninstall: from ${root}${options.keepState ? ", keeping the state" : ""}${dryRun ? " (dry run: nothing is removed or run)" : ""}`,
   );
+  // Nothing is deleted through a symlink or in a directory someone else may write.
+  const treeProblem = await checkInstallTree(root, Object.values(PATHS));
+  if (treeProblem) throw new InstallerError(`${treeProblem}; nothing was removed`);
   const hadUnit = await exists(root, PATHS.unit);
   if (hadUnit && context.manageServices) {
     context.out("services:");

@@ -1,0 +1,100 @@
+// What the installer trusts before it writes, runs or schedules anything as root (issue 17, items 1
+// and 2; README "What the installer trusts and refuses"). Each check returns the problem as a sentence
+// that names the path and the fix, or undefined.
+import { constants, promises as fs } from "node:fs";
+import { join } from "node:path";
+import { fixHint, ownedAndNotWritable, PathTrustError, walkComponents } from "../fsSafe";
+
+/**
+ * The Node.js that the wrapper, the unit and the cron line run as root (the .cjs bundle's install):
+ * the binary and every directory on the way to it, through every symlink, must be owned by root and
+ * writable by nobody else. Otherwise whoever may write one of them (an nvm tree, /opt/<user>, a
+ * checkout's node_modules) replaces the binary and runs code as root every minute, or reads the key.
+ * The single executable (installed root-owned into /usr/local/bin) runs no separate Node and needs no
+ * such check.
+ */
+export async function checkTrustedNode(nodePath: string): Promise<string | undefined> {
+  try {
+    const missing = await walkComponents(nodePath, ownedAndNotWritable([0]));
+    if (missing) return `Node.js at ${nodePath} does not exist (${missing} is missing)`;
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof PathTrustError)) throw error;
+    return `Node.js at ${nodePath} is not safe to run as root: ${error.path} ${error.why}, so that user could replace the Node.js that root runs. Install Node.js system-wide, root-owned (your distribution's nodejs package, or NodeSource, in /usr/bin), and run the installer with it (\`sudo /usr/bin/node spot-restarter.cjs install …\`), or fix the path: ${fixHint(error.path)}`;
+  }
+}
+
+function runningUid(): number {
+  return process.getuid?.() ?? 0;
+}
+
+/**
+ * Checks the tree install writes into (or uninstall removes from) before touching it: --root itself
+ * and every directory on the way to it must belong to the running user or root and be writable by
+ * nobody else (a sticky /tmp above it is fine), and below it every existing directory on the way to
+ * each target must be a real directory (no symlink: writes and deletes must not land elsewhere), owned
+ * by the running user, writable by nobody else. The targets themselves are checked by their writer
+ * (a regular file or directory is replaced; a symlink is removed, never followed).
+ * `allowedSymlinks`: target paths that may be a symlink (systemd's DynamicUser= state directory).
+ */
+export async function checkInstallTree(
+  root: string,
+  targets: readonly string[],
+  uid = runningUid(),
+): Promise<string | undefined> {
+  const owners = [...new Set([uid, 0])];
+  try {
+    const missing = await walkComponents(root, ownedAndNotWritable(owners, { allowSticky: true }));
+    if (missing) return undefined; // a fresh root: everything below is created by us
+  } catch (error) {
+    if (!(error instanceof PathTrustError)) throw error;
+    return `the install root ${root} is not safe: ${error.path} ${error.why}, so another user could swap what is written there (and what root then runs); use a directory only root can write, or fix it: ${fixHint(error.path)}`;
+  }
+  const rule = ownedAndNotWritable([uid]);
+  const seen = new Set<string>();
+  for (const target of targets) {
+    const parts = target.split("/").filter(Boolean).slice(0, -1);
+    let current = root;
+    for (const part of parts) {
+      current = join(current, part);
+      if (seen.has(current)) continue;
+      seen.add(current);
+      let stat: Awaited<ReturnType<typeof fs.lstat>>;
+      try {
+        stat = await fs.lstat(current);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") break;
+        throw error;
+      }
+      const shown = root === "/" ? current : `${current} (under --root ${root})`;
+      if (stat.isSymbolicLink()) {
+        return `${shown} is a symbolic link: install and uninstall never write or delete through one (it could lead anywhere); replace it with a real directory`;
+      }
+      if (!stat.isDirectory()) return `${shown} is not a directory: move it away and re-run`;
+      const problem = rule({ path: current, stat });
+      if (problem) {
+        return `${shown} ${problem}, so another user could swap what install writes there; fix it with ${fixHint(current)}`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A private copy of the bundle for the verification run: root runs what it just read and checked,
+ * never a file in the target tree (which someone else might swap between the write and the run).
+ */
+export async function writePrivateCopy(directory: string, name: string, content: Buffer): Promise<string> {
+  const path = join(directory, name);
+  const handle = await fs.open(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o500,
+  );
+  try {
+    await handle.writeFile(content);
+  } finally {
+    await handle.close();
+  }
+  return path;
+}
