@@ -4,6 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
+import { UNKNOWN_CAUSE_AFTER_SECONDS } from "./cause";
 import { ConfigError } from "./errors";
 import { type NotificationEventName, notificationEventNames } from "./events";
 import { type ChannelType, channelTypes } from "./notify/channels";
@@ -140,6 +141,17 @@ export const configSchema = z
     logLevel: z
       .enum(["debug", "info", "warn", "error"], { error: 'expected "debug", "info", "warn" or "error"' })
       .default("info"),
+    restartWhen: z
+      .enum(["evicted", "deallocated"], {
+        error:
+          '"evicted" (start what Azure evicted, never what its owner stopped) or "deallocated" (start any deallocation)',
+      })
+      .default("evicted"),
+    unknownCauseAfterSeconds: int(
+      0,
+      86_400,
+      "seconds to wait for Azure to say why a VM is deallocated",
+    ).default(UNKNOWN_CAUSE_AFTER_SECONDS),
     notifications: z
       .array(notificationChannel, {
         error: 'expected a list of channels like [{"type": "slack", "url": "https://hooks.slack.com/…"}]',
@@ -176,6 +188,9 @@ export interface RuntimeConfig {
   readonly resourceGroups: readonly string[];
   readonly tag: { readonly name: string; readonly value: string };
   readonly intervalSeconds: number;
+  /** `evicted`: start only what Azure evicted (or nothing explains, after unknownCauseAfterSeconds). */
+  readonly restartWhen: "evicted" | "deallocated";
+  readonly unknownCauseAfterSeconds: number;
   readonly stateDir: string;
   readonly cloud: { readonly authorityHost: string; readonly armEndpoint: string; readonly audience: string };
   readonly maxConcurrentStarts: number;
@@ -340,6 +355,8 @@ export function parseConfig(
     resourceGroups: value.resourceGroups,
     tag: value.tag,
     intervalSeconds: value.intervalSeconds,
+    restartWhen: value.restartWhen,
+    unknownCauseAfterSeconds: value.unknownCauseAfterSeconds,
     maxConcurrentStarts: value.maxConcurrentStarts,
     backoff: value.backoff,
     startTimeoutSeconds: value.startTimeoutSeconds,
