@@ -49,6 +49,7 @@ export function controlVmJson(vm: VirtualMachine): Record<string, unknown> {
     startRequests: vm.startRequests,
     evictions: vm.evictions,
     lastEvictedAt: vm.lastEvictedAt ?? null,
+    history: vm.history.map((entry) => ({ ...entry })),
     evictionScheduledAt: vm.evictAt ? new Date(vm.evictAt).toISOString() : null,
     tags: { ...vm.tags },
     priority: vm.priority,

@@ -43,6 +43,20 @@ export interface ProvisioningError {
   message: string;
 }
 
+/** One power event of a VM, at the time it took effect (ISO 8601). */
+export interface VmHistoryEntry {
+  at: string;
+  event:
+    | "evicted"
+    | "deallocated-by-owner"
+    | "start-accepted"
+    | "start-succeeded"
+    | "start-failed"
+    | "start-preempted";
+  /** For a failed start, its error code. */
+  code?: string;
+}
+
 export interface VirtualMachine {
   resourceGroup: string;
   name: string;
@@ -75,6 +89,8 @@ export interface VirtualMachine {
   startRequests: number;
   evictions: number;
   lastEvictedAt?: string;
+  /** What happened to the VM, in order: the soak and tests count from it, not from the runtime's logs. */
+  history: VmHistoryEntry[];
   lastStatusChange: string;
 }
 
@@ -326,6 +342,7 @@ export class World {
       hibernated: vm.powerState === "deallocated" && vm.hibernated,
       startRequests: 0,
       evictions: 0,
+      history: [],
       lastStatusChange: time,
     };
     this.vms.set(key(vm.resourceGroup, vm.name), machine);
@@ -375,7 +392,10 @@ export class World {
     const inFlight: PowerState =
       kind === "start" ? "starting" : kind === "deallocate" ? "deallocating" : "stopping";
     const seconds = kind === "start" ? this.timing.startSeconds : this.timing.deallocateSeconds;
-    if (kind === "start") vm.startRequests += 1;
+    if (kind === "start") {
+      vm.startRequests += 1;
+      this.record(vm, "start-accepted", now);
+    }
     const operation: Operation = {
       id: randomUUID(),
       location: vm.location,
@@ -391,6 +411,7 @@ export class World {
       };
     }
     if (vm.powerState === target && operation.error === undefined) {
+      if (kind === "start") this.record(vm, "start-succeeded", now);
       this.operations.set(operation.id, operation);
       return operation;
     }
@@ -437,6 +458,7 @@ export class World {
     if (vm.powerState !== "deallocated") {
       this.annotate(vm, "VirtualMachineDeallocationInitiated");
       this.recordActivity(vm, actor);
+      this.record(vm, "deallocated-by-owner", this.now());
     }
     this.setPowerState(vm, "deallocated");
   }
@@ -456,6 +478,7 @@ export class World {
         message: "Operation execution has been preempted by a more recent operation.",
       };
     }
+    this.record(vm, "start-preempted", this.now());
     vm.transition = undefined;
   }
 
@@ -506,6 +529,7 @@ export class World {
     vm.transition = undefined;
     if (vm.powerState !== "deallocated") this.annotate(vm, "VirtualMachinePreempted");
     vm.evictions += 1;
+    this.record(vm, "evicted", this.now());
     vm.lastEvictedAt = new Date(this.now()).toISOString();
     if (vm.evictionPolicy === "Delete") {
       this.vms.delete(key(vm.resourceGroup, vm.name));
@@ -523,6 +547,14 @@ export class World {
       const transition = vm.transition;
       if (transition && transition.at <= now) {
         vm.transition = undefined;
+        if (transition.to === "running") {
+          this.record(
+            vm,
+            transition.failWith ? "start-failed" : "start-succeeded",
+            transition.at,
+            transition.failWith?.code,
+          );
+        }
         if (transition.failWith) {
           vm.provisioningState = "Failed";
           vm.provisioningError = transition.failWith;
@@ -537,6 +569,10 @@ export class World {
         else vm.evictAt = undefined;
       }
     }
+  }
+
+  private record(vm: VirtualMachine, event: VmHistoryEntry["event"], at: number, code?: string): void {
+    vm.history.push({ at: new Date(at).toISOString(), event, ...(code ? { code } : {}) });
   }
 
   private setPowerState(vm: VirtualMachine, state: PowerState): void {

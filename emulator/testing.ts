@@ -10,6 +10,7 @@ import { LEAST_PRIVILEGE_ACTIONS as RUNTIME_ROLE_ACTIONS } from "../runtime/src/
 import { type EmulatorSeed, type FaultRule, type RunningEmulator, startEmulator } from "./index";
 import { knownCas } from "./known-cas";
 import { createTestPrincipal, type TestPrincipal } from "./principal";
+import type { VmHistoryEntry } from "./state";
 
 export { createTestPrincipal, type TestPrincipal };
 
@@ -42,6 +43,8 @@ export interface ControlVm {
   startRequests: number;
   evictions: number;
   lastEvictedAt: string | null;
+  /** Power events in order (evicted, deallocated-by-owner, start-accepted/-succeeded/-failed/-preempted). */
+  history: VmHistoryEntry[];
   tags: Record<string, string>;
   priority: string;
   evictionPolicy: string;

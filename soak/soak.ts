@@ -4,6 +4,7 @@
 // the runtime's RSS at start and end. Exit code 1 when an invariant broke or the RSS grew.
 //
 //   npm run soak -- --minutes 10 [--vms 12] [--interval-seconds 2] [--seed 42] [--json]
+import { judgeStarts } from "./judge";
 import "reflect-metadata";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -313,47 +314,24 @@ export async function soak(options: Options, say: (line: string) => void = conso
     const exitCode = await exited;
     leak ??= findSecret(stdout, t.principal) ?? null;
 
-    // Wrong starts: a start issued for a VM that must never be started, or for a restartable VM that
-    // was not waiting for a start (no eviction since its last successful start).
-    const wrongStartDetails: string[] = [];
-    const timeline = [
-      ...evictions.map((e) => ({ at: e.at, kind: "evicted", vm: e.vm })),
-      ...events
-        .filter((e) => e.event === "start-issued" || e.event === "started")
-        .map((e) => ({ at: e.at, kind: e.event, vm: String(e.vm).split("/").at(-1) ?? "" })),
-    ].sort((a, b) => a.at - b.at);
-    const needsStart = new Map<string, boolean>();
-    const lastEviction = new Map<string, number>();
-    const lastIssued = new Map<string, number>();
-    for (const entry of timeline) {
-      if (entry.kind === "evicted") {
-        needsStart.set(entry.vm, true);
-        lastEviction.set(entry.vm, entry.at);
-      } else if (entry.kind === "start-issued") {
-        if (!restartable.includes(entry.vm)) wrongStartDetails.push(`${entry.vm}: must never be started`);
-        else if (needsStart.get(entry.vm) === false)
-          wrongStartDetails.push(
-            `${entry.vm}: started while running (at ${new Date(entry.at).toISOString()})`,
-          );
-        lastIssued.set(entry.vm, entry.at);
-      } else if (entry.kind === "started") {
-        // Evicted again while this start was in flight: it still needs a start.
-        needsStart.set(entry.vm, (lastEviction.get(entry.vm) ?? 0) > (lastIssued.get(entry.vm) ?? 0));
-      }
-    }
-    const startsToNeverStart = (await t.control.vms())
-      .filter((v) => !restartable.includes(v.name) && v.startRequests > 0)
-      .map((v) => `${v.name}: ${v.startRequests} start requests reached Azure`);
-    wrongStartDetails.push(...startsToNeverStart);
-
-    // Restart latency: eviction to the next `started` of that VM.
-    const latencies: number[] = [];
-    for (const eviction of evictions) {
-      const started = events.find(
-        (e) => e.event === "started" && String(e.vm).endsWith(`/${eviction.vm}`) && e.at > eviction.at,
-      );
-      if (started) latencies.push(started.at - eviction.at);
-    }
+    // Judged from the emulator's record of each VM (power history, start requests), not from the
+    // runtime's log lines: see soak/judge.ts.
+    const initial = new Map(population.map((v) => [v.name, v.powerState]));
+    const judged = judgeStarts(
+      (await t.control.vms()).map((v) => ({
+        name: v.name,
+        history: v.history,
+        initiallyEvicted: initial.get(v.name) === "deallocated",
+      })),
+      new Set(restartable),
+    );
+    const wrongStartDetails = judged.wrongStarts;
+    // An unanswered eviction, or a restartable VM not running when the run settled (one entry per VM).
+    const allMissed = [
+      ...judged.missed,
+      ...missed.filter((entry) => !judged.missed.includes(entry.split(" ")[0] ?? "")),
+    ];
+    const latencies = judged.latenciesMs;
 
     const all = await t.control.requests();
     const arm = all.filter(
@@ -365,12 +343,12 @@ export async function soak(options: Options, say: (line: string) => void = conso
     const result: SoakResult = {
       minutes: options.minutes,
       vms: { total: population.length, restartable: restartable.length },
-      evictions: evictions.length,
-      restarts: events.filter((e) => e.event === "started").length,
+      evictions: judged.evictions,
+      restarts: judged.restarts,
       wrongStarts: wrongStartDetails.length,
       wrongStartDetails,
-      missedRestarts: missed.length,
-      missed,
+      missedRestarts: allMissed.length,
+      missed: allMissed,
       faultsInjected,
       cycles,
       armRequests: arm.length,

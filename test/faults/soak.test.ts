@@ -23,9 +23,11 @@ it("soak smoke: 12 s of random evictions and faults, no wrong or missed start", 
   assert.equal(result.secretLeak, null);
   assert.equal(result.exitCode, 0);
   assert.ok(result.evictions >= 3, `the chaos evicted ${result.evictions} VMs`);
-  assert.equal(
-    result.restarts >= result.evictions,
-    true,
+  // Counted from the emulator's VM history (soak/judge.ts): no duplicate start (that is a wrong start),
+  // no unanswered eviction (missed), so each eviction got exactly one successful start, or shared one
+  // with an eviction that came while it waited.
+  assert.ok(
+    result.restarts >= 1 && result.restarts <= result.evictions,
     `${result.restarts} restarts for ${result.evictions} evictions`,
   );
   figure(
