@@ -20,6 +20,46 @@ export function authorizationRoutes(): ArmRoute[] {
   const scopeOf = (params: Record<string, string>) => params.scope as string;
   return [
     {
+      // "Gets all permissions the caller has for a resource group" (Permissions_ListForResourceGroup,
+      // azure-rest-api-specs authorization/…/stable/2022-04-01/authorization-RoleDefinitionsCalls.json):
+      // one {actions, notActions, dataActions, notDataActions} per role assignment of the caller that
+      // applies at the group (assigned there or above). No role action is needed to ask about oneself.
+      method: "GET",
+      pattern:
+        "subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}/providers/Microsoft.Authorization/permissions",
+      handle: (ctx, params, env) => {
+        const group = env.world.resourceGroup(params.resourceGroup as string);
+        if (!group) {
+          throw new HttpError(
+            404,
+            "ResourceGroupNotFound",
+            `Resource group '${params.resourceGroup}' could not be found.`,
+          );
+        }
+        const scope = `/subscriptions/${env.world.subscriptionId}/resourceGroups/${group.name}`;
+        const value = [...env.world.roleAssignments.values()]
+          .filter(
+            (assignment) =>
+              assignment.principalId.toLowerCase() === env.caller.objectId.toLowerCase() &&
+              scopeContains(assignment.scope, scope),
+          )
+          .flatMap((assignment) => {
+            const definition = env.world.findRoleDefinition(roleDefinitionGuid(assignment.roleDefinitionId));
+            return definition
+              ? [
+                  {
+                    actions: definition.actions,
+                    notActions: definition.notActions,
+                    dataActions: [],
+                    notDataActions: [],
+                  },
+                ]
+              : [];
+          });
+        sendJson(ctx, 200, { value });
+      },
+    },
+    {
       method: "GET",
       pattern: ASSIGNMENTS,
       action: "Microsoft.Authorization/roleAssignments/read",

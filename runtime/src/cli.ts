@@ -18,6 +18,7 @@ import {
   overridesFromEnv,
   resourceGroupNamePattern,
 } from "./config";
+import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./doctor";
 import {
   AuthError,
   ConfigError,
@@ -46,10 +47,12 @@ Commands:
   status             each tagged VM: power state, last eviction seen, last start, backoff
   simulate-eviction  ask Azure to evict a Spot VM (tests the whole chain)
   notify-test        send one test message to each notification channel of the config
+  doctor             check clock, endpoints and CA, certificate, token, resource groups, permissions and
+                     tagged VMs against Azure; each check pass/fail with its fix (exit 1 if one fails)
   install            install on this host from \`pulumi stack output --json --show-secrets\`
   uninstall          remove what install wrote
 
-Common options (once, run, status, simulate-eviction, notify-test):
+Common options (once, run, status, simulate-eviction, notify-test, doctor):
   --config FILE            config file (default ${defaultConfigPath}; env SPOT_RESTARTER_CONFIG)
   --state-dir DIR          state directory (overrides the config's stateDir)
   --interval-seconds N     seconds between cycles of \`run\` (1..86400)
@@ -58,6 +61,7 @@ Common options (once, run, status, simulate-eviction, notify-test):
   --print-config           log the effective configuration (no secrets) before running
 once:               [--dry-run] decide and report, start nothing   [--json] print a summary object on stdout
 status:             [--json]
+doctor:             [--json]
 simulate-eviction:  --vm NAME [--resource-group NAME]
 install:            --stack-outputs FILE|- [--root DIR] [--scheduler systemd|cron] [--dry-run] [--no-verify]
                     [--authority-host URL --arm-endpoint URL [--audience URL]] [--extra-ca-certs FILE]
@@ -88,6 +92,7 @@ const commandOptions = {
   status: { ...commonOptions, json: { type: "boolean" } },
   "simulate-eviction": { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
   "notify-test": commonOptions,
+  doctor: { ...commonOptions, json: { type: "boolean" } },
   install: {
     "stack-outputs": { type: "string" },
     root: { type: "string" },
@@ -192,6 +197,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
   for (const warning of loaded.warnings) log.warn("config-warning", { path: configPath }, warning);
   if (values["print-config"]) {
     log.info("config", { path: configPath }, JSON.stringify(describeConfig(config)));
+  }
+
+  if (command === "doctor") {
+    // Checks instead of failing at the first problem: every check runs (or says why it was skipped).
+    const checks = await runDoctor(config, signal, {
+      now: () => new Date(),
+      probe: probeEndpoint,
+      vmApi: (credential) => createArmVmApi(config, credential),
+    });
+    const passed = doctorPassed(checks);
+    process.stdout.write(
+      values.json ? `${JSON.stringify({ passed, checks }, null, 2)}\n` : formatDoctorReport(checks),
+    );
+    return passed ? exitCodes.ok : exitCodes.failure;
   }
 
   if (command === "notify-test") {

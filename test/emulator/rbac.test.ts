@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ComputeManagementClient } from "@azure/arm-compute";
 import { actionMatches, roleAllows, scopeContains } from "../../emulator/rbac";
-import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
+import { LEAST_PRIVILEGE_ACTIONS, startTestEmulator, type TestEmulator } from "../../emulator/testing";
 import { armFetch, vmPath } from "./helpers";
 
 const BACKUP = "ubuntu-backup-server-spot";
@@ -176,5 +176,41 @@ describe("emulator: following a start needs Microsoft.Compute/locations/operatio
       updateIntervalInMs: 50,
     });
     await expectForbidden(poller.pollUntilDone(), "Microsoft.Compute/locations/operations/read");
+  });
+});
+
+describe("emulator: the Permissions API (what the caller may do at a resource group)", () => {
+  let t: TestEmulator;
+  before(async () => {
+    t = await startTestEmulator({}, { role: "least-privilege" });
+  });
+  after(() => t.emulator.stop());
+
+  it("lists the caller's own role permissions at the group, as Permissions_ListForResourceGroup does", async () => {
+    const answer = await armFetch<{ value: Array<Record<string, string[]>> }>(
+      t,
+      "GET",
+      `/subscriptions/${t.emulator.subscriptionId}/resourcegroups/${t.resourceGroup}/providers/Microsoft.Authorization/permissions`,
+      undefined,
+      "2022-04-01",
+    );
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.value.length, 1);
+    assert.deepEqual(answer.body.value[0]?.actions, [...LEAST_PRIVILEGE_ACTIONS]);
+    assert.deepEqual(answer.body.value[0]?.notActions, []);
+    assert.deepEqual(answer.body.value[0]?.dataActions, []);
+  });
+
+  it("answers 404 ResourceGroupNotFound for a group that does not exist", async () => {
+    const answer = await armFetch<{ error: { code: string; message: string } }>(
+      t,
+      "GET",
+      `/subscriptions/${t.emulator.subscriptionId}/resourcegroups/no-such-group/providers/Microsoft.Authorization/permissions`,
+      undefined,
+      "2022-04-01",
+    );
+    assert.equal(answer.status, 404);
+    assert.equal(answer.body.error.code, "ResourceGroupNotFound");
+    assert.equal(answer.body.error.message, "Resource group 'no-such-group' could not be found.");
   });
 });
