@@ -24,13 +24,16 @@ import {
   ConfigError,
   exitCodes,
   LockHeldError,
+  messageChain,
   PermissionError,
   RuntimeError,
   UsageError,
 } from "./errors";
+import { createEventBus, type EventBus } from "./events";
 import { install, uninstall } from "./install/index";
 import { type HeldLock, isUnwritableError, isWritable, tryAcquireLock } from "./lock";
 import { createLogger, type LogFormat, type LogLevel } from "./log";
+import { logSink } from "./logSink";
 import { sendTestNotifications } from "./notify/index";
 import { Restarter, type RestarterSettings } from "./restarter";
 import { createFileStateStore } from "./state";
@@ -229,8 +232,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     return results.every((result) => result.ok) ? exitCodes.ok : exitCodes.failure;
   }
 
+  // Every state change is an event; the log is its first sink (notifications and metrics subscribe too).
+  const events = createEventBus((error) =>
+    log.error("sink-failed", {}, `an event sink failed; it keeps receiving events: ${messageChain(error)}`),
+  );
+  events.subscribe(logSink(log));
   const certificate = await loadCertificate(config.certificatePath, new Date());
-  warnIfExpiringSoon(certificate, log);
+  warnIfExpiringSoon(certificate, events);
   const credential = createCredential(config, certificate);
   let principalObjectId: string | undefined;
   try {
@@ -283,7 +291,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       return exitCodes.ok;
     }
 
-    const restarter = new Restarter({ api, store, log, settings, counter });
+    const restarter = new Restarter({ api, store, events, settings, counter });
     if (command === "once" && values["dry-run"]) {
       // A dry run decides from the state file but writes nothing, so it needs no lock.
       await restarter.init();
@@ -360,7 +368,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
             "certificate",
           );
         }
-        warnIfExpiringSoon(certificate, log);
+        warnIfExpiringSoon(certificate, events);
       });
       if (lost.signal.aborted) throw new RuntimeError("stopped: the lock in the state directory was lost", 1);
       log.info(
@@ -394,14 +402,16 @@ export function withCallerHint(error: unknown, principalObjectId: string | undef
   );
 }
 
-function warnIfExpiringSoon(certificate: LoadedCertificate, log: ReturnType<typeof createLogger>): void {
-  const expiry = certificateExpiry(certificate, new Date());
+function warnIfExpiringSoon(certificate: LoadedCertificate, events: EventBus): void {
+  const now = new Date();
+  const expiry = certificateExpiry(certificate, now);
   if (expiry.expiresSoon) {
-    log.warn(
-      "certificate-expires-soon",
-      { path: certificate.path, expiresOn: certificate.notAfter.toISOString(), daysLeft: expiry.daysLeft },
-      "the service principal's certificate expires soon: run `pulumi up` (it renews the certificate) and reinstall",
-    );
+    events.emit({
+      type: "certificate-expiring",
+      at: now.getTime(),
+      expiresAt: certificate.notAfter.getTime(),
+      daysLeft: expiry.daysLeft,
+    });
   }
 }
 

@@ -9,7 +9,8 @@ import {
   type RestartTag,
   vmKey,
 } from "./decisions";
-import { PermissionError, UsageError } from "./errors";
+import { discoverGroup } from "./discovery";
+import { permissionError, UsageError } from "./errors";
 import type { Logger } from "./log";
 import type { CycleReport, FatalError, Restarter, StartResult } from "./restarter";
 import type { StateStore } from "./state";
@@ -199,8 +200,8 @@ export interface StatusReport {
 }
 
 /**
- * Each tagged Spot VM with its live power state (one list per group + one instance view per
- * candidate, as a cycle) and what the state file remembers. Changes nothing.
+ * Each tagged Spot VM with its live power state (discovery.ts, as a cycle: one list per group + one
+ * instance view per candidate) and what the state file remembers. Changes nothing.
  */
 export async function collectStatus(
   api: VmApi,
@@ -236,30 +237,13 @@ export async function collectStatus(
     };
   };
   for (const resourceGroup of settings.resourceGroups) {
-    try {
-      const listed = await api.listVms(resourceGroup, signal);
-      const candidates = listed.filter((vm) => isRestartCandidate(vm, settings.tag));
-      const powerStates = await Promise.all(
-        candidates.map((vm) =>
-          api.readPowerState(resourceGroup, vm.name, signal).catch((error) => {
-            errors.push(`${resourceGroup}/${vm.name}: ${describeAzureError(error).message}`);
-            return undefined;
-          }),
-        ),
-      );
-      candidates.forEach((vm, i) => {
-        rows.set(vmKey(resourceGroup, vm.name), row(resourceGroup, vm.name, powerStates[i] ?? null, state));
-      });
-    } catch (error) {
-      const outcome = classifyStartOutcome(describeAzureError(error), "list");
-      if (outcome.kind === "forbidden") {
-        throw new PermissionError(
-          `the service principal lacks the permission ${outcome.permission} on resource group ${resourceGroup}`,
-          outcome.permission,
-          { cause: error },
-        );
+    const group = await discoverGroup(api, resourceGroup, settings.tag, signal);
+    const failure = group.listFailure;
+    if (failure) {
+      if (failure.kind === "azure" && failure.outcome.kind === "forbidden") {
+        throw permissionError(failure.outcome, `on resource group ${resourceGroup}`, failure.error);
       }
-      errors.push(`${resourceGroup}: ${describeAzureError(error).message}`);
+      errors.push(`${resourceGroup}: ${describeAzureError(failure.error).message}`);
       for (const record of Object.values(state.vms)) {
         if (record.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()) {
           rows.set(
@@ -268,6 +252,13 @@ export async function collectStatus(
           );
         }
       }
+      continue;
+    }
+    for (const { vm, candidate, powerState, failure: readFailure } of group.vms) {
+      if (!candidate) continue;
+      if (readFailure)
+        errors.push(`${resourceGroup}/${vm.name}: ${describeAzureError(readFailure.error).message}`);
+      rows.set(vmKey(resourceGroup, vm.name), row(resourceGroup, vm.name, powerState ?? null, state));
     }
   }
   return {
@@ -346,13 +337,7 @@ export async function simulateEviction(
     await api.simulateEviction(group, name, signal);
   } catch (error) {
     const outcome = classifyStartOutcome(describeAzureError(error), "simulateEviction");
-    if (outcome.kind === "forbidden") {
-      throw new PermissionError(
-        `the service principal lacks the permission ${outcome.permission} on ${group}/${name}`,
-        outcome.permission,
-        { cause: error },
-      );
-    }
+    if (outcome.kind === "forbidden") throw permissionError(outcome, `on ${group}/${name}`, error);
     if (outcome.kind === "gone") {
       throw new UsageError(`VM ${group}/${name} was not found (${outcome.code})`, { cause: error });
     }

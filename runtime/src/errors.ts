@@ -62,3 +62,30 @@ export class LockHeldError extends RuntimeError {
     super(message, exitCodes.locked, options);
   }
 }
+
+/**
+ * The one way a missing permission becomes an error: names the action (by its full name), what it
+ * was needed for (`target`: "on resource group rg", "needed to start rg/vm"), Azure's code, and the fix.
+ */
+export function permissionError(
+  denied: { readonly permission: string; readonly code: string },
+  target: string,
+  cause?: unknown,
+): PermissionError {
+  return new PermissionError(
+    `the service principal lacks the permission ${denied.permission} ${target} (${denied.code}); grant it (the Contributor role, or the least-privilege role of the Pulumi program) and try again`,
+    denied.permission,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** An error's message followed by its causes' (at most four deep), for one log line. */
+export function messageChain(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 4; depth++) {
+    parts.push(current instanceof Error ? current.message : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(": caused by: ");
+}

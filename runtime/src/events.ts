@@ -37,6 +37,8 @@ export type RestarterEvent =
       readonly cause: "evicted" | "unknown";
       /** When Azure says the eviction happened (ms since epoch), if known. */
       readonly occurredAt?: number;
+      /** The power state seen before (absent: none seen yet). */
+      readonly was?: string;
     })
   /** A VM this runtime started is running again. */
   | (VmRef & {
@@ -46,6 +48,8 @@ export type RestarterEvent =
       readonly downtimeSeconds: number;
       readonly attempts: number;
       readonly vmSize?: string;
+      /** From the start request to running (the last attempt only). */
+      readonly startSeconds?: number;
     })
   /** Starts keep failing; emitted once per escalation step (e.g. 15 min, 1 h, 6 h), not per attempt. */
   | (VmRef & {
@@ -80,6 +84,10 @@ export type RestarterEvent =
       readonly at: number;
       readonly code?: string;
       readonly message: string;
+      /** The token endpoint's HTTP status, when it answered. */
+      readonly status?: number;
+      /** Entra ID unavailable (5xx, 429, unreachable) rather than refusing us. */
+      readonly transient?: boolean;
     }
   | (Partial<VmRef> & {
       readonly type: "permission-missing";
@@ -115,6 +123,79 @@ export type RestarterEvent =
       readonly type: "cycle-finished";
       readonly at: number;
       readonly durationSeconds: number;
+      /** VMs listed, starts issued, starts still being followed, ARM requests sent so far. */
+      readonly vms?: number;
+      readonly starts?: number;
+      readonly inFlight?: number;
+      readonly armRequests?: number;
+    }
+  // The loop's own bookkeeping, for the log (named as its log lines are).
+  | (VmRef & { readonly type: "start-issued"; readonly at: number; readonly attempt: number })
+  | (VmRef & { readonly type: "start-accepted"; readonly at: number })
+  | (VmRef & { readonly type: "would-start"; readonly at: number })
+  /** A VM that was evicted or in backoff is running, not by a start of ours. */
+  | (VmRef & { readonly type: "vm-running"; readonly at: number; readonly was?: string })
+  | (VmRef & {
+      readonly type: "power-state-changed";
+      readonly at: number;
+      readonly state?: string;
+      readonly was?: string;
+    })
+  | (VmRef & { readonly type: "vm-forgotten"; readonly at: number; readonly why: string })
+  /** A start failed in a way that puts the VM into backoff. */
+  | (VmRef & {
+      readonly type: "start-failed";
+      readonly at: number;
+      readonly outcome: "capacity" | "price" | "quota" | "failed";
+      readonly code: string;
+      readonly message: string;
+      readonly attempts: number;
+      readonly backoffUntil: number;
+      readonly backoffSeconds: number;
+      /** For `price`: the VM's max price (-1 = up to the on-demand price). */
+      readonly maxPrice?: number;
+    })
+  | (VmRef & { readonly type: "start-interrupted"; readonly at: number })
+  | (VmRef & {
+      readonly type: "start-conflict";
+      readonly at: number;
+      readonly code: string;
+      readonly message: string;
+    })
+  | (VmRef & { readonly type: "start-timeout"; readonly at: number; readonly message: string })
+  /** ARM refused our token (401): fatal. */
+  | (Partial<VmRef> & {
+      readonly type: "token-refused";
+      readonly at: number;
+      readonly code: string;
+      readonly message: string;
+    })
+  | { readonly type: "token-available"; readonly at: number }
+  | {
+      readonly type: "throttled";
+      readonly at: number;
+      readonly code: string;
+      readonly retryAfterSeconds: number;
+      readonly until: number;
+    }
+  | { readonly type: "cycle-skipped"; readonly at: number; readonly until: number }
+  | { readonly type: "cycle-failed"; readonly at: number; readonly message: string }
+  /** A read during discovery failed (not throttling, not a missing permission); next cycle tries again. */
+  | (Partial<VmRef> & {
+      readonly type: "read-failed" | "resource-group-missing";
+      readonly at: number;
+      readonly resourceGroup: string;
+      readonly code: string;
+      readonly message: string;
+    })
+  | { readonly type: "state-new" | "state-saved"; readonly at: number; readonly path: string }
+  | { readonly type: "state-rebuilt"; readonly at: number; readonly path: string; readonly detail: string }
+  | {
+      readonly type: "state-save-failed";
+      readonly at: number;
+      readonly path: string;
+      readonly code?: string;
+      readonly message: string;
     };
 
 export type RestarterEventType = RestarterEvent["type"];
@@ -207,6 +288,59 @@ export function describeEvent(event: RestarterEvent): string {
       return `${event.vm} is ${event.up ? "up" : "down"}`;
     case "cycle-finished":
       return `cycle finished in ${event.durationSeconds.toFixed(3)} s`;
+    case "start-issued":
+      return "starting evicted Spot VM";
+    case "start-accepted":
+      return "ARM accepted the start";
+    case "would-start":
+      return "dry run: would start this deallocated VM";
+    case "vm-running":
+      return "VM is running again";
+    case "power-state-changed":
+      return event.state === "running"
+        ? "VM is running"
+        : `VM is ${event.state ?? "in an unknown power state"}; not a restart candidate`;
+    case "vm-forgotten":
+      return `forgetting VM: ${event.why}`;
+    case "start-failed": {
+      const why =
+        event.outcome === "price"
+          ? `the Spot price is above the VM's max price (${event.maxPrice === undefined || event.maxPrice === -1 ? "-1 = on-demand price" : `${event.maxPrice} USD/h`})`
+          : event.outcome === "capacity"
+            ? "Azure has no Spot capacity for this size now"
+            : event.outcome === "quota"
+              ? "a quota or policy refused the start"
+              : `unexpected failure: ${event.message}`;
+      return `${why}; next attempt after ${iso(event.backoffUntil)}`;
+    }
+    case "start-interrupted":
+      return "stopped following the start (shutting down); next run looks again";
+    case "start-conflict":
+      return `another operation is in progress; retrying next cycle: ${event.message}`;
+    case "start-timeout":
+      return `${event.message}; the next cycle reads its power state again`;
+    case "token-refused":
+      return event.message;
+    case "token-available":
+      return "Entra ID issues tokens again";
+    case "throttled":
+      return "ARM throttled us; no requests until Retry-After has passed";
+    case "cycle-skipped":
+      return "ARM throttled us; waiting out Retry-After";
+    case "cycle-failed":
+      return `cycle failed, trying again next interval: ${event.message}`;
+    case "read-failed":
+      return `reading from ARM failed; trying again next cycle: ${event.message}`;
+    case "resource-group-missing":
+      return `not found: ${event.message}`;
+    case "state-new":
+      return "no state file yet; starting fresh";
+    case "state-rebuilt":
+      return `${event.detail}; starting from empty state, rebuilt from the next observation`;
+    case "state-saved":
+      return "the state file can be written again";
+    case "state-save-failed":
+      return `cannot persist state (${event.message}); restarting VMs goes on, from memory`;
   }
   return "event";
 }

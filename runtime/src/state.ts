@@ -7,8 +7,11 @@ import { constants } from "node:fs";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import type { Clock } from "./clock";
 import { jsonErrorPosition } from "./config";
 import type { RestarterState } from "./decisions";
+import { messageChain } from "./errors";
+import type { EventSink } from "./events";
 import { checkPrivateDirectory } from "./fsSafe";
 
 export const stateFileName = "state.json";
@@ -139,4 +142,57 @@ export function createMemoryStateStore(
     },
   };
   return store;
+}
+
+/**
+ * Saves through a store, one save at a time, each writing the state as it is when its turn comes. An
+ * unchanged state is not written again (an idle cycle changes nothing: no disk wear per interval). A
+ * failing store is reported once per kind of failure, and when it works again; never thrown:
+ * restarting VMs goes on from memory.
+ */
+export class StateSaver {
+  private saving: Promise<void> = Promise.resolve();
+  private lastSaved: string | undefined;
+  private trouble: string | undefined;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly emit: EventSink,
+    private readonly clock: Pick<Clock, "now">,
+  ) {}
+
+  /** False while the state file cannot be written. */
+  get saved(): boolean {
+    return this.trouble === undefined;
+  }
+
+  /** Resolves when every save asked for so far has ended. */
+  settled(): Promise<void> {
+    return this.saving;
+  }
+
+  save(state: RestarterState): Promise<void> {
+    const { store } = this;
+    this.saving = this.saving
+      .catch(() => {})
+      .then(async () => {
+        const snapshot = JSON.stringify(state);
+        if (snapshot === this.lastSaved) return;
+        await store.save(state);
+        this.lastSaved = snapshot;
+        if (this.trouble !== undefined) {
+          this.trouble = undefined;
+          this.emit({ type: "state-saved", at: this.clock.now(), path: store.path });
+        }
+      })
+      .catch((error) => {
+        const code = (error as NodeJS.ErrnoException).code;
+        const trouble = code ?? messageChain(error);
+        if (trouble === this.trouble) return;
+        this.trouble = trouble;
+        const message = messageChain(error);
+        this.emit({ type: "state-save-failed", at: this.clock.now(), path: store.path, code, message });
+      });
+    return this.saving;
+  }
 }
