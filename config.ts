@@ -2,6 +2,8 @@
 // pure function over plain strings, so every rule and every message is tested without Pulumi mocks
 // (test/program/config.test.ts asserts the exact wording).
 import * as pulumi from "@pulumi/pulumi";
+import { type NotificationEventName, notificationEventNames } from "./runtime/src/events";
+import { type ChannelType, channelTypes } from "./runtime/src/notify/channels";
 
 export const CONFIG_NAMESPACE = "spot-restarter";
 
@@ -16,6 +18,15 @@ export interface SpotRestarterConfig {
   readonly certificateValidityDays: number;
   readonly certificateRenewalDays: number;
   readonly principalName: string;
+  /** Secret (each URL carries a token): index.ts exports it only through pulumi.secret. */
+  readonly notifications: readonly NotificationChannel[];
+}
+
+/** A notification channel, the runtime config's `notifications[]` object (docs/architecture.md). */
+export interface NotificationChannel {
+  readonly type: ChannelType;
+  readonly url: string;
+  readonly events?: readonly NotificationEventName[];
 }
 
 /** Config values as Pulumi hands them over: strings (arrays arrive as JSON text), or undefined when unset. */
@@ -26,6 +37,7 @@ export interface RawConfig {
   readonly certificateValidityDays?: string;
   readonly certificateRenewalDays?: string;
   readonly principalName?: string;
+  readonly notifications?: string;
 }
 
 export const DEFAULTS = {
@@ -180,6 +192,66 @@ export function validatePrincipalName(raw: string | undefined, stack: string): s
   return raw;
 }
 
+/**
+ * `notifications`: a JSON list of {type, url, events?}. Messages name the entry and the field, never the
+ * URL (a secret: `pulumi config set --secret --path 'notifications[0].url' <url>`).
+ */
+export function validateNotifications(raw: string | undefined): NotificationChannel[] {
+  if (raw === undefined || raw.trim() === "") return [];
+  const fix = (index: number, field: string, value: string) =>
+    `Fix: pulumi config set${field === "url" ? " --secret" : ""} --path 'notifications[${index}].${field}' ${value}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (cause) {
+    throw new Error(
+      `${key("notifications")} must be a list of channels (value not shown: it holds secrets). ${fix(0, "type", "ntfy")}`,
+      { cause },
+    );
+  }
+  if (!Array.isArray(parsed)) {
+    throw new Error(
+      `${key("notifications")} must be a list of channels, got ${typeof parsed === "object" ? "an object" : `a ${typeof parsed}`}. ${fix(0, "type", "ntfy")}`,
+    );
+  }
+  return parsed.map((entry: unknown, index) => {
+    const where = `${key("notifications")}[${index}]`;
+    const channel = (typeof entry === "object" && entry !== null ? entry : {}) as Record<string, unknown>;
+    if (!(channelTypes as readonly unknown[]).includes(channel.type)) {
+      throw new Error(
+        `${where}.type must be one of ${channelTypes.join(", ")}, got ${JSON.stringify(channel.type) ?? "nothing"}. ${fix(index, "type", "ntfy")}`,
+      );
+    }
+    let url: URL | undefined;
+    try {
+      url = typeof channel.url === "string" ? new URL(channel.url) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
+      throw new Error(
+        `${where}.url must be an https:// (or http://) URL (value not shown: it is a secret). ${fix(index, "url", "<url>")}`,
+      );
+    }
+    const events = channel.events;
+    if (
+      events !== undefined &&
+      (!Array.isArray(events) ||
+        events.length === 0 ||
+        !events.every((e) => (notificationEventNames as readonly unknown[]).includes(e)))
+    ) {
+      throw new Error(
+        `${where}.events must be a non-empty list of ${notificationEventNames.join(", ")} (or left out for all). ${fix(index, "events[0]", "vm-evicted")}`,
+      );
+    }
+    return {
+      type: channel.type as ChannelType,
+      url: channel.url as string,
+      ...(events !== undefined ? { events: events as NotificationEventName[] } : {}),
+    };
+  });
+}
+
 /** Validates every key; the first problem found is thrown, naming the key and the fix. */
 export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig {
   const resourceGroupName = validateResourceGroupName(raw.resourceGroupName);
@@ -201,6 +273,7 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
   );
   validateCertificateLifetime(certificateValidityDays, certificateRenewalDays);
   const principalName = validatePrincipalName(raw.principalName, stack);
+  const notifications = validateNotifications(raw.notifications);
   return {
     resourceGroupName,
     restartableVms,
@@ -208,6 +281,7 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
     certificateValidityDays,
     certificateRenewalDays,
     principalName,
+    notifications,
   };
 }
 
@@ -231,6 +305,8 @@ function readRawConfig(config: pulumi.Config): SpotRestarterConfig {
       certificateValidityDays: config.get("certificateValidityDays"),
       certificateRenewalDays: config.get("certificateRenewalDays"),
       principalName: config.get("principalName"),
+      // Read as text to validate it here; index.ts wraps the result in pulumi.secret.
+      notifications: config.get("notifications"),
     },
     pulumi.getStack(),
   );

@@ -15,3 +15,5 @@ export const restartableVms = stack.restartableVms;
 export const certificatePem = stack.certificatePem;
 export const certificateExpiresOn = stack.certificateExpiresOn;
 export const installCommand = stack.installCommand;
+/** Secret: every channel URL carries a token. The installer writes it into the runtime config (0600). */
+export const notifications = stack.notifications;

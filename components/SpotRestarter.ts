@@ -1,6 +1,6 @@
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as pulumi from "@pulumi/pulumi";
-import type { RoleMode, SpotRestarterConfig } from "../config";
+import type { NotificationChannel, RoleMode, SpotRestarterConfig } from "../config";
 import type { StackOutputName } from "../runtime/src/stackOutputNames";
 import { ResourceGroupAccess } from "./ResourceGroupAccess";
 import { RestartPrincipal } from "./RestartPrincipal";
@@ -156,6 +156,8 @@ export interface SpotRestarterStackOutputs {
   readonly certificatePem: pulumi.Output<string>;
   readonly certificateExpiresOn: pulumi.Output<string>;
   readonly installCommand: pulumi.Output<string>;
+  /** Secret: each channel URL carries a token. */
+  readonly notifications: pulumi.Output<NotificationChannel[]>;
 }
 
 // Compile-time: the outputs above are exactly the contract's names (runtime/src/stackOutputNames.ts),
@@ -204,5 +206,7 @@ export function buildSpotRestarter(
     certificatePem: component.certificatePem,
     certificateExpiresOn: component.certificateExpiresOn,
     installCommand: pulumi.output(buildInstallCommand(options.stack ?? pulumi.getStack())),
+    // Passed through, but only as a secret: state, `pulumi stack output` and the CLI's display hide it.
+    notifications: pulumi.secret(config.notifications.map((channel) => ({ ...channel }))),
   };
 }

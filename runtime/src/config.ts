@@ -45,7 +45,7 @@ const resourceGroupName = z
 
 // A notification URL carries its secret (a token, an ntfy topic): http:// is accepted too (a receiver
 // on the LAN), and no error message ever quotes it (see parseConfig).
-const notificationChannel = z.object(
+export const notificationChannelSchema = z.object(
   {
     type: z.enum(channelTypes, { error: `expected the channel type: ${channelTypes.join(", ")}` }),
     url: z.url({ protocol: /^https?$/, error: "expected the channel's URL (https:// or http://)" }),
@@ -153,7 +153,7 @@ export const configSchema = z
       "seconds to wait for Azure to say why a VM is deallocated",
     ).default(UNKNOWN_CAUSE_AFTER_SECONDS),
     notifications: z
-      .array(notificationChannel, {
+      .array(notificationChannelSchema, {
         error: 'expected a list of channels like [{"type": "slack", "url": "https://hooks.slack.com/…"}]',
       })
       .default([]),

@@ -12,9 +12,10 @@ export const STACK_OUTPUT_NAMES = [
   "certificatePem",
   "certificateExpiresOn",
   "installCommand",
+  "notifications",
 ] as const;
 
 export type StackOutputName = (typeof STACK_OUTPUT_NAMES)[number];
 
-/** The only output that holds a secret (the private key): `pulumi stack output` needs `--show-secrets`. */
-export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem"];
+/** Outputs that hold a secret (the private key, notification URLs): `pulumi stack output` needs `--show-secrets`. */
+export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem", "notifications"];

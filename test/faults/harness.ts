@@ -140,7 +140,8 @@ export async function startRow(
       for (const child of children) {
         if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       }
-      for (const output of outputs) assertNoSecrets(output, t.principal);
+      const notificationUrls = ((configFile.notifications ?? []) as Array<{ url: string }>).map((c) => c.url);
+      for (const output of outputs) assertNoSecrets(output, { ...t.principal, notificationUrls });
       await t.emulator.stop();
     },
   };

@@ -43,6 +43,7 @@ const baseConfig: SpotRestarterConfig = {
   certificateValidityDays: 365,
   certificateRenewalDays: 30,
   principalName: "spot-restarter-test",
+  notifications: [],
 };
 
 let mocks: ProgramMocks;

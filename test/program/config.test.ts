@@ -5,6 +5,7 @@ import fc from "fast-check";
 import {
   parseConfig,
   validateDays,
+  validateNotifications,
   validateResourceGroupName,
   validateRestartableVms,
   validateRoleMode,
@@ -22,6 +23,7 @@ describe("parseConfig", () => {
       certificateValidityDays: 365,
       certificateRenewalDays: 30,
       principalName: "spot-restarter-dev",
+      notifications: [],
     });
   });
 
@@ -45,6 +47,7 @@ describe("parseConfig", () => {
         certificateValidityDays: 90,
         certificateRenewalDays: 14,
         principalName: "my restarter",
+        notifications: [],
       },
     );
   });
@@ -236,6 +239,63 @@ describe("validateDays", () => {
     assert.throws(
       () => parseConfig({ ...valid, certificateValidityDays: "99999" }, "dev"),
       /certificateValidityDays must be a whole number of days from 2 to 3650, got "99999"/,
+    );
+  });
+});
+
+describe("validateNotifications", () => {
+  const secret = "https://hooks.slack.com/services/T0SECRET/B0SECRET/xoxsecret";
+  it("unset is no channel; a list passes through as the runtime config's objects", () => {
+    assert.deepEqual(validateNotifications(undefined), []);
+    assert.deepEqual(
+      validateNotifications(
+        JSON.stringify([
+          { type: "slack", url: secret },
+          { type: "webhook", url: "http://10.0.0.5/hook", events: ["vm-evicted"] },
+        ]),
+      ),
+      [
+        { type: "slack", url: secret },
+        { type: "webhook", url: "http://10.0.0.5/hook", events: ["vm-evicted"] },
+      ],
+    );
+  });
+  it("names the entry and the fix, and never shows a URL", () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [
+        [{ type: "email", url: secret }],
+        /^spot-restarter:notifications\[0\]\.type must be one of webhook, ntfy, slack, discord, teams, got "email"\. Fix: pulumi config set --path 'notifications\[0\]\.type' ntfy$/,
+      ],
+      [
+        [{ type: "slack", url: secret.replace("https", "ftp") }],
+        /^spot-restarter:notifications\[0\]\.url must be an https:\/\/ \(or http:\/\/\) URL \(value not shown: it is a secret\)\. Fix: pulumi config set --secret --path 'notifications\[0\]\.url' <url>$/,
+      ],
+      [
+        [
+          { type: "slack", url: secret },
+          { type: "ntfy", url: `x${secret}` },
+        ],
+        /notifications\[1\]\.url must be/,
+      ],
+      [
+        [{ type: "slack", url: secret, events: ["vm-exploded"] }],
+        /notifications\[0\]\.events must be a non-empty list of vm-evicted, /,
+      ],
+      [{ type: "slack", url: secret }, /must be a list of channels, got an object/],
+    ];
+    for (const [value, expected] of cases) {
+      assert.throws(
+        () => validateNotifications(JSON.stringify(value)),
+        (error: Error) => {
+          assert.match(error.message, expected);
+          assert.ok(!error.message.includes("SECRET"), error.message);
+          return true;
+        },
+      );
+    }
+    assert.throws(
+      () => validateNotifications(`[{"url": "${secret}"`),
+      (error: Error) => !error.message.includes("SECRET"),
     );
   });
 });

@@ -25,6 +25,16 @@ before(async () => {
     "spot-restarter:roleMode": "least-privilege",
     "spot-restarter:certificateValidityDays": "180",
     "spot-restarter:certificateRenewalDays": "20",
+    // As `pulumi config set --secret --path 'notifications[0].url' …` leaves it: structured config
+    // reaches the program as JSON text.
+    "spot-restarter:notifications": JSON.stringify([
+      {
+        type: "ntfy",
+        url: "https://ntfy.sh/spot-restarter-SECRET-topic",
+        events: ["vm-evicted", "vm-restarted"],
+      },
+      { type: "slack", url: "https://hooks.slack.com/services/T0SECRET/B0SECRET/xoxsecret" },
+    ]),
   });
   await pulumi.runtime.setMocks(mocks.mocks, "spot-restarter", "dev", false);
   program = require("../../index");
@@ -54,9 +64,13 @@ describe("index.ts stack outputs", () => {
     );
   });
 
-  it("keeps certificatePem secret and only certificatePem", async () => {
+  it("keeps certificatePem and notifications secret, and only those", async () => {
     for (const name of STACK_OUTPUTS) {
-      assert.equal(await pulumi.isSecret(program[name]), name === "certificatePem", name);
+      assert.equal(
+        await pulumi.isSecret(program[name]),
+        name === "certificatePem" || name === "notifications",
+        name,
+      );
     }
     const pem = String(await promiseOf(program.certificatePem));
     assert.match(
@@ -64,6 +78,17 @@ describe("index.ts stack outputs", () => {
       /^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n/,
     );
     assert.equal(new X509Certificate(pem).subject, "CN=spot-restarter-dev");
+  });
+
+  it("passes the notification channels through, validated, as the runtime config's objects", async () => {
+    assert.deepEqual(await promiseOf(program.notifications), [
+      {
+        type: "ntfy",
+        url: "https://ntfy.sh/spot-restarter-SECRET-topic",
+        events: ["vm-evicted", "vm-restarted"],
+      },
+      { type: "slack", url: "https://hooks.slack.com/services/T0SECRET/B0SECRET/xoxsecret" },
+    ]);
   });
 
   it("serializes to the JSON `pulumi stack output --json` prints", async () => {

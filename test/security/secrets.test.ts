@@ -1,7 +1,8 @@
 // The private key, access tokens and client assertions never appear in any output: logs (text and JSON,
 // debug level), `once --json`, `status` (table and --json), `--print-config`, simulate-eviction, error
 // messages (refused certificate, refused token, missing permission) and crash output (with
-// SPOT_RESTARTER_DEBUG's stack), nor in the state file. The fault matrix runs the same scan over every
+// SPOT_RESTARTER_DEBUG's stack), nor in the state file; nor do the notification URLs of the config (their
+// path and query carry tokens), through `notify-test` and the sinks' failures included. The fault matrix runs the same scan over every
 // output of every row (harness.ts `close()`); this file covers the commands and failures it does not.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ARM_SCOPE } from "../../emulator/testing";
 import { type Row, resourceGroup, spawnRuntime, spotVm, startRow } from "../faults/harness";
+import { deadUrl, type Receiver, startReceiver } from "../helpers/receiver";
 import { assertNoSecrets, findSecret, keyFragments } from "./secrets";
 
 describe("secrets never reach an output", () => {
@@ -21,13 +23,28 @@ describe("secrets never reach an output", () => {
     );
   };
 
+  // Receivers that refuse (a closed port) and answer 403: both failures get logged, URLs redacted.
+  let notificationUrls: string[] = [];
+  let refusing: Receiver;
   before(async () => {
+    refusing = await startReceiver({ status: 403 });
+    notificationUrls = [
+      await deadUrl("/services/T0SECRETTOKEN/B0SECRETTOKEN/xoxSECRETwebhooktoken"),
+      `${refusing.origin}/spot-restarter-SECRET-ntfy-topic?auth=SECRETntfyaccesstoken`,
+    ];
     row = await startRow([spotVm("evicted"), spotVm("live", { powerState: "running" })], {
       startSeconds: 0.3,
+      config: {
+        notifications: [
+          { type: "slack", url: notificationUrls[0] },
+          { type: "ntfy", url: notificationUrls[1] },
+        ],
+      },
     });
   });
   after(async () => {
     await row.close();
+    await refusing.close();
   });
 
   it("the scanner finds what it looks for (key body, armour, a real access token)", async () => {
@@ -46,6 +63,10 @@ describe("secrets never reach an output", () => {
       findSecret("INFO started vm=personal-network/evicted: VM is running again", row.principal),
       undefined,
     );
+    const withUrls = { ...row.principal, notificationUrls };
+    assert.ok(findSecret(`posting to ${notificationUrls[0]}`, withUrls), "a whole notification URL");
+    assert.ok(findSecret('{"url":"/spot-restarter-SECRET-ntfy-topic"}', withUrls), "an ntfy topic");
+    assert.equal(findSecret("channel=notifications[1] (ntfy, http://127.0.0.1:9/…)", withUrls), undefined);
   });
 
   it("commands at debug level, in text and JSON, print none", async () => {
@@ -61,6 +82,13 @@ describe("secrets never reach an output", () => {
       record(`status --json ${format}`, await row.cli(["status", ...config, ...more, "--json"]));
     }
     record("simulate-eviction", await row.cli(["simulate-eviction", ...config, "--vm", "live"]));
+    const notifyTest = await row.cli(["notify-test", ...config]);
+    assert.equal(notifyTest.code, 1, "both channels fail");
+    assert.match(
+      notifyTest.stdout,
+      /FAILED notifications\[0\] \(slack, http:\/\/127\.0\.0\.1:\d+\/…\): ECONNREFUSED/,
+    );
+    record("notify-test", notifyTest);
     const runtime = await spawnRuntime(row, ["run", "--log-level", "debug"]);
     await runtime.waitFor("started", () => true, 15_000).catch(() => undefined);
     await runtime.stop();
@@ -115,7 +143,7 @@ describe("secrets never reach an output", () => {
   });
 
   it("none of the above holds key material or a token; nor does the state directory", () => {
-    for (const { what, text } of seen) assertNoSecrets(text, row.principal, what);
+    for (const { what, text } of seen) assertNoSecrets(text, { ...row.principal, notificationUrls }, what);
     for (const name of readdirSync(row.stateDir)) {
       const path = join(row.stateDir, name);
       if (statSync(path).isFile())

@@ -63,6 +63,7 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
     intervalSeconds: 30,
     stateDir: PATHS.stateDir,
   };
+  if (outputs.notifications && outputs.notifications.length > 0) config.notifications = outputs.notifications;
   if (cloud) {
     config.cloud = {
       authorityHost: cloud.authorityHost,
@@ -247,6 +248,7 @@ export interface InstallLayoutInput {
 /** Every directory and file install writes, parents first. */
 export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
   const hasExtraCa = input.extraCaCerts !== undefined;
+  const hasNotifications = (input.outputs.notifications?.length ?? 0) > 0;
   const pem = input.outputs.certificatePem.endsWith("\n")
     ? input.outputs.certificatePem
     : `${input.outputs.certificatePem}\n`;
@@ -257,10 +259,12 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
     {
       kind: "file",
       path: PATHS.config,
-      mode: 0o644,
+      // With notification URLs (tokens) it is a secret: 0600 from creation, never printed. The service
+      // reads it through LoadCredential= either way.
+      ...(hasNotifications
+        ? { mode: 0o600, secret: true, description: "runtime config (with notification URLs)" }
+        : { mode: 0o644, secret: false, description: "runtime config" }),
       content: Buffer.from(renderRuntimeConfig(input.outputs, input.cloud)),
-      secret: false,
-      description: "runtime config",
     },
     {
       kind: "file",

@@ -3,7 +3,7 @@
 // must not reach a terminal, a CI log or a bug report.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
-import { jsonErrorPosition, resourceGroupNamePattern } from "../config";
+import { jsonErrorPosition, notificationChannelSchema, resourceGroupNamePattern } from "../config";
 import type { StackOutputName } from "../stackOutputNames";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (docs/architecture.md runtime config `cloud`). */
@@ -24,6 +24,8 @@ export interface StackOutputs {
   certificatePem: string;
   certificateExpiresOn: string;
   installCommand: string;
+  /** Secret (each URL carries a token): never print it. Absent from stacks deployed before notifications. */
+  notifications?: Array<{ type: string; url: string; events?: string[] }>;
   /** Not a Pulumi output: added by hand (or by the demo) to reach a sovereign cloud or the emulator. */
   cloud?: CloudEndpoints;
 }
@@ -60,6 +62,8 @@ const EXPECTED: Record<StackOutputName | "cloud", string> & Record<keyof StackOu
   certificatePem: "one PEM with the certificate then its PKCS#8 private key",
   certificateExpiresOn: "the certificate's expiry as an RFC 3339 date-time",
   installCommand: "a string (the ready-to-paste install command)",
+  notifications:
+    'a list of channels like [{"type": "ntfy", "url": "https://..."}] (pulumi config spot-restarter:notifications)',
   cloud:
     'an object {"authorityHost": "https://...", "armEndpoint": "https://...", "audience"?: "https://..."}',
 };
@@ -76,6 +80,7 @@ const stackOutputsSchema = z.object({
   certificatePem: z.string().min(1),
   certificateExpiresOn: z.iso.datetime({ offset: true }),
   installCommand: z.string(),
+  notifications: z.array(notificationChannelSchema).optional(),
   cloud: z
     .object({ authorityHost: httpsUrl, armEndpoint: httpsUrl, audience: httpsUrl.optional() })
     .optional(),
@@ -123,12 +128,17 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
       "certificatePem reads [secret]: Pulumi hides secrets unless asked; add --show-secrets: `pulumi stack output --json --show-secrets`",
     );
   }
+  if (record.notifications === "[secret]") {
+    problems.push(
+      "notifications reads [secret]: Pulumi hides secrets unless asked; add --show-secrets: `pulumi stack output --json --show-secrets`",
+    );
+  }
   const parsed = stackOutputsSchema.safeParse(raw);
   if (!parsed.success) {
     const reported = new Set<string>();
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? "");
-      if (key === "certificatePem" && problems.length > 0) continue; // already explained: [secret]
+      if ((key === "certificatePem" || key === "notifications") && record[key] === "[secret]") continue; // explained above
       const where = issue.path.map(String).join(".");
       if (reported.has(where)) continue;
       reported.add(where);
@@ -147,7 +157,11 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
         problems.push(`${where} is ${typeName(value)}: expected ${expected}`);
       } else {
         // Format problems (GUID, date-time, URL, empty string); the value is quoted only when harmless.
-        const shown = key !== "certificatePem" && typeof value === "string" ? ` (${quoteShort(value)})` : "";
+        // Never a notification value: its URL carries a token.
+        const shown =
+          key !== "certificatePem" && key !== "notifications" && typeof value === "string"
+            ? ` (${quoteShort(value)})`
+            : "";
         problems.push(`${where} is not valid${shown}: expected ${expected}`);
       }
     }
