@@ -47,13 +47,26 @@ async function main(): Promise<void> {
   try {
     ({ values } = parseArgs({ options, strict: true }));
   } catch (error) {
-    throw new UsageError(`${(error as Error).message} (try --help)`);
+    // `npm run emulator --seed F` (no `--`): npm keeps --seed for itself (npm_config_seed) and passes F on.
+    const taken = Object.keys(options).filter(
+      (name) => process.env[`npm_config_${name.replaceAll("-", "_")}`],
+    );
+    const hint =
+      process.env.npm_lifecycle_event === "emulator" && taken.length > 0
+        ? `npm took ${taken.map((n) => `--${n}`).join(", ")} for itself: put \`--\` before the emulator's arguments, e.g. \`npm run -s emulator -- --seed FILE\``
+        : "try --help";
+    throw new UsageError(`${(error as Error).message} (${hint})`);
   }
   if (values.help) {
     process.stdout.write(usage);
     return;
   }
-  if (!values.seed) throw new UsageError("--seed FILE is required (try --help)");
+  if (!values.seed) {
+    const npmTook = process.env.npm_lifecycle_event === "emulator" && process.env.npm_config_seed;
+    throw new UsageError(
+      `--seed FILE is required (${npmTook ? "npm took --seed for itself: put `--` before the emulator's arguments, e.g. `npm run -s emulator -- --seed FILE`" : "try --help"})`,
+    );
+  }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new UsageError(`--port: expected 0..65535, got '${values.port}'`);

@@ -30,6 +30,7 @@ import {
   UsageError,
 } from "./errors";
 import { createEventBus, type EventBus } from "./events";
+import { helpFor, npmDashDashHint } from "./help";
 import { install, uninstall } from "./install/index";
 import { type HeldLock, isUnwritableError, isWritable, tryAcquireLock } from "./lock";
 import { createLogger, type LogFormat, type LogLevel } from "./log";
@@ -70,7 +71,7 @@ install:            --stack-outputs FILE|- [--root DIR] [--scheduler systemd|cro
                     [--authority-host URL --arm-endpoint URL [--audience URL]] [--extra-ca-certs FILE]
 uninstall:          [--root DIR] [--dry-run] [--keep-state]
 
-  -h, --help      this help        -v, --version   the version
+  -h, --help      this help (\`<command> --help\`: that command's)        -v, --version   the version
 
 Exit codes: 0 done (also: \`once\` while another run holds the lock), 1 unexpected failure,
 2 bad arguments or config, 3 authentication failed, 4 permission missing, 5 \`run\` found the lock held.
@@ -122,7 +123,8 @@ type Values = Record<string, string | boolean | undefined>;
 export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    process.stdout.write(usage);
+    // `help once` is `once --help`.
+    process.stdout.write((command === "help" && rest[0] !== undefined && helpFor(rest[0])) || usage);
     return command === undefined ? exitCodes.usage : exitCodes.ok;
   }
   if (command === "--version" || command === "-v") {
@@ -141,12 +143,29 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       strict: true,
     }) as { values: Values });
   } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message} (try --help)`, { cause: error });
+    const hint = npmDashDashHint(
+      env,
+      "spot-restarter",
+      command,
+      Object.keys(commandOptions[command as Command]),
+    );
+    throw new UsageError(`${command}: ${(error as Error).message} (${hint ?? `try ${command} --help`})`, {
+      cause: error,
+    });
   }
   if (values.help) {
-    process.stdout.write(usage);
+    process.stdout.write(helpFor(command) ?? usage);
     return exitCodes.ok;
   }
+  // `npm run spot-restarter once --dry-run` (no `--`) parses cleanly, but npm kept --dry-run: never run
+  // a real cycle for a dry one.
+  const npmTook = npmDashDashHint(
+    env,
+    "spot-restarter",
+    command,
+    Object.keys(commandOptions[command as Command]),
+  );
+  if (npmTook) throw new UsageError(`${command}: ${npmTook}`);
 
   if (command === "install") {
     const stackOutputs = str(values["stack-outputs"]);
