@@ -3,7 +3,7 @@
 
 const configPath = "/etc/spot-restarter/config.json";
 
-const common = `Options shared with once, run, status, simulate-eviction:
+const common = `Options shared with once, run, status, simulate-eviction, notify-test, doctor:
   --config FILE            config file (default ${configPath}; env SPOT_RESTARTER_CONFIG)
   --state-dir DIR          state directory (default: the config's stateDir, /var/lib/spot-restarter)
   --interval-seconds N     seconds between cycles of \`run\` (1..86400, default 30)
@@ -63,6 +63,17 @@ ${common}
 
 Example:
   sudo spot-restarter notify-test
+`,
+  doctor: `spot-restarter doctor: checks, against Azure, everything a cycle needs: clock, endpoints and CA,
+certificate, token, resource groups, the principal's effective permissions and the tagged VMs. Each check
+passes or fails with its fix; exit 1 if one fails.
+
+Usage: spot-restarter doctor [--config FILE] [--json]
+  --json      print the checks as JSON on stdout
+${common}
+
+Example:
+  sudo spot-restarter doctor
 `,
   install: `spot-restarter install: installs spot-restarter on this host from the Pulumi stack outputs
 (\`pulumi stack output --json --show-secrets\`), then verifies it can log in and list the resource group.

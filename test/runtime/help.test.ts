@@ -47,6 +47,7 @@ const flags: Record<string, string[]> = {
   status: ["--config", "--json"],
   "simulate-eviction": ["--config", "--vm", "--resource-group"],
   "notify-test": ["--config"],
+  doctor: ["--config", "--json"],
   install: [
     "--stack-outputs",
     "--root",
