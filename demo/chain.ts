@@ -53,7 +53,7 @@ export interface InstallOptions {
   root: string;
   emulator: EmulatorEndpoints;
   scheduler?: "systemd" | "cron";
-  /** Run the installer's own verification (`once --dry-run` of the installed bundle). Default false. */
+  /** Run the installer's own verification (`doctor` of the installed bundle). Default false. */
   verify?: boolean;
   signal?: AbortSignal;
 }

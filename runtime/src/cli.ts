@@ -68,6 +68,7 @@ status:             [--json]
 doctor:             [--json]
 simulate-eviction:  --vm NAME [--resource-group NAME]
 install:            --stack-outputs FILE|- [--root DIR] [--scheduler systemd|cron] [--dry-run] [--no-verify]
+                    [--verify-wait-seconds N (default 300: replication of a new principal/role)]
                     [--authority-host URL --arm-endpoint URL [--audience URL]] [--extra-ca-certs FILE]
 uninstall:          [--root DIR] [--dry-run] [--keep-state]
 
@@ -103,6 +104,7 @@ const commandOptions = {
     scheduler: { type: "string" },
     "dry-run": { type: "boolean" },
     "no-verify": { type: "boolean" },
+    "verify-wait-seconds": { type: "string" },
     "authority-host": { type: "string" },
     "arm-endpoint": { type: "string" },
     audience: { type: "string" },
@@ -186,6 +188,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       scheduler,
       dryRun: values["dry-run"] === true,
       verify: values["no-verify"] !== true,
+      verifyWaitSeconds: parseVerifyWait(str(values["verify-wait-seconds"])),
       cloud:
         authorityHost && armEndpoint
           ? { authorityHost, armEndpoint, audience: str(values.audience) }
@@ -484,4 +487,15 @@ if (require.main === module) {
     .then((code) => {
       process.exitCode = code;
     });
+}
+
+/** --verify-wait-seconds: 0..3600 whole seconds. */
+function parseVerifyWait(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) > 3600) {
+    throw new UsageError(
+      `install: --verify-wait-seconds expects 0 to 3600 seconds, got ${JSON.stringify(raw.slice(0, 20))}`,
+    );
+  }
+  return Number(raw);
 }

@@ -512,20 +512,31 @@ describe("services on the real host (systemctl faked)", () => {
   });
 });
 
-describe("verification (once --dry-run through the installed bundle)", () => {
-  test("runs the installed bundle with the new config before enabling, and reports what it found", async () => {
+// What `doctor --json` prints (runtime/src/doctor.ts): the installer reads nothing else.
+const doctorReport = (checks: Array<{ name: string; status: string; detail: string; fix?: string }>) => ({
+  code: checks.some((check) => check.status === "fail") ? 1 : 0,
+  stdout: `${JSON.stringify({ passed: !checks.some((check) => check.status === "fail"), checks })}\n`,
+  stderr: "",
+});
+const healthyChecks = [
+  { name: "token", status: "pass", detail: "signed in" },
+  { name: "resource group personal-network", status: "pass", detail: "exists" },
+  { name: "permissions on personal-network", status: "pass", detail: "has all 5 actions" },
+  {
+    name: "VM personal-network/ubuntu-backup-server-spot",
+    status: "pass",
+    detail: "Spot, eviction policy Deallocate",
+  },
+];
+
+describe("verification (doctor through the installed bundle)", () => {
+  test("runs the installed bundle's doctor with the new config before enabling, and reports what it found", async () => {
     const root = tempDir("root");
     const host = recordingHost({
       bundlePath,
       manageServices: true,
       results: (command) =>
-        command === "/usr/bin/node"
-          ? {
-              code: 0,
-              stdout: "found 1 tagged Spot VM in personal-network: ubuntu-backup-server-spot (running)\n",
-              stderr: "",
-            }
-          : { code: 0, stdout: "", stderr: "" },
+        command === "/usr/bin/node" ? doctorReport(healthyChecks) : { code: 0, stdout: "", stderr: "" },
     });
     assert.equal(
       await install(installOptions(root, outputsFile, { verify: true }), host),
@@ -538,7 +549,7 @@ describe("verification (once --dry-run through the installed bundle)", () => {
     const [privateBundle, ...rest] = verify?.args ?? [];
     assert.match(privateBundle ?? "", /\/spot-restarter-verify-[^/]+\/spot-restarter\.cjs$/);
     assert.ok(!(privateBundle ?? "").startsWith(root), "not run from the target tree");
-    assert.deepEqual(rest, ["once", "--config", join(root, "etc/spot-restarter/config.json"), "--dry-run"]);
+    assert.deepEqual(rest, ["doctor", "--config", join(root, "etc/spot-restarter/config.json"), "--json"]);
     // A throwaway state dir (the service's is locked while it runs), removed afterwards.
     const stateDir = verify?.env?.SPOT_RESTARTER_STATE_DIR ?? "";
     assert.match(stateDir, /spot-restarter-verify-/);
@@ -548,21 +559,134 @@ describe("verification (once --dry-run through the installed bundle)", () => {
       systemctl.map((c) => c.args.join(" ")),
       ["daemon-reload", "enable --now spot-restarter.service"],
     );
-    assert.match(host.stdoutText(), /\| found 1 tagged Spot VM in personal-network/);
-    assert.match(host.stdoutText(), /ok: authenticated and listed the resource group/);
+    assert.match(host.stdoutText(), /\| ok {3}VM personal-network\/ubuntu-backup-server-spot/);
+    assert.match(host.stdoutText(), /ok: doctor passed: .* 1 tagged Spot VM\(s\) restartable/);
   });
 
-  test("a failed verification stops before enabling, with a hint and --no-verify", async () => {
+  test("a failed check stops before enabling, with doctor's finding, its fix and --no-verify; never 'ok'", async () => {
     const root = tempDir("root");
     const host = recordingHost({
       bundlePath,
       manageServices: true,
-      results: () => ({ code: 1, stdout: "", stderr: "AADSTS700027: certificate not registered\n" }),
+      results: () =>
+        doctorReport([
+          { name: "token", status: "pass", detail: "signed in" },
+          {
+            name: "resource group personal-network",
+            status: "fail",
+            detail:
+              "does not exist in subscription 0b1f6471-1bf0-4dda-aec3-cb9272f09590 (ResourceGroupNotFound)",
+            fix: 'check "resourceGroups" in the config',
+          },
+        ]),
     });
     assert.equal(await install(installOptions(root, outputsFile, { verify: true }), host), 1);
-    assert.equal(host.commands.length, 1, "systemctl never ran");
-    assert.match(host.stderrText(), /verification failed .*--no-verify/);
-    assert.match(host.stdoutText(), /AADSTS700027/);
+    assert.equal(
+      host.commands.length,
+      1,
+      "systemctl never ran, and no waiting: waiting cannot create a group",
+    );
+    assert.match(
+      host.stderrText(),
+      /verification failed: resource group personal-network: does not exist .*--no-verify/,
+    );
+    assert.match(host.stdoutText(), /\| FAIL resource group personal-network: does not exist/);
+    assert.match(host.stdoutText(), /fix: check "resourceGroups"/);
+    assert.doesNotMatch(host.stdoutText(), /ok: /);
+  });
+
+  test("output that is not doctor's report (an old or broken bundle) fails, showing it", async () => {
+    const root = tempDir("root");
+    const host = recordingHost({
+      bundlePath,
+      manageServices: true,
+      results: () => ({ code: 2, stdout: "", stderr: "unknown command doctor\n" }),
+    });
+    assert.equal(await install(installOptions(root, outputsFile, { verify: true }), host), 1);
+    assert.match(host.stdoutText(), /unknown command doctor/);
+    assert.match(host.stderrText(), /doctor did not run \(exit code 2/);
+  });
+
+  test("waits, with a progress line saying for what, while a new principal and role assignment replicate", async () => {
+    const root = tempDir("root");
+    let runs = 0;
+    const host = recordingHost({
+      bundlePath,
+      manageServices: true,
+      results: (command) => {
+        if (command !== "/usr/bin/node") return { code: 0, stdout: "", stderr: "" };
+        runs += 1;
+        if (runs === 1) {
+          // Entra ID's answer right after `pulumi up` (AADSTS700016: application not found in the directory).
+          return doctorReport([
+            {
+              name: "token",
+              status: "fail",
+              detail:
+                'cannot authenticate: application "3c2a8d9e-5f41-4b7a-9c6d-1e2f3a4b5c6d" was not found in the tenant (AADSTS700016); check clientId in the config',
+            },
+            { name: "resource group personal-network", status: "skip", detail: "needs a token" },
+          ]);
+        }
+        if (runs === 2) {
+          return doctorReport([
+            { name: "token", status: "pass", detail: "signed in" },
+            { name: "resource group personal-network", status: "pass", detail: "exists" },
+            {
+              name: "permissions on personal-network",
+              status: "fail",
+              detail:
+                "missing Microsoft.Compute/virtualMachines/read (restart: list the resource group's VMs)",
+            },
+          ]);
+        }
+        return doctorReport(healthyChecks);
+      },
+    });
+    assert.equal(
+      await install(installOptions(root, outputsFile, { verify: true, verifyWaitSeconds: 10 }), host),
+      0,
+      host.stderrText(),
+    );
+    assert.equal(runs, 3);
+    const out = host.stdoutText();
+    assert.match(
+      out,
+      /waiting for Entra ID to know the new service principal \(AADSTS700016\): \d+ s of at most 10 s \(attempt 1\)/,
+    );
+    assert.match(
+      out,
+      /waiting for Azure Resource Manager to apply the new role assignment \(permissions on personal-network\): \d+ s of at most 10 s \(attempt 2\)/,
+    );
+    assert.match(out, /ok: doctor passed/);
+  });
+
+  test("the wait is bounded: still missing afterwards fails, saying how long it waited", async () => {
+    const root = tempDir("root");
+    const host = recordingHost({
+      bundlePath,
+      manageServices: true,
+      results: () =>
+        doctorReport([
+          {
+            name: "permissions on personal-network",
+            status: "fail",
+            detail:
+              "missing Microsoft.Compute/locations/operations/read (restart: follow a start's operation to its outcome)",
+            fix: "grant them",
+          },
+        ]),
+    });
+    const started = Date.now();
+    assert.equal(
+      await install(installOptions(root, outputsFile, { verify: true, verifyWaitSeconds: 2 }), host),
+      1,
+    );
+    assert.ok(Date.now() - started < 10_000, "bounded");
+    assert.match(
+      host.stderrText(),
+      /verification failed: permissions on personal-network: missing Microsoft\.Compute\/locations\/operations\/read .*\(still so after waiting \d+ s\)/,
+    );
   });
 });
 

@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import { type DoctorCheck, formatDoctorReport } from "../doctor";
 import {
   applyEntry,
   type EntryResult,
@@ -53,6 +54,11 @@ export interface InstallOptions {
   scheduler: "systemd" | "cron";
   dryRun: boolean;
   verify: boolean;
+  /**
+   * How long verification waits for a new service principal, certificate or role assignment to replicate
+   * (--verify-wait-seconds; default DEFAULT_VERIFY_WAIT_SECONDS).
+   */
+  verifyWaitSeconds?: number;
   /**
    * Endpoints of a sovereign cloud or the emulator; overrides a `cloud` object in the stack outputs.
    * Neither given: Azure public cloud (no `cloud` in config.json).
@@ -116,6 +122,11 @@ export interface InstallerHost {
 
 const MINIMUM_NODE_MAJOR = 22;
 const VERIFY_TIMEOUT_MS = 120_000;
+/**
+ * Role assignments usually apply within minutes ("up to 10 minutes" for ARM's cache, Azure RBAC
+ * troubleshooting); a new principal or credential in Entra ID within a few.
+ */
+export const DEFAULT_VERIFY_WAIT_SECONDS = 300;
 
 /** An expected failure: its message is the whole story, printed without a stack trace. */
 class InstallerError extends Error {
@@ -336,14 +347,52 @@ interface InstalledCommand {
   privateCopy?: { content: Buffer; name: string; as: "command" | "firstArgument" };
 }
 
-/** Runs `once --dry-run` with the freshly written config through the installed command (bundle or executable). */
+/**
+ * A failed doctor check that a new service principal, certificate credential or role assignment causes while
+ * it replicates through Entra ID and Azure Resource Manager (seconds to minutes after `pulumi up`):
+ * AADSTS700016 (application not found in the directory) and AADSTS700027 (the certificate's key is not
+ * registered on the application) from Entra ID, and actions missing at the group (a role assignment ARM
+ * does not see yet). Waiting can fix these; nothing else doctor reports goes away by waiting.
+ * https://learn.microsoft.com/azure/role-based-access-control/troubleshooting#symptom---role-assignment-changes-are-not-being-detected
+ */
+export function replicationPending(check: DoctorCheck): string | undefined {
+  if (check.status !== "fail") return undefined;
+  if (check.name === "token") {
+    const code = /AADSTS(700016|700027)\b/.exec(check.detail)?.[1];
+    if (code === "700016") return "Entra ID to know the new service principal (AADSTS700016)";
+    if (code === "700027") return "Entra ID to accept the new certificate (AADSTS700027)";
+    return undefined;
+  }
+  if (check.name.startsWith("permissions on ") || check.name.startsWith("VMs in ")) {
+    return `Azure Resource Manager to apply the new role assignment (${check.name})`;
+  }
+  return undefined;
+}
+
+/** The doctor's JSON report (`doctor --json`), or undefined when the output is not one. */
+function parseDoctorReport(stdout: string): { passed: boolean; checks: DoctorCheck[] } | undefined {
+  try {
+    const parsed = JSON.parse(stdout) as { passed?: unknown; checks?: unknown };
+    if (typeof parsed.passed !== "boolean" || !Array.isArray(parsed.checks)) return undefined;
+    return { passed: parsed.passed, checks: parsed.checks as DoctorCheck[] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `doctor` with the freshly written config through the installed command (bundle or executable). While
+ * its only failures are ones replication causes, it waits (a progress line per attempt, bounded by
+ * `verifyWaitSeconds`); any other failure ends the install at once with doctor's own findings and fixes.
+ */
 async function verifyInstalledConfig(
   context: Context,
   installed: InstalledCommand,
   hasExtraCa: boolean,
+  waitSeconds: number,
 ): Promise<boolean> {
   const { root } = context;
-  const args = [...installed.args, "once", "--config", underRoot(root, PATHS.config), "--dry-run"];
+  const args = [...installed.args, "doctor", "--config", underRoot(root, PATHS.config), "--json"];
   let command = installed.command;
   // Root runs its own private copy of what it just checked and wrote, never the file in the target
   // tree: under --root someone else might swap that between the write and this run (issue 17, item 2).
@@ -353,7 +402,7 @@ async function verifyInstalledConfig(
   const env: NodeJS.ProcessEnv = { ...context.env };
   if (hasExtraCa) env.NODE_EXTRA_CA_CERTS = underRoot(root, PATHS.extraCaCerts);
   context.out(
-    "verify: one dry-run cycle with the new config (log in, list the resource group, start nothing)",
+    "verify: spot-restarter doctor with the new config (endpoints, clock, certificate, sign-in, resource group, permissions, tagged VMs)",
   );
   // A throwaway state directory: a running service holds the lock on the real one (an upgrade), and
   // files root created there would not be writable by the service's DynamicUser= afterwards.
@@ -369,45 +418,82 @@ async function verifyInstalledConfig(
     context.out(`  would run  ${describe("<temporary directory>")}`);
     return true;
   }
-  // mkdtemp: a fresh 0700 directory with a random name, root's alone.
-  const workDir = await fs.mkdtemp(join(tmpdir(), "spot-restarter-verify-"));
-  const stateDir = join(workDir, "state");
-  let result: CommandResult;
-  try {
-    await fs.mkdir(stateDir, { mode: 0o700 });
-    const copy = installed.privateCopy;
-    if (copy) {
-      const path = await writePrivateCopy(workDir, copy.name, copy.content);
-      if (copy.as === "command") command = path;
-      else args[0] = path;
+  const startedAt = Date.now();
+  const intervalMs = Math.min(10_000, Math.max(1_000, (waitSeconds * 1000) / 10));
+  for (let attempt = 1; ; attempt++) {
+    // mkdtemp: a fresh 0700 directory with a random name, root's alone.
+    const workDir = await fs.mkdtemp(join(tmpdir(), "spot-restarter-verify-"));
+    const stateDir = join(workDir, "state");
+    let result: CommandResult;
+    try {
+      await fs.mkdir(stateDir, { mode: 0o700 });
+      const copy = installed.privateCopy;
+      if (copy) {
+        const path = await writePrivateCopy(workDir, copy.name, copy.content);
+        if (copy.as === "command") command = path;
+        else args[0] = path;
+      }
+      if (attempt === 1) context.out(`  run        ${describe(stateDir)}`);
+      result = await context.run(command, args, {
+        env: { ...env, [STATE_DIR_ENV]: stateDir },
+        timeoutMs: VERIFY_TIMEOUT_MS,
+      });
+    } finally {
+      await fs.rm(workDir, { recursive: true, force: true });
     }
-    context.out(`  run        ${describe(stateDir)}`);
-    result = await context.run(command, args, {
-      env: { ...env, [STATE_DIR_ENV]: stateDir },
-      timeoutMs: VERIFY_TIMEOUT_MS,
-    });
-  } finally {
-    await fs.rm(workDir, { recursive: true, force: true });
-  }
-  for (const text of [result.stdout, result.stderr]) {
-    for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
-      context.out(`             | ${outputLine}`);
-  }
-  if (result.code !== 0) {
-    // Exit codes of the runtime CLI (runtime/src/errors.ts): 3 authentication, 4 permission.
+    const report = parseDoctorReport(result.stdout);
+    const waitingFor =
+      report?.passed === false
+        ? report.checks.filter((c) => c.status === "fail").map(replicationPending)
+        : [];
+    const elapsedSeconds = Math.round((Date.now() - startedAt) / 1000);
+    if (
+      report &&
+      !report.passed &&
+      waitingFor.length > 0 &&
+      waitingFor.every((reason) => reason !== undefined) &&
+      elapsedSeconds + intervalMs / 1000 <= waitSeconds
+    ) {
+      const what = [...new Set(waitingFor)].join("; ");
+      context.out(
+        `  waiting for ${what}: ${elapsedSeconds} s of at most ${waitSeconds} s (attempt ${attempt})`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      continue;
+    }
+    if (report) {
+      for (const check of report.checks) {
+        context.out(
+          `             | ${formatDoctorReport([check]).trimEnd().replaceAll("\n", "\n             | ")}`,
+        );
+      }
+    } else {
+      for (const text of [result.stdout, result.stderr]) {
+        for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
+          context.out(`             | ${outputLine}`);
+      }
+    }
+    if (report?.passed && result.code === 0) {
+      const tagged = report.checks.filter((c) => c.name.startsWith("VM ") && c.status === "pass").length;
+      context.out(
+        `  ok: doctor passed: signed in, the resource group exists, every needed action is granted, ${tagged} tagged Spot VM(s) restartable`,
+      );
+      return true;
+    }
+    const failed = report?.checks.filter((c) => c.status === "fail") ?? [];
     const why =
-      result.code === 3
-        ? "the runtime could not log in with this certificate: check the stack outputs come from the latest `pulumi up`, that this host reaches the Entra ID authority (login.microsoftonline.com) and that its clock is right"
-        : result.code === 4
-          ? "the runtime logged in but may not list the resource group: a new role assignment can take a few minutes to reach Azure Resource Manager, so wait and re-run; otherwise check the role assignment `pulumi up` made"
-          : "the runtime could not complete one dry-run cycle with this config (see its output above)";
+      failed.length > 0
+        ? `${failed.map((c) => `${c.name}: ${c.detail}`).join("; ")}${
+            waitingFor.length > 0 && waitingFor.every((reason) => reason !== undefined)
+              ? ` (still so after waiting ${elapsedSeconds} s)`
+              : ""
+          }`
+        : `the runtime's doctor did not run (exit code ${result.code}; see its output above)`;
     context.err(
-      `spot-restarter install: verification failed (exit code ${result.code}): ${why}. The files are in place; nothing was enabled or restarted. Re-run install, or pass --no-verify to skip this check.`,
+      `spot-restarter install: verification failed: ${why}. Each fix is shown above. The files are in place; nothing was enabled or restarted. Re-run install, or pass --no-verify to skip this check.`,
     );
     return false;
   }
-  context.out("  ok: authenticated and listed the resource group");
-  return true;
 }
 
 function homeDirectoryProblem(nodePath: string): boolean {
@@ -557,7 +643,8 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
               privateCopy: { content: program.executable, name: "spot-restarter", as: "command" },
             }
           : { command: program.command, args: [] };
-    if (!(await verifyInstalledConfig(context, installed, extraCaCerts !== undefined))) return 1;
+    const waitSeconds = options.verifyWaitSeconds ?? DEFAULT_VERIFY_WAIT_SECONDS;
+    if (!(await verifyInstalledConfig(context, installed, extraCaCerts !== undefined, waitSeconds))) return 1;
   } else {
     context.out("verify: skipped (--no-verify)");
   }
