@@ -37,6 +37,7 @@ import { createLogger, type LogFormat, type LogLevel } from "./log";
 import { logSink } from "./logSink";
 import { sendTestNotifications } from "./notify/index";
 import { Restarter, type RestarterSettings } from "./restarter";
+import { createSinks } from "./sinks";
 import { createFileStateStore } from "./state";
 
 const version = "0.1.0";
@@ -259,153 +260,173 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     log.error("sink-failed", {}, `an event sink failed; it keeps receiving events: ${messageChain(error)}`),
   );
   events.subscribe(logSink(log));
-  const certificate = await loadCertificate(config.certificatePath, new Date());
-  warnIfExpiringSoon(certificate, events);
-  const credential = createCredential(config, certificate);
-  let principalObjectId: string | undefined;
+  // Notifications and metrics only for the commands that watch VMs (not status, simulate-eviction).
+  const sinks =
+    command === "once" || command === "run"
+      ? createSinks(config, events, log, { command, dryRun: values["dry-run"] === true })
+      : undefined;
   try {
-    principalObjectId = await verifyAuthentication(credential, config, signal);
-  } catch (error) {
-    // `run` outlives an Entra ID outage or a network that is not up yet at boot: it logs and
-    // carries on, and its cycles get a token once Entra ID answers. Everything else stops here.
-    if (!(command === "run" && error instanceof AuthError && error.transient)) throw error;
-    log.warn(
-      "token-unavailable",
-      { transient: true },
-      `${error.message}; starting anyway and retrying every cycle`,
-    );
-  }
-  try {
-    const counter = createRequestCounter();
-    const api = createArmVmApi(config, credential, { counter });
-    const store = createFileStateStore(config.stateDir);
-    const settings: RestarterSettings = {
-      resourceGroups: config.resourceGroups,
-      tag: config.tag,
-      maxConcurrentStarts: config.maxConcurrentStarts,
-      backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
-      startTimeoutMs: config.startTimeoutSeconds * 1000,
-      intervalMs: config.intervalSeconds * 1000,
-    };
-
-    if (command === "status") {
-      const report = await collectStatus(api, store, settings, signal);
-      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report));
-      return exitCodes.ok;
-    }
-    if (command === "simulate-eviction") {
-      const vm = str(values.vm);
-      if (!vm) throw new UsageError("simulate-eviction: --vm NAME is required");
-      // Azure VM names are 1-64 letters, digits, `_`, `.`, `-`: anything else cannot name a VM, and a
-      // huge value would only be echoed back in the "not found" message (BUG-8 in test/RELIABILITY.md).
-      if (!/^[\w.-]{1,64}$/.test(vm)) {
-        throw new UsageError(
-          `simulate-eviction: --vm expects a VM name (1-64 letters, digits, _ . -), got ${vm.length > 64 ? `${vm.length} characters` : JSON.stringify(vm)}`,
-        );
-      }
-      const resourceGroup = str(values["resource-group"]);
-      if (resourceGroup !== undefined && !resourceGroupNamePattern.test(resourceGroup)) {
-        throw new UsageError(
-          `simulate-eviction: --resource-group expects a resource group name (1-90 letters, digits, - _ . ( )), got ${resourceGroup.length > 90 ? `${resourceGroup.length} characters` : JSON.stringify(resourceGroup)}`,
-        );
-      }
-      await simulateEviction(api, settings, vm, log, signal, resourceGroup);
-      return exitCodes.ok;
-    }
-
-    const restarter = new Restarter({ api, store, events, settings, counter });
-    if (command === "once" && values["dry-run"]) {
-      // A dry run decides from the state file but writes nothing, so it needs no lock.
-      await restarter.init();
-      const { summary } = await runOnce({ restarter, counter, tag: config.tag }, signal, { dryRun: true });
-      if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-      return exitCodes.ok;
-    }
-
-    const lost = new AbortController();
-    let lock: HeldLock | undefined;
+    const certificate = await loadCertificate(config.certificatePath, new Date());
+    sinks?.setCertificateExpiry(certificate.notAfter);
+    warnIfExpiringSoon(certificate, events);
+    const credential = createCredential(config, certificate);
+    let principalObjectId: string | undefined;
     try {
-      lock = await tryAcquireLock(config.stateDir, {
-        onCompromised: (error) => {
-          if (!isWritable(config.stateDir)) {
-            // A read-only or full state directory stops the lock's refresh; restarting VMs matters more.
-            log.error(
-              "lock-unwritable",
-              { stateDir: config.stateDir },
-              `cannot refresh the lock (the state directory is not writable: ${error.message}); carrying on without it`,
-            );
-            return;
-          }
-          log.error("lock-lost", { stateDir: config.stateDir }, `lost the lock: ${error.message}; stopping`);
-          lost.abort(error);
-        },
-      });
+      principalObjectId = await verifyAuthentication(credential, config, signal);
     } catch (error) {
-      if (!isUnwritableError(error)) throw error;
-      // Better to restart VMs without a lock or memory than not at all (Azure refuses a second start
-      // of a VM that is already starting with a 409, which the loop treats as "retry next cycle").
-      log.error(
-        "state-unwritable",
-        { stateDir: config.stateDir, code: error.code },
-        `cannot write the state directory (${error.code}): running without the lock and unable to persist state; fix ${config.stateDir}`,
+      // `run` outlives an Entra ID outage or a network that is not up yet at boot: it logs and
+      // carries on, and its cycles get a token once Entra ID answers. Everything else stops here.
+      if (!(command === "run" && error instanceof AuthError && error.transient)) throw error;
+      log.warn(
+        "token-unavailable",
+        { transient: true },
+        `${error.message}; starting anyway and retrying every cycle`,
       );
-      lock = { release: async () => {} };
     }
-    if (!lock) {
-      const message = `another spot-restarter holds the lock in ${config.stateDir}; not running this ${command}`;
-      if (command === "run") throw new LockHeldError(message);
-      log.info("lock-held", { stateDir: config.stateDir }, `${message} (that is fine under cron)`);
-      if (values.json) process.stdout.write(`${JSON.stringify(lockedSummary(false, Date.now()), null, 2)}\n`);
-      return exitCodes.ok;
-    }
-    const stop = AbortSignal.any([signal, lost.signal]);
     try {
-      await restarter.init();
-      if (command === "once") {
-        const { summary, fatal } = await runOnce({ restarter, counter, tag: config.tag }, stop, {
-          dryRun: false,
-        });
-        if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-        if (fatal) throw fatal;
+      const counter = createRequestCounter();
+      const api = createArmVmApi(config, credential, { counter, policies: sinks?.armPolicies });
+      const store = createFileStateStore(config.stateDir);
+      const settings: RestarterSettings = {
+        resourceGroups: config.resourceGroups,
+        tag: config.tag,
+        maxConcurrentStarts: config.maxConcurrentStarts,
+        backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
+        startTimeoutMs: config.startTimeoutSeconds * 1000,
+        intervalMs: config.intervalSeconds * 1000,
+      };
+
+      if (command === "status") {
+        const report = await collectStatus(api, store, settings, signal);
+        process.stdout.write(
+          values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report),
+        );
         return exitCodes.ok;
       }
-      log.info(
-        "run-started",
-        {
-          resourceGroups: config.resourceGroups.join(","),
-          intervalSeconds: config.intervalSeconds,
-          pid: process.pid,
-        },
-        "watching for evicted Spot VMs",
-      );
-      let lastCertificateCheck = Date.now();
-      await restarter.runLoop(stop, () => {
-        // Certificate expiry: warned on start (above), then once a day; an expired one ends the loop.
-        if (Date.now() - lastCertificateCheck < 86_400_000) return;
-        lastCertificateCheck = Date.now();
-        const expiry = certificateExpiry(certificate, new Date());
-        if (expiry.expired) {
-          throw new AuthError(
-            `certificate in ${certificate.path} expired on ${certificate.notAfter.toISOString()}: run \`pulumi up\` and reinstall`,
-            "certificate",
+      if (command === "simulate-eviction") {
+        const vm = str(values.vm);
+        if (!vm) throw new UsageError("simulate-eviction: --vm NAME is required");
+        // Azure VM names are 1-64 letters, digits, `_`, `.`, `-`: anything else cannot name a VM, and a
+        // huge value would only be echoed back in the "not found" message (BUG-8 in test/RELIABILITY.md).
+        if (!/^[\w.-]{1,64}$/.test(vm)) {
+          throw new UsageError(
+            `simulate-eviction: --vm expects a VM name (1-64 letters, digits, _ . -), got ${vm.length > 64 ? `${vm.length} characters` : JSON.stringify(vm)}`,
           );
         }
-        warnIfExpiringSoon(certificate, events);
-      });
-      if (lost.signal.aborted) throw new RuntimeError("stopped: the lock in the state directory was lost", 1);
-      log.info(
-        "run-stopped",
-        { pid: process.pid },
-        restarter.stateSaved
-          ? "stopped on signal; state saved"
-          : "stopped on signal; state could NOT be saved",
-      );
-      return exitCodes.ok;
-    } finally {
-      await lock.release();
+        const resourceGroup = str(values["resource-group"]);
+        if (resourceGroup !== undefined && !resourceGroupNamePattern.test(resourceGroup)) {
+          throw new UsageError(
+            `simulate-eviction: --resource-group expects a resource group name (1-90 letters, digits, - _ . ( )), got ${resourceGroup.length > 90 ? `${resourceGroup.length} characters` : JSON.stringify(resourceGroup)}`,
+          );
+        }
+        await simulateEviction(api, settings, vm, log, signal, resourceGroup);
+        return exitCodes.ok;
+      }
+
+      const restarter = new Restarter({ api, store, events, settings, counter });
+      if (command === "once" && values["dry-run"]) {
+        // A dry run decides from the state file but writes nothing, so it needs no lock.
+        await restarter.init();
+        const { summary } = await runOnce({ restarter, counter, tag: config.tag }, signal, { dryRun: true });
+        if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        return exitCodes.ok;
+      }
+
+      const lost = new AbortController();
+      let lock: HeldLock | undefined;
+      try {
+        lock = await tryAcquireLock(config.stateDir, {
+          onCompromised: (error) => {
+            if (!isWritable(config.stateDir)) {
+              // A read-only or full state directory stops the lock's refresh; restarting VMs matters more.
+              log.error(
+                "lock-unwritable",
+                { stateDir: config.stateDir },
+                `cannot refresh the lock (the state directory is not writable: ${error.message}); carrying on without it`,
+              );
+              return;
+            }
+            log.error(
+              "lock-lost",
+              { stateDir: config.stateDir },
+              `lost the lock: ${error.message}; stopping`,
+            );
+            lost.abort(error);
+          },
+        });
+      } catch (error) {
+        if (!isUnwritableError(error)) throw error;
+        // Better to restart VMs without a lock or memory than not at all (Azure refuses a second start
+        // of a VM that is already starting with a 409, which the loop treats as "retry next cycle").
+        log.error(
+          "state-unwritable",
+          { stateDir: config.stateDir, code: error.code },
+          `cannot write the state directory (${error.code}): running without the lock and unable to persist state; fix ${config.stateDir}`,
+        );
+        lock = { release: async () => {} };
+      }
+      if (!lock) {
+        const message = `another spot-restarter holds the lock in ${config.stateDir}; not running this ${command}`;
+        if (command === "run") throw new LockHeldError(message);
+        log.info("lock-held", { stateDir: config.stateDir }, `${message} (that is fine under cron)`);
+        if (values.json)
+          process.stdout.write(`${JSON.stringify(lockedSummary(false, Date.now()), null, 2)}\n`);
+        return exitCodes.ok;
+      }
+      const stop = AbortSignal.any([signal, lost.signal]);
+      try {
+        await restarter.init();
+        if (command === "once") {
+          const { summary, fatal } = await runOnce({ restarter, counter, tag: config.tag }, stop, {
+            dryRun: false,
+          });
+          if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+          if (fatal) throw fatal;
+          return exitCodes.ok;
+        }
+        await sinks?.start();
+        log.info(
+          "run-started",
+          {
+            resourceGroups: config.resourceGroups.join(","),
+            intervalSeconds: config.intervalSeconds,
+            pid: process.pid,
+          },
+          "watching for evicted Spot VMs",
+        );
+        let lastCertificateCheck = Date.now();
+        await restarter.runLoop(stop, () => {
+          // Certificate expiry: warned on start (above), then once a day; an expired one ends the loop.
+          if (Date.now() - lastCertificateCheck < 86_400_000) return;
+          lastCertificateCheck = Date.now();
+          const expiry = certificateExpiry(certificate, new Date());
+          if (expiry.expired) {
+            throw new AuthError(
+              `certificate in ${certificate.path} expired on ${certificate.notAfter.toISOString()}: run \`pulumi up\` and reinstall`,
+              "certificate",
+            );
+          }
+          warnIfExpiringSoon(certificate, events);
+        });
+        if (lost.signal.aborted)
+          throw new RuntimeError("stopped: the lock in the state directory was lost", 1);
+        log.info(
+          "run-stopped",
+          { pid: process.pid },
+          restarter.stateSaved
+            ? "stopped on signal; state saved"
+            : "stopped on signal; state could NOT be saved",
+        );
+        return exitCodes.ok;
+      } finally {
+        await lock.release();
+      }
+    } catch (error) {
+      throw withCallerHint(error, principalObjectId);
     }
-  } catch (error) {
-    throw withCallerHint(error, principalObjectId);
+  } finally {
+    // Bounded: the textfile, then at most flushTimeoutMs for queued notifications.
+    await sinks?.finish();
   }
 }
 

@@ -13,6 +13,7 @@ import {
   post,
 } from "./delivery";
 import { createEscalationFilter } from "./escalation";
+import { createRepeatGate } from "./gate";
 import { type NotificationMessage, testMessage, toNotificationMessage } from "./message";
 
 export { type ChannelType, channelFormats, channelTypes } from "./channels";
@@ -32,6 +33,8 @@ export interface NotifierOptions {
   readonly delivery?: DeliveryOptions;
   /** Log what would be sent, send nothing (`once --dry-run`, the demo). */
   readonly dryRun?: boolean;
+  /** Where the repeat gate remembers account-wide alarms across `once` runs (absent: memory only). */
+  readonly stateDir?: string;
   /** Every message as it is queued (the demo prints them). */
   readonly onMessage?: (channel: string, message: NotificationMessage) => void;
 }
@@ -50,6 +53,7 @@ export function createNotifier(
   options: NotifierOptions,
 ): Notifier {
   const escalation = createEscalationFilter();
+  const repeatGate = createRepeatGate(options.dryRun ? undefined : options.stateDir);
   const queues = channels.map((channel, index) => ({
     channel,
     label: channelLabel(index, channel.type, channel.url),
@@ -63,6 +67,7 @@ export function createNotifier(
   const sink: EventSink = (event) => {
     // The filter also sees vm-restarted/vm-evicted to reset a VM's steps, whoever subscribes.
     if (!escalation(event) || !isNotificationEvent(event)) return;
+    if (channels.length === 0 || !repeatGate(event)) return;
     const message = toNotificationMessage(event, options.subscriptionId);
     for (const { channel, label, queue } of queues) {
       if (channel.events && !channel.events.includes(event.type)) continue;

@@ -1,0 +1,59 @@
+// Account-wide alarms (certificate expiring, authentication failing, a permission missing) are
+// decided again by every `once` that cron starts each minute: this gate, kept in the state
+// directory, lets each through at most once per interval, across processes.
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RestarterEvent } from "../events";
+
+/** Minimum time between two messages of the same kind. */
+export const repeatIntervalsMs: Partial<Record<RestarterEvent["type"], number>> = {
+  "certificate-expiring": 24 * 3600_000,
+  "auth-failing": 3600_000,
+  "permission-missing": 3600_000,
+};
+
+const gateFile = "notifications.json";
+
+function keyOf(event: RestarterEvent): string | undefined {
+  if (!(event.type in repeatIntervalsMs)) return undefined;
+  return event.type === "permission-missing" ? `${event.type}:${event.action}` : event.type;
+}
+
+/**
+ * Returns the filter: true = send. Without a state directory (or when it cannot be written) the gate
+ * works from memory for this process only; it never throws.
+ */
+export function createRepeatGate(stateDir: string | undefined): (event: RestarterEvent) => boolean {
+  const path = stateDir ? join(stateDir, gateFile) : undefined;
+  let sent: Record<string, number> = {};
+  if (path) {
+    try {
+      const parsed = JSON.parse(readFileSync(path, "utf8")) as unknown;
+      if (parsed && typeof parsed === "object") {
+        sent = Object.fromEntries(
+          Object.entries(parsed).filter((entry): entry is [string, number] => typeof entry[1] === "number"),
+        );
+      }
+    } catch {
+      // Missing or unreadable: nothing sent yet, as far as we know.
+    }
+  }
+  return (event) => {
+    const key = keyOf(event);
+    if (key === undefined) return true;
+    const interval = repeatIntervalsMs[event.type] ?? 0;
+    const last = sent[key];
+    if (last !== undefined && event.at - last < interval && event.at >= last) return false;
+    sent[key] = event.at;
+    if (path) {
+      try {
+        const temporary = `${path}.${process.pid}.tmp`;
+        writeFileSync(temporary, JSON.stringify(sent), { mode: 0o600 });
+        renameSync(temporary, path);
+      } catch {
+        // A read-only state directory: the in-memory gate still holds for this process.
+      }
+    }
+    return true;
+  };
+}

@@ -1,0 +1,145 @@
+// The whole chain on the emulator with the real bundle: `run` with a webhook channel and a metrics
+// listener sees an eviction, posts vm-evicted then vm-restarted (with its downtime) to a local
+// receiver, and /metrics counts the eviction and the restart; `once` writes the textfile. No
+// notification URL reaches any output.
+import "reflect-metadata";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { buildRuntimeBundle } from "../helpers/bundle";
+import { type Receiver, startReceiver } from "../helpers/receiver";
+import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
+
+const secretPath = "/hook/SECRET-webhook-token";
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function sample(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+let bundle: string;
+let receiver: Receiver;
+before(async () => {
+  bundle = await buildRuntimeBundle();
+  receiver = await startReceiver();
+});
+after(() => receiver.close());
+
+describe("run: notifications and metrics for an eviction", () => {
+  let world: World;
+  let port: number;
+  before(async () => {
+    port = await freePort();
+    world = await startWorld([spotVm("backup", { powerState: "running" })], {
+      startSeconds: 1,
+      config: {
+        notifications: [{ type: "webhook", url: `${receiver.origin}${secretPath}` }],
+        metrics: { listen: `127.0.0.1:${port}` },
+      },
+    });
+  });
+  after(() => world.emulator.stop());
+
+  it("posts vm-evicted then vm-restarted with the downtime, and /metrics counts both", async () => {
+    const running = spawnCli(bundle, ["run", "--config", world.configPath, "--log-format", "json"], {
+      caCertFile: world.emulator.caCertFile,
+    });
+    try {
+      await running.waitFor(/"event":"metrics-listening"/);
+      await running.waitFor(/"event":"run-started"/);
+      const before = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.equal(
+        sample(before, `spot_restarter_vm_up{resource_group="${resourceGroup}",vm="backup"}`) ?? 1,
+        1,
+      );
+
+      const evictedAt = Date.now();
+      await world.control.evict(resourceGroup, "backup");
+      const [first, second] = await receiver.waitFor(2, 60_000);
+      const bodies = [first, second].map((r) => JSON.parse(r.body) as Record<string, unknown>);
+      assert.deepEqual(
+        bodies.map((b) => b.event),
+        ["vm-evicted", "vm-restarted"],
+      );
+      for (const [request, body] of [first, second].map((r, i) => [r, bodies[i]] as const)) {
+        assert.equal(request.path, secretPath);
+        assert.equal(body.vm, "backup");
+        assert.equal(body.resourceGroup, resourceGroup);
+        assert.equal(body.subscriptionId, world.emulator.subscriptionId);
+        assert.equal(typeof body.message, "string");
+        assert.ok(Date.parse(String(body.at)) >= evictedAt - 1_000);
+      }
+      const downtime = Number(bodies[1].downtimeSeconds);
+      assert.ok(downtime >= 1 && downtime < 60, `downtime ${downtime} s (a start takes 1 s)`);
+      assert.match(String(bodies[1].message), /running again after \d+ s down/);
+
+      // The restart is counted once the cycle that saw it has run.
+      const deadline = Date.now() + 15_000;
+      let text = "";
+      for (;;) {
+        text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        if (
+          sample(text, `spot_restarter_vm_up{resource_group="${resourceGroup}",vm="backup"}`) === 1 ||
+          Date.now() > deadline
+        )
+          break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const labels = `resource_group="${resourceGroup}",vm="backup"`;
+      assert.equal(sample(text, `spot_restarter_evictions_total{${labels}}`), 1, text);
+      assert.equal(sample(text, `spot_restarter_restarts_total{${labels},result="succeeded"}`), 1, text);
+      assert.equal(sample(text, `spot_restarter_vm_up{${labels}}`), 1);
+      assert.equal(sample(text, `spot_restarter_arm_requests_total{operation="start",code="202"}`), 1, text);
+      assert.ok((sample(text, `spot_restarter_arm_requests_total{operation="list",code="200"}`) ?? 0) >= 2);
+      assert.ok((sample(text, "spot_restarter_cycle_duration_seconds_count") ?? 0) >= 1, text);
+      assert.ok((sample(text, "spot_restarter_last_cycle_timestamp_seconds") ?? 0) * 1000 > evictedAt);
+      assert.ok(
+        (sample(text, "spot_restarter_certificate_expiry_timestamp_seconds") ?? 0) * 1000 > Date.now(),
+      );
+    } finally {
+      running.child.kill("SIGTERM");
+    }
+    const result = await running.done;
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(!`${result.stdout}${result.stderr}`.includes("SECRET"), "no notification URL in any output");
+  });
+});
+
+describe("once: the textfile for cron", () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld([spotVm("box", { powerState: "running" })], {
+      config: { metrics: { textfile: "metrics/spot-restarter.prom" } },
+    });
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(join(world.dir, "metrics"));
+  });
+  after(() => world.emulator.stop());
+
+  it("writes the textfile after each once; counters go on across runs", async () => {
+    const path = join(world.dir, "metrics", "spot-restarter.prom");
+    const once = () =>
+      runCli(bundle, ["once", "--config", world.configPath], { caCertFile: world.emulator.caCertFile });
+    assert.equal((await once()).code, 0);
+    const first = readFileSync(path, "utf8");
+    assert.equal(sample(first, `spot_restarter_vm_up{resource_group="${resourceGroup}",vm="box"}`), 1);
+    const listsBefore = sample(first, `spot_restarter_arm_requests_total{operation="list",code="200"}`) ?? 0;
+    assert.ok(listsBefore >= 1);
+    assert.equal((await once()).code, 0);
+    const second = readFileSync(path, "utf8");
+    assert.equal(
+      sample(second, `spot_restarter_arm_requests_total{operation="list",code="200"}`),
+      listsBefore * 2,
+    );
+  });
+});
