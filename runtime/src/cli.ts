@@ -35,6 +35,7 @@ import { install, uninstall } from "./install/index";
 import { type HeldLock, isUnwritableError, isWritable, tryAcquireLock } from "./lock";
 import { createLogger, type LogFormat, type LogLevel } from "./log";
 import { logSink } from "./logSink";
+import { nodeTooOld } from "./nodeVersion";
 import { sendTestNotifications } from "./notify/index";
 import { Restarter, type RestarterSettings } from "./restarter";
 import { createSinks } from "./sinks";
@@ -169,6 +170,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     Object.keys(commandOptions[command as Command]),
   );
   if (npmTook) throw new UsageError(`${command}: ${npmTook}`);
+  // Every command refuses an old Node.js the same way (install checks the Node.js the service will use).
+  const tooOld = command === "install" ? undefined : nodeTooOld(process.versions.node);
+  if (tooOld) throw new RuntimeError(tooOld, exitCodes.failure);
 
   if (command === "install") {
     const stackOutputs = str(values["stack-outputs"]);

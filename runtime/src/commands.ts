@@ -11,6 +11,7 @@ import {
 } from "./decisions";
 import { discoverGroup } from "./discovery";
 import { permissionError, UsageError } from "./errors";
+import { resourceGroupMissingMessage } from "./events";
 import type { Logger } from "./log";
 import type { CycleReport, FatalError, Restarter, StartResult } from "./restarter";
 import type { StateStore } from "./state";
@@ -243,7 +244,11 @@ export async function collectStatus(
       if (failure.kind === "azure" && failure.outcome.kind === "forbidden") {
         throw permissionError(failure.outcome, `on resource group ${resourceGroup}`, failure.error);
       }
-      errors.push(`${resourceGroup}: ${describeAzureError(failure.error).message}`);
+      errors.push(
+        failure.kind === "azure" && failure.outcome.kind === "gone"
+          ? resourceGroupMissingMessage(resourceGroup, failure.outcome.code)
+          : `${resourceGroup}: ${describeAzureError(failure.error).message}`,
+      );
       for (const record of Object.values(state.vms)) {
         if (record.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()) {
           rows.set(

@@ -332,7 +332,7 @@ export function describeEvent(event: RestarterEvent): string {
     case "read-failed":
       return `reading from ARM failed; trying again next cycle: ${event.message}`;
     case "resource-group-missing":
-      return `not found: ${event.message}`;
+      return resourceGroupMissingMessage(event.resourceGroup, event.code);
     case "state-new":
       return "no state file yet; starting fresh";
     case "state-rebuilt":
@@ -343,4 +343,12 @@ export function describeEvent(event: RestarterEvent): string {
       return `cannot persist state (${event.message}); restarting VMs goes on, from memory`;
   }
   return "event";
+}
+
+/**
+ * A listed resource group that ARM does not know (404 `ResourceGroupNotFound`), in words and with the fix:
+ * the SDK's own message for it is only "Pagination failed with unexpected statusCode 404".
+ */
+export function resourceGroupMissingMessage(resourceGroup: string, code: string): string {
+  return `resource group ${resourceGroup} not found (${code}): check resourceGroups and subscriptionId in the config`;
 }

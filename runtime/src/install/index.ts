@@ -6,6 +6,7 @@ import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { type DoctorCheck, formatDoctorReport } from "../doctor";
+import { MINIMUM_NODE_MAJOR, nodeTooOld } from "../nodeVersion";
 import {
   applyEntry,
   type EntryResult,
@@ -120,7 +121,6 @@ export interface InstallerHost {
   now?: () => Date;
 }
 
-const MINIMUM_NODE_MAJOR = 22;
 const VERIFY_TIMEOUT_MS = 120_000;
 /**
  * Role assignments usually apply within minutes ("up to 10 minutes" for ARM's cache, Azure RBAC
@@ -258,12 +258,8 @@ async function readStackOutputsText(
 }
 
 function checkNodeVersion(version: string): void {
-  const major = Number.parseInt(version.replace(/^v/, ""), 10);
-  if (!(major >= MINIMUM_NODE_MAJOR)) {
-    throw new InstallerError(
-      `Node.js ${version} is too old: spot-restarter needs Node.js ${MINIMUM_NODE_MAJOR} or newer (https://nodejs.org/en/download, or your distribution's nodejs package from NodeSource); install it and run the installer with it`,
-    );
-  }
+  const tooOld = nodeTooOld(version, "run the installer with it");
+  if (tooOld) throw new InstallerError(tooOld);
 }
 
 async function readBundle(bundlePath: string): Promise<Buffer> {
