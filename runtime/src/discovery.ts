@@ -1,5 +1,5 @@
 // Discovery: what the tagged Spot VMs of a resource group look like now, with the fewest ARM reads
-// Compute's throttling allows (DESIGN.md, "Azure facts"): one list per group (a "High Cost Get"),
+// Compute's throttling allows (docs/architecture.md, "Azure facts"): one list per group (a "High Cost Get"),
 // then an instance view per tagged Spot `Deallocate` candidate only (a per-VM "Low Cost Get"),
 // never one per VM in the group. Shared by the loop (restarter.ts) and `status` (commands.ts);
 // it reads and classifies, and decides and remembers nothing: callers interpret the result.
