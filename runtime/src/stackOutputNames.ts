@@ -19,3 +19,9 @@ export type StackOutputName = (typeof STACK_OUTPUT_NAMES)[number];
 
 /** Outputs that hold a secret (the private key, notification URLs): `pulumi stack output` needs `--show-secrets`. */
 export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem", "notifications"];
+
+/**
+ * Outputs a stack deployed by an older version of the program lacks: the installer accepts their absence
+ * (and the program always exports them). Every other name is required.
+ */
+export const OPTIONAL_STACK_OUTPUTS: readonly StackOutputName[] = ["notifications"];

@@ -8,6 +8,7 @@ import {
   isBackoffOutcome,
   nextBackoff,
   type ObservedVm,
+  requiredPermission,
   type VmRecord,
 } from "./decisions";
 import { AuthError, messageChain, type PermissionError, permissionError } from "./errors";
@@ -164,7 +165,13 @@ export function startEnded(
       ended("interrupted");
       break;
     case "forbidden": {
-      const error = permissionError(outcome, `needed to start ${id}`);
+      // A 403 while following a start ARM had accepted: the VM is starting, only its outcome is hidden.
+      const error = permissionError(
+        outcome,
+        outcome.permission === requiredPermission.followStart
+          ? `needed to follow the start of ${id} to its outcome (ARM accepted the start: the VM is starting)`
+          : `needed to start ${id}`,
+      );
       effect = { kind: "fatal", error };
       events.push({
         type: "permission-missing",

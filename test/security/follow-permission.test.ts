@@ -28,6 +28,11 @@ describe("a role that cannot follow its own starts", () => {
     // One log line for the event and the final error: never one per poll.
     assert.ok(mentions.length <= 2, `reported ${mentions.length} times:\n${output}`);
     assert.match(output, /ARM accepted the start/);
+    // The final error says what was refused: following the start, not the start.
+    assert.match(
+      once.stderr,
+      /lacks the permission Microsoft\.Compute\/locations\/operations\/read needed to follow the start of personal-network\/evicted to its outcome \(ARM accepted the start: the VM is starting\)/,
+    );
     assert.equal((await row.startRequests("evicted")).length, 1, "the start was sent once");
     await row.waitForVm("evicted", "running", 10_000);
     const denied = (await row.armRequests()).filter((request) => request.status === 403);
