@@ -138,10 +138,18 @@ export class ChannelQueue {
     });
   }
 
-  /** Abandons what is queued and any retry in progress. */
+  /** Abandons what is queued and any retry in progress (logged once, with how many). */
   close(): void {
+    const undelivered = this.pending;
     this.stop.abort();
     this.queue.length = 0;
+    if (undelivered > 0) {
+      this.log.warn(
+        "notifications-undelivered",
+        { channel: this.label, count: undelivered },
+        `${undelivered} notification${undelivered === 1 ? "" : "s"} not delivered before exit`,
+      );
+    }
   }
 
   private async work(): Promise<void> {
