@@ -5,10 +5,12 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { UNKNOWN_CAUSE_AFTER_SECONDS } from "./cause";
+import { cloudEndpointsProblem } from "./clouds";
 import { ConfigError } from "./errors";
 import { type NotificationEventName, notificationEventNames } from "./events";
 import { type ChannelType, channelTypes } from "./notify/channels";
 import { redactUrl } from "./notify/redact";
+import { escapeControlCharacters, tagSchema } from "./text";
 
 export const defaultConfigPath = "/etc/spot-restarter/config.json";
 
@@ -93,17 +95,7 @@ export const configSchema = z
         error: 'expected a list of resource group names, e.g. ["personal-network"]',
       })
       .min(1, { error: "expected at least one resource group name" }),
-    tag: z
-      .object(
-        {
-          name: nonEmpty("the tag name").max(512, { error: "expected a tag name of at most 512 characters" }),
-          value: z
-            .string({ error: "expected the tag value (a string)" })
-            .max(256, { error: "expected a tag value of at most 256 characters" }),
-        },
-        { error: 'expected an object like {"name": "AttemptRestartAfterEviction", "value": "true"}' },
-      )
-      .default({ name: "AttemptRestartAfterEviction", value: "true" }),
+    tag: tagSchema.default({ name: "AttemptRestartAfterEviction", value: "true" }),
     intervalSeconds: int(1, 86_400, "seconds between cycles").default(30),
     stateDir: nonEmpty("the state directory").default("/var/lib/spot-restarter"),
     cloud: z
@@ -117,6 +109,10 @@ export const configSchema = z
         },
         { error: 'expected an object like {"authorityHost": "https://…", "armEndpoint": "https://…"}' },
       )
+      .superRefine((cloud, context) => {
+        const problem = cloudEndpointsProblem(cloud);
+        if (problem) context.addIssue({ code: "custom", message: problem, path: ["armEndpoint"] });
+      })
       .default({
         authorityHost: "https://login.microsoftonline.com",
         armEndpoint: "https://management.azure.com",
@@ -331,7 +327,7 @@ export function parseConfig(
           ? "it is missing"
           : top === "notifications" && (issue.path.includes("url") || typeof value === "object")
             ? `got ${describeRedacted(value)}`
-            : `got ${JSON.stringify(value)?.slice(0, 80) ?? String(value)}`;
+            : `got ${escapeControlCharacters(JSON.stringify(value)?.slice(0, 80) ?? String(value))}`;
       const expectation = issue.message.startsWith("Invalid input") ? issue.message : issue.message;
       return `${where}: field "${field || "(top level)"}": ${expectation}; ${got}`;
     });

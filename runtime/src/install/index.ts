@@ -2,9 +2,11 @@
 // Order matters: everything is read and validated before the first byte is written, so bad stack
 // outputs leave the host as it was.
 import { spawn } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import { cloudEndpointsProblem } from "../clouds";
 import { type DoctorCheck, formatDoctorReport } from "../doctor";
 import { MINIMUM_NODE_MAJOR, nodeTooOld } from "../nodeVersion";
 import {
@@ -307,18 +309,47 @@ async function readExtraCaCerts(path: string | undefined): Promise<Buffer | unde
       { cause: error },
     );
   }
-  if (!content.toString("utf8").includes("-----BEGIN CERTIFICATE-----")) {
-    throw new InstallerError(`${path} (--extra-ca-certs) holds no PEM certificate`, 2);
+  return extraCaCertificates(content, path);
+}
+
+/**
+ * Only certificates go into the world-readable extra-ca.pem (issue 17, item 6): a bundle that also
+ * holds a private key (a server's cert+key PEM picked by mistake) is refused, never copied, and
+ * anything else in the file (comments, other blocks) is dropped. Each certificate must parse.
+ */
+export function extraCaCertificates(content: Buffer, path: string): Buffer {
+  const text = content.toString("utf8");
+  const source = `${path} (--extra-ca-certs)`;
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text)) {
+    throw new InstallerError(
+      `${source} holds a PRIVATE KEY block: it would be copied into a world-readable file; pass a file with the CA certificates only (e.g. \`openssl x509 -in FILE -out ca.pem\`)`,
+      2,
+    );
   }
-  return content;
+  const certificates = [
+    ...text.matchAll(/-----BEGIN CERTIFICATE-----\r?\n[\s\S]*?-----END CERTIFICATE-----/g),
+  ].map((match) => match[0].replaceAll("\r\n", "\n"));
+  if (certificates.length === 0) throw new InstallerError(`${source} holds no PEM certificate`, 2);
+  certificates.forEach((pem, index) => {
+    try {
+      new X509Certificate(pem);
+    } catch {
+      throw new InstallerError(`${source}: certificate ${index + 1} cannot be parsed`, 2);
+    }
+  });
+  return Buffer.from(`${certificates.join("\n")}\n`);
 }
 
 function describeOutputs(outputs: StackOutputs, certificate: CertificateSummary, now: Date): string[] {
   const days = Math.floor((certificate.notAfter.getTime() - now.getTime()) / 86_400_000);
-  const vms = outputs.restartableVms.length === 0 ? "none" : outputs.restartableVms.join(", ");
+  // Quoted: these come from outside (control characters are refused already; quotes show the edges).
+  const vms =
+    outputs.restartableVms.length === 0
+      ? "none"
+      : outputs.restartableVms.map((vm) => JSON.stringify(vm)).join(", ");
   return [
     `  tenant ${outputs.tenantId}, subscription ${outputs.subscriptionId}, client ${outputs.clientId}`,
-    `  resource group ${outputs.resourceGroupName}; tag ${outputs.restartTag.name}=${outputs.restartTag.value}; VMs tagged by Pulumi: ${vms}`,
+    `  resource group ${outputs.resourceGroupName}; tag ${JSON.stringify(outputs.restartTag.name)}=${JSON.stringify(outputs.restartTag.value)}; VMs tagged by Pulumi: ${vms}`,
     `  certificate SHA-256 ${certificate.thumbprintSha256.slice(0, 23)}…, expires ${certificate.notAfter.toISOString()} (in ${days} days)`,
   ];
 }
@@ -576,6 +607,8 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
     );
   }
   const cloud = options.cloud ?? outputs.cloud;
+  const cloudProblem = cloud && cloudEndpointsProblem(cloud);
+  if (cloudProblem) throw new StackOutputsError([cloudProblem]);
   if (cloud) context.out(`  cloud: authority ${cloud.authorityHost}, Resource Manager ${cloud.armEndpoint}`);
 
   const program = await readProgram(source);

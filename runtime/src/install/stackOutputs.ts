@@ -5,6 +5,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { jsonErrorPosition, notificationChannelSchema, resourceGroupNamePattern } from "../config";
 import type { StackOutputName } from "../stackOutputNames";
+import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../text";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (docs/architecture.md runtime config `cloud`). */
 export interface CloudEndpoints {
@@ -75,7 +76,7 @@ const stackOutputsSchema = z.object({
   subscriptionId: z.guid(),
   clientId: z.guid(),
   resourceGroupName: z.string().regex(resourceGroupNamePattern),
-  restartTag: z.object({ name: z.string().min(1), value: z.string() }),
+  restartTag: tagSchema,
   restartableVms: z.array(z.string().min(1)),
   certificatePem: z.string().min(1),
   certificateExpiresOn: z.iso.datetime({ offset: true }),
@@ -86,12 +87,8 @@ const stackOutputsSchema = z.object({
     .optional(),
 });
 
-/** A value for a message: JSON-quoted, and cut short so a huge value cannot flood the terminal. */
-function quoteShort(value: string, limit = 80): string {
-  return value.length <= limit
-    ? JSON.stringify(value)
-    : `${JSON.stringify(value.slice(0, limit)).slice(0, -1)}…" (${value.length} characters)`;
-}
+/** A value for a message: JSON-quoted (control characters escaped), cut short. */
+const quoteShort = quoteForMessage;
 
 function typeName(value: unknown): string {
   if (value === null) return "null";
@@ -133,6 +130,18 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
       "notifications reads [secret]: Pulumi hides secrets unless asked; add --show-secrets: `pulumi stack output --json --show-secrets`",
     );
   }
+  // Anything printed to the admin's terminal: no ESC sequence, \r or \n may pass (the PEM has newlines).
+  for (const path of stringsWithControlCharacters(raw, new Set(["certificatePem"]))) {
+    const where = path.map(String).join(".");
+    const secret = path[0] === "notifications";
+    const value = path.reduce<unknown>(
+      (at, step) => (at as Record<PropertyKey, unknown>)[step],
+      raw,
+    ) as string;
+    problems.push(
+      `${where} contains a control character${secret ? "" : ` (${quoteShort(value)})`}: expected printable text; ${FROM_PULUMI} and check the value in Pulumi config`,
+    );
+  }
   const parsed = stackOutputsSchema.safeParse(raw);
   if (!parsed.success) {
     const reported = new Set<string>();
@@ -140,7 +149,7 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
       const key = String(issue.path[0] ?? "");
       if ((key === "certificatePem" || key === "notifications") && record[key] === "[secret]") continue; // explained above
       const where = issue.path.map(String).join(".");
-      if (reported.has(where)) continue;
+      if (reported.has(where) || problems.some((p) => p.startsWith(`${where} contains a control`))) continue;
       reported.add(where);
       const expected = EXPECTED[key as keyof StackOutputs] ?? "a valid value";
       const value = issue.path.reduce<unknown>(
@@ -162,7 +171,9 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
           key !== "certificatePem" && key !== "notifications" && typeof value === "string"
             ? ` (${quoteShort(value)})`
             : "";
-        problems.push(`${where} is not valid${shown}: expected ${expected}`);
+        // The tag's own rules (shared with the runtime's config) say exactly what is wrong.
+        const expectation = key === "restartTag" ? issue.message.replace(/^expected /, "") : expected;
+        problems.push(`${where} is not valid${shown}: expected ${expectation}`);
       }
     }
   }

@@ -1,0 +1,71 @@
+// Text that reaches an admin's terminal or a log from outside (stack outputs, the config file): one
+// schema for the installer and the runtime, so install never writes what the runtime refuses, and no
+// control character (an ESC sequence, \r, \n, a bidi override) is ever printed raw (issue 17, item 5).
+import { z } from "zod";
+
+/**
+ * C0 controls, DEL, C1 controls (U+0080-U+009F: 8-bit CSI and friends), and the Unicode bidi
+ * embeddings/overrides/isolates that reorder what a terminal shows (U+202A-U+202E, U+2066-U+2069).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+
+export function hasControlCharacter(value: string): boolean {
+  return CONTROL_CHARACTER.test(value);
+}
+
+/** Escapes every control character as \uXXXX (JSON.stringify leaves C1 and bidi characters raw). */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(
+    new RegExp(CONTROL_CHARACTER.source, "gu"),
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** A value for a message: JSON-quoted, every control character escaped, cut short after `limit`. */
+export function quoteForMessage(value: string, limit = 80): string {
+  return escapeControlCharacters(
+    value.length <= limit
+      ? JSON.stringify(value)
+      : `${JSON.stringify(value.slice(0, limit)).slice(0, -1)}…" (${value.length} characters)`,
+  );
+}
+
+const tagText = (what: string, max: number, min: number) =>
+  z
+    .string({ error: `expected ${what} (a string)` })
+    .min(min, { error: `expected ${what} (a non-empty string)` })
+    .max(max, { error: `expected ${what} of at most ${max} characters` })
+    .refine((value) => !hasControlCharacter(value), { error: `expected ${what} without control characters` });
+
+/**
+ * The restart tag. Azure's limits: a tag name of at most 512 characters, a value of at most 256
+ * (https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources#limitations).
+ */
+export const tagSchema = z.object(
+  {
+    name: tagText("the tag name", 512, 1),
+    value: tagText("the tag value", 256, 0),
+  },
+  { error: 'expected an object like {"name": "AttemptRestartAfterEviction", "value": "true"}' },
+);
+
+/**
+ * Every string in a parsed JSON value, with its path, except under `skip` keys (a PEM, whose lines
+ * end in newlines). For refusing control characters anywhere in input printed to a terminal.
+ */
+export function stringsWithControlCharacters(
+  value: unknown,
+  skip: ReadonlySet<string>,
+  path: (string | number)[] = [],
+): (string | number)[][] {
+  if (typeof value === "string") return hasControlCharacter(value) ? [path] : [];
+  if (Array.isArray(value))
+    return value.flatMap((item, index) => stringsWithControlCharacters(item, skip, [...path, index]));
+  if (value && typeof value === "object") {
+    return Object.entries(value).flatMap(([key, item]) =>
+      skip.has(key) && path.length === 0 ? [] : stringsWithControlCharacters(item, skip, [...path, key]),
+    );
+  }
+  return [];
+}

@@ -1,0 +1,294 @@
+// Issue 17, items 4, 5 and 6 (test/security/README.md): what a hostile or mistaken stack output, config
+// file or --extra-ca-certs file may not do: send a Microsoft ARM token to another host, print control
+// characters to the admin's terminal, make install write a config the runtime refuses, or copy a private
+// key into a world-readable file.
+import assert from "node:assert/strict";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { MICROSOFT_CLOUDS } from "../../runtime/src/clouds";
+import { loadConfig, parseConfig } from "../../runtime/src/config";
+import { install } from "../../runtime/src/install/index";
+import { renderRuntimeConfig } from "../../runtime/src/install/layout";
+import { hasControlCharacter } from "../../runtime/src/text";
+import {
+  createTestCertificate,
+  fakeBundle,
+  installOptions,
+  recordingHost,
+  removeTempDirs,
+  stackOutputsFor,
+  type TestCertificate,
+  tempDir,
+  walkTree,
+  writeStackOutputs,
+} from "../installer/fixtures";
+
+let certificate: TestCertificate;
+let bundlePath: string;
+before(async () => {
+  certificate = await createTestCertificate();
+  bundlePath = await fakeBundle();
+});
+after(removeTempDirs);
+
+const runtimeConfig = (extra: Record<string, unknown>) => ({
+  tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+  clientId: "3c2a8d9e-5f41-4b7a-9c6d-1e2f3a4b5c6d",
+  subscriptionId: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+  certificatePath: "sp.pem",
+  resourceGroups: ["personal-network"],
+  ...extra,
+});
+
+/** Installs these stack outputs into a fresh root; returns the exit code, stderr and what was written. */
+async function installOutputs(outputs: Record<string, unknown>, extra = {}) {
+  const root = tempDir("root");
+  const host = recordingHost({ bundlePath, nodePath: "/bin/sh" });
+  const code = await install(installOptions(root, await writeStackOutputs(outputs), extra), host);
+  return {
+    code,
+    stderr: host.stderrText(),
+    stdout: host.stdoutText(),
+    written: [...(await walkTree(root)).keys()],
+  };
+}
+
+describe("item 4: a Microsoft authority's token goes only to that cloud's Resource Manager", () => {
+  // Each pair from Azure CLI's azure/cli/core/cloud.py (active_directory -> resource_manager).
+  const pairs = [
+    ["https://login.microsoftonline.com", "https://management.azure.com"],
+    ["https://login.chinacloudapi.cn", "https://management.chinacloudapi.cn"],
+    ["https://login.microsoftonline.us", "https://management.usgovcloudapi.net/"],
+    ["https://login.microsoftonline.de", "https://management.microsoftazure.de"],
+  ] as const;
+
+  test("each cloud's own pair is accepted; another host, or another cloud's ARM, is refused", () => {
+    for (const [authorityHost, armEndpoint] of pairs) {
+      assert.doesNotThrow(() =>
+        parseConfig(runtimeConfig({ cloud: { authorityHost, armEndpoint } }), "/c.json"),
+      );
+      for (const elsewhere of ["https://management.azure.com.attacker.example", "https://attacker.example"]) {
+        assert.throws(
+          () => parseConfig(runtimeConfig({ cloud: { authorityHost, armEndpoint: elsewhere } }), "/c.json"),
+          (error: Error) => {
+            assert.match(
+              error.message,
+              /field "cloud\.armEndpoint": armEndpoint "https:\/\/.*" is not the Resource Manager of/,
+            );
+            assert.match(error.message, /set cloud\.audience explicitly/);
+            return true;
+          },
+          `${authorityHost} -> ${elsewhere}`,
+        );
+      }
+    }
+    // Public authority, US Government's ARM: the wrong cloud is refused as well.
+    assert.throws(() =>
+      parseConfig(
+        runtimeConfig({
+          cloud: {
+            authorityHost: "https://login.microsoftonline.com",
+            armEndpoint: "https://management.usgovcloudapi.net",
+          },
+        }),
+        "/c.json",
+      ),
+    );
+  });
+
+  test("an alias of a Microsoft authority (login.windows.net) is Microsoft's too; a port or http is refused", () => {
+    const cloud = (armEndpoint: string) => ({ authorityHost: "https://LOGIN.windows.net/", armEndpoint });
+    assert.doesNotThrow(() =>
+      parseConfig(runtimeConfig({ cloud: cloud("https://eastus.management.azure.com") }), "/c"),
+    );
+    assert.throws(() =>
+      parseConfig(runtimeConfig({ cloud: cloud("https://management.azure.com:8443") }), "/c"),
+    );
+    assert.throws(() =>
+      parseConfig(runtimeConfig({ cloud: cloud("https://user@management.azure.com") }), "/c"),
+    );
+  });
+
+  test("an explicit audience is the admin's deliberate choice; a private authority (the emulator) is not Microsoft's", () => {
+    assert.doesNotThrow(() =>
+      parseConfig(
+        runtimeConfig({
+          cloud: {
+            authorityHost: "https://login.microsoftonline.com",
+            armEndpoint: "https://arm-proxy.corp.example",
+            audience: "https://management.azure.com",
+          },
+        }),
+        "/c.json",
+      ),
+    );
+    assert.doesNotThrow(() =>
+      parseConfig(
+        runtimeConfig({
+          cloud: { authorityHost: "https://127.0.0.1:8443", armEndpoint: "https://127.0.0.1:8443" },
+        }),
+        "/c.json",
+      ),
+    );
+  });
+
+  test("sovereign authorities without a published Resource Manager need an explicit audience", () => {
+    const sovereign = MICROSOFT_CLOUDS.filter((c) => c.armHost === undefined).flatMap(
+      (c) => c.authorityHosts,
+    );
+    assert.ok(sovereign.includes("login.sovcloud-identity.fr"));
+    for (const host of sovereign) {
+      const cloud = { authorityHost: `https://${host}`, armEndpoint: "https://management.example" };
+      assert.throws(() => parseConfig(runtimeConfig({ cloud }), "/c.json"), /with an explicit audience/);
+      assert.doesNotThrow(() =>
+        parseConfig(
+          runtimeConfig({ cloud: { ...cloud, audience: "https://management.example" } }),
+          "/c.json",
+        ),
+      );
+    }
+  });
+
+  test("install refuses a hostile cloud object in the stack outputs, and the same by flag, writing nothing", async () => {
+    const hostile = {
+      authorityHost: "https://login.microsoftonline.com",
+      armEndpoint: "https://attacker.example",
+    };
+    const fromOutputs = await installOutputs(stackOutputsFor(certificate, { cloud: hostile }));
+    assert.equal(fromOutputs.code, 2, fromOutputs.stdout);
+    assert.match(
+      fromOutputs.stderr,
+      /armEndpoint "https:\/\/attacker\.example" is not the Resource Manager of Azure public cloud/,
+    );
+    assert.match(fromOutputs.stderr, /nothing was written/);
+    assert.deepEqual(fromOutputs.written, []);
+    const byFlag = await installOutputs(stackOutputsFor(certificate), { cloud: hostile });
+    assert.equal(byFlag.code, 2);
+    assert.deepEqual(byFlag.written, []);
+  });
+});
+
+describe("item 5: control characters from the stack outputs never reach the terminal", () => {
+  const ESC = "\u001b";
+  const hostile: [string, Record<string, unknown>][] = [
+    ["restartableVms.0", { restartableVms: [`vm${ESC}]0;owned${ESC}\\`] }],
+    ["restartTag.name", { restartTag: { name: `Attempt\rRestart`, value: "true" } }],
+    [
+      "restartTag.value",
+      { restartTag: { name: "AttemptRestartAfterEviction", value: `true\n[ok] all good` } },
+    ],
+    ["installCommand", { installCommand: `pulumi${ESC}[2J` }],
+    ["restartableVms.0", { restartableVms: ["vm\u202Egnp.exe"] }],
+  ];
+  for (const [field, extra] of hostile) {
+    test(`${field} with a control character is refused, the value escaped in the message`, async () => {
+      const result = await installOutputs(stackOutputsFor(certificate, extra));
+      assert.equal(result.code, 2, result.stdout);
+      assert.match(
+        result.stderr,
+        new RegExp(`${field.replace(".", "\\.")} contains a control character \\(".*\\\\[urn]`),
+      );
+      for (const text of [result.stdout, result.stderr]) {
+        // Any control character but the newline that ends each line.
+        assert.ok(!hasControlCharacter(text.replaceAll("\n", "")), "raw control character printed");
+      }
+      assert.deepEqual(result.written, []);
+    });
+  }
+
+  test("the runtime refuses the same in its config file (one schema)", () => {
+    assert.throws(
+      () => parseConfig(runtimeConfig({ tag: { name: `x${ESC}[31m`, value: "true" } }), "/c.json"),
+      /field "tag\.name": expected the tag name without control characters; got "x\\u001b\[31m"/,
+    );
+  });
+
+  test("a tag name over 512 characters (Azure's limit) is refused by install, as the runtime refuses it", async () => {
+    const name = "T".repeat(513);
+    const result = await installOutputs(
+      stackOutputsFor(certificate, { restartTag: { name, value: "true" } }),
+    );
+    assert.equal(result.code, 2, result.stdout);
+    assert.match(
+      result.stderr,
+      /restartTag\.name is not valid \("T+…" \(513 characters\)\): expected the tag name of at most 512 characters/,
+    );
+    assert.deepEqual(result.written, []);
+    // The runtime's side of the same rule, on the config install would have written.
+    const outputs = { ...stackOutputsFor(certificate), restartTag: { name, value: "true" } };
+    assert.throws(
+      () => parseConfig(JSON.parse(renderRuntimeConfig(outputs as never, undefined)), "/c.json"),
+      /at most 512 characters/,
+    );
+    // Exactly 512 passes both.
+    const ok = await installOutputs(
+      stackOutputsFor(certificate, { restartTag: { name: "T".repeat(512), value: "v" } }),
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  test("values install prints are quoted", async () => {
+    const result = await installOutputs(stackOutputsFor(certificate, { restartableVms: ["a", "b c"] }));
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /tag "AttemptRestartAfterEviction"="true"; VMs tagged by Pulumi: "a", "b c"/);
+  });
+
+  test("the config file's own values are quoted too", async () => {
+    const dir = tempDir("config");
+    await fs.writeFile(
+      join(dir, "config.json"),
+      JSON.stringify(runtimeConfig({ resourceGroups: [`rg${ESC}[2J`] })),
+    );
+    await assert.rejects(loadConfig(join(dir, "config.json")), (error: Error) => {
+      assert.ok(!error.message.includes(ESC));
+      assert.match(error.message, /\\u001b\[2J/);
+      return true;
+    });
+  });
+});
+
+describe("item 6: --extra-ca-certs copies certificates, never a private key", () => {
+  test("a file holding a PRIVATE KEY block is refused and nothing is written", async () => {
+    const file = join(tempDir("ca"), "server.pem");
+    await fs.writeFile(file, certificate.pem); // certificate + PKCS#8 key, as a server's PEM would be
+    const result = await installOutputs(stackOutputsFor(certificate), { extraCaCerts: file });
+    assert.equal(result.code, 2, result.stdout);
+    assert.match(result.stderr, /holds a PRIVATE KEY block: it would be copied into a world-readable file/);
+    assert.deepEqual(result.written, []);
+    for (const line of certificate.keyLines)
+      assert.ok(!result.stdout.includes(line) && !result.stderr.includes(line));
+  });
+
+  test("an RSA (PKCS#1) or EC key is refused as well", async () => {
+    for (const label of ["RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]) {
+      const file = join(tempDir("ca"), "ca.pem");
+      await fs.writeFile(
+        file,
+        `${certificate.certificatePem}-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`,
+      );
+      const result = await installOutputs(stackOutputsFor(certificate), { extraCaCerts: file });
+      assert.equal(result.code, 2, label);
+    }
+  });
+
+  test("only the certificates are copied: comments and other text are dropped", async () => {
+    const file = join(tempDir("ca"), "ca.pem");
+    await fs.writeFile(
+      file,
+      `# corporate root\nsubject=CN=Corp\n${certificate.certificatePem}trailing junk\n`,
+    );
+    const root = tempDir("root");
+    const host = recordingHost({ bundlePath, nodePath: "/bin/sh" });
+    const outputs = await writeStackOutputs(stackOutputsFor(certificate));
+    assert.equal(
+      await install(installOptions(root, outputs, { extraCaCerts: file }), host),
+      0,
+      host.stderrText(),
+    );
+    assert.equal(
+      await fs.readFile(join(root, "etc/spot-restarter/extra-ca.pem"), "utf8"),
+      certificate.certificatePem,
+    );
+  });
+});
