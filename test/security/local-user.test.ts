@@ -172,8 +172,12 @@ describe("item 2: install --root trusts no directory another user may write", { 
     const root = tempDir("root");
     const treeBundle = join(root, "usr/local/lib/spot-restarter/spot-restarter.cjs");
     const outputs: string[] = [];
+    // A stand-in for the runtime whose verification (doctor --json) passes.
+    const honest = await fakeBundle(
+      'console.log(JSON.stringify({ passed: true, checks: [], by: "installed" }));\n',
+    );
     const host = recordingHost({
-      bundlePath,
+      bundlePath: honest,
       nodePath: process.execPath,
       // The race the review won: the tree's bundle is swapped after the write, before the run.
       runCommand: async (command, args, options) => {
@@ -190,7 +194,7 @@ describe("item 2: install --root trusts no directory another user may write", { 
     );
     assert.equal(outputs.length, 1);
     assert.doesNotMatch(outputs[0] ?? "", /PWNED/);
-    assert.match(outputs[0] ?? "", /^spot-restarter$/m, "the fake bundle that install checked ran");
+    assert.match(outputs[0] ?? "", /"by":"installed"/, "the bundle that install read and wrote ran");
   });
 
   test("uninstall --root never deletes through a symlink", async () => {
