@@ -21,7 +21,9 @@ export type StackOutputName = (typeof STACK_OUTPUT_NAMES)[number];
 export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem", "notifications"];
 
 /**
- * Outputs a stack deployed by an older version of the program lacks: the installer accepts their absence
- * (and the program always exports them). Every other name is required.
+ * Outputs the installer accepts the absence of (the program always exports them): ones a stack deployed by an
+ * older version of the program lacks (notifications), and ones for people that the installer never reads, so
+ * a hand-written outputs file (a sovereign cloud, the emulator) may leave them out (installCommand). Every
+ * other name is required.
  */
-export const OPTIONAL_STACK_OUTPUTS: readonly StackOutputName[] = ["notifications"];
+export const OPTIONAL_STACK_OUTPUTS: readonly StackOutputName[] = ["installCommand", "notifications"];

@@ -27,8 +27,7 @@ const KEYS = [
   "restartableVms",
   "certificatePem",
   "certificateExpiresOn",
-  "installCommand",
-] as const;
+] as const; // not installCommand: the installer never reads it (test/program/contracts.test.ts)
 
 let certificate: TestCertificate;
 let other: TestCertificate;

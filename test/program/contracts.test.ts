@@ -101,6 +101,15 @@ describe("stack output names: one list", () => {
     }
   });
 
+  it("hand-written outputs may leave out installCommand, which the installer never reads", () => {
+    assert.ok(OPTIONAL_STACK_OUTPUTS.includes("installCommand"));
+    const outputs: Record<string, unknown> = stackOutputsFor(certificate);
+    delete outputs.installCommand;
+    const parsed = parseStackOutputs(JSON.stringify(outputs), "outputs");
+    assert.equal(parsed.installCommand, undefined);
+    assert.equal(parsed.clientId, outputs.clientId);
+  });
+
   it("the stack outputs table in README lists them all", () => {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### Stack outputs"));

@@ -24,7 +24,8 @@ export interface StackOutputs {
   /** Certificate then private key, one PEM. Secret: never print it. */
   certificatePem: string;
   certificateExpiresOn: string;
-  installCommand: string;
+  /** For people (the pipe to paste); the installer does not read it, so hand-written outputs may omit it. */
+  installCommand?: string;
   /** Secret (each URL carries a token): never print it. Absent from stacks deployed before notifications. */
   notifications?: Array<{ type: string; url: string; events?: string[] }>;
   /** Not a Pulumi output: added by hand (or by the demo) to reach a sovereign cloud or the emulator. */
@@ -80,7 +81,7 @@ const stackOutputsSchema = z.object({
   restartableVms: z.array(z.string().min(1)),
   certificatePem: z.string().min(1),
   certificateExpiresOn: z.iso.datetime({ offset: true }),
-  installCommand: z.string(),
+  installCommand: z.string().optional(),
   notifications: z.array(notificationChannelSchema).optional(),
   cloud: z
     .object({ authorityHost: httpsUrl, armEndpoint: httpsUrl, audience: httpsUrl.optional() })
