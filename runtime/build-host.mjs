@@ -148,7 +148,11 @@ export async function buildHostExecutables(options = {}) {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const started = Date.now();
-  for (const { arch, path, bytes, source, nodeVersion } of await buildHostExecutables()) {
+  // `npm run build:host -- x64` builds one arch only.
+  const arches = process.argv.slice(2);
+  for (const { arch, path, bytes, source, nodeVersion } of await buildHostExecutables(
+    arches.length > 0 ? { arches } : {},
+  )) {
     process.stdout.write(
       `${path}: ${(bytes / 1024 / 1024).toFixed(1)} MiB (linux-${arch}, Node ${nodeVersion} from ${source})\n`,
     );

@@ -1,0 +1,133 @@
+// Shared by the tests of the host artefacts (`npm run build:host`, `npm run build:deb`): where they
+// are, a check that they were built from the current source, an environment with no Node.js at all,
+// and a child process runner that works for the executables and for qemu.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestPrincipal } from "../../emulator/testing";
+
+export const repoRoot = join(__dirname, "..", "..");
+export const resourceGroup = "personal-network";
+
+export function executablePath(arch: "x64" | "arm64"): string {
+  return join(repoRoot, "dist", `spot-restarter-linux-${arch}`);
+}
+
+function newestSourceMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSourceMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * The artefact at `path`, failing (never skipping) when it is missing or older than the runtime's
+ * source: CI builds it before the tests, and a stale one would test old code.
+ */
+export function requireArtefact(path: string, buildCommand: string): string {
+  assert.ok(existsSync(path), `${path} is missing: run \`${buildCommand}\` first (.ci/run does)`);
+  const source = Math.max(
+    newestSourceMtime(join(repoRoot, "runtime", "src")),
+    statSync(join(repoRoot, "runtime", "build-host.mjs")).mtimeMs,
+  );
+  assert.ok(
+    statSync(path).mtimeMs >= source,
+    `${path} is older than runtime/src: run \`${buildCommand}\` again`,
+  );
+  return path;
+}
+
+/**
+ * An environment with no Node.js anywhere: PATH is an empty directory (this machine's /usr/bin has
+ * its own, older node), so nothing can fall back to a system Node.js.
+ */
+export function envWithoutNode(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const empty = mkdtempSync(join(tmpdir(), "spot-restarter-nopath-"));
+  return { PATH: empty, HOME: empty, LANG: "C.UTF-8", ...extra };
+}
+
+export interface HostResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface HostProcess {
+  child: ReturnType<typeof spawn>;
+  /** Resolves when stderr (the log) has a line matching `pattern`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  done: Promise<HostResult>;
+}
+
+/** Spawns `command args…` by absolute path with exactly `env` (nothing inherited). */
+export function spawnHost(
+  command: string,
+  args: readonly string[],
+  options: { env: NodeJS.ProcessEnv; stdin?: string; timeoutMs?: number },
+): HostProcess {
+  const child = spawn(command, args, { env: options.env, stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  child.stdin.end(options.stdin ?? "");
+  const killer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+  const done = new Promise<HostResult>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(killer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  const waitFor = async (pattern: RegExp, timeoutMs = 60_000): Promise<string> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = stderr.split("\n").find((l) => pattern.test(l));
+      if (line !== undefined) return line;
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`exited before a log line matched ${pattern}:\n${stderr}`);
+      }
+      if (Date.now() > deadline)
+        throw new Error(`no log line matched ${pattern} in ${timeoutMs} ms:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  return { child, waitFor, done };
+}
+
+export function runHost(
+  command: string,
+  args: readonly string[],
+  options: { env: NodeJS.ProcessEnv; stdin?: string; timeoutMs?: number },
+): Promise<HostResult> {
+  return spawnHost(command, args, options).done;
+}
+
+/** The stack outputs `pulumi stack output --json --show-secrets` would print for this principal. */
+export function stackOutputsFor(
+  emulator: { tenantId: string; subscriptionId: string },
+  principal: TestPrincipal,
+  vms: string[],
+): Record<string, unknown> {
+  return {
+    tenantId: emulator.tenantId,
+    subscriptionId: emulator.subscriptionId,
+    clientId: principal.clientId,
+    resourceGroupName: resourceGroup,
+    restartTag: { name: "AttemptRestartAfterEviction", value: "true" },
+    restartableVms: vms,
+    certificatePem: principal.pem,
+    certificateExpiresOn: new Date(Date.now() + 300 * 86_400_000).toISOString(),
+    installCommand:
+      "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -",
+  };
+}
