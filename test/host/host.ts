@@ -30,13 +30,16 @@ function newestSourceMtime(dir: string): number {
  */
 export function requireArtefact(path: string, buildCommand: string): string {
   assert.ok(existsSync(path), `${path} is missing: run \`${buildCommand}\` first (.ci/run does)`);
-  const source = Math.max(
-    newestSourceMtime(join(repoRoot, "runtime", "src")),
-    statSync(join(repoRoot, "runtime", "build-host.mjs")).mtimeMs,
+  const sources = [join(repoRoot, "runtime", "src"), join(repoRoot, "runtime", "build-host.mjs")];
+  if (path.endsWith(".deb")) sources.push(join(repoRoot, "packaging", "deb"));
+  const newest = Math.max(
+    ...sources.map((source) =>
+      statSync(source).isDirectory() ? newestSourceMtime(source) : statSync(source).mtimeMs,
+    ),
   );
   assert.ok(
-    statSync(path).mtimeMs >= source,
-    `${path} is older than runtime/src: run \`${buildCommand}\` again`,
+    statSync(path).mtimeMs >= newest,
+    `${path} is older than its sources (${sources.map((s) => s.slice(repoRoot.length + 1)).join(", ")}): run \`${buildCommand}\` again`,
   );
   return path;
 }
@@ -79,6 +82,8 @@ export function spawnHost(
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
     stderr += chunk;
   });
+  // A child that never reads its input (or exits first) must not fail the test with EPIPE.
+  child.stdin.on("error", () => {});
   child.stdin.end(options.stdin ?? "");
   const killer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
   const done = new Promise<HostResult>((resolve, reject) => {
