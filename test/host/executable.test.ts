@@ -111,13 +111,13 @@ describe("the linux-x64 single executable, with no node on PATH", () => {
     assert.match(help.stdout, /\n {2}install /);
   });
 
-  it("installs itself from the stack outputs and verifies the config against the emulator", async () => {
+  it("installs itself from the stack outputs and verifies the config (doctor) against the emulator", async () => {
     const outputs = JSON.stringify(stackOutputsFor(t.emulator, t.principal, [VM]));
     const result = record(await runHost(exe, installArgs(), { env: envWithoutNode(), stdin: outputs }));
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
     assert.match(result.stdout, /single executable .*the host needs none/);
     assert.doesNotMatch(result.stdout, /check: Node\.js/);
-    assert.match(result.stdout, /ok: authenticated and listed the resource group/);
+    assert.match(result.stdout, /ok: doctor passed/);
     const stat = await fs.stat(installed());
     assert.equal(stat.mode & 0o7777, 0o755);
     assert.equal(await sha256(installed()), await sha256(exe), "the installed command is the executable");

@@ -33,6 +33,13 @@ before(async () => {
 
 after(removeTempDirs);
 
+/** A passing `doctor --json` report (runtime/src/doctor.ts), what the verification reads. */
+const doctorPassed = () => ({
+  code: 0,
+  stdout: `${JSON.stringify({ passed: true, checks: [{ name: "token", status: "pass", detail: "signed in" }] })}\n`,
+  stderr: "",
+});
+
 describe("install from a single executable", () => {
   test("copies itself to /usr/local/bin/spot-restarter (0755), no bundle, no wrapper, no Node.js check", async () => {
     const root = tempDir("root");
@@ -59,17 +66,21 @@ describe("install from a single executable", () => {
 
   test("verification runs a private copy of the installed executable, not node", async () => {
     const root = tempDir("root");
-    const host = recordingHost({ self: { kind: "executable", path: executable } });
-    assert.equal(await install(installOptions(root, outputsFile, { verify: true }), host), 0);
-    const verify = host.commands.find((c) => c.args.includes("once"));
+    const host = recordingHost({ self: { kind: "executable", path: executable }, results: doctorPassed });
+    assert.equal(
+      await install(installOptions(root, outputsFile, { verify: true }), host),
+      0,
+      host.stderrText(),
+    );
+    const verify = host.commands.find((c) => c.args.includes("doctor"));
     // Never the file in the target tree, which someone might swap before the run (issue 17, item 2).
     assert.match(verify?.command ?? "", /\/spot-restarter-verify-[^/]+\/spot-restarter$/);
     assert.ok(!(verify?.command ?? "").startsWith(root));
     assert.deepEqual(verify?.args, [
-      "once",
+      "doctor",
       "--config",
       join(root, "etc/spot-restarter/config.json"),
-      "--dry-run",
+      "--json",
     ]);
   });
 
@@ -135,13 +146,20 @@ describe("install from the Debian package's executable", () => {
       ),
       0,
     );
-    const host = recordingHost({ self: { kind: "packaged", path: "/usr/bin/spot-restarter" } });
-    assert.equal(await install(installOptions(root, outputsFile, { verify: true }), host), 0);
+    const host = recordingHost({
+      self: { kind: "packaged", path: "/usr/bin/spot-restarter" },
+      results: doctorPassed,
+    });
+    assert.equal(
+      await install(installOptions(root, outputsFile, { verify: true }), host),
+      0,
+      host.stderrText(),
+    );
     const tree = await walkTree(root);
     assert.equal(tree.has("/usr/local/bin/spot-restarter"), false, "would shadow the package's on PATH");
     assert.equal(tree.has("/usr/bin/spot-restarter"), false, "dpkg's file, never written by install");
     const unit = await fs.readFile(join(root, "etc/systemd/system/spot-restarter.service"), "utf8");
     assert.match(unit, /^ExecStart=\/usr\/bin\/spot-restarter run --config %d\/config\.json$/m);
-    assert.equal(host.commands.find((c) => c.args.includes("once"))?.command, "/usr/bin/spot-restarter");
+    assert.equal(host.commands.find((c) => c.args.includes("doctor"))?.command, "/usr/bin/spot-restarter");
   });
 });
