@@ -46,6 +46,8 @@ interface ApplyRequest {
   config: ProgramConfig;
   mutations: Mutations;
   outputsFile: string;
+  /** Built-in role GUIDs the deployer holds at the resource group (default: the README's least rights). */
+  deployerRoles?: string[];
 }
 
 /** What the child reports on stdout (no secrets). */
@@ -88,6 +90,8 @@ export async function applyProgram(options: {
   stack?: string;
   mutations?: Mutations;
   signal?: AbortSignal;
+  /** Role GUIDs the deployer holds at the resource group instead of the README's least rights. */
+  deployerRoles?: string[];
 }): Promise<AppliedStack> {
   const { caCertFile, ...emulator } = options.emulator;
   const request: ApplyRequest = {
@@ -96,6 +100,7 @@ export async function applyProgram(options: {
     config: options.config,
     mutations: options.mutations ?? {},
     outputsFile: options.outputsFile,
+    deployerRoles: options.deployerRoles,
   };
   const requestDir = mkdtempSync(join(tmpdir(), "spot-restarter-apply-"));
   const requestFile = join(requestDir, "request.json");
@@ -157,13 +162,21 @@ async function child(requestFile: string): Promise<void> {
   // require (the project is CommonJS): a relative import() would need ESM file extensions.
   const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
   const { ClientCertificateCredential } = require("@azure/identity") as typeof import("@azure/identity");
-  const { createTestPrincipal, emulatorControl, ARM_SCOPE, OWNER_ROLE_ID } =
-    require("../emulator/testing") as typeof import("../emulator/testing");
+  const {
+    createTestPrincipal,
+    emulatorControl,
+    ARM_SCOPE,
+    USER_ACCESS_ADMINISTRATOR_ROLE_ID,
+    TAG_CONTRIBUTOR_ROLE_ID,
+  } = require("../emulator/testing") as typeof import("../emulator/testing");
   const { EmulatorProvider } = require("./emulator-provider") as typeof import("./emulator-provider");
 
   const { emulator } = request;
   const control = emulatorControl(emulator.armEndpoint);
-  // The deploying identity: `az login` as someone who may create role assignments (Owner).
+  // The deploying identity: `az login` as someone with exactly the rights README "Prerequisites" lists, at
+  // the resource group: User Access Administrator (role assignments and definitions, and */read for the VM
+  // lookups) and Tag Contributor (Microsoft.Resources/tags/write, which neither UAA nor RBAC Administrator
+  // has). Not subscription Owner: that would hide a missing right.
   const deployer = await createTestPrincipal();
   await control.addPrincipal({
     clientId: deployer.clientId,
@@ -171,11 +184,23 @@ async function child(requestFile: string): Promise<void> {
     certificatePem: deployer.certificatePem,
     displayName: "deployer (pulumi up)",
   });
-  await control.addRoleAssignment({
-    principalId: deployer.objectId,
-    roleDefinitionId: `/subscriptions/${emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${OWNER_ROLE_ID}`,
-    scope: `/subscriptions/${emulator.subscriptionId}`,
-  });
+  const roleId = (guid: string) =>
+    `/subscriptions/${emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
+  for (const role of request.deployerRoles ?? [USER_ACCESS_ADMINISTRATOR_ROLE_ID, TAG_CONTRIBUTOR_ROLE_ID]) {
+    await control.addRoleAssignment({
+      principalId: deployer.objectId,
+      roleDefinitionId: roleId(role),
+      scope: `/subscriptions/${emulator.subscriptionId}/resourceGroups/${request.config.resourceGroupName}`,
+    });
+  }
+  // The planted "role at another scope" bug needs a deployer who may assign roles there.
+  if (request.mutations.roleScope) {
+    await control.addRoleAssignment({
+      principalId: deployer.objectId,
+      roleDefinitionId: roleId(USER_ACCESS_ADMINISTRATOR_ROLE_ID),
+      scope: request.mutations.roleScope,
+    });
+  }
   const credential = new ClientCertificateCredential(
     emulator.tenantId,
     deployer.clientId,

@@ -2,7 +2,7 @@
 // Azure, done in the emulator. azuread resources become a registered application + service principal
 // (through the control API: the emulator has no Microsoft Graph), azure-native resources become the
 // very ARM requests the provider sends (role definition PUT, role assignment PUT, tags PATCH Merge),
-// made as a deployer principal that holds Owner on the subscription. tls resources get real key
+// made as a deployer principal that holds only the README's rights at the resource group. tls resources get real key
 // material (delegated to the program tests' mocks, which use @peculiar/x509).
 //
 // `mutations` plant one deliberate bug each, to prove the end-to-end test notices it.

@@ -29,7 +29,10 @@ export interface RoleAssignment {
 
 const builtInTime = "2015-02-02T21:55:09.8806423Z";
 
-/** The built-in roles the project and its tests use, with their real ids and permissions. */
+/**
+ * The built-in roles the project and its tests use, with their real ids and permissions
+ * (learn.microsoft.com/azure/role-based-access-control/built-in-roles: each role's JSON).
+ */
 export const BUILT_IN_ROLES: RoleDefinition[] = [
   {
     name: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
@@ -84,6 +87,45 @@ export const BUILT_IN_ROLES: RoleDefinition[] = [
     description: "Lets you manage user access to Azure resources.",
     type: "BuiltInRole",
     actions: ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
+    notActions: [],
+    assignableScopes: ["/"],
+    createdOn: builtInTime,
+    updatedOn: builtInTime,
+  },
+  {
+    // Tags on any resource, and reading groups and resources; not Compute reads.
+    name: "4a9ae827-6dc8-4573-8ac7-8239d42aa03f",
+    roleName: "Tag Contributor",
+    description: "Lets you manage tags on entities, without providing access to the entities themselves.",
+    type: "BuiltInRole",
+    actions: [
+      "Microsoft.Authorization/*/read",
+      "Microsoft.Resources/subscriptions/resourceGroups/read",
+      "Microsoft.Resources/subscriptions/resourceGroups/resources/read",
+      "Microsoft.Resources/subscriptions/resources/read",
+      "Microsoft.Resources/deployments/*",
+      "Microsoft.Insights/alertRules/*",
+      "Microsoft.Support/*",
+      "Microsoft.Resources/tags/*",
+    ],
+    notActions: [],
+    assignableScopes: ["/"],
+    createdOn: builtInTime,
+    updatedOn: builtInTime,
+  },
+  {
+    // Role assignments only: no role definitions, no tags.
+    name: "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+    roleName: "Role Based Access Control Administrator",
+    description:
+      "Manage access to Azure resources by assigning roles using Azure RBAC. This role does not allow you to manage access using other ways, such as Azure Policy.",
+    type: "BuiltInRole",
+    actions: [
+      "Microsoft.Authorization/roleAssignments/write",
+      "Microsoft.Authorization/roleAssignments/delete",
+      "*/read",
+      "Microsoft.Support/*",
+    ],
     notActions: [],
     assignableScopes: ["/"],
     createdOn: builtInTime,

@@ -17,6 +17,9 @@ export { createTestPrincipal, type TestPrincipal };
 export const CONTRIBUTOR_ROLE_ID = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 export const READER_ROLE_ID = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 export const OWNER_ROLE_ID = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+export const USER_ACCESS_ADMINISTRATOR_ROLE_ID = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9";
+export const TAG_CONTRIBUTOR_ROLE_ID = "4a9ae827-6dc8-4573-8ac7-8239d42aa03f";
+export const RBAC_ADMINISTRATOR_ROLE_ID = "f58310d9-a9f6-439a-9e8d-f62e7b41a168";
 /** What the runtime needs and nothing more: the runtime's own list (runtime/src/roleActions.ts). */
 export const LEAST_PRIVILEGE_ACTIONS: string[] = [...RUNTIME_ROLE_ACTIONS];
 /** Where the example seed lives (the blog's "personal-network" resource group). */
