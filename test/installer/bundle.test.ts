@@ -43,6 +43,16 @@ test("install from standard input into --root, then uninstall with the installed
   assert.equal(installed.code, 0, installed.stderr);
   assert.match(installed.stdout, /created\s+\/etc\/spot-restarter\/sp\.pem \(0600/);
   assert.match(installed.stdout, /services: not touched \(--root /);
+  // config.json keeps the target host's stateDir, and install says so with the flags for a run from the tree.
+  const config = JSON.parse(await fs.readFile(join(root, "etc/spot-restarter/config.json"), "utf8"));
+  assert.equal(config.stateDir, "/var/lib/spot-restarter");
+  assert.ok(
+    installed.stdout.includes(
+      `note: config.json names paths as the target host sees them (stateDir /var/lib/spot-restarter, not ${join(root, "var/lib/spot-restarter")}); to run a command from this tree on this machine, pass both: --config ${join(root, "etc/spot-restarter/config.json")} --state-dir ${join(root, "var/lib/spot-restarter")}`,
+    ),
+    installed.stdout,
+  );
+  assert.ok((await fs.stat(join(root, "var/lib/spot-restarter"))).isDirectory());
   // The bundle copied itself.
   const copy = join(root, "usr/local/lib/spot-restarter/spot-restarter.cjs");
   assert.deepEqual(await fs.readFile(copy), await fs.readFile(bundle));

@@ -678,6 +678,13 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
     context.out("verify: skipped (--no-verify)");
   }
 
+  if (root !== "/") {
+    // The tree is for a host that will boot it (an image) or a look: its config names that host's paths.
+    context.out(
+      `note: config.json names paths as the target host sees them (stateDir ${PATHS.stateDir}, not ${underRoot(root, PATHS.stateDir)}); to run a command from this tree on this machine, pass both: --config ${underRoot(root, PATHS.config)} --state-dir ${underRoot(root, PATHS.stateDir)}`,
+    );
+  }
+
   // 4. Start it.
   if (!context.manageServices) {
     context.out(
