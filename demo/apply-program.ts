@@ -17,6 +17,7 @@ import type * as Pulumi from "@pulumi/pulumi";
 // The stack outputs of docs/architecture.md, as `pulumi stack output --json --show-secrets` prints them: the
 // installer's own definition, so the harness cannot drift from what install accepts.
 import type { StackOutputs } from "../runtime/src/install/stackOutputs";
+import { STACK_OUTPUT_NAMES } from "../runtime/src/stackOutputNames";
 import type { AppliedResource, Mutations } from "./emulator-provider";
 
 export type { StackOutputs };
@@ -29,6 +30,8 @@ export interface ProgramConfig {
   certificateValidityDays?: number;
   certificateRenewalDays?: number;
   principalName?: string;
+  /** Secret (URLs carry tokens), as `pulumi config set --secret --path 'notifications[0].url'` leaves it. */
+  notifications?: Array<{ type: string; url: string; events?: string[] }>;
 }
 
 export interface EmulatorEndpoints {
@@ -57,6 +60,7 @@ export interface ApplyReport {
   servicePrincipalObjectId: string;
   applicationObjectId: string;
   certificatePemIsSecret: boolean;
+  notificationsIsSecret: boolean;
   deployerClientId: string;
   durationMs: number;
 }
@@ -241,17 +245,7 @@ async function child(requestFile: string): Promise<void> {
   // biome-ignore lint/suspicious/noExplicitAny: waitForRPCs is exported at runtime but marked @internal.
   await (pulumi.runtime as any).waitForRPCs();
 
-  const names = [
-    "tenantId",
-    "subscriptionId",
-    "clientId",
-    "resourceGroupName",
-    "restartTag",
-    "restartableVms",
-    "certificatePem",
-    "certificateExpiresOn",
-    "installCommand",
-  ] as const;
+  const names = STACK_OUTPUT_NAMES;
   const outputs: Record<string, unknown> = {};
   if (failures.length === 0) {
     for (const name of names) {
@@ -275,6 +269,7 @@ async function child(requestFile: string): Promise<void> {
     return;
   }
   const certificatePemIsSecret = await pulumi.isSecret(program.certificatePem as Pulumi.Output<string>);
+  const notificationsIsSecret = await pulumi.isSecret(program.notifications as Pulumi.Output<unknown>);
 
   // 0600 from creation; "wx": never write the key over a file someone else prepared.
   const fd = openSync(request.outputsFile, "wx", 0o600);
@@ -294,6 +289,7 @@ async function child(requestFile: string): Promise<void> {
     servicePrincipalObjectId: idOf("azuread:index/servicePrincipal:ServicePrincipal"),
     applicationObjectId: idOf("azuread:index/application:Application"),
     certificatePemIsSecret,
+    notificationsIsSecret,
     deployerClientId: deployer.clientId,
     durationMs: Date.now() - started,
   };

@@ -6,7 +6,10 @@
 //
 //   npm run demo [-- --role-mode least-privilege] [--interval-seconds N] [--keep]
 import "reflect-metadata"; // before the emulator control client: @peculiar/x509 needs it loaded first
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -169,6 +172,38 @@ function narrateRuntime(loop: RuntimeProcess, timeline: Timeline, log: string[])
   loop.stdout.resume();
 }
 
+/**
+ * The owner's notification receiver: a local `webhook` channel. Its URL goes through `pulumi config`
+ * (secret), the stack output, the installer and the runtime config, as a Slack or ntfy URL would;
+ * every message the runtime posts is narrated. Its path is a random token, never printed.
+ */
+async function startNotificationReceiver(): Promise<{
+  url: string;
+  received: Array<Record<string, unknown>>;
+}> {
+  const received: Array<Record<string, unknown>> = [];
+  const server = createServer((request, response) => {
+    let body = "";
+    request.setEncoding("utf8").on("data", (chunk: string) => {
+      body += chunk;
+    });
+    request.on("end", () => {
+      response.writeHead(204).end();
+      try {
+        const message = JSON.parse(body) as Record<string, unknown>;
+        received.push(message);
+        say("notify", `${message.event}: ${message.message}`);
+      } catch {
+        say("notify", "a message that is not JSON");
+      }
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  cleanups.push(() => new Promise<void>((done) => server.close(() => done())));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/hook/${randomBytes(12).toString("hex")}`, received };
+}
+
 // ---- the demo ------------------------------------------------------------------------------------------
 
 function vmLine(vm: {
@@ -230,9 +265,18 @@ async function main(): Promise<void> {
     "pulumi",
     `pulumi up (index.ts, roleMode ${roleMode}, restartableVms [${TAGGED}]); the providers act on the emulator`,
   );
+  const receiver = await startNotificationReceiver();
+  detail(
+    "pulumi config set --path 'notifications[0].type' webhook; pulumi config set --secret --path 'notifications[0].url' <a local receiver>",
+  );
   const applied: AppliedStack = await applyProgram({
     emulator: ready,
-    config: { resourceGroupName: GROUP, restartableVms: [TAGGED], roleMode },
+    config: {
+      resourceGroupName: GROUP,
+      restartableVms: [TAGGED],
+      roleMode,
+      notifications: [{ type: "webhook", url: receiver.url }],
+    },
     outputsFile: join(dir, "stack-outputs.json"),
     stack: "demo",
     signal: abort.signal,
@@ -244,7 +288,7 @@ async function main(): Promise<void> {
   const { outputs } = applied;
   say(
     "pulumi",
-    `outputs: clientId ${outputs.clientId}, certificatePem [secret], certificateExpiresOn ${outputs.certificateExpiresOn}`,
+    `outputs: clientId ${outputs.clientId}, certificatePem [secret], notifications [secret], certificateExpiresOn ${outputs.certificateExpiresOn}`,
   );
   const tagged = await control.vm(GROUP, TAGGED);
   detail(`${TAGGED} tags now: ${JSON.stringify(tagged?.tags)} (merged, never replaced)`);
@@ -328,6 +372,12 @@ async function main(): Promise<void> {
     timeline.running !== undefined && timeline.startRequested !== undefined ? true : undefined,
   );
 
+  await waitFor(
+    "the vm-restarted notification",
+    async () => (receiver.received.some((m) => m.event === "vm-restarted") ? true : undefined),
+    15_000,
+  );
+
   // 6. What happened, and what did not.
   checkAborted();
   stopWatching();
@@ -385,6 +435,10 @@ async function main(): Promise<void> {
   loop.kill("SIGTERM");
   const { code } = await exited(loop);
   say("demo", `runtime stopped on SIGTERM (exit code ${code})`);
+  say(
+    "notify",
+    `messages the owner got: ${receiver.received.map((m) => `${m.event}${m.downtimeSeconds !== undefined ? ` (down ${m.downtimeSeconds} s)` : ""}`).join(", ") || "none"}`,
+  );
   if (code !== 0) ok = false;
   if (!ok) throw new DemoFailure("the chain did not do what it should (see above)");
   say(

@@ -42,6 +42,7 @@ test("npm run demo brings the evicted VM back, leaves the others alone and clean
     /evicted-vm-seen ubuntu-backup-server-spot/,
     /start-issued ubuntu-backup-server-spot/,
     /started ubuntu-backup-server-spot/,
+    /notify +vm-restarted: Spot VM ubuntu-backup-server-spot is running again after/,
   ];
   let from = 0;
   for (const pattern of order) {
@@ -51,7 +52,10 @@ test("npm run demo brings the evicted VM back, leaves the others alone and clean
   }
   assert.match(stdout, /scratch-builder-spot +deallocated +left alone/);
   assert.match(stdout, /vpn-gateway-vm +running +left alone/);
-  assert.match(stdout, /certificatePem \[secret\]/);
+  assert.match(stdout, /certificatePem \[secret\], notifications \[secret\]/);
+  assert.match(stdout, /notify +vm-evicted: Azure evicted Spot VM ubuntu-backup-server-spot/);
+  assert.match(stdout, /messages the owner got: .*vm-evicted.*vm-restarted \(down \d+(\.\d+)? s\)/);
+  assert.doesNotMatch(stdout + stderr, /\/hook\/[0-9a-f]{24}/, "the receiver's secret path is never printed");
   assert.doesNotMatch(stdout + stderr, /BEGIN (RSA )?PRIVATE KEY/);
   assert.deepEqual(
     demoDirs().filter((dir) => !before.has(dir)),
