@@ -7,7 +7,7 @@
 //   npm run demo [-- --role-mode least-privilege] [--interval-seconds N] [--keep]
 import "reflect-metadata"; // before the emulator control client: @peculiar/x509 needs it loaded first
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -297,6 +297,8 @@ async function main(): Promise<void> {
   checkAborted();
   const bundle = await buildBundle(dir);
   const root = join(dir, "root");
+  // install --root installs below an existing root it checked (owned by us, not writable by others).
+  mkdirSync(root, { mode: 0o755 });
   say(
     "install",
     `pulumi stack output --json --show-secrets > outputs.json; spot-restarter.cjs install --root ${root}`,
