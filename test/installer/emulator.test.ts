@@ -212,3 +212,42 @@ test("a certificate Entra ID does not know fails verification with exit code 1 a
   );
   assert.match(result.stderr, /--no-verify/);
 });
+
+test("a private CA not given: the summary names the configured endpoint, --extra-ca-certs, and the real fix", async () => {
+  const root = tempDir("root");
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const result = await run(
+    bundle,
+    [
+      "install",
+      "--stack-outputs",
+      "-",
+      "--root",
+      root,
+      "--authority-host",
+      emulator.authorityHost,
+      "--arm-endpoint",
+      emulator.armEndpoint,
+      "--verify-wait-seconds",
+      "0",
+    ],
+    JSON.stringify(stackOutputsFor(certificate)),
+    env,
+  );
+  assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
+  const said = `${result.stdout}\n${result.stderr}`;
+  // The runtime's own diagnosis, passed through: the endpoint it was configured with, and the installer flag.
+  assert.ok(said.includes(new URL(emulator.authorityHost).host), said);
+  assert.match(said, /--extra-ca-certs FILE/);
+  assert.doesNotMatch(
+    said,
+    /login\.microsoftonline\.com/,
+    "not the public cloud's authority: another one is configured",
+  );
+  assert.match(
+    result.stderr,
+    /Apply the fix shown above for each failed check, then run the same install again/,
+  );
+  assert.doesNotMatch(result.stderr, /or pass --no-verify to skip/);
+});

@@ -517,7 +517,7 @@ async function verifyInstalledConfig(
           }`
         : `the runtime's doctor did not run (exit code ${result.code}; see its output above)`;
     context.err(
-      `spot-restarter install: verification failed: ${why}. Each fix is shown above. The files are in place; nothing was enabled or restarted. Re-run install, or pass --no-verify to skip this check.`,
+      `spot-restarter install: verification failed: ${why}. Apply the fix shown above for each failed check, then run the same install again (the files are in place; nothing was enabled or restarted). --no-verify would install a service that fails the same way: keep it for a host that cannot reach Azure yet.`,
     );
     return false;
   }
