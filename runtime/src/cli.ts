@@ -11,11 +11,14 @@ import {
 import { createArmVmApi, createRequestCounter } from "./azure";
 import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEviction } from "./commands";
 import {
+  configFlagOptions,
   defaultConfigPath,
   describeConfig,
   type LoadedConfig,
   loadConfig,
+  overridableFields,
   overridesFromEnv,
+  overridesFromFlags,
   resourceGroupNamePattern,
 } from "./config";
 import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./doctor";
@@ -30,7 +33,7 @@ import {
   UsageError,
 } from "./errors";
 import { createEventBus, type EventBus } from "./events";
-import { helpFor, npmDashDashHint } from "./help";
+import { configFlagLines, helpFor, npmDashDashHint } from "./help";
 import { install, uninstall } from "./install/index";
 import { type HeldLock, isUnwritableError, isWritable, tryAcquireLock } from "./lock";
 import { createLogger, type LogFormat, type LogLevel } from "./log";
@@ -60,10 +63,7 @@ Commands:
 
 Common options (once, run, status, simulate-eviction, notify-test, doctor):
   --config FILE            config file (default ${defaultConfigPath}; env SPOT_RESTARTER_CONFIG)
-  --state-dir DIR          state directory (overrides the config's stateDir)
-  --interval-seconds N     seconds between cycles of \`run\` (1..86400)
-  --log-format text|json   log lines on stderr: text (default) or JSON lines
-  --log-level LEVEL        debug, info (default), warn or error
+${configFlagLines()}
   --print-config           log the effective configuration (no secrets) before running
 once:               [--dry-run] decide and report, start nothing   [--json] print a summary object on stdout
 status:             [--json]
@@ -78,17 +78,13 @@ uninstall:          [--root DIR] [--dry-run] [--keep-state]
 
 Exit codes: 0 done (also: \`once\` while another run holds the lock), 1 unexpected failure,
 2 bad arguments or config, 3 authentication failed, 4 permission missing, 5 \`run\` found the lock held.
-Environment: SPOT_RESTARTER_CONFIG, SPOT_RESTARTER_STATE_DIR, SPOT_RESTARTER_INTERVAL_SECONDS,
-SPOT_RESTARTER_LOG_LEVEL, SPOT_RESTARTER_LOG_FORMAT, SPOT_RESTARTER_MAX_CONCURRENT_STARTS;
+Environment (below flags, above the file): SPOT_RESTARTER_CONFIG, ${overridableFields.map((f) => f.env).join(", ")};
 NODE_EXTRA_CA_CERTS for a private CA (sovereign clouds, the emulator).
 `;
 
 const commonOptions = {
   config: { type: "string" },
-  "state-dir": { type: "string" },
-  "interval-seconds": { type: "string" },
-  "log-format": { type: "string" },
-  "log-level": { type: "string" },
+  ...configFlagOptions(),
   "print-config": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -216,12 +212,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     format: (str(values["log-format"]) ?? envOverrides.logFormat ?? "text") as LogFormat,
   });
   const configPath = str(values.config) ?? env.SPOT_RESTARTER_CONFIG ?? defaultConfigPath;
-  const loaded: LoadedConfig = await loadConfig(configPath, envOverrides, {
-    stateDir: str(values["state-dir"]),
-    intervalSeconds: str(values["interval-seconds"]),
-    logFormat: str(values["log-format"]),
-    logLevel: str(values["log-level"]),
-  });
+  const loaded: LoadedConfig = await loadConfig(configPath, envOverrides, overridesFromFlags(values));
   const { config } = loaded;
   log.setOptions({ level: config.logLevel, format: config.logFormat });
   for (const warning of loaded.warnings) log.warn("config-warning", { path: configPath }, warning);

@@ -7,8 +7,8 @@ import { z } from "zod";
 import { UNKNOWN_CAUSE_AFTER_SECONDS } from "./cause";
 import { cloudEndpointsProblem } from "./clouds";
 import { ConfigError } from "./errors";
-import { type NotificationEventName, notificationEventNames } from "./events";
-import { type ChannelType, channelTypes } from "./notify/channels";
+import { notificationEventNames } from "./events";
+import { channelTypes } from "./notify/channels";
 import { redactUrl } from "./notify/redact";
 import { escapeControlCharacters, tagSchema } from "./text";
 
@@ -82,164 +82,346 @@ const metricsListen = z
     },
   );
 
-export const configSchema = z
-  .object({
-    tenantId: nonEmpty("the Entra ID tenant id").regex(/^[\w.-]+$/, {
-      error: "expected the Entra ID tenant id (a GUID or a domain name)",
-    }),
-    clientId: guid("the application (client) id of the service principal"),
-    subscriptionId: guid("the subscription id"),
-    certificatePath: nonEmpty("the path of the PEM holding certificate and private key"),
-    resourceGroups: z
-      .array(resourceGroupName, {
-        error: 'expected a list of resource group names, e.g. ["personal-network"]',
-      })
-      .min(1, { error: "expected at least one resource group name" }),
-    tag: tagSchema.default({ name: "AttemptRestartAfterEviction", value: "true" }),
-    intervalSeconds: int(1, 86_400, "seconds between cycles").default(30),
-    stateDir: nonEmpty("the state directory").default("/var/lib/spot-restarter"),
-    cloud: z
-      .object(
-        {
-          authorityHost: httpsUrl("the Entra ID authority host").default("https://login.microsoftonline.com"),
-          armEndpoint: httpsUrl("the Azure Resource Manager endpoint").default(
-            "https://management.azure.com",
-          ),
-          audience: httpsUrl("the token audience").optional(),
-        },
-        { error: 'expected an object like {"authorityHost": "https://…", "armEndpoint": "https://…"}' },
-      )
-      .superRefine((cloud, context) => {
-        const problem = cloudEndpointsProblem(cloud);
-        if (problem) context.addIssue({ code: "custom", message: problem, path: ["armEndpoint"] });
-      })
-      .default({
-        authorityHost: "https://login.microsoftonline.com",
-        armEndpoint: "https://management.azure.com",
-      }),
-    maxConcurrentStarts: int(1, 100, "start requests in flight at once").default(10),
-    backoff: z
-      .object(
-        {
-          initialSeconds: seconds(0.1, 3_600, "the first backoff after a failed start").default(60),
-          maxSeconds: seconds(0.1, 86_400, "the longest backoff").default(1_800),
-        },
-        { error: 'expected an object like {"initialSeconds": 60, "maxSeconds": 1800}' },
-      )
-      .default({ initialSeconds: 60, maxSeconds: 1_800 })
-      .refine((b) => b.maxSeconds >= b.initialSeconds, {
-        error: "expected backoff.maxSeconds to be at least backoff.initialSeconds",
-      }),
-    startTimeoutSeconds: int(1, 7_200, "how long one start is followed").default(900),
-    armMaxRetries: int(0, 10, "retries of one ARM request by the Azure SDK").default(3),
-    armRequestTimeoutSeconds: int(1, 600, "seconds one ARM request may take").default(30),
-    logFormat: z.enum(["text", "json"], { error: 'expected "text" or "json"' }).default("text"),
-    logLevel: z
-      .enum(["debug", "info", "warn", "error"], { error: 'expected "debug", "info", "warn" or "error"' })
-      .default("info"),
-    restartWhen: z
-      .enum(["evicted", "deallocated"], {
-        error:
-          '"evicted" (start what Azure evicted, never what its owner stopped) or "deallocated" (start any deallocation)',
-      })
-      .default("evicted"),
-    unknownCauseAfterSeconds: int(
-      0,
-      86_400,
-      "seconds to wait for Azure to say why a VM is deallocated",
-    ).default(UNKNOWN_CAUSE_AFTER_SECONDS),
-    notifications: z
-      .array(notificationChannelSchema, {
-        error: 'expected a list of channels like [{"type": "slack", "url": "https://hooks.slack.com/…"}]',
-      })
-      .default([]),
-    metrics: z
-      .object(
-        {
-          listen: metricsListen.optional(),
-          textfile: nonEmpty("the path of the node_exporter textfile (…/spot-restarter.prom)")
-            .regex(/\.prom$/, { error: "expected a path ending in .prom (node_exporter reads only those)" })
-            .optional(),
-        },
-        {
-          error:
-            'expected an object like {"listen": "127.0.0.1:9464"} or {"textfile": "…/spot-restarter.prom"}',
-        },
-      )
-      .strict()
-      .refine((m) => m.listen !== undefined || m.textfile !== undefined, {
-        error: 'expected "listen", "textfile" or both',
-      })
-      .optional(),
-  })
-  .loose();
-
-/** The validated, merged configuration (the schema's output with defaults and resolved paths). */
-export interface RuntimeConfig {
-  readonly tenantId: string;
-  readonly clientId: string;
-  readonly subscriptionId: string;
-  /** Absolute (a relative path in the file is relative to the config file). */
-  readonly certificatePath: string;
-  readonly resourceGroups: readonly string[];
-  readonly tag: { readonly name: string; readonly value: string };
-  readonly intervalSeconds: number;
-  /** `evicted`: start only what Azure evicted (or nothing explains, after unknownCauseAfterSeconds). */
-  readonly restartWhen: "evicted" | "deallocated";
-  readonly unknownCauseAfterSeconds: number;
-  readonly stateDir: string;
-  readonly cloud: { readonly authorityHost: string; readonly armEndpoint: string; readonly audience: string };
-  readonly maxConcurrentStarts: number;
-  readonly backoff: { readonly initialSeconds: number; readonly maxSeconds: number };
-  readonly startTimeoutSeconds: number;
-  readonly armMaxRetries: number;
-  readonly armRequestTimeoutSeconds: number;
-  readonly logFormat: "text" | "json";
-  readonly logLevel: "debug" | "info" | "warn" | "error";
-  /** Secret: each URL carries a token. Never printed (describeConfig redacts them). */
-  readonly notifications: ReadonlyArray<{
-    readonly type: ChannelType;
-    readonly url: string;
-    readonly events?: readonly NotificationEventName[];
-  }>;
-  /** `textfile` absolute (relative to the config file). */
-  readonly metrics?: { readonly listen?: string; readonly textfile?: string };
+/**
+ * What a field's `.meta()` carries: its description (the reference table, `describeConfigFields`) and,
+ * for the few that the environment and the command line may override, the variable and the flag.
+ */
+export interface ConfigFieldMeta {
+  readonly description: string;
+  /** Environment variable overriding the file (`SPOT_RESTARTER_…`). */
+  readonly env?: string;
+  /** Command-line flag overriding the environment, without its dashes (`state-dir`). */
+  readonly flag?: string;
+  /** The flag's value in `--help` (`DIR`, `N`). */
+  readonly arg?: string;
+  /** A path: a relative one is relative to the config file, not to the working directory of cron. */
+  readonly path?: true;
+  /** The default when the schema computes it (a transform) rather than declaring it. */
+  readonly defaultValue?: unknown;
 }
+
+const meta = (m: ConfigFieldMeta) => m as ConfigFieldMeta & Record<string, unknown>;
+
+/**
+ * The runtime config: the file's fields, their types, defaults, descriptions, and the environment
+ * variables and flags that override them. The one source: `RuntimeConfig` is derived from it, env and
+ * flag handling and the reference table are generated from it. Adding a field is one entry here.
+ */
+export const configSchema = z.object({
+  tenantId: nonEmpty("the Entra ID tenant id")
+    .regex(/^[\w.-]+$/, { error: "expected the Entra ID tenant id (a GUID or a domain name)" })
+    .meta(meta({ description: "Entra ID tenant of the service principal (a GUID or a domain name)" })),
+  clientId: guid("the application (client) id of the service principal").meta(
+    meta({ description: "application (client) id of the service principal" }),
+  ),
+  subscriptionId: guid("the subscription id").meta(
+    meta({ description: "subscription holding the resource groups" }),
+  ),
+  certificatePath: nonEmpty("the path of the PEM holding certificate and private key").meta(
+    meta({ description: "PEM holding the certificate and its private key (mode 0600)", path: true }),
+  ),
+  resourceGroups: z
+    .array(resourceGroupName, {
+      error: 'expected a list of resource group names, e.g. ["personal-network"]',
+    })
+    .min(1, { error: "expected at least one resource group name" })
+    .meta(meta({ description: "resource groups whose tagged Spot VMs are restarted" })),
+  tag: tagSchema
+    .default({ name: "AttemptRestartAfterEviction", value: "true" })
+    .meta(meta({ description: "the tag marking a VM for restart" })),
+  intervalSeconds: int(1, 86_400, "seconds between cycles")
+    .default(30)
+    .meta(
+      meta({
+        description: "seconds between cycles of `run` (1..86400)",
+        env: "SPOT_RESTARTER_INTERVAL_SECONDS",
+        flag: "interval-seconds",
+        arg: "N",
+      }),
+    ),
+  stateDir: nonEmpty("the state directory")
+    .default("/var/lib/spot-restarter")
+    .meta(
+      meta({
+        description: "directory of the state file and the lock",
+        env: "SPOT_RESTARTER_STATE_DIR",
+        flag: "state-dir",
+        arg: "DIR",
+        path: true,
+      }),
+    ),
+  cloud: z
+    .object(
+      {
+        authorityHost: httpsUrl("the Entra ID authority host")
+          .default("https://login.microsoftonline.com")
+          .meta(meta({ description: "Entra ID authority host" })),
+        armEndpoint: httpsUrl("the Azure Resource Manager endpoint")
+          .default("https://management.azure.com")
+          .meta(meta({ description: "Azure Resource Manager endpoint" })),
+        audience: httpsUrl("the token audience")
+          .optional()
+          .meta(
+            meta({
+              description: "audience of the ARM token (the SDK does not derive it from armEndpoint)",
+              defaultValue: "https://management.azure.com",
+            }),
+          ),
+      },
+      { error: 'expected an object like {"authorityHost": "https://…", "armEndpoint": "https://…"}' },
+    )
+    // Checked on the audience as written: a Microsoft authority's token goes to another host only when
+    // the audience is explicit (clouds.ts).
+    .superRefine((cloud, context) => {
+      const problem = cloudEndpointsProblem(cloud);
+      if (problem) context.addIssue({ code: "custom", message: problem, path: ["armEndpoint"] });
+    })
+    // The SDK does not derive the token audience from the endpoint (docs/architecture.md).
+    .transform((cloud) => ({ ...cloud, audience: cloud.audience ?? "https://management.azure.com" }))
+    .prefault({})
+    .meta(
+      meta({ description: "endpoints: public cloud by default; sovereign clouds and the emulator set them" }),
+    ),
+  maxConcurrentStarts: int(1, 100, "start requests in flight at once")
+    .default(10)
+    .meta(
+      meta({
+        description: "start requests awaiting ARM's answer at once",
+        env: "SPOT_RESTARTER_MAX_CONCURRENT_STARTS",
+        flag: "max-concurrent-starts",
+        arg: "N",
+      }),
+    ),
+  backoff: z
+    .object(
+      {
+        initialSeconds: seconds(0.1, 3_600, "the first backoff after a failed start")
+          .default(60)
+          .meta(meta({ description: "first wait after a failed start (doubles per failure, less jitter)" })),
+        maxSeconds: seconds(0.1, 86_400, "the longest backoff")
+          .default(1_800)
+          .meta(meta({ description: "longest wait between start attempts" })),
+      },
+      { error: 'expected an object like {"initialSeconds": 60, "maxSeconds": 1800}' },
+    )
+    .default({ initialSeconds: 60, maxSeconds: 1_800 })
+    .refine((b) => b.maxSeconds >= b.initialSeconds, {
+      error: "expected backoff.maxSeconds to be at least backoff.initialSeconds",
+    })
+    .meta(meta({ description: "per-VM backoff after a failed start" })),
+  startTimeoutSeconds: int(1, 7_200, "how long one start is followed")
+    .default(900)
+    .meta(meta({ description: "how long one start is followed to its outcome" })),
+  armMaxRetries: int(0, 10, "retries of one ARM request by the Azure SDK")
+    .default(3)
+    .meta(meta({ description: "retries of one ARM request by the Azure SDK (429, 5xx)" })),
+  armRequestTimeoutSeconds: int(1, 600, "seconds one ARM request may take")
+    .default(30)
+    .meta(meta({ description: "seconds one ARM request (each attempt) may take" })),
+  logFormat: z
+    .enum(["text", "json"], { error: 'expected "text" or "json"' })
+    .default("text")
+    .meta(
+      meta({
+        description: "log lines on stderr: text or JSON lines",
+        env: "SPOT_RESTARTER_LOG_FORMAT",
+        flag: "log-format",
+        arg: "text|json",
+      }),
+    ),
+  logLevel: z
+    .enum(["debug", "info", "warn", "error"], { error: 'expected "debug", "info", "warn" or "error"' })
+    .default("info")
+    .meta(
+      meta({
+        description: "lowest level logged: debug, info, warn or error",
+        env: "SPOT_RESTARTER_LOG_LEVEL",
+        flag: "log-level",
+        arg: "LEVEL",
+      }),
+    ),
+  restartWhen: z
+    .enum(["evicted", "deallocated"], {
+      error:
+        '"evicted" (start what Azure evicted, never what its owner stopped) or "deallocated" (start any deallocation)',
+    })
+    .default("evicted")
+    .meta(
+      meta({
+        description:
+          "`evicted`: start only what Azure evicted (or nothing explains, after unknownCauseAfterSeconds); `deallocated`: any deallocation",
+      }),
+    ),
+  unknownCauseAfterSeconds: int(0, 86_400, "seconds to wait for Azure to say why a VM is deallocated")
+    .default(UNKNOWN_CAUSE_AFTER_SECONDS)
+    .meta(
+      meta({ description: "how long to wait for Azure to say why a VM is deallocated before starting it" }),
+    ),
+  notifications: z
+    .array(notificationChannelSchema, {
+      error: 'expected a list of channels like [{"type": "slack", "url": "https://hooks.slack.com/…"}]',
+    })
+    .default([])
+    .meta(meta({ description: "notification channels (secret: each URL carries a token; never printed)" })),
+  metrics: z
+    .object(
+      {
+        listen: metricsListen
+          .optional()
+          .meta(meta({ description: "host:port of the Prometheus endpoint (port 1024 or above)" })),
+        textfile: nonEmpty("the path of the node_exporter textfile (…/spot-restarter.prom)")
+          .regex(/\.prom$/, { error: "expected a path ending in .prom (node_exporter reads only those)" })
+          .optional()
+          .meta(meta({ description: "node_exporter textfile written after each cycle", path: true })),
+      },
+      {
+        error:
+          'expected an object like {"listen": "127.0.0.1:9464"} or {"textfile": "…/spot-restarter.prom"}',
+      },
+    )
+    .strict()
+    .refine((m) => m.listen !== undefined || m.textfile !== undefined, {
+      error: 'expected "listen", "textfile" or both',
+    })
+    .optional()
+    .meta(meta({ description: "Prometheus metrics: an HTTP endpoint and/or a node_exporter textfile" })),
+});
+
+/** A config file as written (what the installer renders): the schema's input. */
+export type RuntimeConfigFile = z.input<typeof configSchema>;
+
+/** The validated, merged configuration: the schema's output, with paths made absolute. */
+export type RuntimeConfig = Readonly<z.output<typeof configSchema>>;
+
+type ConfigField = keyof RuntimeConfig;
 
 /** Overrides from the environment and flags, as strings the way they arrive. */
-export interface ConfigOverrides {
-  stateDir?: string;
-  intervalSeconds?: string;
-  logLevel?: string;
-  logFormat?: string;
-  maxConcurrentStarts?: string;
+export type ConfigOverrides = Partial<Record<ConfigField, string>>;
+
+/** Peels `.default()`, `.prefault()`, `.optional()` and transforms off a field's schema. */
+function innerSchema(schema: z.ZodType): z.ZodType {
+  let current = schema;
+  for (;;) {
+    if (
+      current instanceof z.ZodDefault ||
+      current instanceof z.ZodPrefault ||
+      current instanceof z.ZodOptional
+    ) {
+      current = current.unwrap() as z.ZodType;
+    } else if (current instanceof z.ZodPipe) {
+      current = current.in as z.ZodType;
+    } else return current;
+  }
 }
 
-const envNames: Record<keyof ConfigOverrides, string> = {
-  stateDir: "SPOT_RESTARTER_STATE_DIR",
-  intervalSeconds: "SPOT_RESTARTER_INTERVAL_SECONDS",
-  logLevel: "SPOT_RESTARTER_LOG_LEVEL",
-  logFormat: "SPOT_RESTARTER_LOG_FORMAT",
-  maxConcurrentStarts: "SPOT_RESTARTER_MAX_CONCURRENT_STARTS",
-};
+const fieldMeta = (schema: z.ZodType) => schema.meta() as ConfigFieldMeta | undefined;
 
-const flagNames: Record<keyof ConfigOverrides, string> = {
-  stateDir: "--state-dir",
-  intervalSeconds: "--interval-seconds",
-  logLevel: "--log-level",
-  logFormat: "--log-format",
-  maxConcurrentStarts: "--max-concurrent-starts",
-};
+/** A config field the environment and the command line may set. */
+export interface OverridableField {
+  readonly field: ConfigField;
+  readonly env: string;
+  readonly flag: string;
+  readonly arg: string;
+  readonly description: string;
+  /** Its value is a number: the string from the environment or the flag is converted first. */
+  readonly numeric: boolean;
+  /** The schema's default, if any. */
+  readonly default: unknown;
+}
 
-const numericOverrides = new Set<keyof ConfigOverrides>(["intervalSeconds", "maxConcurrentStarts"]);
+/** The fields with an environment variable and a flag, from the schema's metadata. */
+export const overridableFields: readonly OverridableField[] = Object.entries(configSchema.shape).flatMap(
+  ([field, schema]) => {
+    const m = fieldMeta(schema);
+    if (!m?.env || !m.flag) return [];
+    return [
+      {
+        field: field as ConfigField,
+        env: m.env,
+        flag: m.flag,
+        arg: m.arg ?? "VALUE",
+        description: m.description,
+        numeric: innerSchema(schema) instanceof z.ZodNumber,
+        default: schema instanceof z.ZodDefault ? schema.def.defaultValue : undefined,
+      },
+    ];
+  },
+);
 
 export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
   const out: ConfigOverrides = {};
-  for (const [key, name] of Object.entries(envNames) as [keyof ConfigOverrides, string][]) {
+  for (const { field, env: name } of overridableFields) {
     const value = env[name];
-    if (value !== undefined && value !== "") out[key] = value;
+    if (value !== undefined && value !== "") out[field] = value;
   }
   return out;
+}
+
+/** The `parseArgs` options of the overridable fields' flags. */
+export function configFlagOptions(): Record<string, { type: "string" }> {
+  return Object.fromEntries(overridableFields.map(({ flag }) => [flag, { type: "string" as const }]));
+}
+
+/** The overrides among parsed command-line values (`parseArgs`'s `values`). */
+export function overridesFromFlags(values: Readonly<Record<string, unknown>>): ConfigOverrides {
+  const out: ConfigOverrides = {};
+  for (const { field, flag } of overridableFields) {
+    const value = values[flag];
+    if (typeof value === "string") out[field] = value;
+  }
+  return out;
+}
+
+/** One row of the config reference: a field (nested ones dotted), from the schema. */
+export interface ConfigFieldDescription {
+  readonly field: string;
+  readonly required: boolean;
+  /** The default when the field is left out (undefined: none). */
+  readonly default: unknown;
+  readonly description: string;
+  readonly env?: string;
+  readonly flag?: string;
+}
+
+/** Every field of the config file, nested fields after their parent, for a reference table. */
+export function describeConfigFields(
+  shape: Readonly<Record<string, z.ZodType>> = configSchema.shape,
+  prefix = "",
+): ConfigFieldDescription[] {
+  return Object.entries(shape).flatMap(([name, schema]) => {
+    const m = fieldMeta(schema);
+    const inner = innerSchema(schema);
+    const row: ConfigFieldDescription = {
+      field: `${prefix}${name}`,
+      required: !(
+        schema instanceof z.ZodDefault ||
+        schema instanceof z.ZodPrefault ||
+        schema instanceof z.ZodOptional
+      ),
+      default:
+        m?.defaultValue ??
+        (schema instanceof z.ZodDefault ? structuredClone(schema.def.defaultValue) : undefined),
+      description: m?.description ?? "",
+      ...(m?.env ? { env: m.env } : {}),
+      ...(m?.flag ? { flag: `--${m.flag}` } : {}),
+    };
+    const nested = inner instanceof z.ZodObject ? describeConfigFields(inner.shape, `${prefix}${name}.`) : [];
+    return [row, ...nested];
+  });
+}
+
+/** Makes every `path` field (nested ones too) absolute, relative to `base`. */
+function resolvePaths<T>(shape: Readonly<Record<string, z.ZodType>>, value: T, base: string): T {
+  if (typeof value !== "object" || value === null) return value;
+  const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const [name, schema] of Object.entries(shape)) {
+    const current = out[name];
+    if (current === undefined) continue;
+    const inner = innerSchema(schema);
+    if (fieldMeta(schema)?.path && typeof current === "string") out[name] = resolve(base, current);
+    else if (inner instanceof z.ZodObject) out[name] = resolvePaths(inner.shape, current, base);
+  }
+  return out as T;
 }
 
 export interface LoadedConfig {
@@ -302,15 +484,15 @@ export function parseConfig(
   }
   const merged: Record<string, unknown> = { ...(fileValue as Record<string, unknown>) };
   const origin: Record<string, string> = {};
-  for (const [layer, values, names] of [
-    ["environment", env, envNames],
-    ["flag", flags, flagNames],
+  for (const [layer, values] of [
+    ["environment", env],
+    ["flag", flags],
   ] as const) {
-    for (const [key, raw] of Object.entries(values) as [keyof ConfigOverrides, string | undefined][]) {
+    for (const { field, env: variable, flag, numeric } of overridableFields) {
+      const raw = values[field];
       if (raw === undefined) continue;
-      merged[key] =
-        numericOverrides.has(key) && raw.trim() !== "" && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
-      origin[key] = layer === "environment" ? `environment variable ${names[key]}` : `flag ${names[key]}`;
+      merged[field] = numeric && raw.trim() !== "" && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
+      origin[field] = layer === "environment" ? `environment variable ${variable}` : `flag --${flag}`;
     }
   }
 
@@ -344,43 +526,8 @@ export function parseConfig(
       `intervalSeconds is ${value.intervalSeconds}: below 10 s every cycle spends ARM read budget; use it for tests only`,
     );
   }
-  const config: RuntimeConfig = {
-    tenantId: value.tenantId,
-    clientId: value.clientId,
-    subscriptionId: value.subscriptionId,
-    resourceGroups: value.resourceGroups,
-    tag: value.tag,
-    intervalSeconds: value.intervalSeconds,
-    restartWhen: value.restartWhen,
-    unknownCauseAfterSeconds: value.unknownCauseAfterSeconds,
-    maxConcurrentStarts: value.maxConcurrentStarts,
-    backoff: value.backoff,
-    startTimeoutSeconds: value.startTimeoutSeconds,
-    armMaxRetries: value.armMaxRetries,
-    armRequestTimeoutSeconds: value.armRequestTimeoutSeconds,
-    logFormat: value.logFormat,
-    logLevel: value.logLevel,
-    notifications: value.notifications,
-    ...(value.metrics
-      ? {
-          metrics: {
-            ...(value.metrics.listen ? { listen: value.metrics.listen } : {}),
-            ...(value.metrics.textfile
-              ? { textfile: resolve(dirname(resolve(path)), value.metrics.textfile) }
-              : {}),
-          },
-        }
-      : {}),
-    // A relative certificate or state path is relative to the config file, not to the cwd of cron.
-    certificatePath: resolve(dirname(resolve(path)), value.certificatePath),
-    stateDir: resolve(dirname(resolve(path)), value.stateDir),
-    cloud: {
-      authorityHost: value.cloud.authorityHost,
-      armEndpoint: value.cloud.armEndpoint,
-      // The SDK does not derive the token audience from the endpoint (docs/architecture.md).
-      audience: value.cloud.audience ?? "https://management.azure.com",
-    },
-  };
+  // A relative certificate or state path is relative to the config file, not to the cwd of cron.
+  const config: RuntimeConfig = resolvePaths(configSchema.shape, value, dirname(resolve(path)));
   return { config, path, warnings };
 }
 

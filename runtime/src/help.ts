@@ -1,14 +1,21 @@
 // `spot-restarter <command> --help`: each command's own flags, defaults and an example; and the hint for
 // the classic slip of `npm run spot-restarter once --config F` (npm keeps flags before a `--` for itself).
 
-const configPath = "/etc/spot-restarter/config.json";
+import { defaultConfigPath as configPath, overridableFields } from "./config";
+
+/** The flags overriding config fields, one line each, from the config schema (description, default). */
+export function configFlagLines(): string {
+  return overridableFields
+    .map(
+      (f) =>
+        `  ${`--${f.flag} ${f.arg}`.padEnd(24)} ${f.description}${f.default === undefined ? "" : ` (default ${f.default})`}`,
+    )
+    .join("\n");
+}
 
 const common = `Options shared with once, run, status, simulate-eviction, notify-test, doctor:
   --config FILE            config file (default ${configPath}; env SPOT_RESTARTER_CONFIG)
-  --state-dir DIR          state directory (default: the config's stateDir, /var/lib/spot-restarter)
-  --interval-seconds N     seconds between cycles of \`run\` (1..86400, default 30)
-  --log-format text|json   log lines on stderr (default text)
-  --log-level LEVEL        debug, info (default), warn or error
+${configFlagLines()}
   --print-config           log the effective configuration (no secrets) before running
   -h, --help               this help`;
 

@@ -44,8 +44,12 @@ const tagText = (what: string, max: number, min: number) =>
  */
 export const tagSchema = z.object(
   {
-    name: tagText("the tag name", 512, 1),
-    value: tagText("the tag value", 256, 0),
+    name: tagText("the tag name", 512, 1).meta({
+      description: "name of the restart tag (matched case-insensitively)",
+    }),
+    value: tagText("the tag value", 256, 0).meta({
+      description: "value of the restart tag (matched case-insensitively)",
+    }),
   },
   { error: 'expected an object like {"name": "AttemptRestartAfterEviction", "value": "true"}' },
 );

@@ -1,11 +1,20 @@
 // Bad config files: every field missing, of the wrong type, out of range, with messages naming
 // the file, the field and the expectation. Also the layering defaults <- file <- env <- flags.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { describeConfig, loadConfig, parseConfig } from "../../runtime/src/config";
+import { main } from "../../runtime/src/cli";
+import {
+  describeConfig,
+  describeConfigFields,
+  loadConfig,
+  overridableFields,
+  overridesFromEnv,
+  overridesFromFlags,
+  parseConfig,
+} from "../../runtime/src/config";
 import { ConfigError } from "../../runtime/src/errors";
 
 const valid = {
@@ -256,5 +265,84 @@ describe("config: notifications and metrics", () => {
     const printed = JSON.stringify(describeConfig(config));
     assert.ok(!printed.includes("SECRET"));
     assert.match(printed, /"url":"https:\/\/hooks.slack.com\/…"/);
+  });
+});
+
+describe("config: one schema is the contract", () => {
+  it("describes every field, nested ones too, with its requiredness and default", () => {
+    const rows = describeConfigFields();
+    const byField = new Map(rows.map((row) => [row.field, row]));
+    for (const row of rows) assert.ok(row.description.length > 10, `${row.field} has a description`);
+    assert.deepEqual(
+      rows.filter((row) => row.required).map((row) => row.field),
+      [
+        "tenantId",
+        "clientId",
+        "subscriptionId",
+        "certificatePath",
+        "resourceGroups",
+        "tag.name",
+        "tag.value",
+      ],
+    );
+    assert.equal(byField.get("intervalSeconds")?.default, 30);
+    assert.equal(byField.get("stateDir")?.default, "/var/lib/spot-restarter");
+    assert.equal(byField.get("cloud.audience")?.default, "https://management.azure.com");
+    assert.deepEqual(byField.get("backoff")?.default, { initialSeconds: 60, maxSeconds: 1800 });
+    assert.equal(byField.get("metrics.textfile")?.required, false);
+    assert.ok(byField.has("notifications"));
+  });
+
+  it("generates env and flag handling from the schema: these five, with these names", () => {
+    assert.deepEqual(overridableFields.map(({ field, env, flag }) => [field, env, flag]).sort(), [
+      ["intervalSeconds", "SPOT_RESTARTER_INTERVAL_SECONDS", "interval-seconds"],
+      ["logFormat", "SPOT_RESTARTER_LOG_FORMAT", "log-format"],
+      ["logLevel", "SPOT_RESTARTER_LOG_LEVEL", "log-level"],
+      ["maxConcurrentStarts", "SPOT_RESTARTER_MAX_CONCURRENT_STARTS", "max-concurrent-starts"],
+      ["stateDir", "SPOT_RESTARTER_STATE_DIR", "state-dir"],
+    ]);
+    const env = overridesFromEnv({ SPOT_RESTARTER_MAX_CONCURRENT_STARTS: "4", SPOT_RESTARTER_LOG_LEVEL: "" });
+    assert.deepEqual(env, { maxConcurrentStarts: "4" });
+    assert.equal(parseConfig(valid, path, env).config.maxConcurrentStarts, 4);
+    const flags = overridesFromFlags({ "max-concurrent-starts": "2", "state-dir": "/flag", json: true });
+    assert.deepEqual(flags, { maxConcurrentStarts: "2", stateDir: "/flag" });
+    assert.equal(parseConfig(valid, path, env, flags).config.maxConcurrentStarts, 2);
+  });
+
+  it("the CLI accepts --max-concurrent-starts and SPOT_RESTARTER_MAX_CONCURRENT_STARTS (and names them on error)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "spot-restarter-config-"));
+    const file = join(dir, "config.json");
+    writeFileSync(file, JSON.stringify(valid));
+    const signal = new AbortController().signal;
+    await assert.rejects(
+      main(["once", "--config", file, "--max-concurrent-starts", "0"], {}, signal),
+      (error: Error) =>
+        error instanceof ConfigError &&
+        /flag --max-concurrent-starts: field "maxConcurrentStarts": expected start requests in flight at once: an integer from 1 to 100; got 0/.test(
+          error.message,
+        ),
+    );
+    await assert.rejects(
+      main(["once", "--config", file], { SPOT_RESTARTER_MAX_CONCURRENT_STARTS: "101" }, signal),
+      /environment variable SPOT_RESTARTER_MAX_CONCURRENT_STARTS: field "maxConcurrentStarts"/,
+    );
+  });
+
+  it("runtime/README.md documents every environment variable and flag", () => {
+    const readme = readFileSync(join(__dirname, "../../runtime/README.md"), "utf8");
+    for (const { env, flag } of overridableFields) {
+      assert.ok(readme.includes(env), env);
+      assert.ok(readme.includes(`--${flag}`), flag);
+    }
+  });
+
+  it("keeps no unknown field in the parsed config, and resolves every path field against the file", () => {
+    const { config } = parseConfig(
+      { ...valid, certificatePath: "sp.pem", stateDir: "state", intervalSecond: 5 },
+      "/x/y/config.json",
+    );
+    assert.equal("intervalSecond" in config, false);
+    assert.equal(config.certificatePath, "/x/y/sp.pem");
+    assert.equal(config.stateDir, "/x/y/state");
   });
 });
