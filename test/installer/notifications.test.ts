@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadConfig } from "../../runtime/src/config";
+import { loadConfig, parseConfig } from "../../runtime/src/config";
 import { install } from "../../runtime/src/install/index";
-import { renderSystemdUnit } from "../../runtime/src/install/layout";
+import { renderRuntimeConfig, renderSystemdUnit } from "../../runtime/src/install/layout";
 import { parseStackOutputs, StackOutputsError } from "../../runtime/src/install/stackOutputs";
 import {
   createTestCertificate,
@@ -79,6 +79,27 @@ describe("installer: notification channels", () => {
     assert.equal((await walkTree(root)).get("/etc/spot-restarter/config.json")?.mode.toString(8), "644");
     const written = JSON.parse(await fs.readFile(join(root, "etc/spot-restarter/config.json"), "utf8"));
     assert.equal(written.notifications, undefined);
+  });
+
+  test("the unit allows the metrics listener and nothing more: no capability, so the config refuses ports < 1024", async () => {
+    const unit = renderSystemdUnit({ extraCaCerts: false }).split("\n");
+    assert.ok(unit.includes("RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"));
+    assert.ok(unit.includes("CapabilityBoundingSet="), "no CAP_NET_BIND_SERVICE");
+    assert.ok(
+      unit.includes("SystemCallFilter=@system-service"),
+      "bind(2) and listen(2) are in @system-service",
+    );
+    assert.ok(!unit.some((line) => /^(PrivateNetwork=yes|IPAddressDeny=)/.test(line)));
+    const base = JSON.parse(renderRuntimeConfig(stackOutputsFor(certificate) as never, undefined));
+    assert.throws(
+      () => parseConfig({ ...base, metrics: { listen: "0.0.0.0:443" } }, "/etc/spot-restarter/config.json"),
+      /CAP_NET_BIND_SERVICE/,
+    );
+    assert.equal(
+      parseConfig({ ...base, metrics: { listen: "127.0.0.1:9464" } }, "/etc/spot-restarter/config.json")
+        .config.metrics?.listen,
+      "127.0.0.1:9464",
+    );
   });
 
   test("bad or hidden channels are reported without the URL", () => {

@@ -44,7 +44,7 @@ export function createMetrics(): Metrics {
   });
   const vmUp = new Gauge({
     name: metricNames.vmUp,
-    help: "1 when the tagged VM was last seen running (or starting), 0 when down.",
+    help: "1 when the tagged VM was last seen up, 0 when down (deallocated, or not running).",
     labelNames: vmLabels,
     registers: [registry],
   });
