@@ -146,7 +146,9 @@ export class EntraEmulator {
         "The request body must contain the following parameter: 'client_id'.",
       );
     }
-    const principal = this.world.principals.get(clientId.toLowerCase());
+    const found = this.world.principals.get(clientId.toLowerCase());
+    // Not yet replicated counts as not there (timing.signInReplicationSeconds).
+    const principal = found && found.signInFrom <= Date.now() ? found : undefined;
     if (!principal) {
       throw new EntraError(
         400,
@@ -227,7 +229,7 @@ export class EntraEmulator {
         (s256 !== undefined && certificate.x5tS256 === s256) || (s1 !== undefined && certificate.x5t === s1),
     );
     const clientThumbprint = s256 ?? s1 ?? "(none)";
-    if (!registered) {
+    if (!registered || (registered.usableFrom ?? 0) > Date.now()) {
       throw new EntraError(
         401,
         "invalid_client",

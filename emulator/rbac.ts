@@ -25,6 +25,8 @@ export interface RoleAssignment {
   description?: string | null;
   createdOn: string;
   updatedOn: string;
+  /** Before this time (ms) ARM does not apply it yet (timing.roleAssignmentReplicationSeconds). */
+  effectiveFrom?: number;
 }
 
 const builtInTime = "2015-02-02T21:55:09.8806423Z";
@@ -195,6 +197,7 @@ export function isAllowed(
   for (const assignment of assignments) {
     if (assignment.principalId.toLowerCase() !== principalId.toLowerCase()) continue;
     if (!scopeContains(assignment.scope, scope)) continue;
+    if (assignment.effectiveFrom !== undefined && assignment.effectiveFrom > Date.now()) continue;
     const definition = findDefinition(roleDefinitionGuid(assignment.roleDefinitionId));
     if (definition && roleAllows(definition, action)) return true;
   }

@@ -135,6 +135,19 @@ export const timingSchema = z.object({
    */
   principalReplicationSeconds: z.number().nonnegative().default(0),
   /**
+   * Replication as Entra ID and ARM show it after `pulumi up` (seconds to minutes in Azure). For this long
+   * after a principal is added at run time (not in the seed), its token requests fail with AADSTS700016
+   * (application not found in the directory); after a certificate is added to a principal, assertions
+   * signed with it fail with AADSTS700027 (key not found). 0 = off.
+   */
+  signInReplicationSeconds: z.number().nonnegative().default(0),
+  /**
+   * For this long after a role assignment is created at run time (not in the seed), ARM does not apply it:
+   * requests it would allow get 403 AuthorizationFailed ("If access was recently granted, please refresh
+   * your credentials"; Azure RBAC troubleshooting: changes can take up to 10 minutes). 0 = off.
+   */
+  roleAssignmentReplicationSeconds: z.number().nonnegative().default(0),
+  /**
    * How long after an eviction or deallocation its Resource Health annotation and Activity Log
    * entry become visible (Resource Graph and the Activity Log are not instantaneous).
    */

@@ -28,6 +28,8 @@ export interface RegisteredCertificate {
   x5tS256: string;
   /** Upper-case hex SHA-1, as Entra prints it in AADSTS700027 messages. */
   hexThumbprint: string;
+  /** Before this time (ms) Entra ID does not accept it yet (timing.signInReplicationSeconds). */
+  usableFrom?: number;
 }
 
 export interface Principal {
@@ -36,6 +38,8 @@ export interface Principal {
   displayName: string;
   certificates: RegisteredCertificate[];
   createdAt: number;
+  /** Before this time (ms) Entra ID does not know it yet (timing.signInReplicationSeconds). */
+  signInFrom: number;
 }
 
 export interface ProvisioningError {
@@ -204,9 +208,12 @@ export class World {
     this.listPageSize = seed.listPageSize;
     this.startResponse = seed.startResponse;
     for (const role of BUILT_IN_ROLES) this.roleDefinitions.set(role.name, role);
+    // What the seed holds has long replicated; only what is added at run time waits (timing.*Replication*).
+    this.seeding = true;
     for (const principal of seed.principals) this.addPrincipal(principal);
     for (const definition of seed.roleDefinitions) this.putRoleDefinition(definition);
     for (const assignment of seed.roleAssignments) this.putRoleAssignment(assignment);
+    this.seeding = false;
     for (const group of seed.resourceGroups) this.resourceGroups.set(key(group.name), { ...group });
     for (const vm of seed.virtualMachines) this.putVirtualMachine(vm);
     this.addFaults(seed.faults);
@@ -217,6 +224,13 @@ export class World {
   }
 
   // ---- principals -------------------------------------------------------------------------------
+
+  private seeding = false;
+
+  /** When something added now starts to work: at once while seeding, else after `seconds`. */
+  private replicatedAt(seconds: number): number {
+    return this.seeding ? 0 : this.now() + seconds * 1000;
+  }
 
   /** Adds a principal, or adds certificates to an existing one (a key rollover keeps both). */
   addPrincipal(input: SeedPrincipal): Principal {
@@ -232,10 +246,12 @@ export class World {
       displayName: input.displayName ?? `sp-${input.clientId.slice(0, 8)}`,
       certificates: [],
       createdAt: this.now(),
+      signInFrom: this.replicatedAt(this.timing.signInReplicationSeconds),
     };
     for (const pem of pems) {
       const registered = registerCertificate(pem);
       if (!principal.certificates.some((known) => known.x5tS256 === registered.x5tS256)) {
+        registered.usableFrom = this.replicatedAt(this.timing.signInReplicationSeconds);
         principal.certificates.push(registered);
       }
     }
@@ -293,6 +309,8 @@ export class World {
       roleDefinitionId: parsed.roleDefinitionId,
       createdOn: previous?.createdOn ?? time,
       updatedOn: time,
+      effectiveFrom:
+        previous?.effectiveFrom ?? this.replicatedAt(this.timing.roleAssignmentReplicationSeconds),
     };
     this.roleAssignments.set(name, assignment);
     return assignment;

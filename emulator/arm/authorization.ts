@@ -41,7 +41,8 @@ export function authorizationRoutes(): ArmRoute[] {
           .filter(
             (assignment) =>
               assignment.principalId.toLowerCase() === env.caller.objectId.toLowerCase() &&
-              scopeContains(assignment.scope, scope),
+              scopeContains(assignment.scope, scope) &&
+              (assignment.effectiveFrom ?? 0) <= Date.now(),
           )
           .flatMap((assignment) => {
             const definition = env.world.findRoleDefinition(roleDefinitionGuid(assignment.roleDefinitionId));

@@ -271,11 +271,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     } catch (error) {
       // `run` outlives an Entra ID outage or a network that is not up yet at boot: it logs and
       // carries on, and its cycles get a token once Entra ID answers. Everything else stops here.
-      if (!(command === "run" && error instanceof AuthError && error.transient)) throw error;
+      // So does a service principal or certificate `pulumi up` created moments ago: Entra ID answers
+      // AADSTS700016 / AADSTS700027 until it has replicated (seconds to minutes). Exiting would only make
+      // systemd restart it in a loop; each cycle tries again and the log says what it waits for.
+      const replicating = error instanceof AuthError && /\(AADSTS(700016|700027)\)/.test(error.message);
+      if (!(command === "run" && error instanceof AuthError && (error.transient || replicating))) throw error;
       log.warn(
         "token-unavailable",
         { transient: true },
-        `${error.message}; starting anyway and retrying every cycle`,
+        replicating
+          ? `${error.message}; a service principal or certificate created moments ago takes minutes to reach Entra ID: starting anyway and retrying every cycle (if this lasts beyond ~15 minutes, check clientId and the certificate)`
+          : `${error.message}; starting anyway and retrying every cycle`,
       );
     }
     try {

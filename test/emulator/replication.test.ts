@@ -1,0 +1,128 @@
+// Replication as Azure shows it after `pulumi up`: a principal, a certificate or a role assignment created
+// moments ago does not work yet (seed timing.signInReplicationSeconds / roleAssignmentReplicationSeconds),
+// then does. Entra's real answers: AADSTS700016 "Application with identifier '…' was not found in the
+// directory '…'" and AADSTS700027 "The certificate with identifier used to sign the client assertion is not
+// registered on application" (both as emulator/entra.ts sends them, from Entra ID's documented error
+// catalogue, learn.microsoft.com/entra/identity-platform/reference-error-codes); ARM's 403
+// AuthorizationFailed "… If access was recently granted, please refresh your credentials.".
+// The runtime's `run` rides them out instead of exiting.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { ClientCertificateCredential } from "@azure/identity";
+import {
+  ARM_SCOPE,
+  CONTRIBUTOR_ROLE_ID,
+  createTestPrincipal,
+  type TestPrincipal,
+} from "../../emulator/testing";
+import { type Row, sleep, spawnRuntime, spotVm, startRow } from "../faults/harness";
+import { buildRuntimeBundle } from "../helpers/bundle";
+import { armFetch } from "./helpers";
+
+const DELAY_SECONDS = 3;
+
+describe("emulator: replication delays", () => {
+  let row: Row;
+  let fresh: TestPrincipal;
+  let addedAt: number;
+  before(async () => {
+    row = await startRow([spotVm("evicted")], {
+      timing: { signInReplicationSeconds: DELAY_SECONDS, roleAssignmentReplicationSeconds: DELAY_SECONDS },
+    });
+    // What `pulumi up` just made: a new principal with its certificate, and its role assignment.
+    fresh = await createTestPrincipal();
+    addedAt = Date.now();
+    await row.control.addPrincipal({
+      clientId: fresh.clientId,
+      objectId: fresh.objectId,
+      certificatePem: fresh.certificatePem,
+    });
+    await row.control.addRoleAssignment({
+      principalId: fresh.objectId,
+      roleDefinitionId: `/subscriptions/${row.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR_ROLE_ID}`,
+      scope: `/subscriptions/${row.emulator.subscriptionId}/resourceGroups/personal-network`,
+    });
+  });
+  after(() => row.close());
+
+  const credentialOf = (principal: TestPrincipal) =>
+    new ClientCertificateCredential(
+      row.emulator.tenantId,
+      principal.clientId,
+      { certificate: principal.pem },
+      { authorityHost: row.emulator.authorityHost, disableInstanceDiscovery: true },
+    );
+
+  it("the seeded principal and role work at once; the new ones only after the delay", async () => {
+    // Seeded: works immediately.
+    const seeded = await armFetch(row, "GET", "/subscriptions/x".replace("x", row.emulator.subscriptionId));
+    assert.notEqual(seeded.status, 401);
+    // New principal: AADSTS700016 at first.
+    await assert.rejects(credentialOf(fresh).getToken(ARM_SCOPE), /AADSTS700016/);
+    await sleep(Math.max(0, addedAt + DELAY_SECONDS * 1000 + 300 - Date.now()));
+    const token = await credentialOf(fresh).getToken(ARM_SCOPE);
+    assert.ok(token?.token);
+  });
+
+  it("a new certificate on a known principal: AADSTS700027 until it has replicated", async () => {
+    const rolled = await createTestPrincipal();
+    // The same application gets a second certificate (a renewal): the old one keeps working.
+    await row.control.addPrincipal({
+      clientId: row.principal.clientId,
+      objectId: row.principal.objectId,
+      certificatePem: rolled.certificatePem,
+    });
+    const renewed = { ...rolled, clientId: row.principal.clientId, objectId: row.principal.objectId };
+    await assert.rejects(credentialOf(renewed).getToken(ARM_SCOPE), /AADSTS700027/);
+    assert.ok(
+      (await credentialOf(row.principal).getToken(ARM_SCOPE))?.token,
+      "the old certificate still works",
+    );
+    await sleep(DELAY_SECONDS * 1000 + 300);
+    assert.ok((await credentialOf(renewed).getToken(ARM_SCOPE))?.token);
+  });
+});
+
+describe("run rides out a principal and role that are still replicating", () => {
+  // Longer than the runtime's own start-up on a loaded machine, so it meets the delay.
+  const RUN_DELAY_SECONDS = 8;
+  let row: Row;
+  before(async () => {
+    await buildRuntimeBundle();
+    row = await startRow([spotVm("evicted")], {
+      role: "none",
+      timing: {
+        signInReplicationSeconds: RUN_DELAY_SECONDS,
+        roleAssignmentReplicationSeconds: RUN_DELAY_SECONDS,
+      },
+    });
+  });
+  after(() => row.close());
+
+  it("keeps running, says what it waits for, and restarts the VM once Azure caught up", async () => {
+    const fresh = await createTestPrincipal();
+    await row.control.addPrincipal({
+      clientId: fresh.clientId,
+      objectId: fresh.objectId,
+      certificatePem: fresh.certificatePem,
+    });
+    await row.control.addRoleAssignment({
+      principalId: fresh.objectId,
+      roleDefinitionId: `/subscriptions/${row.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR_ROLE_ID}`,
+      scope: `/subscriptions/${row.emulator.subscriptionId}/resourceGroups/personal-network`,
+    });
+    const pemPath = join(row.dir, "fresh.pem");
+    writeFileSync(pemPath, fresh.pem, { mode: 0o600 });
+    writeFileSync(
+      row.configPath,
+      JSON.stringify({ ...row.configFile, clientId: fresh.clientId, certificatePath: "fresh.pem" }),
+    );
+    const runtime = await spawnRuntime(row);
+    await row.waitForVm("evicted", "running", 30_000);
+    const exit = await runtime.stop();
+    assert.equal(exit.code, 0, runtime.stderr());
+    assert.match(runtime.stderr(), /AADSTS700016[^\n]*takes minutes to reach Entra ID: starting anyway/);
+  });
+});
