@@ -246,10 +246,11 @@ describe("install into a temporary root", () => {
     assert.equal(jobs.length, 1);
     const fields = (jobs[0] ?? "").split(/\s+/);
     assert.deepEqual(fields.slice(0, 5), ["*", "*", "*", "*", "*"], "every minute");
-    assert.equal(fields[5], "root", "system crontab user field");
+    // Never root: the dedicated system user (issue 17, item 8).
+    assert.equal(fields[5], "spot-restarter", "system crontab user field");
     assert.equal(
       fields.slice(6).join(" "),
-      "/usr/local/bin/spot-restarter once --config /etc/spot-restarter/config.json 2>&1 | logger -t spot-restarter",
+      "/usr/local/bin/spot-restarter once --config /etc/spot-restarter-cron/config.json 2>&1 | logger -t spot-restarter",
     );
     // cron ignores files with dots in /etc/cron.d; the name must not have any.
     assert.doesNotMatch("spot-restarter", /\./);
@@ -278,7 +279,7 @@ describe("install into a temporary root", () => {
     assert.match(unit, /^Environment=NODE_EXTRA_CA_CERTS=%d\/extra-ca\.pem$/m);
     assert.equal((await installInto(root, { scheduler: "cron", extraCaCerts: caFile })).code, 0);
     const cron = await fs.readFile(join(root, "etc/cron.d/spot-restarter"), "utf8");
-    assert.match(cron, /^NODE_EXTRA_CA_CERTS=\/etc\/spot-restarter\/extra-ca\.pem$/m);
+    assert.match(cron, /^NODE_EXTRA_CA_CERTS=\/etc\/spot-restarter-cron\/extra-ca\.pem$/m);
     // Without one, a later install removes the copy.
     assert.equal((await installInto(root, { scheduler: "cron" })).code, 0);
     assert.ok(!existsSync(join(root, "etc/spot-restarter/extra-ca.pem")));
@@ -374,7 +375,7 @@ describe("--dry-run", () => {
       out,
       /\/etc\/spot-restarter\/sp\.pem \(0600, service principal certificate and private key, contents not shown\)/,
     );
-    assert.match(out, /would run .*spot-restarter\.cjs once --config .*config\.json --dry-run/);
+    assert.match(out, /would run .*spot-restarter\.cjs doctor --config .*config\.json --json/);
     assert.equal(host.commands.length, 0, "no command ran");
     for (const line of certificate.keyLines) assert.ok(!out.includes(line));
   });
@@ -470,7 +471,12 @@ describe("services on the real host (systemctl faked)", () => {
     assert.equal(await install(installOptions(root, outputsFile, { scheduler: "cron" }), host), 0);
     assert.deepEqual(
       host.commands.map((c) => [c.command, ...c.args].join(" ")),
-      ["systemctl disable --now spot-restarter.service", "systemctl daemon-reload"],
+      [
+        // The cron job's user (this fake host answers getent with nothing: a --root tree keeps root's files).
+        "getent passwd spot-restarter",
+        "systemctl disable --now spot-restarter.service",
+        "systemctl daemon-reload",
+      ],
     );
     assert.equal((await installInto(root)).code, 0);
     const uninstallHost = recordingHost({ manageServices: true });

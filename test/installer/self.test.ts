@@ -61,7 +61,7 @@ describe("install from a single executable", () => {
     const host = recordingHost({ self: { kind: "executable", path: executable } });
     assert.equal(await install(installOptions(root, outputsFile, { scheduler: "cron" }), host), 0);
     const cron = await fs.readFile(join(root, "etc/cron.d/spot-restarter"), "utf8");
-    assert.match(cron, /^\* \* \* \* \* root \/usr\/local\/bin\/spot-restarter once --config /m);
+    assert.match(cron, /^\* \* \* \* \* spot-restarter \/usr\/local\/bin\/spot-restarter once --config /m);
   });
 
   test("verification runs a private copy of the installed executable, not node", async () => {

@@ -217,3 +217,76 @@ describe("item 2: install --root trusts no directory another user may write", { 
     await fs.rm(join(root, "var/lib"));
   });
 });
+
+describe("item 8: the cron job runs as a dedicated system user, not root", {
+  skip: skip || (spawnSync("useradd", ["--help"]).status !== 0 && "useradd not installed"),
+}, () => {
+  let createdUser = false;
+  before(() => {
+    if (spawnSync("getent", ["passwd", "spot-restarter"]).status !== 0) {
+      // What install runs on a real host (its USERADD_ARGS); here for the --root tree to use.
+      execFileSync("useradd", [
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        "spot-restarter",
+      ]);
+      createdUser = true;
+    }
+  });
+  after(() => {
+    if (createdUser) spawnSync("userdel", ["spot-restarter"]);
+  });
+
+  test("the cron line names the user; it owns the state directory and reads its own copy of the key", async () => {
+    const root = tempDir("root");
+    execFileSync("chmod", ["0755", root]);
+    const host = recordingHost({
+      bundlePath,
+      runCommand: async (command, args) => {
+        const result = spawnSync(command, args, { encoding: "utf8" });
+        return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
+      },
+    });
+    assert.equal(
+      await install(installOptions(root, outputsFile, { scheduler: "cron" }), host),
+      0,
+      host.stderrText(),
+    );
+    const ids = execFileSync("getent", ["passwd", "spot-restarter"], { encoding: "utf8" }).split(":");
+    const [uid, gid] = [Number(ids[2]), Number(ids[3])];
+    const cron = await fs.readFile(join(root, "etc/cron.d/spot-restarter"), "utf8");
+    assert.match(
+      cron,
+      /^\* \* \* \* \* spot-restarter \/usr\/local\/bin\/spot-restarter once --config \/etc\/spot-restarter-cron\/config\.json /m,
+    );
+    const tree = await walkTree(root);
+    assert.deepEqual(
+      { ...tree.get("/var/lib/spot-restarter"), mtimeMs: 0, ino: 0 },
+      { type: "directory", mode: 0o700, uid, gid, mtimeMs: 0, ino: 0 },
+    );
+    for (const [path, mode] of [
+      ["/etc/spot-restarter-cron", 0o750],
+      ["/etc/spot-restarter-cron/sp.pem", 0o640],
+      ["/etc/spot-restarter-cron/config.json", 0o640],
+    ] as const) {
+      const entry = tree.get(path);
+      assert.equal(entry?.mode, mode, `mode of ${path}`);
+      assert.equal(entry?.uid, 0, `${path} stays root's: the service user cannot change it`);
+      assert.equal(entry?.gid, gid, `${path} is readable by the service group`);
+    }
+    const asService = (script: string) =>
+      spawnSync("runuser", ["-u", "spot-restarter", "--", "sh", "-c", script], { stdio: "ignore" }).status;
+    assert.equal(asService(`cat ${root}/etc/spot-restarter-cron/sp.pem > /dev/null`), 0, "reads its copy");
+    assert.notEqual(asService(`cat ${root}/etc/spot-restarter/sp.pem`), 0, "not root's own");
+    assert.notEqual(asService(`touch ${root}/etc/spot-restarter-cron/x`), 0, "cannot change its copy");
+    assert.equal(asService(`touch ${root}/var/lib/spot-restarter/state.json`), 0, "writes its state");
+    // Uninstall removes the copies as well.
+    assert.equal(await uninstall({ root, keepState: false, dryRun: false }, recordingHost({})), 0);
+    assert.ok(!existsSync(join(root, "etc/spot-restarter-cron")));
+  });
+});

@@ -9,8 +9,10 @@ export type Change = "created" | "updated" | "unchanged";
 export interface EntryResult {
   entry: PlannedEntry;
   change: Change;
-  /** Why an existing entry changed: "content", "mode" or both. */
+  /** Why an existing entry changed: "content", "mode", "owner". */
   reasons: string[];
+  /** The service user's ids, for entries it owns or reads (cron). */
+  ids?: ServiceIds;
 }
 
 /** The host path of an absolute target path under --root. */
@@ -35,10 +37,25 @@ async function lstatOrUndefined(path: string) {
 }
 
 /** What applying an entry would change, without changing anything (for --dry-run and for apply). */
-export async function inspectEntry(root: string, entry: PlannedEntry): Promise<EntryResult> {
+export interface ServiceIds {
+  uid: number;
+  gid: number;
+}
+
+/** The uid/gid an entry should have, or undefined when it is root's as created. */
+function wantedOwner(entry: PlannedEntry, ids: ServiceIds | undefined) {
+  if (!entry.service || !ids) return undefined;
+  return entry.service === "owner" ? { uid: ids.uid, gid: ids.gid } : { uid: 0, gid: ids.gid };
+}
+
+export async function inspectEntry(
+  root: string,
+  entry: PlannedEntry,
+  ids?: ServiceIds,
+): Promise<EntryResult> {
   const path = underRoot(root, entry.path);
   const stat = await lstatOrUndefined(path);
-  if (!stat) return { entry, change: "created", reasons: [] };
+  if (!stat) return { entry, change: "created", reasons: [], ids };
   const reasons: string[] = [];
   if (entry.kind === "directory") {
     // /var/lib/spot-restarter becomes a symlink once systemd has run the DynamicUser= service.
@@ -53,7 +70,9 @@ export async function inspectEntry(root: string, entry: PlannedEntry): Promise<E
     if (!current.equals(entry.content)) reasons.push("content");
   }
   if ((stat.mode & 0o7777) !== entry.mode) reasons.push("mode");
-  return { entry, change: reasons.length > 0 ? "updated" : "unchanged", reasons };
+  const owner = wantedOwner(entry, ids);
+  if (owner && (stat.uid !== owner.uid || stat.gid !== owner.gid)) reasons.push("owner");
+  return { entry, change: reasons.length > 0 ? "updated" : "unchanged", reasons, ids };
 }
 
 /**
@@ -82,7 +101,12 @@ async function ensureParent(root: string, path: string): Promise<void> {
   }
 }
 
-async function applyDirectory(root: string, entry: PlannedDirectory, change: Change): Promise<void> {
+async function applyDirectory(
+  root: string,
+  entry: PlannedDirectory,
+  change: Change,
+  ids: ServiceIds | undefined,
+): Promise<void> {
   const path = underRoot(root, entry.path);
   if (change === "created") {
     await ensureParent(root, path);
@@ -90,7 +114,16 @@ async function applyDirectory(root: string, entry: PlannedDirectory, change: Cha
   }
   // mkdir's mode is filtered by the umask; the directory holds nothing yet, so fixing it is safe.
   const stat = await fs.lstat(path);
-  if (stat.isDirectory() && (stat.mode & 0o7777) !== entry.mode) await fs.chmod(path, entry.mode);
+  if (!stat.isDirectory()) return;
+  const owner = wantedOwner(entry, ids);
+  if (owner && (stat.uid !== owner.uid || stat.gid !== owner.gid)) {
+    await fs.lchown(path, owner.uid, owner.gid);
+    // A state directory root used before (cron as root): hand its files over too, never following links.
+    if (entry.service === "owner") {
+      for (const name of await fs.readdir(path)) await fs.lchown(join(path, name), owner.uid, owner.gid);
+    }
+  }
+  if ((stat.mode & 0o7777) !== entry.mode) await fs.chmod(path, entry.mode);
 }
 
 /**
@@ -98,7 +131,7 @@ async function applyDirectory(root: string, entry: PlannedDirectory, change: Cha
  * the new file, never half of one. The file is created with its final mode: a secret file is never
  * readable by anyone else, not even for a moment, and is never chmod-ed.
  */
-async function replaceFile(root: string, entry: PlannedFile): Promise<void> {
+async function replaceFile(root: string, entry: PlannedFile, ids: ServiceIds | undefined): Promise<void> {
   const path = underRoot(root, entry.path);
   await ensureParent(root, path);
   const temp = join(dirname(path), `${TEMP_MARKER}${basename(path)}-${randomBytes(6).toString("hex")}`);
@@ -108,8 +141,11 @@ async function replaceFile(root: string, entry: PlannedFile): Promise<void> {
     entry.mode,
   );
   try {
+    // The service group may read it: chown, then the mode, both while the file is still empty.
+    const owner = wantedOwner(entry, ids);
+    if (owner) await handle.chown(owner.uid, owner.gid);
     // The umask can only take bits away; for public files restore them (0644 under umask 077).
-    if (!entry.secret) await handle.chmod(entry.mode);
+    if (!entry.secret || owner) await handle.chmod(entry.mode);
     await handle.writeFile(entry.content);
     await handle.sync();
   } catch (error) {
@@ -129,8 +165,8 @@ async function replaceFile(root: string, entry: PlannedFile): Promise<void> {
 /** Applies one entry whose change inspectEntry computed. */
 export async function applyEntry(root: string, result: EntryResult): Promise<void> {
   if (result.change === "unchanged") return;
-  if (result.entry.kind === "directory") await applyDirectory(root, result.entry, result.change);
-  else await replaceFile(root, result.entry);
+  if (result.entry.kind === "directory") await applyDirectory(root, result.entry, result.change, result.ids);
+  else await replaceFile(root, result.entry, result.ids);
 }
 
 /** Removes a file or symlink; returns whether there was one. */

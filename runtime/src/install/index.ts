@@ -18,6 +18,7 @@ import {
   removeFile,
   removeLeftoverTempFiles,
   removeTree,
+  type ServiceIds,
   underRoot,
 } from "./files";
 import {
@@ -27,6 +28,7 @@ import {
   planInstall,
   type Scheduler,
   SERVICE_NAME,
+  SERVICE_USER,
   STATE_DIR_ENV,
   shellQuote,
 } from "./layout";
@@ -523,6 +525,57 @@ async function verifyInstalledConfig(
   }
 }
 
+/** uid and gid of the cron job's user from `getent passwd`, or undefined. */
+async function lookUpServiceUser(context: Context): Promise<ServiceIds | undefined> {
+  const result = await context.run("getent", ["passwd", SERVICE_USER]);
+  const fields = result.code === 0 ? result.stdout.trim().split(":") : [];
+  const uid = Number(fields[2]);
+  const gid = Number(fields[3]);
+  return fields[0] === SERVICE_USER && Number.isInteger(uid) && Number.isInteger(gid) && uid > 0
+    ? { uid, gid }
+    : undefined;
+}
+
+const USERADD_ARGS = [
+  "--system",
+  "--user-group",
+  "--no-create-home",
+  "--home-dir",
+  "/nonexistent",
+  "--shell",
+  "/usr/sbin/nologin",
+  "--comment",
+  "spot-restarter cron job",
+  SERVICE_USER,
+];
+
+/**
+ * The cron job runs as a dedicated system user (issue 17, item 8): on this host it is created if
+ * missing; under --root (another host's tree) or in a dry run the user of this host is used if it
+ * exists, otherwise the files stay root's and the fix is printed.
+ */
+async function serviceUserIds(context: Context): Promise<ServiceIds | undefined> {
+  const existing = await lookUpServiceUser(context);
+  if (existing) {
+    context.out(`check: cron runs as user ${SERVICE_USER} (uid ${existing.uid})`);
+    return existing;
+  }
+  if (context.root === "/" && !context.dryRun) {
+    const created = await runStep(context, "useradd", USERADD_ARGS);
+    const ids = created.code === 0 ? await lookUpServiceUser(context) : undefined;
+    if (!ids) {
+      throw new InstallerError(
+        `could not create the system user ${SERVICE_USER} for the cron job (useradd exit code ${created.code}): create it with \`useradd ${USERADD_ARGS.join(" ")}\` and re-run`,
+      );
+    }
+    return ids;
+  }
+  context.err(
+    `spot-restarter install: warning: the cron job runs as user ${SERVICE_USER}, which does not exist on this host${context.dryRun ? " yet (install creates it)" : ""}; on the target host: \`useradd ${USERADD_ARGS.join(" ")} && chown ${SERVICE_USER}: ${PATHS.stateDir} && chgrp -R ${SERVICE_USER} ${PATHS.cronDir}\``,
+  );
+  return undefined;
+}
+
 function homeDirectoryProblem(nodePath: string): boolean {
   return /^\/(root|home)(\/|$)/.test(nodePath);
 }
@@ -622,7 +675,8 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
   const treeProblem = await checkInstallTree(root, [...plan.map((e) => e.path), ...Object.values(PATHS)]);
   if (treeProblem) throw new InstallerError(treeProblem);
   const results: EntryResult[] = [];
-  for (const entry of plan) results.push(await inspectEntry(root, entry));
+  const serviceIds = scheduler === "cron" ? await serviceUserIds(context) : undefined;
+  for (const entry of plan) results.push(await inspectEntry(root, entry, serviceIds));
   const otherScheduler = scheduler === "systemd" ? PATHS.cron : PATHS.unit;
   const replacesOtherScheduler = await exists(root, otherScheduler);
   const dropsExtraCa = !extraCaCerts && (await exists(root, PATHS.extraCaCerts));
@@ -761,6 +815,9 @@ async function doUninstall(options: UninstallOptions, context: Context): Promise
     [PATHS.config, "runtime config"],
     [PATHS.certificate, "certificate and private key"],
     [PATHS.extraCaCerts, "extra CA certificates"],
+    [PATHS.cronConfig, "cron job's copy of the config"],
+    [PATHS.cronCertificate, "cron job's copy of the certificate and private key"],
+    [PATHS.cronExtraCaCerts, "cron job's copy of the extra CA certificates"],
   ];
   for (const [path, what] of files) {
     if (!(await exists(root, path))) continue;
@@ -771,6 +828,7 @@ async function doUninstall(options: UninstallOptions, context: Context): Promise
   for (const directory of [
     PATHS.libDir,
     PATHS.configDir,
+    PATHS.cronDir,
     "/usr/local/bin",
     "/etc/systemd/system",
     "/etc/cron.d",
@@ -779,7 +837,7 @@ async function doUninstall(options: UninstallOptions, context: Context): Promise
     for (const path of await removeLeftoverTempFiles(root, directory))
       report(path, "left by an interrupted install");
   }
-  for (const directory of [PATHS.libDir, PATHS.configDir]) {
+  for (const directory of [PATHS.libDir, PATHS.configDir, PATHS.cronDir]) {
     if (dryRun) {
       if (await exists(root, directory)) report(directory, "directory, if empty");
       continue;

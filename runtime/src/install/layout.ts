@@ -16,6 +16,11 @@ export const PATHS = {
   privateStateDir: "/var/lib/private/spot-restarter",
   unit: "/etc/systemd/system/spot-restarter.service",
   cron: "/etc/cron.d/spot-restarter",
+  /** The cron job's copies of the config, key and CA bundle: root's, readable by the service group only. */
+  cronDir: "/etc/spot-restarter-cron",
+  cronConfig: "/etc/spot-restarter-cron/config.json",
+  cronCertificate: "/etc/spot-restarter-cron/sp.pem",
+  cronExtraCaCerts: "/etc/spot-restarter-cron/extra-ca.pem",
 } as const;
 
 export const SERVICE_NAME = "spot-restarter.service";
@@ -33,16 +38,27 @@ export const STATE_DIR_ENV = "SPOT_RESTARTER_STATE_DIR";
 
 export type Scheduler = "systemd" | "cron";
 
+/**
+ * The system user the cron job runs as (issue 17, item 8): created by install, it owns the state
+ * directory and reads its own copy of the config and key; root runs nothing network-facing.
+ */
+export const SERVICE_USER = "spot-restarter";
+
+/** Who an entry belongs to besides root: the service user ("owner") or only its group ("group"). */
+export type ServiceAccess = "owner" | "group";
+
 export interface PlannedDirectory {
   kind: "directory";
   path: string;
   mode: number;
+  service?: ServiceAccess;
 }
 
 export interface PlannedFile {
   kind: "file";
   path: string;
   mode: number;
+  service?: ServiceAccess;
   content: Buffer;
   /** Secret files are created with their final mode and never printed. */
   secret: boolean;
@@ -176,7 +192,10 @@ export function renderSystemdUnit(options: { extraCaCerts: boolean; command?: st
   return lines.join("\n");
 }
 
-/** /etc/cron.d/spot-restarter: one cycle a minute as root, output to syslog (the original setup). */
+/**
+ * /etc/cron.d/spot-restarter: one cycle a minute as the service user (never root), with its own copy
+ * of the config and key, output to syslog.
+ */
 export function renderCronFile(options: { extraCaCerts: boolean; command?: string }): string {
   const command = options.command ?? PATHS.command;
   const lines = [
@@ -184,8 +203,11 @@ export function renderCronFile(options: { extraCaCerts: boolean; command?: strin
     "SHELL=/bin/sh",
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
   ];
-  if (options.extraCaCerts) lines.push(`NODE_EXTRA_CA_CERTS=${PATHS.extraCaCerts}`);
-  lines.push(`* * * * * root ${command} once --config ${PATHS.config} 2>&1 | logger -t spot-restarter`, "");
+  if (options.extraCaCerts) lines.push(`NODE_EXTRA_CA_CERTS=${PATHS.cronExtraCaCerts}`);
+  lines.push(
+    `* * * * * ${SERVICE_USER} ${command} once --config ${PATHS.cronConfig} 2>&1 | logger -t spot-restarter`,
+    "",
+  );
   return lines.join("\n");
 }
 
@@ -287,8 +309,8 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
       description: "extra CA certificates (NODE_EXTRA_CA_CERTS)",
     });
   }
-  entries.push({ kind: "directory", path: PATHS.stateDir, mode: 0o700 });
   if (input.scheduler === "systemd") {
+    entries.push({ kind: "directory", path: PATHS.stateDir, mode: 0o700 });
     entries.push({
       kind: "file",
       path: PATHS.unit,
@@ -298,6 +320,38 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
       description: "systemd service",
     });
   } else {
+    // The cron job's own copies: root-owned (the service user cannot change them), group-readable.
+    const config = entries.find((e) => e.path === PATHS.config) as PlannedFile;
+    entries.push(
+      { kind: "directory", path: PATHS.stateDir, mode: 0o700, service: "owner" },
+      { kind: "directory", path: PATHS.cronDir, mode: 0o750, service: "group" },
+      {
+        ...config,
+        path: PATHS.cronConfig,
+        mode: 0o640,
+        service: "group",
+        description: `${config.description} (cron copy)`,
+      },
+      {
+        kind: "file",
+        path: PATHS.cronCertificate,
+        mode: 0o640,
+        service: "group",
+        content: Buffer.from(pem),
+        secret: true,
+        description: "certificate and private key (cron copy)",
+      },
+    );
+    if (input.extraCaCerts !== undefined) {
+      entries.push({
+        kind: "file",
+        path: PATHS.cronExtraCaCerts,
+        mode: 0o644,
+        content: input.extraCaCerts,
+        secret: false,
+        description: "extra CA certificates (cron copy)",
+      });
+    }
     entries.push({
       kind: "file",
       path: PATHS.cron,
