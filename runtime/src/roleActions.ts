@@ -7,7 +7,7 @@
 // No imports: the Pulumi program, the emulator and the bundled runtime all load this file.
 
 /** A runtime feature that needs rights in Azure; `doctor` checks the actions of each enabled one. */
-export type RoleFeature = "restart" | "simulate-eviction";
+export type RoleFeature = "restart" | "eviction-cause" | "simulate-eviction";
 
 export interface RoleAction {
   /** The full action name, as a role definition and ARM's 403 `AuthorizationFailed` spell it. */
@@ -19,6 +19,8 @@ export interface RoleAction {
 
 export const ROLE_FEATURES: Readonly<Record<RoleFeature, string>> = {
   restart: "find evicted, tagged Spot VMs and start them again (once, run, status)",
+  "eviction-cause":
+    "tell an eviction from an owner's stop (restartWhen evicted); without these the runtime warns once and starts unexplained deallocations after unknownCauseAfterSeconds",
   "simulate-eviction": "simulate-eviction: ask Azure to evict a Spot VM to test the whole chain",
 };
 
@@ -46,6 +48,23 @@ export const ROLE_ACTIONS = [
     action: "Microsoft.Compute/locations/operations/read",
     feature: "restart",
     usedFor: "follow a start's operation to its outcome",
+  },
+  {
+    // Resource Graph answers every caller but returns only the rows it may read; a VM's Resource Health
+    // records (the `healthresources` annotations) are Resource Health data, read with Resource Health's
+    // read action (Azure resource provider operations, Microsoft.ResourceHealth: "Gets the availability
+    // statuses for all resources in the specified scope"; Reader's `*/read` includes it).
+    action: "Microsoft.ResourceHealth/availabilityStatuses/read",
+    feature: "eviction-cause",
+    usedFor:
+      "read the VMs' Resource Health annotations (VirtualMachinePreempted, VirtualMachineDeallocationInitiated) through Resource Graph",
+  },
+  {
+    // The Activity Log's list operation (Azure resource provider operations, Microsoft.Insights:
+    // "Read management event type values"), granted at the resource group it is filtered to.
+    action: "Microsoft.Insights/eventtypes/values/read",
+    feature: "eviction-cause",
+    usedFor: "read who deallocated a VM from the Activity Log when Resource Health is silent or late",
   },
   {
     action: "Microsoft.Compute/virtualMachines/simulateEviction/action",
