@@ -128,7 +128,7 @@ function watchAzure(control: EmulatorControl, timeline: Timeline): () => void {
 
 const NARRATED = new Set([
   "run-started",
-  "evicted-vm-seen",
+  "deallocated-vm-seen",
   "start-issued",
   "started",
   "vm-running",
@@ -161,7 +161,7 @@ function narrateRuntime(loop: RuntimeProcess, timeline: Timeline, log: string[])
       const event = String(entry.event);
       const vm = typeof entry.vm === "string" ? entry.vm.split("/").pop() : undefined;
       if (vm === TAGGED && timeline.evictionRequested) {
-        if (event === "evicted-vm-seen") timeline.seen ??= Date.now();
+        if (event === "deallocated-vm-seen") timeline.seen ??= Date.now();
         if (event === "start-issued") timeline.startRequested ??= Date.now();
       }
       if (NARRATED.has(event) || entry.level === "error") {

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { warmResourceGraph } from "./arm/kusto";
 import { createTlsMaterial } from "./ca";
 import { EntraEmulator } from "./entra";
 import { knownCas } from "./known-cas";
@@ -48,6 +49,8 @@ export async function startEmulator(
   options: StartOptions = {},
 ): Promise<RunningEmulator> {
   const resolved = typeof seed === "string" ? loadSeedFile(seed) : parseSeed(seed);
+  // Once per process: the Kusto parser behind Resource Graph takes seconds to load (arm/kusto.ts).
+  warmResourceGraph();
   const world = new World(resolved);
   const host = "127.0.0.1";
   const [tls, entra] = await Promise.all([

@@ -111,6 +111,18 @@ function kusto(): Kusto {
   return loaded;
 }
 
+/**
+ * Loads the parser and runs one query through it. The first load and the first analysis take seconds
+ * (Bridge.NET initialises the whole language service), so the emulator pays that at start, not on a
+ * client's first Resource Graph query, whose caller would see a multi-second stall.
+ */
+export function warmResourceGraph(): void {
+  runQuery(
+    "healthresources | where type =~ 'x' | extend t = tolower(tostring(properties.targetResourceId)) | where t in ('a') | project t, n = tostring(properties.annotationName), o = todatetime(properties.occurredTime)",
+    { resources: [], healthresources: [] },
+  );
+}
+
 /** Parses and checks `query`, then runs it over `tables`. Throws KustoQueryError / KustoNotImplementedError. */
 export function runQuery(query: string, tables: Record<ResourceGraphTable, Row[]>): Row[] {
   const k = kusto();

@@ -9,6 +9,8 @@ import {
   verifyAuthentication,
 } from "./auth";
 import { createArmVmApi, createRequestCounter } from "./azure";
+import { CauseGate } from "./causeGate";
+import { createArmCauseSource } from "./causeSource";
 import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEviction } from "./commands";
 import {
   configFlagOptions,
@@ -40,6 +42,7 @@ import { createLogger, type LogFormat, type LogLevel } from "./log";
 import { logSink } from "./logSink";
 import { nodeTooOld } from "./nodeVersion";
 import { sendTestNotifications } from "./notify/index";
+import { addPause, parseDuration, readPauses, removePause } from "./pause";
 import { Restarter, type RestarterSettings } from "./restarter";
 import { createSinks } from "./sinks";
 import { createFileStateStore } from "./state";
@@ -55,6 +58,8 @@ Commands:
   run                the loop (for systemd); SIGTERM/SIGINT end it cleanly
   status             each tagged VM: power state, last eviction seen, last start, backoff
   simulate-eviction  ask Azure to evict a Spot VM (tests the whole chain)
+  pause              leave a VM alone (no start) for a while or until resume; works while run runs
+  resume             end a VM's pause
   notify-test        send one test message to each notification channel of the config
   doctor             check clock, endpoints and CA, certificate, token, resource groups, permissions and
                      tagged VMs against Azure; each check pass/fail with its fix (exit 1 if one fails)
@@ -69,6 +74,8 @@ once:               [--dry-run] decide and report, start nothing   [--json] prin
 status:             [--json]
 doctor:             [--json]
 simulate-eviction:  --vm NAME [--resource-group NAME]
+pause:              --vm NAME [--for DURATION (e.g. 2h, 30m, 1d; default: until resume)] [--resource-group NAME]
+resume:             --vm NAME [--resource-group NAME]
 install:            --stack-outputs FILE|- [--root DIR] [--scheduler systemd|cron] [--dry-run] [--no-verify]
                     [--verify-wait-seconds N (default 300: replication of a new principal/role)]
                     [--authority-host URL --arm-endpoint URL [--audience URL]] [--extra-ca-certs FILE]
@@ -95,6 +102,13 @@ const commandOptions = {
   status: { ...commonOptions, json: { type: "boolean" } },
   "simulate-eviction": { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
   "notify-test": commonOptions,
+  pause: {
+    ...commonOptions,
+    vm: { type: "string" },
+    for: { type: "string" },
+    "resource-group": { type: "string" },
+  },
+  resume: { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
   doctor: { ...commonOptions, json: { type: "boolean" } },
   install: {
     "stack-outputs": { type: "string" },
@@ -220,6 +234,51 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     log.info("config", { path: configPath }, JSON.stringify(describeConfig(config)));
   }
 
+  if (command === "pause" || command === "resume") {
+    // Needs no Azure and no lock: a file of its own in the state directory, read by the loop each cycle.
+    const vm = str(values.vm);
+    if (!vm || !/^[\w.-]{1,64}$/.test(vm)) {
+      throw new UsageError(`${command}: --vm NAME is required (1-64 letters, digits, _ . -)`);
+    }
+    const resourceGroup = str(values["resource-group"]);
+    if (resourceGroup !== undefined && !resourceGroupNamePattern.test(resourceGroup)) {
+      throw new UsageError(`${command}: --resource-group expects a resource group name`);
+    }
+    if (command === "resume") {
+      const removed = await removePause(config.stateDir, vm, resourceGroup);
+      log.info(
+        removed ? "resumed" : "not-paused",
+        { vm },
+        removed ? "pause ended: the loop may start this VM again" : "this VM was not paused",
+      );
+      return exitCodes.ok;
+    }
+    const forText = str(values.for);
+    const forMs = forText === undefined ? undefined : parseDuration(forText);
+    if (forText !== undefined && forMs === undefined) {
+      throw new UsageError(
+        `pause: --for expects a duration like 2h, 30m, 1d or 1h30m, got ${JSON.stringify(forText)}`,
+      );
+    }
+    const now = Date.now();
+    await addPause(
+      config.stateDir,
+      {
+        name: vm,
+        ...(resourceGroup ? { resourceGroup } : {}),
+        ...(forMs ? { until: now + forMs } : {}),
+        at: now,
+      },
+      now,
+    );
+    log.info(
+      "paused",
+      { vm, until: forMs ? new Date(now + forMs).toISOString() : "resume" },
+      forMs ? "the loop leaves this VM alone until then" : "the loop leaves this VM alone until `resume`",
+    );
+    return exitCodes.ok;
+  }
+
   if (command === "doctor") {
     // Checks instead of failing at the first problem: every check runs (or says why it was skipped).
     const checks = await runDoctor(config, signal, {
@@ -298,7 +357,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       };
 
       if (command === "status") {
-        const report = await collectStatus(api, store, settings, signal);
+        const report = await collectStatus(
+          api,
+          store,
+          settings,
+          signal,
+          Date.now(),
+          await readPauses(config.stateDir).catch(() => []),
+        );
         process.stdout.write(
           values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report),
         );
@@ -324,7 +390,22 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
         return exitCodes.ok;
       }
 
-      const restarter = new Restarter({ api, store, events, settings, counter });
+      // Why is a deallocated VM deallocated? Asked only with restartWhen "evicted"; pauses hold in both modes.
+      const causeGate = new CauseGate({
+        ...(config.restartWhen === "evicted"
+          ? { source: createArmCauseSource(config, credential, { counter }) }
+          : {}),
+        readPauses: () => readPauses(config.stateDir),
+        log,
+        settings: {
+          restartWhen: config.restartWhen,
+          unknownCauseAfterMs: config.unknownCauseAfterSeconds * 1000,
+          subscriptionId: config.subscriptionId,
+          self: { clientId: config.clientId, ...(principalObjectId ? { objectId: principalObjectId } : {}) },
+        },
+        now: Date.now,
+      });
+      const restarter = new Restarter({ api, store, events, settings, counter, causeGate });
       if (command === "once" && values["dry-run"]) {
         // A dry run decides from the state file but writes nothing, so it needs no lock.
         await restarter.init();

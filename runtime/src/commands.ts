@@ -1,5 +1,6 @@
 // The commands behind the CLI (`once`, `run`, `status`, `simulate-eviction`), over injected
 // dependencies so tests can drive them in-process. cli.ts only parses arguments and wires these.
+
 import type { ArmRequestCounts, RequestCounter, VmApi } from "./azure";
 import { describeAzureError } from "./azure";
 import {
@@ -13,6 +14,7 @@ import { discoverGroup } from "./discovery";
 import { permissionError, UsageError } from "./errors";
 import { resourceGroupMissingMessage } from "./events";
 import type { Logger } from "./log";
+import { type Pause, pauseFor } from "./pause";
 import type { CycleReport, FatalError, Restarter, StartResult } from "./restarter";
 import type { StateStore } from "./state";
 
@@ -188,6 +190,18 @@ export interface StatusRow {
   readonly lastResult: string | null;
   readonly startAttempts: number;
   readonly backoffUntil: string | null;
+  /**
+   * Why it was last deallocated, when known: `evicted` (Azure), `owner` (its owner: Resource Health,
+   * the Activity Log, or our start preempted), with when, who and where it was read.
+   */
+  readonly lastCause: {
+    readonly kind: "evicted" | "owner";
+    readonly at: string;
+    readonly by: string | null;
+    readonly source: string;
+  } | null;
+  /** `pause` in force: until this time, or "resume" (until `resume`). */
+  readonly pausedUntil: string | null;
 }
 
 export interface StatusReport {
@@ -210,6 +224,7 @@ export async function collectStatus(
   settings: { resourceGroups: readonly string[]; tag: RestartTag },
   signal: AbortSignal,
   now = Date.now(),
+  pauses: readonly Pause[] = [],
 ): Promise<StatusReport> {
   const { state } = await store.load();
   const errors: string[] = [];
@@ -235,6 +250,19 @@ export async function collectStatus(
       startAttempts: record?.startAttempts ?? 0,
       backoffUntil:
         record?.backoffUntil !== undefined && record.backoffUntil > now ? iso(record.backoffUntil) : null,
+      lastCause: record?.cause
+        ? {
+            kind: record.cause.kind,
+            at: new Date(record.cause.at).toISOString(),
+            by: record.cause.by ?? null,
+            source: record.cause.source,
+          }
+        : null,
+      pausedUntil: (() => {
+        const pause = pauseFor(pauses, resourceGroup, name, now);
+        if (!pause) return null;
+        return pause.until === undefined ? "resume" : new Date(pause.until).toISOString();
+      })(),
     };
   };
   for (const resourceGroup of settings.resourceGroups) {
@@ -286,6 +314,8 @@ export function formatStatusTable(report: StatusReport): string {
     "LAST RESULT",
     "ATTEMPTS",
     "BACKOFF UNTIL",
+    "LAST CAUSE",
+    "PAUSED UNTIL",
   ];
   const lines = report.vms.map((r) => [
     `${r.resourceGroup}/${r.name}`,
@@ -295,6 +325,10 @@ export function formatStatusTable(report: StatusReport): string {
     r.lastResult ?? "-",
     String(r.startAttempts),
     r.backoffUntil ?? "-",
+    r.lastCause
+      ? `${r.lastCause.kind}${r.lastCause.by ? ` by ${r.lastCause.by}` : ""} ${r.lastCause.at}`
+      : "-",
+    r.pausedUntil ?? "-",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
   const fmt = (cells: string[]) =>

@@ -41,6 +41,17 @@ export interface VmRecord {
   backoffUntil?: number;
   lastStartAt?: number;
   lastStartedAt?: number;
+  /** The last time the VM was known to run (seen running, or a start of ours succeeded). */
+  lastRanAt?: number;
+  /** Why it is deallocated, once known for this deallocation (eviction cause, cause.ts). */
+  cause?: {
+    kind: "evicted" | "owner";
+    at: number;
+    source: "resource-health" | "activity-log" | "start-preempted";
+    by?: string;
+  };
+  /** Marks the leave-alone (or wait) already logged for this deallocation, so it is logged once. */
+  leftAloneLogged?: string;
   lastResult?: {
     outcome: StartOutcomeKind | "issued" | "interrupted" | "token-unavailable";
     code?: string;

@@ -257,7 +257,7 @@ export function describeEvent(event: RestarterEvent): string {
     case "vm-evicted":
       return event.cause === "evicted"
         ? `Azure evicted Spot VM ${event.vm}${event.occurredAt ? ` at ${iso(event.occurredAt)}` : ""}; starting it`
-        : `Spot VM ${event.vm} is deallocated and nothing says why; starting it as if evicted`;
+        : `Spot VM ${event.vm} is deallocated; asking Azure why before starting it (an owner's stop is left alone)`;
     case "vm-restarted":
       return `Spot VM ${event.vm} is running again after ${minutes(event.downtimeSeconds)} down (${event.attempts} start attempt${event.attempts === 1 ? "" : "s"})`;
     case "vm-restart-failing":

@@ -1,5 +1,5 @@
 // The log as an event sink: each RestarterEvent becomes one log line, at the level below, under the
-// event name the log has always used (`evicted-vm-seen`, `started`, `token-unavailable`, …: the
+// event name the log has always used (`deallocated-vm-seen`, `started`, `token-unavailable`, …: the
 // demo, the soak run and operators' journald filters read them), with the event's fields as
 // metadata and `describeEvent`'s sentence as the message.
 import { describeEvent, type EventSink, type RestarterEvent, type RestarterEventType } from "./events";
@@ -10,7 +10,8 @@ import type { Logger, LogLevel, LogMeta } from "./log";
  * type does not compile until it has its entry here.
  */
 const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | null> = {
-  "vm-evicted": { level: "info", name: "evicted-vm-seen" },
+  // Seen deallocated; whether Azure evicted it is asked next (causeGate.ts), so not "evicted" yet.
+  "vm-evicted": { level: "info", name: "deallocated-vm-seen" },
   "vm-restarted": { level: "info", name: "started" },
   "vm-restart-failing": { level: "warn" },
   "vm-fallback-size": { level: "info" },

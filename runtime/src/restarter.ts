@@ -5,6 +5,7 @@
 import { isCredentialError } from "./auth";
 import type { RequestCounter, VmApi } from "./azure";
 import { describeAzureError } from "./azure";
+import type { CauseGate } from "./causeGate";
 import { type Clock, systemClock } from "./clock";
 import {
   type BackoffPolicy,
@@ -60,6 +61,8 @@ export interface RestarterDeps {
   readonly clock?: Clock;
   readonly rng?: () => number;
   readonly counter?: RequestCounter;
+  /** Why is it deallocated, and does that mean "start"? (owner stops, pauses; cause.ts). Absent = start every deallocation. */
+  readonly causeGate?: CauseGate;
 }
 
 /** What one start ended with, for summaries. */
@@ -190,9 +193,18 @@ export class Restarter {
       settings.tag,
       new Set([...inFlightAtDiscovery, ...this.inFlight.keys()]),
     );
+    // Only candidates that would be started are asked about (one Resource Graph query for all of them).
+    const startable = decisions
+      .filter((decision) => decision.action === "start")
+      .map((decision) => decision.vm);
+    const causes = this.deps.causeGate
+      ? await this.deps.causeGate.decide(startable, (vm) => this.recordFor(vm), signal)
+      : undefined;
     const starts: Promise<StartResult>[] = [];
     for (const decision of decisions) {
       if (decision.action !== "start") continue;
+      const cause = causes?.get(vmKey(decision.vm.resourceGroup, decision.vm.name));
+      if (cause && cause.action !== "start") continue;
       if (options.dryRun) {
         const { vm } = decision;
         this.emit({ type: "would-start", resourceGroup: vm.resourceGroup, vm: vm.name, at: now });
@@ -456,6 +468,14 @@ export class Restarter {
       requestedAt,
       endedAt: now,
     };
+  }
+
+  /** The VM's record, created (and kept) if new; the cause gate updates it in place. */
+  private recordFor(vm: { resourceGroup: string; name: string }): VmRecord {
+    const key = vmKey(vm.resourceGroup, vm.name);
+    const record = this.state.vms[key] ?? newRecord(vm);
+    this.state.vms[key] = record;
+    return record;
   }
 
   /** Saves the state (serialised with earlier saves; an unchanged state is not written again). */

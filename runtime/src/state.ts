@@ -28,6 +28,16 @@ const recordSchema = z.object({
   lastStartAt: timestamp,
   lastStartedAt: timestamp,
   lastResult: z.object({ outcome: z.string(), code: z.string().optional(), at: z.number() }).optional(),
+  lastRanAt: timestamp,
+  cause: z
+    .object({
+      kind: z.enum(["evicted", "owner"]),
+      at: z.number(),
+      source: z.enum(["resource-health", "activity-log", "start-preempted"]),
+      by: z.string().optional(),
+    })
+    .optional(),
+  leftAloneLogged: z.string().optional(),
 });
 const stateSchema = z.object({
   version: z.literal(1),

@@ -69,7 +69,15 @@ export function observePowerState(
           ? { type: "vm-running", ...ref(vm), at: now, was }
           : { type: "power-state-changed", ...ref(vm), at: now, state: powerState, was },
       );
-      record = { ...before, evictedSince: undefined, startAttempts: 0, backoffUntil: undefined };
+      // lastRanAt: a cause older than this is about an earlier deallocation (cause.ts).
+      record = {
+        ...before,
+        evictedSince: undefined,
+        startAttempts: 0,
+        backoffUntil: undefined,
+        lastRanAt: now,
+        leftAloneLogged: undefined,
+      };
     } else {
       events.push({ type: "power-state-changed", ...ref(vm), at: now, state: powerState, was });
     }
@@ -123,6 +131,8 @@ export function startEnded(
         backoffUntil: undefined,
         evictedSince: undefined,
         lastStartedAt: now,
+        lastRanAt: now,
+        leftAloneLogged: undefined,
         powerState: "running",
       };
       events.push({
@@ -150,7 +160,29 @@ export function startEnded(
       effect = { kind: "forget", why: `start answered ${outcome.code}: the VM no longer exists` };
       ended("failed");
       break;
-    case "conflict":
+    case "conflict": {
+      if (outcome.code === "OperationPreempted") {
+        // Someone acted on the VM during our start (its owner deallocating it): their word wins, the
+        // start is not tried again against them (issue 10; cause.ts).
+        record = { ...record, cause: { kind: "owner", at: now, source: "start-preempted" } };
+        events.push({
+          type: "start-conflict",
+          ...ref(vm),
+          at: now,
+          code: outcome.code,
+          message: `someone acted on the VM during our start; treating it as its owner's stop, not retrying: ${outcome.message}`,
+        });
+        ended("failed");
+        break;
+      }
+      // A first conflict is retried next cycle; one that persists (the VM's state keeps refusing a
+      // start) is backed off like a failure, not retried every cycle.
+      const attempts = before.startAttempts + 1;
+      record = {
+        ...record,
+        startAttempts: attempts,
+        ...(attempts >= 2 ? { backoffUntil: now + nextBackoff(attempts - 1, rng, backoff) } : {}),
+      };
       events.push({
         type: "start-conflict",
         ...ref(vm),
@@ -160,6 +192,7 @@ export function startEnded(
       });
       ended("failed");
       break;
+    }
     case "timeout":
       events.push({ type: "start-timeout", ...ref(vm), at: now, message: outcome.message });
       ended("interrupted");

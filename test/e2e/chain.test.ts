@@ -267,7 +267,7 @@ describe("program -> outputs -> install -> runtime against the emulator", () => 
         .split("\n")
         .filter((line) => line.startsWith("{"))
         .map((line) => JSON.parse(line) as { event: string; vm?: string });
-      const order = ["evicted-vm-seen", "start-issued", "started"].map((event) =>
+      const order = ["deallocated-vm-seen", "start-issued", "started"].map((event) =>
         events.findIndex((e) => e.event === event && e.vm?.endsWith(TAGGED)),
       );
       assert.ok(

@@ -39,7 +39,7 @@ test("npm run demo brings the evicted VM back, leaves the others alone and clean
   const order = [
     /simulating an eviction/,
     /running -> deallocated {2}\(evicted by Azure\)/,
-    /evicted-vm-seen ubuntu-backup-server-spot/,
+    /deallocated-vm-seen ubuntu-backup-server-spot/,
     /start-issued ubuntu-backup-server-spot/,
     /started ubuntu-backup-server-spot/,
     /notify +vm-restarted: Spot VM ubuntu-backup-server-spot is running again after/,

@@ -73,7 +73,7 @@ test("README: three commands from a fresh clone to a hand-run once, then Ctrl-C 
     const runtimeErr = collect(runtime);
     const [code] = (await once(runtime, "exit")) as [number];
     assert.equal(code, 0, `${stdout}\n${runtimeErr.text()}`);
-    assert.match(runtimeErr.text(), /evicted-vm-seen vm=personal-network\/ubuntu-backup-server-spot/);
+    assert.match(runtimeErr.text(), /deallocated-vm-seen vm=personal-network\/ubuntu-backup-server-spot/);
     assert.match(runtimeErr.text(), /started vm=personal-network\/ubuntu-backup-server-spot/);
     const control = emulatorControl(ready.armEndpoint, {
       caCertPem: readFileSync(join(folder, "ca.pem"), "utf8"),

@@ -127,7 +127,7 @@ describe("commands against the emulator", () => {
         (line) =>
           JSON.parse(line) as { event: string; vm?: string; level: string; time: string; msg: string },
       );
-    const seen = events.find((e) => e.event === "evicted-vm-seen");
+    const seen = events.find((e) => e.event === "deallocated-vm-seen");
     assert.equal(seen?.vm, "personal-network/builder");
     assert.ok(events.some((e) => e.event === "started" && e.vm === "personal-network/builder"));
     assert.equal((await world.control.vm(resourceGroup, "builder"))?.powerState, "running");

@@ -172,7 +172,7 @@ describe("Restarter cycle", () => {
         ["g", "skip", "deallocating"],
       ],
     );
-    assert.ok(log.events.includes("evicted-vm-seen"));
+    assert.ok(log.events.includes("deallocated-vm-seen"));
     assert.ok(log.events.includes("start-issued"));
     assert.ok(log.events.includes("started"));
   });

@@ -1,0 +1,263 @@
+// Restart what Azure evicted, never what its owner stopped (issue 10): the loop with its cause gate
+// against the emulator, real SDK clients (@azure/arm-compute, @azure/arm-resourcegraph,
+// @azure/arm-monitor) over HTTPS. Fault rows: annotation late, Resource Graph 429/503, permission for the
+// signal missing, the owner deallocating during a start (OperationPreempted, a real Compute code:
+// https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/error-messages).
+import "reflect-metadata";
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createCredential, verifyAuthentication } from "../../runtime/src/auth";
+import { createArmVmApi, createRequestCounter } from "../../runtime/src/azure";
+import { CauseGate } from "../../runtime/src/causeGate";
+import { createArmCauseSource } from "../../runtime/src/causeSource";
+import { vmKey } from "../../runtime/src/decisions";
+import type { Logger } from "../../runtime/src/log";
+import { addPause, readPauses } from "../../runtime/src/pause";
+import { Restarter } from "../../runtime/src/restarter";
+import { LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/roleActions";
+import { createFileStateStore } from "../../runtime/src/state";
+import { buildRuntimeBundle } from "../helpers/bundle";
+import { resourceGroup, runCli, spotVm, startWorld, type World } from "./harness";
+
+const never = new AbortController().signal;
+
+function recorder(): Logger & { lines: Array<{ event: string; meta: Record<string, unknown> }> } {
+  const lines: Array<{ event: string; meta: Record<string, unknown> }> = [];
+  const push = (event: string, meta: Record<string, unknown>) => lines.push({ event, meta });
+  return { lines, debug: () => {}, info: push, warn: push, error: push };
+}
+
+async function wire(
+  world: World,
+  options: { unknownCauseAfterMs?: number; restartWhen?: "evicted" | "deallocated" } = {},
+) {
+  const config = { ...world.config, armMaxRetries: 0 };
+  const credential = createCredential(config, { pem: world.principal.pem } as Parameters<
+    typeof createCredential
+  >[1]);
+  const objectId = await verifyAuthentication(credential, config);
+  const counter = createRequestCounter();
+  const log = recorder();
+  const restartWhen = options.restartWhen ?? "evicted";
+  const causeGate = new CauseGate({
+    ...(restartWhen === "evicted" ? { source: createArmCauseSource(config, credential, { counter }) } : {}),
+    readPauses: () => readPauses(world.stateDir),
+    log,
+    settings: {
+      restartWhen,
+      unknownCauseAfterMs: options.unknownCauseAfterMs ?? 60_000,
+      subscriptionId: config.subscriptionId,
+      self: { clientId: config.clientId, ...(objectId ? { objectId } : {}) },
+    },
+    now: Date.now,
+  });
+  const restarter = new Restarter({
+    api: createArmVmApi(config, credential, { counter, pollIntervalMs: 100 }),
+    store: createFileStateStore(world.stateDir),
+    log,
+    settings: {
+      resourceGroups: config.resourceGroups,
+      tag: config.tag,
+      maxConcurrentStarts: 10,
+      backoff: { initialMs: 60_000, maxMs: 1_800_000 },
+      startTimeoutMs: 20_000,
+      intervalMs: 500,
+    },
+    counter,
+    causeGate,
+  });
+  await restarter.init();
+  const cycle = async () => {
+    await restarter.runCycle(never);
+    await restarter.waitForStarts();
+  };
+  return { restarter, log, cycle, counter };
+}
+
+const startsOf = async (world: World, name: string) =>
+  (await world.control.vm(resourceGroup, name))?.startRequests;
+
+describe("runtime: restart what Azure evicted, never what its owner stopped", () => {
+  const worlds: World[] = [];
+  after(() => Promise.all(worlds.map((world) => world.emulator.stop())));
+  const world = async (...args: Parameters<typeof startWorld>) => {
+    const w = await startWorld(...args);
+    worlds.push(w);
+    return w;
+  };
+
+  it("starts the evicted VM, leaves the owner's stop alone (logged once, 0 starts over many cycles), starts an unexplained one after unknownCauseAfterSeconds", async () => {
+    const w = await world([
+      spotVm("evicted"),
+      spotVm("owner-stopped", { deallocatedBy: "owner" }),
+      spotVm("mystery", { deallocatedBy: "unknown" }),
+    ]);
+    const { cycle, log, restarter } = await wire(w, { unknownCauseAfterMs: 2_500 });
+    await cycle();
+    assert.equal(await startsOf(w, "evicted"), 1);
+    assert.equal(await startsOf(w, "mystery"), 0, "waits for a signal first");
+    for (let i = 0; i < 6; i++) {
+      await sleep(500);
+      await cycle();
+    }
+    assert.equal(await startsOf(w, "owner-stopped"), 0);
+    assert.equal(await startsOf(w, "mystery"), 1, "started once the wait is over");
+    assert.equal(await startsOf(w, "evicted"), 1);
+    const leftAlone = log.lines.filter((l) => l.event === "vm-left-alone");
+    assert.equal(leftAlone.length, 1, "logged once");
+    assert.equal(leftAlone[0]?.meta.vm, `${resourceGroup}/owner-stopped`);
+    assert.ok(
+      log.lines.some((l) => l.event === "cause-unknown-starting" && l.meta.vm === `${resourceGroup}/mystery`),
+    );
+    const record = restarter.currentState.vms[vmKey(resourceGroup, "owner-stopped")];
+    assert.equal(record?.cause?.kind, "owner");
+  });
+
+  it("an owner's stop seen live (annotation late): waits, then leaves it; an eviction seen live is started once Azure says so", async () => {
+    const w = await world([
+      spotVm("worker", { powerState: "running" }),
+      spotVm("spot", { powerState: "running" }),
+    ]);
+    const { cycle, log } = await wire(w);
+    await cycle(); // both seen running
+    await w.control.deallocate(resourceGroup, "worker", "alice@contoso.com");
+    await w.control.evict(resourceGroup, "spot");
+    await cycle(); // nothing visible yet (annotationDelaySeconds = 1)
+    assert.equal(await startsOf(w, "worker"), 0);
+    assert.equal(await startsOf(w, "spot"), 0, "an eviction not yet annotated is not started at once");
+    await sleep(1_200);
+    for (let i = 0; i < 3; i++) await cycle();
+    assert.equal(await startsOf(w, "worker"), 0, "never started");
+    assert.equal(await startsOf(w, "spot"), 1);
+    const leftAlone = log.lines.find((l) => l.event === "vm-left-alone");
+    assert.equal(leftAlone?.meta.vm, `${resourceGroup}/worker`);
+  });
+
+  it("the owner deallocating during our start (OperationPreempted) is not retried against them", async () => {
+    const w = await world([spotVm("contested")], { startSeconds: 2 });
+    const { restarter, log } = await wire(w);
+    await restarter.runCycle(never); // starts it (evicted)
+    await sleep(300);
+    await w.control.deallocate(resourceGroup, "contested");
+    await restarter.waitForStarts();
+    assert.ok(log.lines.some((l) => l.event === "start-preempted"));
+    for (let i = 0; i < 3; i++) {
+      await restarter.runCycle(never);
+      await restarter.waitForStarts();
+    }
+    assert.equal(await startsOf(w, "contested"), 1, "the one start that was preempted, no retry");
+  });
+
+  it("Resource Graph 429 or 503: warned once, the Activity Log still recognises an owner's stop; an eviction falls back to the bounded wait", async () => {
+    const w = await world([spotVm("evicted"), spotVm("owner-stopped", { deallocatedBy: "owner" })]);
+    for (const status of [429, 503]) {
+      await w.control.clearFaults();
+      await w.control.addFaults({ pathPattern: "Microsoft\\.ResourceGraph", status, retryAfterSeconds: 1 });
+      const { cycle, log } = await wire(w, { unknownCauseAfterMs: 1_500 });
+      await cycle();
+      await cycle();
+      assert.equal(log.lines.filter((l) => l.event === "cause-signal-failed").length, 1, `${status}: once`);
+      assert.equal(await startsOf(w, "owner-stopped"), 0, `${status}: the Activity Log said owner`);
+    }
+    await sleep(1_600);
+    const { cycle } = await wire(w, { unknownCauseAfterMs: 1_500 });
+    await cycle();
+    assert.equal(await startsOf(w, "evicted"), 1, "started after the bounded wait, signal or not");
+    assert.equal(await startsOf(w, "owner-stopped"), 0);
+  });
+
+  it("without the signal's permissions: warns once naming the action, degrades to the bounded wait (never down silently)", async () => {
+    const w = await world([spotVm("evicted")], {
+      role: "least-privilege",
+    });
+    // The test role minus the eviction-cause actions.
+    await w.control.addRoleDefinition({
+      id: `/subscriptions/${w.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/4f1d7ac3-5d0e-4c7e-9a59-1c1b6d0a8e21`,
+      actions: LEAST_PRIVILEGE_ACTIONS.filter(
+        (a) => !a.startsWith("Microsoft.ResourceHealth/") && !a.startsWith("Microsoft.Insights/"),
+      ),
+      assignableScopes: [`/subscriptions/${w.emulator.subscriptionId}/resourceGroups/${resourceGroup}`],
+    });
+    const { cycle, log } = await wire(w, { unknownCauseAfterMs: 1_000 });
+    await cycle();
+    assert.equal(await startsOf(w, "evicted"), 0, "hidden annotation: unknown, waits");
+    await sleep(1_100);
+    await cycle();
+    await cycle();
+    assert.equal(await startsOf(w, "evicted"), 1);
+    const missing = log.lines.filter((l) => l.event === "permission-missing");
+    assert.deepEqual(
+      missing.map((l) => l.meta.permission),
+      ["Microsoft.Insights/eventtypes/values/read"],
+      "the Activity Log's 403 names its action; Resource Graph hides rows instead of refusing",
+    );
+  });
+
+  it("a paused VM is left alone in both modes; restartWhen deallocated starts an owner's stop like the original script", async () => {
+    const w = await world([spotVm("owner-stopped", { deallocatedBy: "owner" }), spotVm("evicted")]);
+    await addPause(w.stateDir, { name: "evicted", at: Date.now(), until: Date.now() + 60_000 }, Date.now());
+    const { cycle, log } = await wire(w, { restartWhen: "deallocated" });
+    await cycle();
+    assert.equal(await startsOf(w, "owner-stopped"), 1);
+    assert.equal(await startsOf(w, "evicted"), 0, "paused");
+    assert.ok(log.lines.some((l) => l.event === "vm-left-alone" && l.meta.reason === "paused"));
+  });
+});
+
+describe("the bundle: pause, resume and status with the last cause", () => {
+  let bundle: string;
+  let w: World;
+  before(async () => {
+    bundle = await buildRuntimeBundle();
+    w = await startWorld([
+      spotVm("evicted"),
+      spotVm("owner-stopped", { deallocatedBy: "owner" }),
+      spotVm("paused-one"),
+    ]);
+  });
+  after(() => w.emulator.stop());
+  const cli = (...args: string[]) =>
+    runCli(bundle, [...args, "--config", w.configPath], { caCertFile: w.emulator.caCertFile });
+
+  it("once starts the evicted VM only; status --json names each VM's last cause and pause", async () => {
+    const paused = await cli("pause", "--vm", "paused-one", "--for", "2h");
+    assert.equal(paused.code, 0, paused.stderr);
+    const once = await cli("once", "--json");
+    assert.equal(once.code, 0, once.stderr);
+    assert.equal(await startsOf(w, "evicted"), 1);
+    assert.equal(await startsOf(w, "owner-stopped"), 0);
+    assert.equal(await startsOf(w, "paused-one"), 0);
+    assert.match(once.stderr, /vm-left-alone .*owner-stopped/);
+    const status = await cli("status", "--json");
+    assert.equal(status.code, 0, status.stderr);
+    const rows = (
+      JSON.parse(status.stdout) as {
+        vms: Array<{
+          name: string;
+          lastCause: { kind: string; source: string } | null;
+          pausedUntil: string | null;
+        }>;
+      }
+    ).vms;
+    const byName = new Map(rows.map((row) => [row.name, row]));
+    assert.equal(byName.get("evicted")?.lastCause?.kind, "evicted");
+    assert.equal(byName.get("evicted")?.lastCause?.source, "resource-health");
+    assert.equal(byName.get("owner-stopped")?.lastCause?.kind, "owner");
+    const until = Date.parse(byName.get("paused-one")?.pausedUntil ?? "");
+    assert.ok(until > Date.now() + 119 * 60_000 && until <= Date.now() + 120 * 60_000);
+    const table = await cli("status");
+    assert.match(table.stdout, /LAST CAUSE\s+PAUSED UNTIL/);
+  });
+
+  it("resume: the next cycle starts the evicted VM it had left alone", async () => {
+    const resumed = await cli("resume", "--vm", "paused-one");
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const once = await cli("once");
+    assert.equal(once.code, 0, once.stderr);
+    assert.equal(await startsOf(w, "paused-one"), 1);
+    assert.equal(await startsOf(w, "owner-stopped"), 0);
+    const bad = await cli("pause", "--vm", "paused-one", "--for", "soon");
+    assert.equal(bad.code, 2);
+  });
+});
