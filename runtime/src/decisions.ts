@@ -69,6 +69,8 @@ export interface RestarterState {
 export type SkipReason =
   | "not-spot"
   | "eviction-policy-delete"
+  /** A Spot VM answered without `evictionPolicy`: reported as such, not guessed to be `Delete` or `Deallocate`. */
+  | "eviction-policy-missing"
   | "untagged"
   | "power-state-unknown"
   | "running"
@@ -113,8 +115,11 @@ function eligibility(
   vm: Pick<ObservedVm, "priority" | "evictionPolicy" | "tags">,
   tag: RestartTag,
 ): SkipReason | undefined {
-  if (vm.priority?.toLowerCase() !== "spot") return "not-spot";
-  if (vm.evictionPolicy?.toLowerCase() !== "deallocate") return "eviction-policy-delete";
+  // `SpotPlus` (api-version 2026-04-01) is a Spot VM too.
+  const priority = vm.priority?.toLowerCase();
+  if (priority !== "spot" && priority !== "spotplus") return "not-spot";
+  if (vm.evictionPolicy === undefined || vm.evictionPolicy === "") return "eviction-policy-missing";
+  if (vm.evictionPolicy.toLowerCase() !== "deallocate") return "eviction-policy-delete";
   if (!hasRestartTag(vm.tags, tag)) return "untagged";
   return undefined;
 }
@@ -274,6 +279,15 @@ export function classifyStartOutcome(
   if (throttled) return { kind: "throttled", code, message, retryAfterMs: error.retryAfterMs };
   if (capacityCodes.has(code)) return { kind: "capacity", code, message };
   if (code === priceCode) return { kind: "price", code, message };
+  // The same code says "the VM's state forbids this now" (another operation in progress): a conflict,
+  // not a quota refusal. Compute's message: "Operation 'start' is not allowed on VM '…' since the VM is
+  // deallocating. Retry after the current operation completes."
+  if (
+    code === "OperationNotAllowed" &&
+    /since the VM is|current operation|operation is in progress/i.test(message)
+  ) {
+    return { kind: "conflict", code, message };
+  }
   if (code === "OperationNotAllowed") return { kind: "quota", code, message };
   if (error.statusCode === 404 || code === "ResourceNotFound" || code === "NotFound") {
     return { kind: "gone", code, message };

@@ -54,7 +54,13 @@ export async function startRow(
   const t = await startTestEmulator(
     {
       virtualMachines: vms,
-      timing: { startSeconds: options.startSeconds ?? 0.5, evictionDelaySeconds: 0, ...options.timing },
+      // annotationDelaySeconds 0: an eviction is explained at once unless a row is about a late signal.
+      timing: {
+        startSeconds: options.startSeconds ?? 0.5,
+        evictionDelaySeconds: 0,
+        annotationDelaySeconds: 0,
+        ...options.timing,
+      },
     },
     { role: options.role ?? "contributor", actions: options.actions },
   );

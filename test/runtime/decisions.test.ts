@@ -67,6 +67,10 @@ describe("selectRestartCandidates: named cases", () => {
   });
   it("never starts a Spot VM with eviction policy Delete", () => {
     assert.equal(decide(vm({ evictionPolicy: "Delete" })), "eviction-policy-delete");
+    // A Spot VM sent without the field is reported for what it is (issue 10, item 4).
+    assert.equal(decide(vm({ evictionPolicy: undefined })), "eviction-policy-missing");
+    // SpotPlus (api-version 2026-04-01) is a Spot VM too.
+    assert.equal(decide(vm({ priority: "SpotPlus" })), "start");
   });
   it("does not start a VM in backoff, and starts it once backoff has passed", () => {
     const key = vmKey("personal-network", "backup");
@@ -97,7 +101,7 @@ describe("powerStateFromStatuses", () => {
 const arbitraryVm = fc.record({
   resourceGroup: fc.constantFrom("rg-a", "rg-b"),
   name: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
-  priority: fc.constantFrom("Spot", "Regular", "spot", undefined),
+  priority: fc.constantFrom("Spot", "Regular", "spot", "SpotPlus", undefined),
   evictionPolicy: fc.constantFrom("Deallocate", "Delete", "deallocate", undefined),
   maxPrice: fc.constantFrom(-1, 0.05, undefined),
   tags: fc.oneof(
@@ -127,7 +131,7 @@ function eligible(v: ObservedVm): boolean {
     ([name, value]) => same(name, "AttemptRestartAfterEviction") && same(value, "true"),
   );
   return (
-    same(v.priority, "Spot") &&
+    (same(v.priority, "Spot") || same(v.priority, "SpotPlus")) &&
     same(v.evictionPolicy, "Deallocate") &&
     tagged &&
     v.powerState === "deallocated"
@@ -264,6 +268,15 @@ describe("classifyStartOutcome", () => {
       "throttled",
     );
     assert.equal(classifyStartOutcome(facts({ statusCode: 409, code: "OperationNotAllowed" })).kind, "quota");
+  });
+  it("OperationNotAllowed saying the VM's state forbids the start is a conflict, not a quota refusal", () => {
+    // The message Compute sends for a start during a deallocation (as the emulator does, emulator/arm/compute.ts).
+    const message =
+      "Operation 'start' is not allowed on VM 'backup' since the VM is deallocating. Retry after the current operation completes.";
+    assert.equal(
+      classifyStartOutcome(facts({ statusCode: 409, code: "OperationNotAllowed", message })).kind,
+      "conflict",
+    );
   });
   it("404 means the VM is gone", () => {
     assert.equal(classifyStartOutcome(facts({ statusCode: 404, code: "ResourceNotFound" })).kind, "gone");

@@ -44,12 +44,24 @@ export async function startWorld(
   vms: SeedVirtualMachine[],
   options: {
     startSeconds?: number;
+    /**
+     * When an eviction's Resource Health annotation becomes visible (default 0 here: the tests that are
+     * not about a late signal see an eviction explained at once; the emulator's own default is 1 s).
+     */
+    annotationDelaySeconds?: number;
     role?: "contributor" | "reader" | "least-privilege" | "none";
     config?: Record<string, unknown>;
   } = {},
 ): Promise<World> {
   const t = await startTestEmulator(
-    { virtualMachines: vms, timing: { startSeconds: options.startSeconds ?? 0.3, evictionDelaySeconds: 0 } },
+    {
+      virtualMachines: vms,
+      timing: {
+        startSeconds: options.startSeconds ?? 0.3,
+        evictionDelaySeconds: 0,
+        annotationDelaySeconds: options.annotationDelaySeconds ?? 0,
+      },
+    },
     { role: options.role ?? "contributor" },
   );
   const dir = mkdtempSync(join(tmpdir(), "spot-restarter-it-"));
