@@ -135,6 +135,9 @@ describe("starts", () => {
       backoffUntil: undefined,
       evictedSince: undefined,
       lastStartedAt: t0 + 130_000,
+      // The last run: a cause older than this is about an earlier deallocation (issue 10).
+      lastRanAt: t0 + 130_000,
+      leftAloneLogged: undefined,
       powerState: "running",
       lastResult: { outcome: "started", code: undefined, at: t0 + 130_000 },
     });
