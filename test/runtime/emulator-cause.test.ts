@@ -140,7 +140,7 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
     await sleep(300);
     await w.control.deallocate(resourceGroup, "contested");
     await restarter.waitForStarts();
-    assert.ok(log.lines.some((l) => l.event === "start-preempted"));
+    assert.ok(log.lines.some((l) => l.event === "start-conflict" && l.meta.code === "OperationPreempted"));
     for (let i = 0; i < 3; i++) {
       await restarter.runCycle(never);
       await restarter.waitForStarts();
