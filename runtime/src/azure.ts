@@ -5,6 +5,7 @@ import { ComputeManagementClient } from "@azure/arm-compute";
 import type { TokenCredential } from "@azure/core-auth";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import type { RuntimeConfig } from "./config";
+import { tokenScope } from "./credential";
 import { type AzureErrorFacts, type ObservedVm, powerStateFromStatuses } from "./decisions";
 
 /** A VM as the resource-group list returns it (no power state: the list has no instance view). */
@@ -160,7 +161,7 @@ export function createArmVmApi(
 ): VmApi {
   const client = new ComputeManagementClient(credential, config.subscriptionId, {
     endpoint: config.cloud.armEndpoint,
-    credentials: { scopes: [`${config.cloud.audience}/.default`] },
+    credentials: { scopes: [tokenScope(config)] },
     retryOptions: { maxRetries: config.armMaxRetries },
     additionalPolicies: [
       { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" },

@@ -8,6 +8,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import { type RequestCounter, requestTimeoutPolicy } from "./azure";
 import { type ActivityRecord, type AnnotationRecord, annotationsQuery } from "./cause";
 import type { RuntimeConfig } from "./config";
+import { tokenScope } from "./credential";
 
 export interface CauseSource {
   /** The latest Resource Health annotation of each of these VMs that has one. One Resource Graph query. */
@@ -26,7 +27,7 @@ export function createArmCauseSource(
 ): CauseSource {
   const clientOptions = {
     endpoint: config.cloud.armEndpoint,
-    credentials: { scopes: [`${config.cloud.audience}/.default`] },
+    credentials: { scopes: [tokenScope(config)] },
     retryOptions: { maxRetries: config.armMaxRetries },
     additionalPolicies: [
       { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" as const },

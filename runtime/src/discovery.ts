@@ -3,7 +3,7 @@
 // then an instance view per tagged Spot `Deallocate` candidate only (a per-VM "Low Cost Get"),
 // never one per VM in the group. Shared by the loop (restarter.ts) and `status` (commands.ts);
 // it reads and classifies, and decides and remembers nothing: callers interpret the result.
-import { isCredentialError } from "./auth";
+import { isCredentialError } from "./authFailure";
 import type { ListedVm, VmApi } from "./azure";
 import { describeAzureError } from "./azure";
 import {

@@ -2,7 +2,7 @@
 // (bounded) and follow each start to its outcome without holding up the next cycle, remember what
 // happened (transitions.ts computes each record's change, state.ts stores it). Every state change
 // is an event on the EventBus (events.ts); the log, notifications and metrics subscribe to it.
-import { isCredentialError } from "./auth";
+import { isCredentialError } from "./authFailure";
 import type { RequestCounter, VmApi } from "./azure";
 import { describeAzureError } from "./azure";
 import type { CauseGate } from "./causeGate";

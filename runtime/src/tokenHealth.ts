@@ -1,6 +1,6 @@
 // Whether the credential gets tokens, remembered between cycles so a failure is reported once per
 // change, not per cycle (an Entra ID outage can last hours), and its end once.
-import { describeTokenFailure } from "./auth";
+import { describeTokenFailure } from "./authFailure";
 import type { EventOf } from "./events";
 
 export class TokenHealth {
