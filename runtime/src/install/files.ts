@@ -84,6 +84,18 @@ export async function inspectEntry(
 async function ensureParent(root: string, path: string): Promise<void> {
   const below = relative(root, dirname(path));
   if (below.startsWith("..")) throw new Error(`${path} is outside ${root}`);
+  // A fresh --root is created here, one level only: its parents were checked (trust.ts) and must exist.
+  try {
+    await fs.mkdir(root, { mode: 0o755 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      throw new Error(
+        `the install root ${root} cannot be created: ${dirname(root)} does not exist; create it first`,
+      );
+    }
+    if (code !== "EEXIST") throw error;
+  }
   let current = root;
   for (const part of below.split(sep).filter(Boolean)) {
     current = join(current, part);
