@@ -334,7 +334,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       // AADSTS700016 / AADSTS700027 until it has replicated (seconds to minutes). Exiting would only make
       // systemd restart it in a loop; each cycle tries again and the log says what it waits for.
       const replicating = error instanceof AuthError && /\(AADSTS(700016|700027)\)/.test(error.message);
-      if (!(command === "run" && error instanceof AuthError && (error.transient || replicating))) throw error;
+      if (!(command === "run" && error instanceof AuthError && (error.transient || replicating))) {
+        // Decided here for the start-up token: the log renders it (token-unavailable) and, under cron,
+        // a notification says so (the repeat gate keeps that to one an hour). `run` carrying on is
+        // reported by its cycles' token health instead.
+        if ((command === "once" || command === "run") && error instanceof AuthError) {
+          events.emit({
+            type: "auth-failing",
+            at: Date.now(),
+            transient: error.transient,
+            message: error.message,
+          });
+        }
+        throw error;
+      }
       log.warn(
         "token-unavailable",
         { transient: true },

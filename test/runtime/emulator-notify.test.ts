@@ -88,11 +88,12 @@ describe("run: notifications and metrics for an eviction", () => {
       let text = "";
       for (;;) {
         text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-        if (
-          sample(text, `spot_restarter_vm_up{resource_group="${resourceGroup}",vm="backup"}`) === 1 ||
-          Date.now() > deadline
-        )
-          break;
+        const counted = sample(
+          text,
+          `spot_restarter_restarts_total{resource_group="${resourceGroup}",vm="backup",result="succeeded"}`,
+        );
+        const lastCycleMs = (sample(text, "spot_restarter_last_cycle_timestamp_seconds") ?? 0) * 1000;
+        if ((counted === 1 && lastCycleMs >= second.at) || Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 200));
       }
       const labels = `resource_group="${resourceGroup}",vm="backup"`;
@@ -141,5 +142,41 @@ describe("once: the textfile for cron", () => {
       sample(second, `spot_restarter_arm_requests_total{operation="list",code="200"}`),
       listsBefore * 2,
     );
+  });
+});
+
+describe("once under cron: account-wide alarms", () => {
+  let world: World;
+  let hook: Receiver;
+  before(async () => {
+    hook = await startReceiver();
+    world = await startWorld([spotVm("box", { powerState: "running" })], {
+      config: {
+        notifications: [{ type: "webhook", url: `${hook.origin}${secretPath}`, events: ["auth-failing"] }],
+      },
+    });
+    // A client id Entra ID does not know: every once fails to sign in (exit 3).
+    world.writeConfig({ clientId: "0b9f2c47-0000-4000-8000-00000000dead" });
+  });
+  after(async () => {
+    await world.emulator.stop();
+    await hook.close();
+  });
+
+  it("a failed sign-in notifies auth-failing once, not once a minute", async () => {
+    const once = () =>
+      runCli(bundle, ["once", "--config", world.configPath], { caCertFile: world.emulator.caCertFile });
+    const first = await once();
+    assert.equal(first.code, 3, first.stderr);
+    const [message] = await hook.waitFor(1, 10_000);
+    const body = JSON.parse(message.body) as Record<string, unknown>;
+    assert.equal(body.event, "auth-failing");
+    assert.equal(body.subscriptionId, world.emulator.subscriptionId);
+    assert.match(String(body.message), /cannot authenticate to Entra ID/);
+    const second = await once();
+    assert.equal(second.code, 3);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(hook.requests.length, 1, "the repeat gate in the state directory holds across processes");
+    assert.ok(!`${first.stderr}${second.stderr}`.includes("SECRET"));
   });
 });

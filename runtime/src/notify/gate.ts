@@ -1,7 +1,7 @@
 // Account-wide alarms (certificate expiring, authentication failing, a permission missing) are
 // decided again by every `once` that cron starts each minute: this gate, kept in the state
 // directory, lets each through at most once per interval, across processes.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RestarterEvent } from "../events";
 
@@ -47,6 +47,8 @@ export function createRepeatGate(stateDir: string | undefined): (event: Restarte
     sent[key] = event.at;
     if (path) {
       try {
+        // A `once` that fails to sign in runs before the state store created the directory.
+        if (stateDir) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
         const temporary = `${path}.${process.pid}.tmp`;
         writeFileSync(temporary, JSON.stringify(sent), { mode: 0o600 });
         renameSync(temporary, path);
