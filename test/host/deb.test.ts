@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { envWithoutNode, executablePath, repoRoot, requireArtefact, runHost } from "./host";
+import { envWithoutNode, executablePath, repoRoot, requireArtefact, runHost, skipUnlessTool } from "./host";
 
 const version = (
   JSON.parse(execFileSync("cat", [join(repoRoot, "runtime", "package.json")], { encoding: "utf8" })) as {
@@ -156,7 +156,9 @@ describe("dpkg --root with the amd64 package", () => {
   });
 });
 
-describe("lintian", () => {
+describe("lintian", {
+  skip: skipUnlessTool(existsSync("/usr/bin/lintian"), "apt-get install lintian"),
+}, () => {
   it("reports nothing on the amd64 package beyond the justified overrides", () => {
     const deb = requireArtefact(debs.amd64, "npm run build:host && npm run build:deb");
     assert.ok(existsSync("/usr/bin/lintian"), "lintian is missing: apt-get install lintian (.ci/run does)");
