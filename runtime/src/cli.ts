@@ -44,6 +44,7 @@ import { nodeTooOld } from "./nodeVersion";
 import { sendTestNotifications } from "./notify/index";
 import { addPause, parseDuration, readPauses, removePause } from "./pause";
 import { Restarter, type RestarterSettings } from "./restarter";
+import { retryPolicyFromConfig } from "./schedule";
 import { createSinks } from "./sinks";
 import { createFileStateStore } from "./state";
 
@@ -365,6 +366,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
         tag: config.tag,
         maxConcurrentStarts: config.maxConcurrentStarts,
         backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
+        retry: retryPolicyFromConfig(config),
         startTimeoutMs: config.startTimeoutSeconds * 1000,
         intervalMs: config.intervalSeconds * 1000,
       };

@@ -208,7 +208,46 @@ export const configSchema = z.object({
     .refine((b) => b.maxSeconds >= b.initialSeconds, {
       error: "expected backoff.maxSeconds to be at least backoff.initialSeconds",
     })
-    .meta(meta({ description: "per-VM backoff after a failed start" })),
+    .meta(meta({ description: "per-VM backoff after an unexpected start failure" })),
+  // When failed starts are tried again; runtime/src/schedule.ts derives the defaults from Azure's budgets.
+  retry: z
+    .object(
+      {
+        capacitySeconds: seconds(
+          0.1,
+          3_600,
+          "seconds between start attempts of a VM Azure has no capacity for (60 by default: a quarter of Compute's per-VM Start budget)",
+        )
+          .default(60)
+          .meta(
+            meta({
+              description:
+                "no capacity: seconds from one start request to the next (below 60 exceeds a quarter of Compute's per-VM Start budget: tests only)",
+            }),
+          ),
+        price: z
+          .object({
+            initialSeconds: seconds(0.1, 3_600, "the first backoff after a price refusal").default(120),
+            maxSeconds: seconds(0.1, 3_600, "the longest backoff after price refusals").default(600),
+          })
+          .default({ initialSeconds: 120, maxSeconds: 600 })
+          .meta(meta({ description: "Spot price above maxPrice: backoff doubling (minutes, not hours)" })),
+        quota: z
+          .object({
+            initialSeconds: seconds(0.1, 86_400, "the first backoff after a quota refusal").default(900),
+            maxSeconds: seconds(0.1, 86_400, "the longest backoff after quota refusals").default(7_200),
+          })
+          .default({ initialSeconds: 900, maxSeconds: 7_200 })
+          .meta(meta({ description: "quota or policy refused the start: long backoff doubling" })),
+      },
+      { error: 'expected an object like {"capacitySeconds": 60}' },
+    )
+    .default({
+      capacitySeconds: 60,
+      price: { initialSeconds: 120, maxSeconds: 600 },
+      quota: { initialSeconds: 900, maxSeconds: 7_200 },
+    })
+    .meta(meta({ description: "when failed starts are tried again (runtime/src/schedule.ts)" })),
   startTimeoutSeconds: int(1, 7_200, "how long one start is followed")
     .default(900)
     .meta(meta({ description: "how long one start is followed to its outcome" })),
@@ -524,6 +563,11 @@ export function parseConfig(
   if (value.intervalSeconds < 10) {
     warnings.push(
       `intervalSeconds is ${value.intervalSeconds}: below 10 s every cycle spends ARM read budget; use it for tests only`,
+    );
+  }
+  if (value.retry.capacitySeconds < 60) {
+    warnings.push(
+      `retry.capacitySeconds is ${value.retry.capacitySeconds}: below 60 s starts exceed a quarter of Compute's per-VM Start budget (4 per minute); use it for tests only`,
     );
   }
   // A relative certificate or state path is relative to the config file, not to the cwd of cron.

@@ -169,20 +169,6 @@ export interface BackoffPolicy {
   readonly maxMs: number;
 }
 
-export const defaultBackoffPolicy: BackoffPolicy = { initialMs: 60_000, maxMs: 30 * 60_000 };
-
-/**
- * Delay before the next start attempt after `attempts` consecutive failures (>= 1): the initial
- * delay doubling per failure up to the cap, less up to 20% jitter so VMs evicted together do not
- * retry in lockstep. Never above the cap, never below 80% of the initial delay.
- */
-export function nextBackoff(attempts: number, rng: () => number, policy = defaultBackoffPolicy): number {
-  const exponent = Math.max(0, Math.min(attempts - 1, 52));
-  const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** exponent);
-  const jitter = Math.min(Math.max(rng(), 0), 1) * 0.2;
-  return Math.max(1, Math.round(ceiling * (1 - jitter)));
-}
-
 /** What an ARM operation was doing when it failed; names the permission it needs. */
 export type ArmOperation = "list" | "instanceView" | "start" | "followStart" | "simulateEviction";
 

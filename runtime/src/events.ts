@@ -309,7 +309,7 @@ export function describeEvent(event: RestarterEvent): string {
           : event.outcome === "capacity"
             ? "Azure has no Spot capacity for this size now"
             : event.outcome === "quota"
-              ? "a quota or policy refused the start"
+              ? event.message
               : `unexpected failure: ${event.message}`;
       return `${why}; next attempt after ${iso(event.backoffUntil)}`;
     }

@@ -23,6 +23,7 @@ import { AuthError, messageChain, PermissionError } from "./errors";
 import { createEventBus, type EventBus, type RestarterEvent } from "./events";
 import type { Logger } from "./log";
 import { logSink } from "./logSink";
+import { minCycleGapMs, nextCycleAt, type RetryPolicy, retryPolicyFor, StartPacer } from "./schedule";
 import { Semaphore } from "./semaphore";
 import { StateSaver, type StateStore } from "./state";
 import { TokenHealth } from "./tokenHealth";
@@ -48,6 +49,13 @@ export interface RestarterSettings {
   readonly backoff: BackoffPolicy;
   readonly startTimeoutMs: number;
   readonly intervalMs: number;
+  /** When failed starts are retried (schedule.ts); by default derived from Azure's budgets, `backoff` for unexpected failures. */
+  readonly retry?: RetryPolicy;
+  /** Shortest gap between cycles when a retry falls due before the next interval (schedule.ts). */
+  readonly minCycleGapMs?: number;
+  /** Start requests per minute across all VMs, and how many may leave at once (schedule.ts). */
+  readonly fleetStartsPerMinute?: number;
+  readonly fleetStartBurst?: number;
 }
 
 export interface RestarterDeps {
@@ -101,17 +109,27 @@ export class Restarter {
   private readonly clock: Clock;
   private readonly rng: () => number;
   private readonly slots: Semaphore;
+  private readonly retry: RetryPolicy;
+  /** Paces start requests across all VMs within Azure's subscription budgets (schedule.ts). */
+  readonly pacer: StartPacer;
   private readonly events: EventBus;
   private readonly saver: StateSaver;
   private readonly token = new TokenHealth();
   private readonly abandonStarts = new AbortController();
   private fatal: FatalError | undefined;
   private onFatal: (() => void) | undefined;
+  private onRetryScheduled: (() => void) | undefined;
 
   constructor(private readonly deps: RestarterDeps) {
     this.clock = deps.clock ?? systemClock;
     this.rng = deps.rng ?? Math.random;
     this.slots = new Semaphore(deps.settings.maxConcurrentStarts);
+    this.retry = deps.settings.retry ?? retryPolicyFor(deps.settings.backoff);
+    this.pacer = new StartPacer(
+      this.clock,
+      deps.settings.fleetStartsPerMinute,
+      deps.settings.fleetStartBurst,
+    );
     this.events = deps.events ?? createEventBus();
     if (!deps.events && deps.log) this.events.subscribe(logSink(deps.log));
     this.saver = new StateSaver(deps.store, (event) => this.events.emit(event), this.clock);
@@ -243,6 +261,7 @@ export class Restarter {
     try {
       while (!signal.aborted) {
         onTick?.();
+        const cycleStartedAt = this.clock.now();
         try {
           await this.runCycle(signal);
         } catch (error) {
@@ -252,11 +271,21 @@ export class Restarter {
         }
         if (this.fatal) throw this.fatal;
         const jitter = 1 + (this.rng() - 0.5) * 0.2;
-        let waitMs = Math.round(settings.intervalMs * jitter);
-        const throttledUntil = this.state.throttledUntil;
-        if (throttledUntil !== undefined) waitMs = Math.max(waitMs, throttledUntil - this.clock.now());
+        const regularAt = this.clock.now() + Math.round(settings.intervalMs * jitter);
         try {
-          await this.sleepUnlessFatal(waitMs, signal);
+          // A VM whose retry falls due before the next interval is not held back by up to a whole
+          // interval (schedule.ts, nextCycleAt); a start that fails while we sleep may bring the wake forward.
+          for (;;) {
+            let wakeAt = nextCycleAt(
+              cycleStartedAt,
+              regularAt - cycleStartedAt,
+              settings.minCycleGapMs ?? minCycleGapMs,
+              this.pendingRetryTimes(),
+            );
+            const throttledUntil = this.state.throttledUntil;
+            if (throttledUntil !== undefined) wakeAt = Math.max(wakeAt, throttledUntil);
+            if (!(await this.sleepUnlessFatal(wakeAt - this.clock.now(), signal)) || this.fatal) break;
+          }
         } catch {
           break;
         }
@@ -271,16 +300,32 @@ export class Restarter {
     }
   }
 
-  private async sleepUnlessFatal(ms: number, signal: AbortSignal): Promise<void> {
+  /** When the VMs waiting for a retry fall due. */
+  private *pendingRetryTimes(): Iterable<number> {
+    for (const record of Object.values(this.state.vms)) {
+      if (record.backoffUntil === undefined || record.powerState !== "deallocated") continue;
+      if (!this.inFlight.has(vmKey(record.resourceGroup, record.name))) yield record.backoffUntil;
+    }
+  }
+
+  /** Sleeps `ms`; true when a retry was scheduled meanwhile (the caller works out the wake again). */
+  private async sleepUnlessFatal(ms: number, signal: AbortSignal): Promise<boolean> {
     const wake = new AbortController();
+    let rescheduled = false;
     this.onFatal = () => wake.abort();
+    this.onRetryScheduled = () => {
+      rescheduled = true;
+      wake.abort();
+    };
     try {
       await this.clock.sleep(Math.max(0, ms), AbortSignal.any([signal, wake.signal]));
     } catch (error) {
       if (signal.aborted) throw error;
     } finally {
       this.onFatal = undefined;
+      this.onRetryScheduled = undefined;
     }
+    return rescheduled;
   }
 
   /** Takes one group's discovery into the state: records, token health, throttling, forgetting. */
@@ -385,6 +430,7 @@ export class Restarter {
     let outcome: StartEnd;
     try {
       release = await this.slots.acquire(signal);
+      await this.pacer.take(signal);
       requestedAt = this.clock.now();
       const issued = startIssued(this.state.vms[key], vm, requestedAt);
       record = issued.record;
@@ -440,10 +486,11 @@ export class Restarter {
     const change = startEnded(current ?? issued, vm, outcome, {
       requestedAt,
       now,
-      backoff: this.deps.settings.backoff,
+      retry: this.retry,
       rng: this.rng,
     });
     if (current) this.state.vms[key] = change.record;
+    if (change.record.backoffUntil !== undefined) this.onRetryScheduled?.();
     this.emit(...change.events);
     switch (change.effect?.kind) {
       case "throttle":

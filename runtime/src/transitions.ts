@@ -4,15 +4,14 @@
 // VM's own record (ARM throttling, forgetting the VM, a fatal error) are returned, not performed.
 import {
   type AzureOutcome,
-  type BackoffPolicy,
   isBackoffOutcome,
-  nextBackoff,
   type ObservedVm,
   requiredPermission,
   type VmRecord,
 } from "./decisions";
 import { AuthError, messageChain, type PermissionError, permissionError } from "./errors";
 import type { RestarterEvent } from "./events";
+import { nextAttemptAt, quotaAdvice, type RetryCause, type RetryPolicy } from "./schedule";
 
 export interface Transition {
   readonly record: VmRecord;
@@ -105,7 +104,8 @@ export function startIssued(previous: VmRecord | undefined, vm: VmName, now: num
 export interface StartEndContext {
   readonly requestedAt: number;
   readonly now: number;
-  readonly backoff: BackoffPolicy;
+  /** When a failed start is tried again (schedule.ts). */
+  readonly retry: RetryPolicy;
   readonly rng: () => number;
 }
 
@@ -114,7 +114,7 @@ export function startEnded(
   before: VmRecord,
   vm: Pick<ObservedVm, "resourceGroup" | "name" | "maxPrice">,
   outcome: StartEnd,
-  { requestedAt, now, backoff, rng }: StartEndContext,
+  { requestedAt, now, retry, rng }: StartEndContext,
 ): Transition & { effect?: StartEffect } {
   const id = `${vm.resourceGroup}/${vm.name}`;
   const code = "code" in outcome ? outcome.code : undefined;
@@ -236,17 +236,20 @@ export function startEnded(
     default: {
       if (!isBackoffOutcome(outcome)) break;
       const attempts = before.startAttempts + 1;
-      const delay = nextBackoff(attempts, rng, backoff);
-      record = { ...record, startAttempts: attempts, backoffUntil: now + delay };
+      const cause = outcome.kind as RetryCause;
+      const backoffUntil = nextAttemptAt({ cause, attempts, requestedAt, endedAt: now }, rng, retry);
+      const delay = backoffUntil - now;
+      record = { ...record, startAttempts: attempts, backoffUntil };
       events.push({
         type: "start-failed",
         ...ref(vm),
         at: now,
-        outcome: outcome.kind as "capacity" | "price" | "quota" | "failed",
+        outcome: cause,
         code: outcome.code,
-        message: outcome.message,
+        // A quota does not clear by itself: the message says what to raise.
+        message: cause === "quota" ? quotaAdvice(outcome.code, outcome.message) : outcome.message,
         attempts,
-        backoffUntil: now + delay,
+        backoffUntil,
         backoffSeconds: seconds(delay),
         maxPrice: outcome.kind === "price" ? (vm.maxPrice ?? -1) : undefined,
       });

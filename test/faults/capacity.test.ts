@@ -1,26 +1,26 @@
 // Fault matrix, start failures: persistent AllocationFailed on one VM while another restarts at once
-// (attempts follow the backoff schedule; started within one backoff step once capacity returns), and
-// SpotPriceGreaterThanProvidedMaxPrice reported distinctly, with the VM's max price.
+// (attempts at a steady interval from the last request, never doubling; started within about one
+// interval once capacity returns), and SpotPriceGreaterThanProvidedMaxPrice reported distinctly, with
+// the VM's max price, backing off in minutes (runtime/src/schedule.ts; scaled down here by config).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { figure, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
 
-const initialSeconds = 1;
-const maxSeconds = 4;
-const intervalMs = 1_000;
-/** The policy's ceiling for the backoff after `attempts` consecutive failures (jitter takes up to 20 % off). */
-const ceilingMs = (attempts: number) => Math.min(maxSeconds, initialSeconds * 2 ** (attempts - 1)) * 1000;
+/** `retry.capacitySeconds` (production: 60 s, a quarter of Compute's per-VM Start budget). */
+const capacitySeconds = 1;
+/** The cycle interval: longer than the capacity interval, so a retry due between cycles must wake the loop. */
+const intervalMs = 3_000;
 
 describe("fault matrix: capacity and price", { concurrency: true }, () => {
-  it("persistent AllocationFailed on one VM: the other starts at once, attempts follow the backoff schedule, recovery within one step", async () => {
+  it("persistent AllocationFailed on one VM: the other starts at once, attempts once per interval (no doubling), recovery within about one interval", async () => {
     const row = await startRow([spotVm("no-capacity"), spotVm("healthy")], {
       startSeconds: 0.3,
-      config: { backoff: { initialSeconds, maxSeconds } },
+      config: { retry: { capacitySeconds }, intervalSeconds: intervalMs / 1000 },
     });
     try {
       await row.control.addFaults({ vm: "no-capacity", startFailsWith: "AllocationFailed" });
       const runtime = await spawnRuntime(row);
-      await runtime.waitFor("start-failed", (l) => Number(l.attempts) >= 4, 30_000);
+      await runtime.waitFor("start-failed", (l) => Number(l.attempts) >= 5, 40_000);
       const starts = await row.startRequests("no-capacity");
       const healthyStarts = await row.startRequests("healthy");
       assert.equal(healthyStarts.length, 1, "the healthy VM is started once");
@@ -32,44 +32,19 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
 
       const failures = runtime.events("start-failed").filter((l) => String(l.vm).endsWith("/no-capacity"));
       assert.deepEqual(
-        failures.slice(0, 4).map((f) => f.attempts),
-        [1, 2, 3, 4],
+        failures.slice(0, 5).map((f) => f.attempts),
+        [1, 2, 3, 4, 5],
       );
-      const gaps: string[] = [];
-      for (const [i, failure] of failures.slice(0, 3).entries()) {
-        assert.equal(failure.code, "AllocationFailed");
-        const attempts = Number(failure.attempts);
-        const backoffMs = Number(failure.backoffSeconds) * 1000;
-        const ceiling = ceilingMs(attempts);
-        assert.ok(
-          backoffMs <= ceiling + 50 && backoffMs >= ceiling * 0.8 - 100,
-          `backoff after ${attempts} failures was ${backoffMs} ms; the policy allows ${ceiling * 0.8}..${ceiling} ms`,
-        );
-        const next = starts.find((t) => t > failure.at);
-        assert.ok(next !== undefined, `no attempt after failure ${attempts}`);
-        const gap = next - failure.at;
-        // Never before the backoff has passed; at most one interval (+10 % jitter) and a cycle's reads later.
-        assert.ok(
-          gap >= backoffMs - 60,
-          `attempt ${attempts + 1} came ${gap} ms after failure ${attempts}, backoff ${backoffMs} ms`,
-        );
-        assert.ok(
-          gap <= backoffMs + intervalMs * 1.1 + 400,
-          `attempt ${attempts + 1} came ${gap} ms after failure ${attempts}, backoff ${backoffMs} ms`,
-        );
-        const between = starts.filter((t) => t > failure.at && t < next);
-        assert.equal(between.length, 0);
-        gaps.push(`${gap}/${backoffMs}`);
-        if (i === 0)
-          assert.equal(
-            starts.filter((t) => t < failure.at).length,
-            1,
-            "one attempt before the first failure",
-          );
+      for (const failure of failures) assert.equal(failure.code, "AllocationFailed");
+      // Request to request: never sooner than the interval (the budget's floor), never doubling, and not
+      // held back to the 3 s cycle: at most the interval, its 5 % jitter, and a cycle's list and instance view.
+      const gaps = starts.slice(1, 5).map((t, i) => t - (starts[i] ?? 0));
+      for (const gap of gaps) {
+        assert.ok(gap >= capacitySeconds * 1000 - 20, `attempts ${gaps.join(", ")} ms apart`);
+        assert.ok(gap <= capacitySeconds * 1000 * 1.05 + 700, `attempts ${gaps.join(", ")} ms apart`);
       }
 
-      // Capacity returns: started within one backoff step (the cap) plus one interval and the start.
-      const failuresBefore = failures.length;
+      // Capacity returns: the next attempt comes within about one interval, and it starts.
       const clearedAt = Date.now();
       await row.control.clearFaults();
       const runningAt = await row.waitForVm("no-capacity", "running", 15_000);
@@ -78,15 +53,15 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       const exit = await runtime.stop();
       assert.equal(exit.code, 0);
       assert.ok(
-        firstStartAfter - clearedAt <= maxSeconds * 1000 + intervalMs * 1.1 + 400,
+        firstStartAfter - clearedAt <= capacitySeconds * 1000 * 1.05 + 700,
         `first start ${firstStartAfter - clearedAt} ms after capacity returned`,
       );
       const total = (await row.startRequests("no-capacity")).length;
-      assert.ok(total <= failuresBefore + 2, `${total} attempts for ${failuresBefore} failures`);
+      assert.equal(total, failures.length + 1, `${total} attempts for ${failures.length} failures`);
       assert.equal((await row.startRequests("healthy")).length, 1, "the healthy VM was never started again");
       figure(
         "allocation-failed",
-        `healthy VM: 1 start, same cycle; failing VM: gaps after failure (actual/backoff ms) ${gaps.join(", ")}; ${total} attempts in all; capacity back → start issued after ${firstStartAfter - clearedAt} ms, running after ${runningAt - clearedAt} ms (cap ${maxSeconds} s)`,
+        `healthy VM: 1 start, same cycle; failing VM: attempts ${gaps.join(", ")} ms apart (interval ${capacitySeconds * 1000} ms, cycle ${intervalMs} ms); ${total} attempts in all; capacity back → start issued after ${firstStartAfter - clearedAt} ms, running after ${runningAt - clearedAt} ms`,
       );
     } finally {
       await row.close();
@@ -96,7 +71,7 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
   it("SpotPriceGreaterThanProvidedMaxPrice: its own log event with the VM's max price, status shows it, backs off", async () => {
     const row = await startRow([spotVm("pricey", { maxPrice: 0.0123 })], {
       startSeconds: 0.2,
-      config: { backoff: { initialSeconds: 3, maxSeconds: 30 } },
+      config: { retry: { price: { initialSeconds: 3, maxSeconds: 30 } } },
     });
     try {
       await row.control.addFaults({

@@ -1,4 +1,4 @@
-// Selection, classification and backoff: named cases plus properties over random populations.
+// Selection and classification (the retry schedule: schedule.test.ts): named cases plus properties over random populations.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -7,8 +7,6 @@ import {
   type AzureErrorFacts,
   capacityCodes,
   classifyStartOutcome,
-  defaultBackoffPolicy,
-  nextBackoff,
   type ObservedVm,
   powerStateFromStatuses,
   type RestarterState,
@@ -202,43 +200,6 @@ describe("selectRestartCandidates: properties", () => {
         });
       }),
     );
-  });
-});
-
-describe("nextBackoff", () => {
-  it("doubles from 1 minute and caps at 30 minutes (no jitter at rng 0)", () => {
-    const zero = () => 0;
-    assert.deepEqual(
-      [1, 2, 3, 4, 5, 6, 7, 20].map((n) => nextBackoff(n, zero) / 60_000),
-      [1, 2, 4, 8, 16, 30, 30, 30],
-    );
-  });
-  it("stays within [80% of the un-jittered delay, the delay] and never exceeds the cap", () => {
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 1_000 }),
-        fc.double({ min: 0, max: 1, noNaN: true }),
-        fc.integer({ min: 1, max: 600_000 }),
-        fc.integer({ min: 1, max: 10 }),
-        (attempts, r, initialMs, factor) => {
-          const policy = { initialMs, maxMs: initialMs * factor };
-          const delay = nextBackoff(attempts, () => r, policy);
-          const ceiling = Math.min(policy.maxMs, initialMs * 2 ** (attempts - 1));
-          assert.ok(delay <= policy.maxMs, `${delay} > cap`);
-          assert.ok(delay <= ceiling + 0.5 && delay >= Math.floor(ceiling * 0.8), `${delay} vs ${ceiling}`);
-        },
-      ),
-    );
-  });
-  it("never shrinks as failures accumulate (same jitter draw)", () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), (n, r) => {
-        assert.ok(nextBackoff(n + 1, () => r) >= nextBackoff(n, () => r));
-      }),
-    );
-  });
-  it("uses the default policy of 1 min / 30 min", () => {
-    assert.deepEqual(defaultBackoffPolicy, { initialMs: 60_000, maxMs: 1_800_000 });
   });
 });
 

@@ -10,6 +10,7 @@ import { runOnce } from "../../runtime/src/commands";
 import { vmKey } from "../../runtime/src/decisions";
 import { type Logger, silentLogger } from "../../runtime/src/log";
 import { Restarter, type RestarterSettings } from "../../runtime/src/restarter";
+import { retryPolicyFor } from "../../runtime/src/schedule";
 import { createFileStateStore } from "../../runtime/src/state";
 import { resourceGroup, spotVm, startWorld, type World } from "./harness";
 
@@ -151,11 +152,24 @@ describe("backoff against the emulator", () => {
   });
   after(() => world.emulator.stop());
 
-  it("spaces attempts as the policy says under a persistent AllocationFailed, and recovers when it clears", async () => {
+  it("retries a VM without capacity at a steady interval from its last request (no doubling), and recovers when it clears", async () => {
     await world.control.addFaults({ vm: "no-capacity", startFailsWith: "AllocationFailed" });
     const log = recorder();
-    // Backoff 0.8 s doubling to 3.2 s, a cycle every 0.2 s.
-    const { restarter } = wire(world, { backoff: { initialMs: 800, maxMs: 3_200 }, intervalMs: 200 }, log);
+    // Capacity retried every 0.8 s (production: 60 s), a cycle every 3 s: a retry due between two cycles
+    // wakes the loop early (nextCycleAt), so the interval, not the cycle, sets the pace.
+    const intervalMs = 800;
+    const { restarter } = wire(
+      world,
+      {
+        retry: retryPolicyFor(
+          { initialMs: 60_000, maxMs: 1_800_000 },
+          { capacityIntervalMs: intervalMs, capacityJitterMs: 0, minSpacingMs: intervalMs },
+        ),
+        intervalMs: 3_000,
+        minCycleGapMs: 100,
+      },
+      log,
+    );
     await restarter.init();
     const controller = new AbortController();
     const loop = restarter.runLoop(controller.signal);
@@ -165,37 +179,23 @@ describe("backoff against the emulator", () => {
           .filter((r) => r.method === "POST" && r.path.endsWith("/no-capacity/start"))
           .map((r) => Date.parse(r.time));
       const deadline = Date.now() + 20_000;
-      while ((await startTimes()).length < 4 && Date.now() < deadline)
+      while ((await startTimes()).length < 5 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 100));
       const times = await startTimes();
-      assert.ok(times.length >= 4, `only ${times.length} attempts`);
+      assert.ok(times.length >= 5, `only ${times.length} attempts`);
       const failures = log.lines.filter((l) => l.event === "start-failed");
-      assert.ok(failures.length >= 3);
+      assert.ok(failures.length >= 4);
       assert.equal(failures[0]?.meta.code, "AllocationFailed");
       assert.deepEqual(
-        failures.slice(0, 3).map((f) => f.meta.attempts),
-        [1, 2, 3],
+        failures.slice(0, 4).map((f) => f.meta.attempts),
+        [1, 2, 3, 4],
       );
-      // Each next attempt comes its backoff after the failure: never earlier, at most a cycle or so later.
-      const policy = [800, 1_600, 3_200];
-      for (let i = 0; i < 3; i++) {
-        const failedAt = failures[i]?.at ?? 0;
-        const backoffMs = Number(failures[i]?.meta.backoffSeconds) * 1000;
-        assert.ok(
-          backoffMs <= (policy[i] ?? 0) && backoffMs >= (policy[i] ?? 0) * 0.8 - 100,
-          `backoff ${backoffMs}`,
-        );
-        const next = times.find((t) => t > failedAt) ?? Number.POSITIVE_INFINITY;
-        const gap = next - failedAt;
-        assert.ok(
-          gap >= backoffMs - 60,
-          `attempt ${i + 2} came ${gap} ms after failure ${i + 1} (backoff ${backoffMs} ms)`,
-        );
-        assert.ok(
-          gap <= backoffMs + 1_500,
-          `attempt ${i + 2} came ${gap} ms after failure ${i + 1} (backoff ${backoffMs} ms)`,
-        );
-        assert.equal(times.filter((t) => t > failedAt && t < next).length, 0, "no attempt in between");
+      // Request to request: never sooner than the interval, and not held back to the 3 s cycle either
+      // (the emulator's log times are whole milliseconds, its start fails after 0.1 s).
+      const gaps = times.slice(1, 5).map((t, i) => t - (times[i] ?? 0));
+      for (const gap of gaps) {
+        assert.ok(gap >= intervalMs - 20, `attempts ${gaps.join(", ")} ms apart`);
+        assert.ok(gap <= intervalMs + 1_000, `attempts ${gaps.join(", ")} ms apart`);
       }
 
       await world.control.clearFaults();

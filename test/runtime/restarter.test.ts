@@ -238,7 +238,7 @@ describe("Restarter cycle", () => {
     await Promise.all(first.starts);
   });
 
-  it("backs off under a persistent capacity failure, doubling, and resets on success", async () => {
+  it("retries a persistent capacity failure once a minute (never doubling), and resets on success", async () => {
     const { api, restarter, clock, store, log } = setup([spot("busy")]);
     api.startBehaviour = async () => {
       throw lroFailure("AllocationFailed");
@@ -254,9 +254,9 @@ describe("Restarter cycle", () => {
       clock.time += 10_000;
     }
     const gaps = attemptTimes.slice(1).map((t, i) => (t - (attemptTimes[i] ?? 0)) / 1000);
-    // rng 0 = no jitter: 60 s, 120 s, 240 s (rounded up to the 10 s cycle grid).
-    assert.deepEqual(gaps, [60, 120, 240]);
-    assert.equal(restarter.currentState.vms[key]?.startAttempts, 4);
+    // rng 0 = no jitter: one minute from request to request, however long it lasts (schedule.ts).
+    assert.deepEqual(gaps, [60, 60, 60, 60, 60, 60, 60]);
+    assert.equal(restarter.currentState.vms[key]?.startAttempts, 8);
     assert.ok(log.events.includes("start-failed"));
 
     api.startBehaviour = async (vm) => {

@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { AzureOutcome, VmRecord } from "../../runtime/src/decisions";
 import { AuthError, PermissionError } from "../../runtime/src/errors";
-import type { RestarterEvent } from "../../runtime/src/events";
+import { describeEvent, type RestarterEvent } from "../../runtime/src/events";
 import { logLine } from "../../runtime/src/logSink";
+import { retryPolicyFor } from "../../runtime/src/schedule";
 import {
   observePowerState,
   readFailed,
@@ -115,7 +116,7 @@ describe("starts", () => {
     lastEvictionSeenAt: t0,
     backoffUntil: t0 + 60_000,
   });
-  const ctx = { requestedAt: t0 + 100_000, now: t0 + 130_000, backoff: policy, rng: () => 0 };
+  const ctx = { requestedAt: t0 + 100_000, now: t0 + 130_000, retry: retryPolicyFor(policy), rng: () => 0 };
 
   it("an issued start is remembered and announced with its attempt number", () => {
     const { record, events } = startIssued(evicted, vm, t0 + 100_000);
@@ -166,11 +167,16 @@ describe("starts", () => {
     assert.equal(line?.meta.startSeconds, 30);
   });
 
-  it("no capacity: one more attempt, backoff doubled from the initial delay (rng 0 = no jitter)", () => {
+  it("no capacity: one more attempt, retried a minute after the failed request, never doubling (rng 0 = no jitter)", () => {
     const outcome: AzureOutcome = { kind: "capacity", code: "AllocationFailed", message: "no capacity" };
     const { record, events } = startEnded(evicted, vm, outcome, ctx);
     assert.equal(record.startAttempts, 2);
-    assert.equal(record.backoffUntil, t0 + 130_000 + 120_000);
+    assert.equal(record.backoffUntil, t0 + 100_000 + 60_000);
+    assert.equal(
+      startEnded({ ...evicted, startAttempts: 40 }, vm, outcome, ctx).record.backoffUntil,
+      t0 + 160_000,
+      "however many attempts failed",
+    );
     assert.equal(record.evictedSince, t0, "still down since the eviction");
     const failed = events.find((e) => e.type === "start-failed");
     assert.deepEqual(failed, {
@@ -182,12 +188,32 @@ describe("starts", () => {
       code: "AllocationFailed",
       message: "no capacity",
       attempts: 2,
-      backoffUntil: t0 + 250_000,
-      backoffSeconds: 120,
+      backoffUntil: t0 + 160_000,
+      backoffSeconds: 30,
       maxPrice: undefined,
     });
     assert.equal(logLine(failed as RestarterEvent)?.name, "start-failed");
-    assert.equal(logLine(failed as RestarterEvent)?.meta.backoffUntil, "2026-11-30T10:04:10.000Z");
+    assert.equal(logLine(failed as RestarterEvent)?.meta.backoffUntil, "2026-11-30T10:02:40.000Z");
+  });
+
+  it("quota: a long backoff, and the message says what to raise", () => {
+    // What Azure answers when the region's Spot (low-priority) vCPU quota is spent, as recorded in
+    // Azure/karpenter-provider-azure's cloud-error tests (isLowPriorityQuotaReached).
+    const outcome: AzureOutcome = {
+      kind: "quota",
+      code: "OperationNotAllowed",
+      message:
+        "Operation could not be completed as it results in exceeding approved LowPriorityCores quota. Additional details - Deployment Model: Resource Manager, Location: eastus, Current Limit: 3, Current Usage: 0, Additional Required: 6",
+    };
+    const { record, events } = startEnded(evicted, vm, outcome, ctx);
+    assert.equal(
+      record.backoffUntil,
+      t0 + 130_000 + 2 * 15 * 60_000,
+      "15 min doubling: the 2nd attempt failed",
+    );
+    const sentence = describeEvent(events.find((e) => e.type === "start-failed") as RestarterEvent);
+    assert.match(sentence, /raise the Spot vCPU quota/);
+    assert.match(sentence, /LowPriorityCores/);
   });
 
   it("price: reported distinctly, with the VM's max price", () => {
