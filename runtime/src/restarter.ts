@@ -23,7 +23,7 @@ import { AuthError, messageChain, PermissionError } from "./errors";
 import { createEventBus, type EventBus, type RestarterEvent } from "./events";
 import type { Logger } from "./log";
 import { logSink } from "./logSink";
-import { minCycleGapMs, nextCycleAt, type RetryPolicy, retryPolicyFor, StartPacer } from "./schedule";
+import { minCycleGapFor, nextCycleAt, type RetryPolicy, retryPolicyFor, StartPacer } from "./schedule";
 import { Semaphore } from "./semaphore";
 import { StateSaver, type StateStore } from "./state";
 import { TokenHealth } from "./tokenHealth";
@@ -279,7 +279,7 @@ export class Restarter {
             let wakeAt = nextCycleAt(
               cycleStartedAt,
               regularAt - cycleStartedAt,
-              settings.minCycleGapMs ?? minCycleGapMs,
+              settings.minCycleGapMs ?? minCycleGapFor(this.retry),
               this.pendingRetryTimes(),
             );
             const throttledUntil = this.state.throttledUntil;

@@ -172,6 +172,15 @@ export function nextCycleAt(
  */
 export const minCycleGapMs = 10_000;
 
+/**
+ * The minimum gap between cycles for a policy: `minCycleGapMs`, or a quarter of the capacity
+ * interval when that is shorter (a scaled-down interval in tests), so that a retry is never held
+ * back by more than a quarter of its interval.
+ */
+export function minCycleGapFor(policy: Pick<RetryPolicy, "capacityIntervalMs">): number {
+  return Math.min(minCycleGapMs, Math.round(policy.capacityIntervalMs / 4));
+}
+
 /** The message a quota failure is logged and reported with: it names the fix. */
 export function quotaAdvice(code: string, azureMessage: string): string {
   return `a quota or policy refused the start (${code}): it will not clear by itself; raise the Spot vCPU quota for this region and VM family (Azure portal > Quotas > Compute, or \`az quota update\`), or lift the policy; retrying rarely. Azure said: ${azureMessage}`;

@@ -71,7 +71,7 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
   it("SpotPriceGreaterThanProvidedMaxPrice: its own log event with the VM's max price, status shows it, backs off", async () => {
     const row = await startRow([spotVm("pricey", { maxPrice: 0.0123 })], {
       startSeconds: 0.2,
-      config: { retry: { price: { initialSeconds: 3, maxSeconds: 30 } } },
+      config: { retry: { capacitySeconds: 1, price: { initialSeconds: 10, maxSeconds: 30 } } },
     });
     try {
       await row.control.addFaults({
@@ -95,11 +95,11 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       assert.match(pricey?.lastResult ?? "", /price.*SpotPriceGreaterThanProvidedMaxPrice/);
       assert.notEqual(pricey?.backoffUntil, null);
 
-      // Backs off (3 s), then the price is fine again and the VM starts.
-      const runningAt = await row.waitForVm("pricey", "running", 15_000);
+      // Backs off (10 s: long enough for `status` to start under load), then the price is fine again and the VM starts.
+      const runningAt = await row.waitForVm("pricey", "running", 30_000);
       const starts = await row.startRequests("pricey");
       assert.equal(starts.length, 2);
-      assert.ok((starts[1] ?? 0) - line.at >= 3_000 * 0.8 - 60, "the second attempt waited its backoff");
+      assert.ok((starts[1] ?? 0) - line.at >= 10_000 * 0.8 - 60, "the second attempt waited its backoff");
       await runtime.stop();
       figure(
         "spot-price",
