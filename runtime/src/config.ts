@@ -227,15 +227,23 @@ export const configSchema = z.object({
           ),
         price: z
           .object({
-            initialSeconds: seconds(0.1, 3_600, "the first backoff after a price refusal").default(120),
-            maxSeconds: seconds(0.1, 3_600, "the longest backoff after price refusals").default(600),
+            initialSeconds: seconds(0.1, 3_600, "the first backoff after a price refusal")
+              .default(120)
+              .meta(meta({ description: "first wait after a price refusal (doubles per refusal)" })),
+            maxSeconds: seconds(0.1, 3_600, "the longest backoff after price refusals")
+              .default(600)
+              .meta(meta({ description: "longest wait after price refusals" })),
           })
           .default({ initialSeconds: 120, maxSeconds: 600 })
           .meta(meta({ description: "Spot price above maxPrice: backoff doubling (minutes, not hours)" })),
         quota: z
           .object({
-            initialSeconds: seconds(0.1, 86_400, "the first backoff after a quota refusal").default(900),
-            maxSeconds: seconds(0.1, 86_400, "the longest backoff after quota refusals").default(7_200),
+            initialSeconds: seconds(0.1, 86_400, "the first backoff after a quota refusal")
+              .default(900)
+              .meta(meta({ description: "first wait after a quota refusal (doubles per refusal)" })),
+            maxSeconds: seconds(0.1, 86_400, "the longest backoff after quota refusals")
+              .default(7_200)
+              .meta(meta({ description: "longest wait after quota refusals" })),
           })
           .default({ initialSeconds: 900, maxSeconds: 7_200 })
           .meta(meta({ description: "quota or policy refused the start: long backoff doubling" })),
