@@ -181,7 +181,15 @@ export function startEnded(
       record = {
         ...record,
         startAttempts: attempts,
-        ...(attempts >= 2 ? { backoffUntil: now + nextBackoff(attempts - 1, rng, backoff) } : {}),
+        ...(attempts >= 2
+          ? {
+              backoffUntil: nextAttemptAt(
+                { cause: "failed", attempts: attempts - 1, requestedAt, endedAt: now },
+                rng,
+                retry,
+              ),
+            }
+          : {}),
       };
       events.push({
         type: "start-conflict",
