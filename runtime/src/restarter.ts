@@ -431,6 +431,8 @@ export class Restarter {
     try {
       release = await this.slots.acquire(signal);
       await this.pacer.take(signal);
+      // Stopped while waiting for a slot or the pacer (a fatal error, SIGTERM): no start request then.
+      signal.throwIfAborted();
       requestedAt = this.clock.now();
       const issued = startIssued(this.state.vms[key], vm, requestedAt);
       record = issued.record;

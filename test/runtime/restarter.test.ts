@@ -406,9 +406,10 @@ describe("Restarter loop: fatal errors", () => {
           },
         );
       }
-      await new Promise((_, reject) =>
-        signal.addEventListener("abort", () => reject(signal.reason), { once: true }),
-      );
+      await new Promise((_, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+      });
     };
     const restarter = new Restarter({ api, store: createMemoryStateStore(), log: silentLogger, settings });
     await restarter.init();
