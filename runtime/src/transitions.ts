@@ -131,7 +131,9 @@ export function startEnded(
         backoffUntil: undefined,
         evictedSince: undefined,
         lastStartedAt: now,
-        lastRanAt: now,
+        // From when we asked: Azure may evict the VM while its start runs (the start still ends
+        // Succeeded), and that eviction, recorded after our request, is about this run, not an old one.
+        lastRanAt: requestedAt,
         leftAloneLogged: undefined,
         powerState: "running",
       };

@@ -8,10 +8,13 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { figure, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
 
+// mode=0700: a fresh tmpfs root is 1777 (world-writable, sticky), which the runtime rightly refuses as a state directory.
 function tryMountTmpfs(dir: string, sizeKb: number): boolean {
   mkdirSync(dir, { recursive: true });
   try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeKb}k`, "tmpfs", dir], { stdio: "ignore" });
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeKb}k,mode=0700`, "tmpfs", dir], {
+      stdio: "ignore",
+    });
     return true;
   } catch {
     return false;

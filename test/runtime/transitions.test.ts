@@ -136,8 +136,9 @@ describe("starts", () => {
       backoffUntil: undefined,
       evictedSince: undefined,
       lastStartedAt: t0 + 130_000,
-      // The last run: a cause older than this is about an earlier deallocation (issue 10).
-      lastRanAt: t0 + 130_000,
+      // The last run counts from the start request: an eviction during the start is about this run,
+      // a cause older than the request is about an earlier deallocation (issue 10).
+      lastRanAt: ctx.requestedAt,
       leftAloneLogged: undefined,
       powerState: "running",
       lastResult: { outcome: "started", code: undefined, at: t0 + 130_000 },
