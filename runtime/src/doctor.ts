@@ -38,8 +38,11 @@ export const maxClockSkewMs = 5 * 60_000;
  * `restart` always; `simulate-eviction` always (the command is there to test the chain, and the program's
  * least-privilege role grants it). A feature that adds actions adds its condition here.
  */
-export function enabledFeatures(_config: RuntimeConfig): RoleFeature[] {
-  return ["restart", "simulate-eviction"];
+export function enabledFeatures(config: RuntimeConfig): RoleFeature[] {
+  // Asking Azure why a VM is deallocated is on unless every deallocation is restarted (restartWhen).
+  return config.restartWhen === "deallocated"
+    ? ["restart", "simulate-eviction"]
+    : ["restart", "eviction-cause", "simulate-eviction"];
 }
 
 /** Azure's permission patterns: case-insensitive, `*` matches any run of characters (including `/`). */

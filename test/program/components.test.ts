@@ -269,6 +269,9 @@ describe("least-privilege mode with no VMs", () => {
           // A start's status URL, …/providers/Microsoft.Compute/locations/{l}/operations/{id}, is authorized as
           // this action (taskcluster/taskcluster#8594 found their custom role needed it to poll).
           "Microsoft.Compute/locations/operations/read",
+          // Why a VM is deallocated (issue 10): Resource Health annotations and the Activity Log.
+          "Microsoft.ResourceHealth/availabilityStatuses/read",
+          "Microsoft.Insights/eventtypes/values/read",
           "Microsoft.Compute/virtualMachines/simulateEviction/action",
         ],
         notActions: [],

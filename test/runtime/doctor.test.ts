@@ -92,7 +92,7 @@ describe("doctor against the emulator", () => {
     ]) {
       assert.match(result.stdout, new RegExp(`^ok   ${name}: `, "m"), name);
     }
-    assert.match(result.stdout, /^ok {3}permissions on personal-network: has all 5 actions/m);
+    assert.match(result.stdout, /^ok {3}permissions on personal-network: has all 7 actions/m);
     assert.match(result.stdout, /^ok {3}VM personal-network\/backup: Spot, eviction policy Deallocate/m);
   });
 
