@@ -11,7 +11,8 @@ export type AuthorityProbe =
   | { kind: "tls"; code: string }
   | { kind: "unreachable"; code: string };
 
-const tlsTrustCodes = new Set([
+/** Node's TLS error codes that mean the server's certificate is not trusted (a missing CA, not a network fault). */
+export const tlsTrustCodes: ReadonlySet<string> = new Set([
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
   "SELF_SIGNED_CERT_IN_CHAIN",
   "DEPTH_ZERO_SELF_SIGNED_CERT",

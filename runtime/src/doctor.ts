@@ -14,6 +14,7 @@ import {
   tokenScope,
   verifyAuthentication,
 } from "./auth";
+import { tlsTrustCodes } from "./authFailure";
 import type { ListedVm, VmApi } from "./azure";
 import type { RuntimeConfig } from "./config";
 import { hasRestartTag } from "./decisions";
@@ -94,18 +95,6 @@ export type EndpointProbe =
   | { kind: "answered"; status: number; date?: Date; body: string }
   | { kind: "tls"; code: string }
   | { kind: "unreachable"; code: string };
-
-const tlsTrustCodes = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_UNTRUSTED",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-]);
 
 export function probeEndpoint(url: string, headers: Record<string, string> = {}, timeoutMs = 10_000) {
   return new Promise<EndpointProbe>((resolve) => {
