@@ -597,7 +597,19 @@ if (require.main === module) {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // If the event loop ever empties while main() is still pending, Node would exit 0 without a word:
+  // that is a bug of ours, and it must not read as success to cron or systemd.
+  let settled = false;
+  process.on("beforeExit", () => {
+    if (settled) return;
+    settled = true;
+    process.stderr.write("spot-restarter: internal error: exited with the command unfinished\n");
+    process.exitCode = exitCodes.failure;
+  });
   main(process.argv.slice(2), process.env, controller.signal)
+    .finally(() => {
+      settled = true;
+    })
     .catch((error: unknown) => {
       if (controller.signal.aborted && !(error instanceof RuntimeError)) return exitCodes.ok;
       return reportError(error);

@@ -122,8 +122,9 @@ describe("secrets never reach an output", () => {
       }),
     );
     const wrongAudience = await row.cli(["once", "--config", audience, "--log-level", "debug"], env);
-    // The refusal is reported and names its fix. (Known regression, see the session note: `once` now exits 0
-    // here instead of 3 after the start-up sign-in became an auth-failing event; to be fixed, then assert 3.)
+    // The refusal is reported, names its fix, and ends `once` with the authentication exit code even while a
+    // notification channel is still retrying (its back-off once let Node exit 0 before the error was reported).
+    assert.equal(wrongAudience.code, 3, wrongAudience.stderr);
     assert.match(wrongAudience.stderr, /AADSTS500011.*check cloud\.audience/);
     record("wrong audience", wrongAudience);
     // A crash: the state directory is a file (an unexpected failure, exit 1, stack printed).

@@ -129,8 +129,10 @@ export class ChannelQueue {
   drain(timeoutMs: number): Promise<void> {
     if (!this.running && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
+      // Not unref'd, unlike the timers of delivery itself: a flush is the one wait meant to hold the
+      // process (bounded by timeoutMs). Unref'd, a retry's back-off sleep left the event loop empty, and
+      // Node exited 0 with the command's own error still pending behind this flush.
       const timer = setTimeout(resolve, timeoutMs);
-      timer.unref();
       this.idle.push(() => {
         clearTimeout(timer);
         resolve();
