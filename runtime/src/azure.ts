@@ -6,10 +6,15 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import type { RuntimeConfig } from "./config";
 import { tokenScope } from "./credential";
-import { type AzureErrorFacts, type ObservedVm, powerStateFromStatuses } from "./decisions";
+import {
+  type AzureErrorFacts,
+  type InstanceState,
+  instanceStateFromStatuses,
+  type ObservedVm,
+} from "./decisions";
 
 /** A VM as the resource-group list returns it (no power state: the list has no instance view). */
-export type ListedVm = Omit<ObservedVm, "powerState">;
+export type ListedVm = Omit<ObservedVm, "powerState" | "provisioningState" | "hibernated">;
 
 export interface StartHandlers {
   /** Called once ARM accepted the start (202), before its outcome is known. */
@@ -19,8 +24,8 @@ export interface StartHandlers {
 export interface VmApi {
   /** All VMs of the group, every page. One "High Cost Get" per page. */
   listVms(resourceGroup: string, signal: AbortSignal): Promise<ListedVm[]>;
-  /** The `PowerState/` code of one VM, lower-cased (e.g. `deallocated`). One "Low Cost Get". */
-  readPowerState(resourceGroup: string, name: string, signal: AbortSignal): Promise<string | undefined>;
+  /** One VM's power state, provisioning state and hibernation, from its instance view. One "Low Cost Get". */
+  readInstanceState(resourceGroup: string, name: string, signal: AbortSignal): Promise<InstanceState>;
   /** Starts a VM and follows the long-running operation to its end; rejects with the Azure error. */
   startVm(resourceGroup: string, name: string, signal: AbortSignal, handlers?: StartHandlers): Promise<void>;
   simulateEviction(resourceGroup: string, name: string, signal: AbortSignal): Promise<void>;
@@ -180,9 +185,9 @@ export function createArmVmApi(
       }
       return out;
     },
-    async readPowerState(resourceGroup, name, signal) {
+    async readInstanceState(resourceGroup, name, signal) {
       const view = await vms.instanceView(resourceGroup, name, { abortSignal: signal });
-      return powerStateFromStatuses(view.statuses);
+      return instanceStateFromStatuses(view.statuses);
     },
     async startVm(resourceGroup, name, signal, handlers = {}) {
       const poller = vms.start(resourceGroup, name, {

@@ -384,7 +384,10 @@ export async function simulateEviction(
     if (facts.statusCode === 409) {
       // Azure refuses to evict a VM that is not running (409 OperationNotAllowed). Say why from the VM's own
       // power state rather than from the wording of the message, and what to do instead.
-      const powerState = await api.readPowerState(group, name, signal).catch(() => undefined);
+      const powerState = await api
+        .readInstanceState(group, name, signal)
+        .then((view) => view.powerState)
+        .catch(() => undefined);
       if (powerState === "deallocated") {
         throw new UsageError(
           `VM ${group}/${name} is already deallocated; \`once\`/\`run\` will start it (if it is a tagged Spot VM), then simulate-eviction can evict it again`,

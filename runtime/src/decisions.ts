@@ -18,6 +18,10 @@ export interface ObservedVm {
   readonly tags: Readonly<Record<string, string>>;
   /** Undefined when the instance view was not read (not a candidate) or had no PowerState status. */
   readonly powerState: string | undefined;
+  /** The instance view's `ProvisioningState/<state>` (lower-cased, without an error code), when read. */
+  readonly provisioningState?: string;
+  /** The instance view has `HibernationState/Hibernated` (beside `PowerState/deallocated`). */
+  readonly hibernated?: boolean;
 }
 
 export interface RestartTag {
@@ -50,6 +54,12 @@ export interface VmRecord {
     source: "resource-health" | "activity-log" | "start-preempted";
     by?: string;
   };
+  /** Last provisioning state observed (instance view, lower-cased), if any. */
+  provisioningState?: string;
+  /** Last seen hibernated (`HibernationState/Hibernated`). */
+  hibernated?: boolean;
+  /** `evictedSince` of the deallocation already announced as `vm-evicted` (announced once per deallocation). */
+  evictionAnnouncedFor?: number;
   /** Marks the leave-alone (or wait) already logged for this deallocation, so it is logged once. */
   leftAloneLogged?: string;
   lastResult?: {
@@ -78,6 +88,10 @@ export type SkipReason =
   | "stopped"
   | "stopping"
   | "deallocating"
+  /** Deallocated by a hibernation: a person did it (issue 10). */
+  | "hibernated"
+  /** A control-plane operation is running on it (`ProvisioningState/creating|updating|deleting|migrating`). */
+  | "provisioning-busy"
   | "in-backoff"
   | "start-in-flight";
 
@@ -136,8 +150,51 @@ export function powerStateFromStatuses(
 }
 
 /**
+ * Provisioning states during which a start is not sent: a control-plane operation (creating, updating,
+ * deleting, migrating) is running on the VM. `failed` is not among them: a start that found no capacity
+ * leaves `ProvisioningState/failed/AllocationFailed` on a deallocated VM, and starting it again is
+ * exactly how it comes back. Source: "States and billing status of Azure Virtual Machines"
+ * (https://learn.microsoft.com/azure/virtual-machines/states-billing; MicrosoftDocs/azure-compute-docs
+ * articles/virtual-machines/states-billing.md): the instance view carries
+ * `ProvisioningState/<state>[/<errorCode>]`, states Creating, Updating, Failed, Succeeded, Deleting, Migrating.
+ */
+export const busyProvisioningStates: ReadonlySet<string> = new Set([
+  "creating",
+  "updating",
+  "deleting",
+  "migrating",
+]);
+
+/** What the runtime reads from one VM's instance view. */
+export interface InstanceState {
+  /** `PowerState/<state>`, lower-cased; undefined when absent. */
+  readonly powerState: string | undefined;
+  /** `ProvisioningState/<state>[/<errorCode>]`: the state, lower-cased, without the error code. */
+  readonly provisioningState: string | undefined;
+  /**
+   * `HibernationState/Hibernated`: a hibernated VM is `PowerState/deallocated` with this third status
+   * (https://learn.microsoft.com/azure/virtual-machines/hibernate-resume, "View state of hibernated VM";
+   * the portal shows "Hibernated (deallocated)"). Only a person (or their automation) hibernates a VM.
+   */
+  readonly hibernated: boolean;
+}
+
+/** Reads power state, provisioning state and hibernation from an instance view's statuses, wherever each sits. */
+export function instanceStateFromStatuses(
+  statuses: ReadonlyArray<{ code?: string }> | undefined,
+): InstanceState {
+  const provisioning = statuses?.find((s) => s.code?.toLowerCase().startsWith("provisioningstate/"));
+  return {
+    powerState: powerStateFromStatuses(statuses),
+    provisioningState: provisioning?.code?.split("/")[1]?.toLowerCase() || undefined,
+    hibernated: statuses?.some((s) => s.code?.toLowerCase() === "hibernationstate/hibernated") ?? false,
+  };
+}
+
+/**
  * Decides, for every observed VM, whether this cycle starts it: exactly the tagged Spot
- * `Deallocate` VMs that are `deallocated`, not in backoff and not already being started.
+ * `Deallocate` VMs that are `deallocated`, not hibernated, not in a control-plane operation, not in
+ * backoff and not already being started.
  */
 export function selectRestartCandidates(
   vms: readonly ObservedVm[],
@@ -158,6 +215,13 @@ export function selectRestartCandidates(
     }
     const key = vmKey(vm.resourceGroup, vm.name);
     if (inFlight.has(key)) return { vm, action: "skip", reason: "start-in-flight" };
+    if (vm.hibernated) return { vm, action: "skip", reason: "hibernated" };
+    if (
+      vm.provisioningState !== undefined &&
+      busyProvisioningStates.has(vm.provisioningState.toLowerCase())
+    ) {
+      return { vm, action: "skip", reason: "provisioning-busy" };
+    }
     const backoffUntil = state.vms[key]?.backoffUntil;
     if (backoffUntil !== undefined && backoffUntil > now) return { vm, action: "skip", reason: "in-backoff" };
     return { vm, action: "start" };

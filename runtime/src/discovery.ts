@@ -31,6 +31,10 @@ export interface DiscoveredVm {
    */
   readonly source: "read" | "remembered" | "failed" | "not-read";
   readonly powerState: string | undefined;
+  /** From the instance view, when read (`ProvisioningState/<state>`, lower-cased). */
+  readonly provisioningState?: string;
+  /** The instance view says `HibernationState/Hibernated`. */
+  readonly hibernated?: boolean;
   readonly failure?: ReadFailure;
 }
 
@@ -84,8 +88,19 @@ export async function discoverGroup(
         return { vm, candidate: true, source: "remembered", powerState: remembered.powerState };
       }
       try {
-        const powerState = await api.readPowerState(resourceGroup, vm.name, signal);
-        return { vm, candidate: true, source: "read", powerState };
+        const { powerState, provisioningState, hibernated } = await api.readInstanceState(
+          resourceGroup,
+          vm.name,
+          signal,
+        );
+        return {
+          vm,
+          candidate: true,
+          source: "read",
+          powerState,
+          ...(provisioningState !== undefined ? { provisioningState } : {}),
+          ...(hibernated ? { hibernated } : {}),
+        };
       } catch (error) {
         if (signal.aborted) throw error;
         return {

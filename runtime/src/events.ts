@@ -142,6 +142,8 @@ export type RestarterEvent =
       readonly was?: string;
     })
   | (VmRef & { readonly type: "vm-forgotten"; readonly at: number; readonly why: string })
+  /** A deallocated VM in a control-plane operation (`ProvisioningState/<state>`): not started until it ends. */
+  | (VmRef & { readonly type: "provisioning-busy"; readonly at: number; readonly state: string })
   /** A start failed in a way that puts the VM into backoff. */
   | (VmRef & {
       readonly type: "start-failed";
@@ -302,6 +304,8 @@ export function describeEvent(event: RestarterEvent): string {
         : `VM is ${event.state ?? "in an unknown power state"}; not a restart candidate`;
     case "vm-forgotten":
       return `forgetting VM: ${event.why}`;
+    case "provisioning-busy":
+      return `an operation is running on it (ProvisioningState/${event.state}); not starting it until that ends`;
     case "start-failed": {
       const why =
         event.outcome === "price"

@@ -81,10 +81,13 @@ export class Ledger {
     }
     this.noteTokenOk();
     const observed: ObservedVm[] = [];
-    for (const { vm, source, powerState, failure } of group.vms) {
+    for (const { vm, source, powerState, provisioningState, hibernated, failure } of group.vms) {
       if (source === "read") {
         const key = vmKey(vm.resourceGroup, vm.name);
-        const change = observePowerState(this.state.vms[key], vm, powerState, this.clock.now());
+        const change = observePowerState(this.state.vms[key], vm, powerState, this.clock.now(), {
+          provisioningState,
+          hibernated,
+        });
         this.state.vms[key] = change.record;
         this.emit(...change.events);
       } else if (failure?.kind === "token") {
@@ -96,7 +99,7 @@ export class Ledger {
         }
         this.handleReadFailure(failure, { resourceGroup, vm: vm.name });
       }
-      observed.push({ ...vm, powerState });
+      observed.push({ ...vm, powerState, provisioningState, hibernated });
     }
     // Records of VMs no longer listed as candidates (deleted, untagged): forget them.
     const candidates = group.vms.filter((d) => d.candidate);

@@ -28,6 +28,7 @@ const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | nul
   "vm-running": { level: "info" },
   "power-state-changed": { level: "info" },
   "vm-forgotten": { level: "info" },
+  "provisioning-busy": { level: "info" },
   "start-failed": { level: "warn" },
   "start-interrupted": { level: "info" },
   "start-conflict": { level: "info" },

@@ -4,6 +4,7 @@
 // VM's own record (ARM throttling, forgetting the VM, a fatal error) are returned, not performed.
 import {
   type AzureOutcome,
+  busyProvisioningStates,
   isBackoffOutcome,
   type ObservedVm,
   requiredPermission,
@@ -42,20 +43,46 @@ export function newRecord(vm: VmName): VmRecord {
 const ref = (vm: VmName) => ({ resourceGroup: vm.resourceGroup, vm: vm.name });
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
+/** What else the instance view said, beside the power state (absent: not read). */
+export interface InstanceExtras {
+  readonly provisioningState?: string;
+  readonly hibernated?: boolean;
+}
+
 /**
  * The instance view showed `powerState` (undefined: no PowerState status). A change to deallocated
  * is an eviction seen; running clears the eviction and the backoff. Every observation also yields a
- * `vm-observed` (for metrics), changed or not.
+ * `vm-observed` (for metrics), changed or not. A deallocated VM first seen hibernated yields
+ * `vm-left-alone` (a person hibernated it), and one first seen in a control-plane operation
+ * (`ProvisioningState/updating`, …) `provisioning-busy`: each once, not per cycle.
  */
 export function observePowerState(
   previous: VmRecord | undefined,
   vm: VmName,
   powerState: string | undefined,
   now: number,
+  extras?: InstanceExtras,
 ): Transition {
   const before = previous ?? newRecord(vm);
   const events: RestarterEvent[] = [];
   let record: VmRecord = before;
+  if (extras) {
+    const deallocated = powerState === "deallocated";
+    const wasDeallocated = before.powerState === "deallocated";
+    const hibernated = extras.hibernated === true;
+    const provisioningState = extras.provisioningState?.toLowerCase();
+    if (deallocated && hibernated && !(wasDeallocated && before.hibernated)) {
+      events.push({ type: "vm-left-alone", ...ref(vm), at: now, reason: "hibernated" });
+    }
+    if (
+      deallocated &&
+      provisioningState !== undefined &&
+      busyProvisioningStates.has(provisioningState) &&
+      !(wasDeallocated && before.provisioningState === provisioningState)
+    ) {
+      events.push({ type: "provisioning-busy", ...ref(vm), at: now, state: provisioningState });
+    }
+  }
   if (powerState !== before.powerState) {
     const was = before.powerState;
     if (powerState === "deallocated") {
@@ -81,6 +108,13 @@ export function observePowerState(
       events.push({ type: "power-state-changed", ...ref(vm), at: now, state: powerState, was });
     }
     record = { ...record, powerState };
+  }
+  if (extras) {
+    record = {
+      ...record,
+      provisioningState: extras.provisioningState?.toLowerCase(),
+      hibernated: extras.hibernated === true || undefined,
+    };
   }
   events.push({
     type: "vm-observed",

@@ -35,10 +35,10 @@ describe("regressions", () => {
     const starts: string[] = [];
     const api: VmApi = {
       listVms: async () => [listed("a"), listed("b")],
-      readPowerState: async (_rg, name) => {
+      readInstanceState: async (_rg, name) => {
         // In the second cycle the instance view of b is slow; a's start ends meanwhile.
         if (cycle === 2 && name === "b") await readB.promise;
-        return power[name];
+        return { powerState: power[name], provisioningState: "succeeded", hibernated: false };
       },
       startVm: async (_rg, name) => {
         starts.push(name);

@@ -7,6 +7,7 @@ import {
   type AzureErrorFacts,
   capacityCodes,
   classifyStartOutcome,
+  instanceStateFromStatuses,
   type ObservedVm,
   powerStateFromStatuses,
   type RestarterState,
@@ -93,6 +94,67 @@ describe("powerStateFromStatuses", () => {
     );
     assert.equal(powerStateFromStatuses([{ code: "ProvisioningState/updating" }]), undefined);
     assert.equal(powerStateFromStatuses(undefined), undefined);
+  });
+});
+
+describe("instanceStateFromStatuses", () => {
+  it("reads a hibernated VM as Azure shows it: deallocated plus HibernationState/Hibernated", () => {
+    // The instance view's statuses from "Hibernating virtual machines", "View state of hibernated VM"
+    // (https://learn.microsoft.com/azure/virtual-machines/hibernate-resume), REST API tab.
+    const statuses = [
+      {
+        code: "ProvisioningState/succeeded",
+        level: "Info",
+        displayStatus: "Provisioning succeeded",
+        time: "2019-10-14T21:30:12.8051917+00:00",
+      },
+      { code: "PowerState/deallocated", level: "Info", displayStatus: "VM deallocated" },
+      { code: "HibernationState/Hibernated", level: "Info", displayStatus: "VM hibernated" },
+    ];
+    assert.deepEqual(instanceStateFromStatuses(statuses), {
+      powerState: "deallocated",
+      provisioningState: "succeeded",
+      hibernated: true,
+    });
+  });
+
+  it("reads the provisioning state without its error code", () => {
+    // `ProvisioningState/<state>[/<errorCode>]` (https://learn.microsoft.com/azure/virtual-machines/states-billing).
+    const updating = [
+      { code: "ProvisioningState/updating", level: "Info", displayStatus: "Updating" },
+      { code: "PowerState/deallocated" },
+    ];
+    assert.deepEqual(instanceStateFromStatuses(updating), {
+      powerState: "deallocated",
+      provisioningState: "updating",
+      hibernated: false,
+    });
+    const failed = [
+      { code: "ProvisioningState/failed/AllocationFailed" },
+      { code: "PowerState/deallocated" },
+    ];
+    assert.equal(instanceStateFromStatuses(failed).provisioningState, "failed");
+    assert.deepEqual(instanceStateFromStatuses(undefined), {
+      powerState: undefined,
+      provisioningState: undefined,
+      hibernated: false,
+    });
+  });
+});
+
+describe("selectRestartCandidates: hibernation and provisioning", () => {
+  const decide = (overrides: Partial<ObservedVm>) => {
+    const [decision] = selectRestartCandidates([vm(overrides)], { vms: {} }, now, tag);
+    return decision?.action === "skip" ? decision.reason : decision?.action;
+  };
+  it("leaves a hibernated VM and one in a control-plane operation; starts one whose last operation failed", () => {
+    assert.equal(decide({ hibernated: true }), "hibernated");
+    for (const state of ["creating", "updating", "deleting", "migrating", "Updating"]) {
+      assert.equal(decide({ provisioningState: state }), "provisioning-busy", state);
+    }
+    // A start that found no capacity leaves ProvisioningState/failed/AllocationFailed: trying again is the point.
+    assert.equal(decide({ provisioningState: "failed" }), "start");
+    assert.equal(decide({ provisioningState: "succeeded" }), "start");
   });
 });
 

@@ -202,6 +202,48 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
     assert.equal(await startsOf(w, "evicted"), 0, "paused");
     assert.ok(log.lines.some((l) => l.event === "vm-left-alone" && l.meta.reason === "paused"));
   });
+
+  // Instance views as Azure sends them: a hibernated VM is `PowerState/deallocated` plus
+  // `HibernationState/Hibernated` (https://learn.microsoft.com/azure/virtual-machines/hibernate-resume,
+  // "View state of hibernated VM"); a VM in a control-plane operation shows `ProvisioningState/updating`
+  // (…/creating, …/deleting) (https://learn.microsoft.com/azure/virtual-machines/states-billing).
+  for (const restartWhen of ["evicted", "deallocated"] as const) {
+    it(`restartWhen ${restartWhen}: a hibernated VM is never started, one in an operation only once it ends; each logged once`, async () => {
+      const w = await world([
+        spotVm("sleeper", { hibernated: true }),
+        spotVm("busy", { provisioningState: "Updating" }),
+        spotVm("going", { provisioningState: "Deleting" }),
+        spotVm("evicted"),
+      ]);
+      const { cycle, log } = await wire(w, { restartWhen, unknownCauseAfterMs: 1_000 });
+      for (let i = 0; i < 4; i++) {
+        await cycle();
+        await sleep(400);
+      }
+      assert.equal(await startsOf(w, "evicted"), 1);
+      assert.equal(await startsOf(w, "sleeper"), 0, "hibernated by a person");
+      assert.equal(await startsOf(w, "busy"), 0, "an operation is running on it");
+      assert.equal(await startsOf(w, "going"), 0, "being deleted");
+      const sleeper = log.lines.filter(
+        (l) => l.event === "vm-left-alone" && l.meta.vm === `${resourceGroup}/sleeper`,
+      );
+      assert.deepEqual(
+        sleeper.map((l) => l.meta.reason),
+        ["hibernated"],
+        "logged once",
+      );
+      const busy = log.lines.filter((l) => l.event === "provisioning-busy");
+      assert.deepEqual(busy.map((l) => [l.meta.vm, l.meta.state]).sort(), [
+        [`${resourceGroup}/busy`, "updating"],
+        [`${resourceGroup}/going`, "deleting"],
+      ]);
+      // The operation ends (ProvisioningState/succeeded): the next cycle starts it.
+      await w.control.setVm(resourceGroup, "busy", { powerState: "deallocated" });
+      await cycle();
+      assert.equal(await startsOf(w, "busy"), 1);
+      assert.equal(await startsOf(w, "sleeper"), 0);
+    });
+  }
 });
 
 describe("the bundle: pause, resume and status with the last cause", () => {

@@ -19,6 +19,9 @@ const tag = { name: "AttemptRestartAfterEviction", value: "true" };
 
 interface FakeVm extends ListedVm {
   powerState: string;
+  /** Instance view `ProvisioningState/<state>` (default succeeded). */
+  provisioningState?: string;
+  hibernated?: boolean;
 }
 
 function spot(name: string, powerState = "deallocated", extra: Partial<ListedVm> = {}): FakeVm {
@@ -52,13 +55,19 @@ class FakeApi implements VmApi {
   async listVms(resourceGroup: string) {
     this.calls.push(`list ${resourceGroup}`);
     if (this.listError) throw this.listError;
-    return this.vms.filter((v) => v.resourceGroup === resourceGroup).map(({ powerState: _, ...vm }) => vm);
+    return this.vms
+      .filter((v) => v.resourceGroup === resourceGroup)
+      .map(({ powerState: _, provisioningState: __, hibernated: ___, ...vm }) => vm);
   }
-  async readPowerState(resourceGroup: string, name: string) {
+  async readInstanceState(resourceGroup: string, name: string) {
     this.calls.push(`instanceView ${name}`);
     const vm = this.vms.find((v) => v.resourceGroup === resourceGroup && v.name === name);
     if (!vm) throw restError(404, "ResourceNotFound");
-    return vm.powerState;
+    return {
+      powerState: vm.powerState,
+      provisioningState: vm.provisioningState ?? "succeeded",
+      hibernated: vm.hibernated === true,
+    };
   }
   async startVm(
     resourceGroup: string,
@@ -304,8 +313,8 @@ describe("Restarter cycle", () => {
 
   it("forgets a VM deleted between list and instance view, and one whose start answers 404", async () => {
     const { api, restarter, log } = setup([spot("gone-early"), spot("gone-late")]);
-    const realRead = api.readPowerState.bind(api);
-    api.readPowerState = async (rg, name) => {
+    const realRead = api.readInstanceState.bind(api);
+    api.readInstanceState = async (rg, name) => {
       if (name === "gone-early") api.vms = api.vms.filter((v) => v.name !== "gone-early");
       return realRead(rg, name);
     };
