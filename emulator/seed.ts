@@ -3,6 +3,7 @@
 // is an optional extra with a default.
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { rateLimitsSchema } from "./rateLimit";
 
 export const POWER_STATES = [
   "running",
@@ -179,6 +180,8 @@ export const seedSchema = z.object({
    * makes fail is always answered `async`.
    */
   startResponse: z.enum(["async", "location", "sync"]).default("async"),
+  /** The remaining-budget headers' counts and windows, and whether a spent budget is refused (rateLimit.ts). */
+  rateLimits: rateLimitsSchema,
 });
 /** The seed as written (fields with defaults may be left out). */
 export type EmulatorSeed = z.input<typeof seedSchema>;

@@ -1,7 +1,9 @@
 // The emulated world: principals, roles, resource groups, VMs and their long-running operations.
 // Time-driven changes (a start finishing, a scheduled eviction) are applied lazily by `settle()`
 // whenever state is read, so there are no timers to leak and every answer is consistent with the clock.
+
 import { createHash, randomUUID, X509Certificate } from "node:crypto";
+import { RateLimiter } from "./rateLimit";
 import {
   BUILT_IN_ROLES,
   normalizeScope,
@@ -185,6 +187,8 @@ export class World {
   readonly timing: ResolvedSeed["timing"];
   readonly listPageSize: number;
   readonly startResponse: ResolvedSeed["startResponse"];
+  /** Counts every ARM request against Azure's budgets for the remaining-budget headers. */
+  readonly rateLimiter: RateLimiter;
   readonly principals = new Map<string, Principal>();
   readonly roleDefinitions = new Map<string, RoleDefinition>();
   readonly roleAssignments = new Map<string, RoleAssignment>();
@@ -207,6 +211,7 @@ export class World {
     this.timing = seed.timing;
     this.listPageSize = seed.listPageSize;
     this.startResponse = seed.startResponse;
+    this.rateLimiter = new RateLimiter(seed.rateLimits, now);
     for (const role of BUILT_IN_ROLES) this.roleDefinitions.set(role.name, role);
     // What the seed holds has long replicated; only what is added at run time waits (timing.*Replication*).
     this.seeding = true;

@@ -21,6 +21,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "GET",
       pattern: `${RG}/providers/Microsoft.Compute/virtualMachines`,
+      computePolicy: "highCostGet",
       apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/read",
       handle: (ctx, params, env) => {
@@ -32,6 +33,7 @@ export function computeRoutes(): ArmRoute[] {
       // Subscription-wide list: ARM filters it to what the caller may read (az vm list without -g).
       method: "GET",
       pattern: "subscriptions/{subscriptionId}/providers/Microsoft.Compute/virtualMachines",
+      computePolicy: "highCostGet",
       apiVersions: computeVersions("virtualMachines"),
       handle: (ctx, _params, env) => {
         const readable = env.world.listVms().filter((vm) => canRead(env, vmId(env.world, vm)));
@@ -41,6 +43,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "GET",
       pattern: VM,
+      computePolicy: "lowCostGet",
       apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/read",
       handle: (ctx, params, env) => {
@@ -65,6 +68,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "GET",
       pattern: `${VM}/instanceView`,
+      computePolicy: "lowCostGet",
       apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/instanceView/read",
       handle: (ctx, params, env) => sendJson(ctx, 200, instanceViewJson(requireVm(env.world, params))),
@@ -75,6 +79,7 @@ export function computeRoutes(): ArmRoute[] {
     {
       method: "POST",
       pattern: `${VM}/simulateEviction`,
+      computePolicy: "putVm",
       apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/simulateEviction/action",
       handle: (ctx, params, env) => {
@@ -148,6 +153,7 @@ function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
   return {
     method: "POST",
     pattern: `${VM}/${kind}`,
+    computePolicy: "putVm",
     apiVersions: computeVersions("virtualMachines"),
     action,
     handle: async (ctx, params, env) => {

@@ -3,6 +3,7 @@
 // even for a resource that does not exist.
 import type { EntraEmulator } from "../entra";
 import { type Caller, HttpError, type RequestContext } from "../http";
+import type { ComputePolicyGroup } from "../rateLimit";
 import { isAllowed, normalizeScope } from "../rbac";
 import type { World } from "../state";
 import { type ApiVersionPolicy, checkApiVersion } from "./apiVersions";
@@ -24,6 +25,8 @@ export interface ArmRoute {
   /** The scope the action is checked at; defaults to the request path. */
   scope?: (params: Record<string, string>, ctx: RequestContext) => string;
   handle(ctx: RequestContext, params: Record<string, string>, env: ArmEnv): void | Promise<void>;
+  /** The Compute throttling policies the request is charged to (rateLimit.ts), if any. */
+  computePolicy?: ComputePolicyGroup;
 }
 
 export function matchRoute(segments: string[], pattern: string): Record<string, string> | undefined {
@@ -86,8 +89,30 @@ export class ArmRouter {
       const scope = route.scope ? route.scope(params, ctx) : ctx.path;
       this.authorize(caller, route.action, scope);
     }
+    this.chargeBudgets(ctx, route, caller);
     await route.handle(ctx, params, { world: this.world, caller, apiVersion });
     return true;
+  }
+
+  /** ARM's budget, then the resource provider's: remaining-budget headers, or a 429 when spent and enforced. */
+  private chargeBudgets(ctx: RequestContext, route: ArmRoute, caller: Caller): void {
+    const limiter = this.world.rateLimiter;
+    const charges = [limiter.chargeArm(ctx.method, this.world.subscriptionId, caller.objectId)];
+    if (route.computePolicy && !charges[0]?.throttled) {
+      charges.push(limiter.chargeCompute(route.computePolicy, this.world.subscriptionId));
+    }
+    const headers = Object.assign({}, ...charges.map((c) => c.headers)) as Record<string, string>;
+    const throttled = charges.find((c) => c.throttled)?.throttled;
+    if (throttled) {
+      throw new HttpError(
+        throttled.status,
+        throttled.code,
+        throttled.message,
+        { ...headers, "Retry-After": String(throttled.retryAfterSeconds) },
+        throttled.details,
+      );
+    }
+    for (const [name, value] of Object.entries(headers)) ctx.res.setHeader(name, value);
   }
 
   authorize(caller: Caller, action: string, scope: string): void {
