@@ -18,11 +18,10 @@ import {
   describeConfig,
   type LoadedConfig,
   loadConfig,
-  overridableFields,
   overridesFromEnv,
   overridesFromFlags,
-  resourceGroupNamePattern,
 } from "./config";
+import { overridableFields, resourceGroupNamePattern } from "./configSchema";
 import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./doctor";
 import {
   AuthError,

@@ -1,7 +1,7 @@
-// The runtime config reference (docs/runtime-config.md), rendered from the one schema in config.ts so
+// The runtime config reference (docs/runtime-config.md), rendered from the one schema in configSchema.ts so
 // that it cannot drift: `npm run docs:config` writes it, test/docs/config-reference.test.ts checks that
 // the committed file is what this renders.
-import { type ConfigFieldDescription, describeConfigFields } from "./config";
+import { type ConfigFieldDescription, describeConfigFields } from "./configSchema";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 
@@ -26,7 +26,7 @@ export function renderConfigReference(
   return [
     "# Runtime config reference",
     "",
-    "Generated from the runtime's config schema (`runtime/src/config.ts`) by `npm run docs:config`; do not",
+    "Generated from the runtime's config schema (`runtime/src/configSchema.ts`) by `npm run docs:config`; do not",
     "edit by hand. The file is JSON, by default `/etc/spot-restarter/config.json`; a complete example is",
     "[runtime/examples/config.json](../runtime/examples/config.json). Values layer as defaults ← file ←",
     "environment ← flags. A nested field (`cloud.armEndpoint`) is a member of the object above it.",

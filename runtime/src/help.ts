@@ -1,7 +1,8 @@
 // `spot-restarter <command> --help`: each command's own flags, defaults and an example; and the hint for
 // the classic slip of `npm run spot-restarter once --config F` (npm keeps flags before a `--` for itself).
 
-import { defaultConfigPath as configPath, overridableFields } from "./config";
+import { defaultConfigPath as configPath } from "./config";
+import { overridableFields } from "./configSchema";
 
 /** The flags overriding config fields, one line each, from the config schema (description, default). */
 export function configFlagLines(): string {

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
-import { configSchema, describeConfigFields } from "../../runtime/src/config";
 import { renderConfigReference } from "../../runtime/src/configDocs";
+import { configSchema, describeConfigFields } from "../../runtime/src/configSchema";
 
 /** Table cells trimmed and separator rows shortened, as Biome's formatting pads them. */
 const normalise = (text: string) =>

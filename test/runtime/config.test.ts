@@ -8,13 +8,12 @@ import { describe, it } from "node:test";
 import { main } from "../../runtime/src/cli";
 import {
   describeConfig,
-  describeConfigFields,
   loadConfig,
-  overridableFields,
   overridesFromEnv,
   overridesFromFlags,
   parseConfig,
 } from "../../runtime/src/config";
+import { describeConfigFields, overridableFields } from "../../runtime/src/configSchema";
 import { ConfigError } from "../../runtime/src/errors";
 
 const valid = {

@@ -3,7 +3,8 @@
 // must not reach a terminal, a CI log or a bug report.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
-import { jsonErrorPosition, notificationChannelSchema, resourceGroupNamePattern } from "../config";
+import { jsonErrorPosition } from "../config";
+import { notificationChannelSchema, resourceGroupNamePattern } from "../configSchema";
 import type { StackOutputName } from "../stackOutputNames";
 import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../text";
 
