@@ -97,6 +97,14 @@ export type RestarterEvent =
       readonly scope?: string;
       readonly message: string;
     })
+  /** `run` waited for a permission (permission-missing) and a cycle went through without a refusal. */
+  | {
+      readonly type: "permission-restored";
+      readonly at: number;
+      /** The actions that were missing. */
+      readonly actions: readonly string[];
+      readonly waitedSeconds: number;
+    }
   | {
       readonly type: "certificate-expiring";
       readonly at: number;
@@ -282,6 +290,8 @@ export function describeEvent(event: RestarterEvent): string {
       return `cannot authenticate to Entra ID: ${event.message}`;
     case "permission-missing":
       return event.message;
+    case "permission-restored":
+      return `the service principal's permissions work again (${event.actions.join(", ")}) after ${minutes(event.waitedSeconds)} of waiting; carrying on`;
     case "certificate-expiring":
       return `the service principal's certificate expires at ${iso(event.expiresAt)} (in ${event.daysLeft} day${event.daysLeft === 1 ? "" : "s"}): run pulumi up, then the install command again`;
     case "start-attempt-ended":

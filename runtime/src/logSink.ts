@@ -18,6 +18,7 @@ const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | nul
   "vm-left-alone": { level: "info" },
   "auth-failing": { level: "warn", name: "token-unavailable" },
   "permission-missing": { level: "error" },
+  "permission-restored": { level: "info" },
   "certificate-expiring": { level: "warn", name: "certificate-expires-soon" },
   "start-attempt-ended": { level: "debug", name: "start-ended" },
   "vm-observed": null,

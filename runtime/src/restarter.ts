@@ -20,6 +20,7 @@ import { createEventBus, type EventBus, type RestarterEvent } from "./events";
 import { Ledger, type ResourceGroupReport } from "./ledger";
 import type { Logger } from "./log";
 import { logSink } from "./logSink";
+import { PermissionWait } from "./permissionWait";
 import { minCycleGapFor, nextCycleAt, type RetryPolicy, retryPolicyFor, StartPacer } from "./schedule";
 import { StartFollower, type StartResult } from "./starts";
 import type { StateStore } from "./state";
@@ -82,6 +83,8 @@ export class Restarter {
   readonly pacer: StartPacer;
   private readonly ledger: Ledger;
   private readonly follower: StartFollower;
+  /** `run` waits out a missing permission instead of exiting (permissionWait.ts). */
+  private readonly permissions: PermissionWait;
   private fatal: FatalError | undefined;
   private onFatal: (() => void) | undefined;
   private onRetryScheduled: (() => void) | undefined;
@@ -95,7 +98,8 @@ export class Restarter {
       deps.settings.fleetStartsPerMinute,
       deps.settings.fleetStartBurst,
     );
-    const events = deps.events ?? createEventBus();
+    this.permissions = new PermissionWait(deps.settings.intervalMs, () => this.clock.now());
+    const events = this.permissions.filter(deps.events ?? createEventBus());
     if (!deps.events && deps.log) events.subscribe(logSink(deps.log));
     this.ledger = new Ledger(deps.store, events, this.clock);
     this.follower = new StartFollower({
@@ -230,22 +234,34 @@ export class Restarter {
   /**
    * The loop for `run`: a cycle every intervalMs (with a little jitter), longer when ARM throttles
    * us. Returns when `signal` aborts, after the starts in flight have recorded their outcome.
-   * Throws a FatalError when a permission is missing.
+   * A missing permission is waited out with a backoff (permissionWait.ts); a refused token throws.
    */
   async runLoop(signal: AbortSignal, onTick?: () => void): Promise<void> {
     const { settings } = this.deps;
+    this.permissions.startLooping();
     try {
       while (!signal.aborted) {
         onTick?.();
+        const restored = this.permissions.cycleBegins();
+        if (restored) this.emit(restored);
         const cycleStartedAt = this.clock.now();
+        let denied: PermissionError | undefined;
         try {
-          await this.runCycle(signal);
+          const { starts } = await this.runCycle(signal);
+          const works = this.fatal ? undefined : this.permissions.cycleSucceeded(starts.length);
+          if (works) this.emit(works);
         } catch (error) {
           if (signal.aborted) break;
-          if (error instanceof AuthError || error instanceof PermissionError) throw error;
-          this.emit({ type: "cycle-failed", at: this.clock.now(), message: messageChain(error) });
+          if (error instanceof PermissionError) denied = error;
+          else if (error instanceof AuthError) throw error;
+          else this.emit({ type: "cycle-failed", at: this.clock.now(), message: messageChain(error) });
         }
+        denied ??= this.takeDeniedPermission();
         if (this.fatal) throw this.fatal;
+        if (denied) {
+          if (!(await this.waitForPermission(denied, signal))) break;
+          continue;
+        }
         const jitter = 1 + (this.rng() - 0.5) * 0.2;
         const regularAt = this.clock.now() + Math.round(settings.intervalMs * jitter);
         try {
@@ -265,7 +281,10 @@ export class Restarter {
         } catch {
           break;
         }
+        // A start refused a permission while we slept: wait before the next cycle, as for a read.
+        const refused = this.takeDeniedPermission();
         if (this.fatal) throw this.fatal;
+        if (refused && !(await this.waitForPermission(refused, signal))) break;
       }
     } finally {
       // Whether stopped by a signal or by a fatal error, the starts in flight stop being followed
@@ -273,6 +292,26 @@ export class Restarter {
       this.follower.abandonAll();
       await this.waitForStarts();
       await this.persist();
+    }
+  }
+
+  /** A start's refused permission, taken out of `fatal` (in `run` it is waited out, not fatal). */
+  private takeDeniedPermission(): PermissionError | undefined {
+    if (!(this.fatal instanceof PermissionError)) return undefined;
+    const denied = this.fatal;
+    this.fatal = undefined;
+    return denied;
+  }
+
+  /** Reports a refused permission (once per episode) and sleeps its backoff; false when stopped. */
+  private async waitForPermission(denied: PermissionError, signal: AbortSignal): Promise<boolean> {
+    const { delayMs, event } = this.permissions.denied(denied);
+    if (event) this.emit(event);
+    try {
+      await this.clock.sleep(delayMs, signal);
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -126,3 +126,47 @@ describe("run rides out a principal and role that are still replicating", () => 
     assert.match(runtime.stderr(), /AADSTS700016[^\n]*takes minutes to reach Entra ID: starting anyway/);
   });
 });
+
+describe("run rides out a role assignment that is still replicating (403 right after install)", () => {
+  // The principal signs in at once (seeded); only its role assignment, made at run time, waits.
+  const ROLE_DELAY_SECONDS = 8;
+  let row: Row;
+  before(async () => {
+    await buildRuntimeBundle();
+    row = await startRow([spotVm("evicted")], {
+      role: "none",
+      timing: { roleAssignmentReplicationSeconds: ROLE_DELAY_SECONDS },
+    });
+  });
+  after(() => row.close());
+
+  it("keeps running, logs the missing action and scope once, and restarts the VM once the role works", async () => {
+    const scope = `/subscriptions/${row.emulator.subscriptionId}/resourceGroups/personal-network`;
+    await row.control.addRoleAssignment({
+      principalId: row.principal.objectId,
+      roleDefinitionId: `/subscriptions/${row.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR_ROLE_ID}`,
+      scope,
+    });
+    const grantedAt = Date.now();
+    const runtime = await spawnRuntime(row);
+    const waiting = await runtime.waitFor("permission-missing");
+    // The action by its full name, the scope a role must cover, and that it keeps going.
+    assert.match(waiting.msg, /lacks the permission Microsoft\.Compute\/virtualMachines\/read/);
+    assert.equal(waiting.scope, scope);
+    assert.match(waiting.msg, /still running/);
+    await row.waitForVm("evicted", "running", 30_000);
+    assert.ok(Date.now() - grantedAt >= ROLE_DELAY_SECONDS * 1000, "not before the role replicated");
+    const works = await runtime.waitFor("permission-restored");
+    assert.match(works.msg, /permissions work again \(Microsoft\.Compute\/virtualMachines\/read\)/);
+    assert.equal(runtime.child.exitCode, null, `run exited:\n${runtime.stderr()}`);
+    const exit = await runtime.stop();
+    assert.equal(exit.code, 0, runtime.stderr());
+    // Said once, not once per cycle (a cycle a second, backing off, for the 8 s it waited).
+    assert.equal(runtime.events("permission-missing").length, 1, runtime.stderr());
+    assert.equal(runtime.events("permission-restored").length, 1, runtime.stderr());
+    assert.equal((await row.startRequests("evicted")).length, 1);
+    // Backing off: far fewer refused lists than the 8 one-second cycles it would otherwise have made.
+    const refused = (await row.armRequests()).filter((request) => request.status === 403);
+    assert.ok(refused.length >= 2 && refused.length <= 5, `${refused.length} refused requests`);
+  });
+});
