@@ -3,6 +3,7 @@
 // (test/program/config.test.ts asserts the exact wording).
 import * as pulumi from "@pulumi/pulumi";
 import { type NotificationEventName, notificationEventNames } from "./runtime/src/events";
+import { VM_SIZE_PATTERN } from "./runtime/src/fallback";
 import { type ChannelType, channelTypes } from "./runtime/src/notify/channels";
 
 export const CONFIG_NAMESPACE = "spot-restarter";
@@ -20,6 +21,11 @@ export interface SpotRestarterConfig {
   readonly principalName: string;
   /** Secret (each URL carries a token): index.ts exports it only through pulumi.secret. */
   readonly notifications: readonly NotificationChannel[];
+  /**
+   * Opt-in: VM name (as in restartableVms) -> sizes to resize it to when its own size has no Spot capacity.
+   * Empty = no VM is ever resized, and the least-privilege role gets no write action.
+   */
+  readonly fallbackSizes: Readonly<Record<string, readonly string[]>>;
 }
 
 /** A notification channel, the runtime config's `notifications[]` object (docs/architecture.md). */
@@ -38,6 +44,7 @@ export interface RawConfig {
   readonly certificateRenewalDays?: string;
   readonly principalName?: string;
   readonly notifications?: string;
+  readonly fallbackSizes?: string;
 }
 
 export const DEFAULTS = {
@@ -252,6 +259,80 @@ export function validateNotifications(raw: string | undefined): NotificationChan
   });
 }
 
+/** `--path` for a key of `fallbackSizes`: bracket-quoted when the VM name holds a '.' (Pulumi's path syntax). */
+function fallbackPath(vm: string, index: number): string {
+  return vm.includes(".") ? `fallbackSizes["${vm}"][${index}]` : `fallbackSizes.${vm}[${index}]`;
+}
+
+/**
+ * `fallbackSizes`: a JSON object from VM name to a non-empty list of distinct VM sizes, tried in order when the
+ * VM's own size has no Spot capacity. Every VM must be one of `restartableVms` (only those are restarted).
+ */
+export function validateFallbackSizes(
+  raw: string | undefined,
+  restartableVms: readonly string[],
+): Record<string, string[]> {
+  if (raw === undefined || raw.trim() === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (cause) {
+    throw new Error(
+      `${key("fallbackSizes")} must be an object from VM name to a list of VM sizes, got ${JSON.stringify(raw)}. ` +
+        `Fix: pulumi config rm fallbackSizes && pulumi config set --path 'fallbackSizes.<vm-name>[0]' Standard_D2as_v5`,
+      { cause },
+    );
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new Error(
+      `${key("fallbackSizes")} must be an object from VM name to a list of VM sizes, got ${JSON.stringify(parsed)}. ` +
+        `Fix: pulumi config rm fallbackSizes && pulumi config set --path 'fallbackSizes.<vm-name>[0]' Standard_D2as_v5`,
+    );
+  }
+  const known = new Map(restartableVms.map((vm) => [vm.toLowerCase(), vm]));
+  const out: Record<string, string[]> = {};
+  for (const [vm, sizes] of Object.entries(parsed as Record<string, unknown>)) {
+    const where = `${key("fallbackSizes")}.${vm}`;
+    const listed = known.get(vm.toLowerCase());
+    if (listed === undefined) {
+      throw new Error(
+        `${where}: "${vm}" is not in ${key("restartableVms")}; only VMs the runtime restarts are resized. ` +
+          `Fix: pulumi config set --path 'restartableVms[${restartableVms.length}]' ${vm}, ` +
+          `or pulumi config rm --path '${fallbackPath(vm, 0).replace(/\[0\]$/, "")}'`,
+      );
+    }
+    if (Object.hasOwn(out, listed)) {
+      throw new Error(
+        `${where}: "${vm}" is listed twice (Azure VM names are case-insensitive). ` +
+          `Fix: pulumi config rm --path '${fallbackPath(vm, 0).replace(/\[0\]$/, "")}'`,
+      );
+    }
+    if (!Array.isArray(sizes) || sizes.length === 0) {
+      throw new Error(
+        `${where} must be a non-empty list of VM sizes, got ${JSON.stringify(sizes)}. ` +
+          `Fix: pulumi config set --path '${fallbackPath(vm, 0)}' Standard_D2as_v5`,
+      );
+    }
+    const seen = new Set<string>();
+    sizes.forEach((size: unknown, index) => {
+      if (typeof size !== "string" || !VM_SIZE_PATTERN.test(size)) {
+        throw new Error(
+          `${where}[${index}] ${JSON.stringify(size)} is not an Azure VM size name: expected one like ` +
+            `Standard_D2as_v5 (as \`az vm list-sizes\` prints it). Fix: pulumi config set --path '${fallbackPath(vm, index)}' Standard_D2as_v5`,
+        );
+      }
+      if (seen.has(size.toLowerCase())) {
+        throw new Error(
+          `${where} lists ${size} twice. Fix: pulumi config rm --path '${fallbackPath(vm, index)}'`,
+        );
+      }
+      seen.add(size.toLowerCase());
+    });
+    out[listed] = sizes as string[];
+  }
+  return out;
+}
+
 /** Validates every key; the first problem found is thrown, naming the key and the fix. */
 export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig {
   const resourceGroupName = validateResourceGroupName(raw.resourceGroupName);
@@ -274,6 +355,7 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
   validateCertificateLifetime(certificateValidityDays, certificateRenewalDays);
   const principalName = validatePrincipalName(raw.principalName, stack);
   const notifications = validateNotifications(raw.notifications);
+  const fallbackSizes = validateFallbackSizes(raw.fallbackSizes, restartableVms);
   return {
     resourceGroupName,
     restartableVms,
@@ -282,6 +364,7 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
     certificateRenewalDays,
     principalName,
     notifications,
+    fallbackSizes,
   };
 }
 
@@ -307,6 +390,8 @@ function readRawConfig(config: pulumi.Config): SpotRestarterConfig {
       principalName: config.get("principalName"),
       // Read as text to validate it here; index.ts wraps the result in pulumi.secret.
       notifications: config.get("notifications"),
+      // An object (VM name -> sizes), set with --path; arrives as JSON text like the lists.
+      fallbackSizes: config.get("fallbackSizes"),
     },
     pulumi.getStack(),
   );

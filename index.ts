@@ -17,3 +17,5 @@ export const certificateExpiresOn = stack.certificateExpiresOn;
 export const installCommand = stack.installCommand;
 /** Secret: every channel URL carries a token. The installer writes it into the runtime config (0600). */
 export const notifications = stack.notifications;
+/** VM name -> fallback sizes (`spot-restarter:fallbackSizes`, `{}` when none). */
+export const fallbackSizes = stack.fallbackSizes;

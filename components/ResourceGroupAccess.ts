@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as pulumi from "@pulumi/pulumi";
 import type { RoleMode } from "../config";
-import { LEAST_PRIVILEGE_ACTIONS } from "../runtime/src/roleActions";
+import { LEAST_PRIVILEGE_ACTIONS, leastPrivilegeActions } from "../runtime/src/roleActions";
 
 // The runtime's one list of the actions it needs (each with the feature that uses it).
 export { LEAST_PRIVILEGE_ACTIONS };
@@ -17,6 +17,11 @@ export interface ResourceGroupAccessArgs {
    * (an Output could only be branched on inside an apply, where creating resources breaks previews).
    */
   readonly roleMode: RoleMode;
+  /**
+   * Plain: true when some VM has fallback sizes (config `fallbackSizes`). Only then does the least-privilege
+   * role gain the `fallback-size` actions (resizing writes the VM: runtime/src/roleActions.ts).
+   */
+  readonly fallbackSizes?: boolean;
   /** Base of the custom role's name (least-privilege mode); `customRoleName` makes it unique per tenant. */
   readonly customRoleName?: pulumi.Input<string>;
 }
@@ -97,7 +102,12 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
           roleName: pulumi.all([baseName, roleGuid]).apply(([base, guid]) => customRoleName(base, guid)),
           roleType: "CustomRole",
           description: "spot-restarter: find evicted Spot VMs in this resource group and start them again.",
-          permissions: [{ actions: [...LEAST_PRIVILEGE_ACTIONS], notActions: [] }],
+          permissions: [
+            {
+              actions: leastPrivilegeActions({ fallbackSizes: args.fallbackSizes === true }),
+              notActions: [],
+            },
+          ],
           assignableScopes: [this.scope],
         },
         { parent: this },

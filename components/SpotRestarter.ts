@@ -15,6 +15,8 @@ export interface SpotRestarterArgs {
   readonly certificateValidityDays: pulumi.Input<number>;
   readonly certificateRenewalDays: pulumi.Input<number>;
   readonly principalName: pulumi.Input<string>;
+  /** Plain: VM name -> fallback sizes; non-empty grants the role the resize actions (ResourceGroupAccessArgs). */
+  readonly fallbackSizes?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Shown in `installCommand` where the user's host goes; README "What each output is for" explains it. */
@@ -89,6 +91,7 @@ export class SpotRestarter extends pulumi.ComponentResource {
         resourceGroupName: args.resourceGroupName,
         principalId: principal.servicePrincipalObjectId,
         roleMode: args.roleMode,
+        fallbackSizes: Object.keys(args.fallbackSizes ?? {}).length > 0,
         customRoleName: pulumi.interpolate`${args.principalName} (restart Spot VMs in ${args.resourceGroupName})`,
       },
       { parent: this },
@@ -158,6 +161,8 @@ export interface SpotRestarterStackOutputs {
   readonly installCommand: pulumi.Output<string>;
   /** Secret: each channel URL carries a token. */
   readonly notifications: pulumi.Output<NotificationChannel[]>;
+  /** VM name -> fallback sizes (`{}` when none): the installer writes them into the runtime config. */
+  readonly fallbackSizes: pulumi.Output<Record<string, string[]>>;
 }
 
 // Compile-time: the outputs above are exactly the contract's names (runtime/src/stackOutputNames.ts),
@@ -192,6 +197,7 @@ export function buildSpotRestarter(
       certificateValidityDays: config.certificateValidityDays,
       certificateRenewalDays: config.certificateRenewalDays,
       principalName: config.principalName,
+      fallbackSizes: config.fallbackSizes,
     },
     options.opts,
   );
@@ -208,5 +214,8 @@ export function buildSpotRestarter(
     installCommand: pulumi.output(buildInstallCommand(options.stack ?? pulumi.getStack())),
     // Passed through, but only as a secret: state, `pulumi stack output` and the CLI's display hide it.
     notifications: pulumi.secret(config.notifications.map((channel) => ({ ...channel }))),
+    fallbackSizes: pulumi.output(
+      Object.fromEntries(Object.entries(config.fallbackSizes).map(([vm, sizes]) => [vm, [...sizes]])),
+    ),
   };
 }

@@ -169,6 +169,15 @@ export function parseConfig(
       `retry.capacitySeconds is ${value.retry.capacitySeconds}: below 60 s starts exceed a quarter of Compute's per-VM Start budget (4 per minute); use it for tests only`,
     );
   }
+  const groups = new Set(value.resourceGroups.map((group) => group.toLowerCase()));
+  for (const key of Object.keys(value.fallbackSizes)) {
+    const group = key.slice(0, key.lastIndexOf("/"));
+    if (!groups.has(group.toLowerCase())) {
+      warnings.push(
+        `config file ${path}: fallbackSizes "${key}": resource group ${group} is not in resourceGroups, so that VM is never started or resized`,
+      );
+    }
+  }
   // A relative certificate or state path is relative to the config file, not to the cwd of cron.
   const config: RuntimeConfig = resolvePaths(configSchema.shape, value, dirname(resolve(path)));
   return { config, path, warnings };

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { UNKNOWN_CAUSE_AFTER_SECONDS } from "./cause";
 import { cloudEndpointsProblem } from "./clouds";
 import { notificationEventNames } from "./events";
+import { FALLBACK_AFTER_SECONDS, VM_SIZE_PATTERN } from "./fallback";
 import { channelTypes } from "./notify/channels";
 import { tagSchema } from "./text";
 
@@ -299,6 +300,36 @@ export const configSchema = z.object({
     .default(UNKNOWN_CAUSE_AFTER_SECONDS)
     .meta(
       meta({ description: "how long to wait for Azure to say why a VM is deallocated before starting it" }),
+    ),
+  fallbackSizes: z
+    .record(
+      z.string().regex(/^[-\w.()]{0,89}[-\w()]\/[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$/u, {
+        error: 'expected "<resourceGroup>/<vm>" as the key, e.g. "personal-network/build-box-spot"',
+      }),
+      z
+        .array(
+          z.string({ error: "expected a VM size (a string)" }).regex(VM_SIZE_PATTERN, {
+            error: 'expected an Azure VM size name like "Standard_D2as_v5"',
+          }),
+          { error: 'expected a list of VM sizes like ["Standard_D2as_v5", "Standard_D2s_v5"]' },
+        )
+        .min(1, { error: "expected at least one VM size (leave the VM out for none)" }),
+      { error: 'expected an object like {"personal-network/build-box-spot": ["Standard_D2as_v5"]}' },
+    )
+    .default({})
+    .meta(
+      meta({
+        description:
+          "opt-in: `<resourceGroup>/<vm>` -> VM sizes to resize a deallocated VM to, in order, when its own size has no Spot capacity (needs Microsoft.Compute/virtualMachines/write); it goes back to its own size at its next eviction",
+      }),
+    ),
+  fallbackAfterSeconds: int(0, 86_400, "seconds of failed starts for capacity before a fallback size")
+    .default(FALLBACK_AFTER_SECONDS)
+    .meta(
+      meta({
+        description:
+          "how long starts must have failed for lack of capacity before the VM is resized to its next fallback size",
+      }),
     ),
   notifications: z
     .array(notificationChannelSchema, {

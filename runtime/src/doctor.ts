@@ -41,9 +41,13 @@ export const maxClockSkewMs = 5 * 60_000;
  */
 export function enabledFeatures(config: RuntimeConfig): RoleFeature[] {
   // Asking Azure why a VM is deallocated is on unless every deallocation is restarted (restartWhen).
-  return config.restartWhen === "deallocated"
-    ? ["restart", "simulate-eviction"]
-    : ["restart", "eviction-cause", "simulate-eviction"];
+  const features: RoleFeature[] =
+    config.restartWhen === "deallocated"
+      ? ["restart", "simulate-eviction"]
+      : ["restart", "eviction-cause", "simulate-eviction"];
+  // Resizing (opt-in) needs the VM's write action: checked only when some VM has fallback sizes.
+  if (Object.keys(config.fallbackSizes).length > 0) features.push("fallback-size");
+  return features;
 }
 
 /** Azure's permission patterns: case-insensitive, `*` matches any run of characters (including `/`). */

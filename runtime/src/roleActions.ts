@@ -7,7 +7,7 @@
 // No imports: the Pulumi program, the emulator and the bundled runtime all load this file.
 
 /** A runtime feature that needs rights in Azure; `doctor` checks the actions of each enabled one. */
-export type RoleFeature = "restart" | "eviction-cause" | "simulate-eviction";
+export type RoleFeature = "restart" | "eviction-cause" | "simulate-eviction" | "fallback-size";
 
 export interface RoleAction {
   /** The full action name, as a role definition and ARM's 403 `AuthorizationFailed` spell it. */
@@ -22,7 +22,16 @@ export const ROLE_FEATURES: Readonly<Record<RoleFeature, string>> = {
   "eviction-cause":
     "tell an eviction from an owner's stop (restartWhen evicted); without these the runtime warns once and starts unexplained deallocations after unknownCauseAfterSeconds",
   "simulate-eviction": "simulate-eviction: ask Azure to evict a Spot VM to test the whole chain",
+  "fallback-size":
+    "fallbackSizes (opt-in): resize a deallocated VM whose size has no Spot capacity to a configured fallback size, and back",
 };
+
+/**
+ * Features only some configs enable: their actions are granted only then (the Pulumi program's role gains
+ * them only when `spot-restarter:fallbackSizes` is set; without it no VM is ever resized, and the role
+ * cannot write a VM).
+ */
+export const OPT_IN_FEATURES: readonly RoleFeature[] = ["fallback-size"];
 
 export const ROLE_ACTIONS = [
   {
@@ -71,10 +80,37 @@ export const ROLE_ACTIONS = [
     feature: "simulate-eviction",
     usedFor: "ask Azure to evict a Spot VM (testing the chain end to end)",
   },
+  {
+    // VirtualMachines_ListAvailableSizes (GET …/virtualMachines/{vm}/vmSizes). Azure's built-in roles name it
+    // "Lists available sizes the virtual machine can be updated to" (e.g. the NotActions of a built-in role in
+    // learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+    action: "Microsoft.Compute/virtualMachines/vmSizes/read",
+    feature: "fallback-size",
+    usedFor: "list the sizes a deallocated VM can be resized to (and their temp disks)",
+  },
+  {
+    // A resize is a PATCH (or PUT) of the VM's hardwareProfile.vmSize: ARM authorizes it as the VM's write
+    // action ("Create or update a virtual machine"), which also allows any other change to the VM. That is
+    // why it is opt-in.
+    action: "Microsoft.Compute/virtualMachines/write",
+    feature: "fallback-size",
+    usedFor: "resize a deallocated VM to a fallback size, and back to its own size at its next eviction",
+  },
 ] as const satisfies readonly RoleAction[];
 
-/** Every action the least-privilege role grants, in the order above. */
-export const LEAST_PRIVILEGE_ACTIONS: readonly string[] = ROLE_ACTIONS.map((entry) => entry.action);
+/** Every action the least-privilege role grants without opt-in features, in the order above. */
+export const LEAST_PRIVILEGE_ACTIONS: readonly string[] = ROLE_ACTIONS.filter(
+  (entry) => !OPT_IN_FEATURES.includes(entry.feature),
+).map((entry) => entry.action);
+
+/** The least-privilege role's actions for a config: the base ones, plus each opt-in feature's when enabled. */
+export function leastPrivilegeActions(options: { readonly fallbackSizes: boolean }): string[] {
+  return ROLE_ACTIONS.filter(
+    (entry) =>
+      !OPT_IN_FEATURES.includes(entry.feature) ||
+      (entry.feature === "fallback-size" && options.fallbackSizes),
+  ).map((entry) => entry.action);
+}
 
 /** The actions the given features need, without duplicates, in list order. */
 export function actionsFor(features: Iterable<RoleFeature>): RoleAction[] {

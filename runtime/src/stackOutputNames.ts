@@ -13,6 +13,7 @@ export const STACK_OUTPUT_NAMES = [
   "certificateExpiresOn",
   "installCommand",
   "notifications",
+  "fallbackSizes",
 ] as const;
 
 export type StackOutputName = (typeof STACK_OUTPUT_NAMES)[number];
@@ -22,8 +23,12 @@ export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem
 
 /**
  * Outputs the installer accepts the absence of (the program always exports them): ones a stack deployed by an
- * older version of the program lacks (notifications), and ones for people that the installer never reads, so
+ * older version of the program lacks (notifications, fallbackSizes), and ones for people that the installer never reads, so
  * a hand-written outputs file (a sovereign cloud, the emulator) may leave them out (installCommand). Every
  * other name is required.
  */
-export const OPTIONAL_STACK_OUTPUTS: readonly StackOutputName[] = ["installCommand", "notifications"];
+export const OPTIONAL_STACK_OUTPUTS: readonly StackOutputName[] = [
+  "installCommand",
+  "notifications",
+  "fallbackSizes",
+];

@@ -132,6 +132,36 @@ describe("install into a temporary root", () => {
     assert.equal(loaded.config.cloud.armEndpoint, "https://management.azure.com");
   });
 
+  test("fallback sizes reach config.json keyed <resourceGroup>/<vm>, with fallbackAfterSeconds; none, none written", async () => {
+    const root = tempDir("root");
+    const file = await writeStackOutputs(
+      stackOutputsFor(certificate, {
+        restartableVms: ["ubuntu-backup-server-spot", "build-box-spot"],
+        fallbackSizes: { "build-box-spot": ["Standard_D2as_v5", "Standard_D2s_v5"] },
+      }),
+    );
+    assert.equal((await installInto(root, {}, file)).code, 0);
+    const configPath = join(root, "etc/spot-restarter/config.json");
+    const written = JSON.parse(await fs.readFile(configPath, "utf8"));
+    assert.deepEqual(written.fallbackSizes, {
+      "personal-network/build-box-spot": ["Standard_D2as_v5", "Standard_D2s_v5"],
+    });
+    assert.equal(written.fallbackAfterSeconds, 600);
+    const loaded = await loadConfig(configPath);
+    assert.deepEqual(loaded.warnings, []);
+    assert.deepEqual(loaded.config.fallbackSizes, written.fallbackSizes);
+
+    // An empty object (the program's output without fallbacks) writes neither field.
+    const plainRoot = tempDir("root");
+    const plain = await writeStackOutputs(stackOutputsFor(certificate, { fallbackSizes: {} }));
+    assert.equal((await installInto(plainRoot, {}, plain)).code, 0);
+    const plainConfig = JSON.parse(
+      await fs.readFile(join(plainRoot, "etc/spot-restarter/config.json"), "utf8"),
+    );
+    assert.equal(plainConfig.fallbackSizes, undefined);
+    assert.equal(plainConfig.fallbackAfterSeconds, undefined);
+  });
+
   test("a cloud in the stack outputs (sovereign cloud, emulator) reaches config.json; the option overrides it", async () => {
     const cloud = { authorityHost: "https://127.0.0.1:8443", armEndpoint: "https://127.0.0.1:8443" };
     const file = await writeStackOutputs(stackOutputsFor(certificate, { cloud }));

@@ -44,6 +44,7 @@ const baseConfig: SpotRestarterConfig = {
   certificateRenewalDays: 30,
   principalName: "spot-restarter-test",
   notifications: [],
+  fallbackSizes: {},
 };
 
 let mocks: ProgramMocks;
@@ -320,6 +321,46 @@ describe("least-privilege mode with no VMs", () => {
         T.privateKey,
       ].sort(),
     );
+  });
+});
+
+describe("least-privilege mode with fallback sizes (opt-in)", () => {
+  const RESIZE = [
+    "Microsoft.Compute/virtualMachines/vmSizes/read",
+    "Microsoft.Compute/virtualMachines/write",
+  ];
+
+  it("the role gains the resize actions only when some VM has fallback sizes", async () => {
+    await build("fb", {
+      roleMode: "least-privilege",
+      restartableVms: ["build_box.2"],
+      fallbackSizes: { "build_box.2": ["Standard_D2as_v5"] },
+    });
+    const withFallbacks = findResource(mocks, T.roleDefinition, "fb-access-role");
+    const actions = (withFallbacks.inputs.permissions as { actions: string[] }[])[0]?.actions ?? [];
+    for (const action of RESIZE) assert.ok(actions.includes(action), action);
+
+    // Without fallbacks (the "lp" stack above): no write, no size listing.
+    const without = findResource(mocks, T.roleDefinition, "lp-access-role");
+    const plain = (without.inputs.permissions as { actions: string[] }[])[0]?.actions ?? [];
+    for (const action of RESIZE) assert.ok(!plain.includes(action), action);
+    assert.deepEqual(
+      actions.filter((action) => !RESIZE.includes(action)),
+      plain,
+      "otherwise the same role",
+    );
+  });
+
+  it("exports the fallback sizes as a plain (not secret) output", async () => {
+    const built = await build("fb2", {
+      roleMode: "contributor",
+      restartableVms: ["build_box.2"],
+      fallbackSizes: { "build_box.2": ["Standard_D2as_v5", "Standard_D2s_v5"] },
+    });
+    assert.deepEqual(await promiseOf(built.fallbackSizes), {
+      "build_box.2": ["Standard_D2as_v5", "Standard_D2s_v5"],
+    });
+    assert.equal(await pulumi.isSecret(built.fallbackSizes), false);
   });
 });
 

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import {
   parseConfig,
   validateDays,
+  validateFallbackSizes,
   validateNotifications,
   validateResourceGroupName,
   validateRestartableVms,
@@ -24,6 +25,7 @@ describe("parseConfig", () => {
       certificateRenewalDays: 30,
       principalName: "spot-restarter-dev",
       notifications: [],
+      fallbackSizes: {},
     });
   });
 
@@ -48,6 +50,7 @@ describe("parseConfig", () => {
         certificateRenewalDays: 14,
         principalName: "my restarter",
         notifications: [],
+        fallbackSizes: {},
       },
     );
   });
@@ -296,6 +299,75 @@ describe("validateNotifications", () => {
     assert.throws(
       () => validateNotifications(`[{"url": "${secret}"`),
       (error: Error) => !error.message.includes("SECRET"),
+    );
+  });
+});
+
+describe("validateFallbackSizes", () => {
+  const vms = ["build-box-spot", "db.primary"];
+
+  it("unset is none; an object of VM -> sizes passes, keyed by the restartableVms spelling", () => {
+    assert.deepEqual(validateFallbackSizes(undefined, vms), {});
+    assert.deepEqual(validateFallbackSizes("", vms), {});
+    // As `pulumi config set --path 'fallbackSizes.Build-Box-Spot[0]' Standard_D2as_v5` leaves it (JSON text).
+    assert.deepEqual(
+      validateFallbackSizes(
+        '{"Build-Box-Spot":["Standard_D2as_v5","Standard_E4-2ds_v5","Standard_B2s"]}',
+        vms,
+      ),
+      { "build-box-spot": ["Standard_D2as_v5", "Standard_E4-2ds_v5", "Standard_B2s"] },
+    );
+  });
+
+  it("refuses a VM that is not in restartableVms, naming the field and both fixes", () => {
+    assert.throws(() => validateFallbackSizes('{"web":["Standard_D2as_v5"]}', vms), {
+      message:
+        'spot-restarter:fallbackSizes.web: "web" is not in spot-restarter:restartableVms; only VMs the runtime restarts are resized. ' +
+        "Fix: pulumi config set --path 'restartableVms[2]' web, or pulumi config rm --path 'fallbackSizes.web'",
+    });
+  });
+
+  it("refuses anything but a non-empty list of distinct size names, naming the entry", () => {
+    assert.throws(() => validateFallbackSizes('["Standard_D2as_v5"]', vms), {
+      message:
+        'spot-restarter:fallbackSizes must be an object from VM name to a list of VM sizes, got ["Standard_D2as_v5"]. ' +
+        "Fix: pulumi config rm fallbackSizes && pulumi config set --path 'fallbackSizes.<vm-name>[0]' Standard_D2as_v5",
+    });
+    assert.throws(() => validateFallbackSizes('{"build-box-spot":[]}', vms), {
+      message:
+        "spot-restarter:fallbackSizes.build-box-spot must be a non-empty list of VM sizes, got []. " +
+        "Fix: pulumi config set --path 'fallbackSizes.build-box-spot[0]' Standard_D2as_v5",
+    });
+    assert.throws(() => validateFallbackSizes('{"db.primary":["Standard_D2as_v5","D4s v5"]}', vms), {
+      message:
+        'spot-restarter:fallbackSizes.db.primary[1] "D4s v5" is not an Azure VM size name: expected one like ' +
+        "Standard_D2as_v5 (as `az vm list-sizes` prints it). Fix: pulumi config set --path 'fallbackSizes[\"db.primary\"][1]' Standard_D2as_v5",
+    });
+    assert.throws(() => validateFallbackSizes('{"build-box-spot":["Standard_B2s","Standard_B2S"]}', vms), {
+      message:
+        "spot-restarter:fallbackSizes.build-box-spot lists Standard_B2S twice. Fix: pulumi config rm --path 'fallbackSizes.build-box-spot[1]'",
+    });
+    assert.throws(
+      () => validateFallbackSizes("{nope", vms),
+      /Error: spot-restarter:fallbackSizes must be an object/,
+    );
+  });
+
+  it("parseConfig checks it against restartableVms", () => {
+    assert.throws(
+      () => parseConfig({ ...valid, fallbackSizes: '{"build-box-spot":["Standard_D2as_v5"]}' }, "dev"),
+      /is not in spot-restarter:restartableVms/,
+    );
+    assert.deepEqual(
+      parseConfig(
+        {
+          ...valid,
+          restartableVms: '["build-box-spot"]',
+          fallbackSizes: '{"build-box-spot":["Standard_D2as_v5"]}',
+        },
+        "dev",
+      ).fallbackSizes,
+      { "build-box-spot": ["Standard_D2as_v5"] },
     );
   });
 });

@@ -12,6 +12,7 @@ import { parseStackOutputs, StackOutputsError } from "../../runtime/src/install/
 import {
   actionsFor,
   LEAST_PRIVILEGE_ACTIONS,
+  leastPrivilegeActions,
   ROLE_ACTIONS,
   ROLE_FEATURES,
 } from "../../runtime/src/roleActions";
@@ -46,8 +47,26 @@ describe("role actions: one list", () => {
 
   it("covers every permission the runtime names in its errors", () => {
     for (const [operation, action] of Object.entries(requiredPermission)) {
-      assert.ok(LEAST_PRIVILEGE_ACTIONS.includes(action), `${operation}: ${action}`);
+      assert.ok(
+        ROLE_ACTIONS.some((entry) => entry.action === action),
+        `${operation}: ${action}`,
+      );
     }
+  });
+
+  it("grants writing a VM only with fallback sizes (opt-in)", () => {
+    const write = "Microsoft.Compute/virtualMachines/write";
+    assert.ok(!LEAST_PRIVILEGE_ACTIONS.includes(write));
+    assert.ok(!leastPrivilegeActions({ fallbackSizes: false }).includes(write));
+    assert.deepEqual(leastPrivilegeActions({ fallbackSizes: false }), [...LEAST_PRIVILEGE_ACTIONS]);
+    assert.deepEqual(
+      leastPrivilegeActions({ fallbackSizes: true }).filter((a) => !LEAST_PRIVILEGE_ACTIONS.includes(a)),
+      ["Microsoft.Compute/virtualMachines/vmSizes/read", write],
+    );
+    assert.deepEqual(
+      actionsFor(["fallback-size"]).map((entry) => entry.action),
+      ["Microsoft.Compute/virtualMachines/vmSizes/read", write],
+    );
   });
 
   it("is the README's least-privilege table, action for action, with its feature", () => {
@@ -72,7 +91,8 @@ describe("stack output names: one list", () => {
   });
 
   // Every name with a valid value, as the program exports them.
-  const allOutputs = () => stackOutputsFor(certificate, { notifications: [] }) as Record<string, unknown>;
+  const allOutputs = () =>
+    stackOutputsFor(certificate, { notifications: [], fallbackSizes: {} }) as Record<string, unknown>;
 
   it("the installer accepts exactly these outputs", () => {
     const outputs = allOutputs();

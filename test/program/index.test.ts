@@ -25,6 +25,8 @@ before(async () => {
     "spot-restarter:roleMode": "least-privilege",
     "spot-restarter:certificateValidityDays": "180",
     "spot-restarter:certificateRenewalDays": "20",
+    // As `pulumi config set --path 'fallbackSizes.vpn-dev[0]' Standard_D2as_v5` leaves it.
+    "spot-restarter:fallbackSizes": JSON.stringify({ "vpn-dev": ["Standard_D2as_v5", "Standard_D2s_v5"] }),
     // As `pulumi config set --secret --path 'notifications[0].url' …` leaves it: structured config
     // reaches the program as JSON text.
     "spot-restarter:notifications": JSON.stringify([
@@ -54,6 +56,7 @@ describe("index.ts stack outputs", () => {
     assert.equal(await value("resourceGroupName"), "personal-network");
     assert.deepEqual(await value("restartTag"), { name: "AttemptRestartAfterEviction", value: "true" });
     assert.deepEqual(await value("restartableVms"), ["ubuntu-backup-server-spot", "vpn-dev"]);
+    assert.deepEqual(await value("fallbackSizes"), { "vpn-dev": ["Standard_D2as_v5", "Standard_D2s_v5"] });
     const expiresOn = String(await value("certificateExpiresOn"));
     assert.match(expiresOn, RFC3339);
     const days = (new Date(expiresOn).getTime() - Date.now()) / 86_400_000;

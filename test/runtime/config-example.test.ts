@@ -25,9 +25,18 @@ function schemaKeys(schema: unknown, prefix = ""): string[] {
   });
 }
 
+/** Top-level fields whose keys are data, not field names (a record: `fallbackSizes`' "<group>/<vm>" keys). */
+const RECORD_FIELDS = new Set(
+  Object.entries(configSchema.shape).flatMap(([key, value]) => {
+    let def = (value as unknown as { def?: Record<string, unknown> }).def ?? {};
+    while (def.innerType ?? def.in) def = ((def.innerType ?? def.in) as { def: Record<string, unknown> }).def;
+    return def.type === "record" ? [key] : [];
+  }),
+);
+
 function exampleKeys(value: unknown, prefix = ""): string[] {
   if (Array.isArray(value)) return value.flatMap((item) => exampleKeys(item, `${prefix}[]`));
-  if (typeof value !== "object" || value === null) return [];
+  if (typeof value !== "object" || value === null || RECORD_FIELDS.has(prefix)) return [];
   return Object.entries(value).flatMap(([key, inner]) => {
     const path = prefix ? `${prefix}.${key}` : key;
     return [path, ...exampleKeys(inner, path)];

@@ -1,5 +1,6 @@
 // What install writes, as plain data: paths, modes and file contents. Pure functions, so the
 // tests and --dry-run see exactly what a real install would write.
+import { FALLBACK_AFTER_SECONDS } from "../fallback";
 import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 
 /** Absolute paths on the target host; the installer prefixes them with --root. */
@@ -80,6 +81,14 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
     stateDir: PATHS.stateDir,
   };
   if (outputs.notifications && outputs.notifications.length > 0) config.notifications = outputs.notifications;
+  // Opt-in: only a stack with fallbacks makes the runtime resize anything (and grants it the write action).
+  const fallbacks = Object.entries(outputs.fallbackSizes ?? {});
+  if (fallbacks.length > 0) {
+    config.fallbackSizes = Object.fromEntries(
+      fallbacks.map(([vm, sizes]) => [`${outputs.resourceGroupName}/${vm}`, sizes]),
+    );
+    config.fallbackAfterSeconds = FALLBACK_AFTER_SECONDS;
+  }
   if (cloud) {
     config.cloud = {
       authorityHost: cloud.authorityHost,

@@ -5,6 +5,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { jsonErrorPosition } from "../config";
 import { notificationChannelSchema, resourceGroupNamePattern } from "../configSchema";
+import { VM_SIZE_PATTERN } from "../fallback";
 import type { StackOutputName } from "../stackOutputNames";
 import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../text";
 
@@ -29,6 +30,8 @@ export interface StackOutputs {
   installCommand?: string;
   /** Secret (each URL carries a token): never print it. Absent from stacks deployed before notifications. */
   notifications?: Array<{ type: string; url: string; events?: string[] }>;
+  /** VM name -> fallback sizes (`{}` or absent: none; absent from stacks deployed before fallbacks). */
+  fallbackSizes?: Record<string, string[]>;
   /** Not a Pulumi output: added by hand (or by the demo) to reach a sovereign cloud or the emulator. */
   cloud?: CloudEndpoints;
 }
@@ -67,6 +70,8 @@ const EXPECTED: Record<StackOutputName | "cloud", string> & Record<keyof StackOu
   installCommand: "a string (the ready-to-paste install command)",
   notifications:
     'a list of channels like [{"type": "ntfy", "url": "https://..."}] (pulumi config spot-restarter:notifications)',
+  fallbackSizes:
+    'an object from VM name to VM sizes like {"build-box-spot": ["Standard_D2as_v5"]} (pulumi config spot-restarter:fallbackSizes)',
   cloud:
     'an object {"authorityHost": "https://...", "armEndpoint": "https://...", "audience"?: "https://..."}',
 };
@@ -84,6 +89,7 @@ const stackOutputsSchema = z.object({
   certificateExpiresOn: z.iso.datetime({ offset: true }),
   installCommand: z.string().optional(),
   notifications: z.array(notificationChannelSchema).optional(),
+  fallbackSizes: z.record(z.string().min(1), z.array(z.string().regex(VM_SIZE_PATTERN)).min(1)).optional(),
   cloud: z
     .object({ authorityHost: httpsUrl, armEndpoint: httpsUrl, audience: httpsUrl.optional() })
     .optional(),
