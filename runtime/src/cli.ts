@@ -9,6 +9,7 @@ import {
   verifyAuthentication,
 } from "./auth";
 import { createArmVmApi, createRequestCounter } from "./azure";
+import { BudgetTracker } from "./budgets";
 import { CauseGate } from "./causeGate";
 import { createArmCauseSource } from "./causeSource";
 import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEviction } from "./commands";
@@ -358,7 +359,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
     }
     try {
       const counter = createRequestCounter();
-      const api = createArmVmApi(config, credential, { counter, policies: sinks?.armPolicies });
+      // Every ARM answer's remaining-budget headers (budgets.ts): the loop slows down on them,
+      // `status` and the metrics show the lowest.
+      const budget = new BudgetTracker();
+      sinks?.watchBudgets(budget);
+      const api = createArmVmApi(config, credential, {
+        counter,
+        policies: [budget.policy, ...(sinks?.armPolicies ?? [])],
+      });
       const store = createFileStateStore(config.stateDir);
       const settings: RestarterSettings = {
         resourceGroups: config.resourceGroups,
@@ -378,6 +386,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
           signal,
           Date.now(),
           await readPauses(config.stateDir).catch(() => []),
+          budget,
         );
         process.stdout.write(
           values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report),
@@ -419,11 +428,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
         },
         now: Date.now,
       });
-      const restarter = new Restarter({ api, store, events, settings, counter, causeGate });
+      const restarter = new Restarter({ api, store, events, settings, counter, causeGate, budget });
       if (command === "once" && values["dry-run"]) {
         // A dry run decides from the state file but writes nothing, so it needs no lock.
         await restarter.init();
-        const { summary } = await runOnce({ restarter, counter, tag: config.tag }, signal, { dryRun: true });
+        const { summary } = await runOnce({ restarter, counter, budget, tag: config.tag }, signal, {
+          dryRun: true,
+        });
         if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         return exitCodes.ok;
       }

@@ -3,6 +3,7 @@
 
 import type { ArmRequestCounts, RequestCounter, VmApi } from "./azure";
 import { describeAzureError } from "./azure";
+import { type BudgetReading, type BudgetTracker, describeReading } from "./budgets";
 import {
   classifyStartOutcome,
   isRestartCandidate,
@@ -47,6 +48,8 @@ export interface OnceSummary {
   };
   /** HTTP requests sent to ARM by this process (SDK retries and LRO polls included). */
   readonly armRequests: ArmRequestCounts | null;
+  /** The lowest remaining throttling budget Azure reported to this process (budgets.ts). */
+  readonly lowestBudget: BudgetSummary | null;
   /** Set when a start ran into a fatal error (missing permission). */
   readonly error: string | null;
 }
@@ -72,9 +75,21 @@ export interface VmSummary {
   } | null;
 }
 
+/** A remaining budget as Azure reported it: `policy` e.g. `Microsoft.Compute/HighCostGet3Min`. */
+export interface BudgetSummary {
+  readonly policy: string;
+  readonly remaining: number;
+  readonly full: number;
+  readonly at: string;
+}
+
+const budgetSummary = (r: BudgetReading | undefined): BudgetSummary | null =>
+  r ? { policy: r.policy, remaining: r.remaining, full: r.full, at: new Date(r.at).toISOString() } : null;
+
 export interface OnceDeps {
   readonly restarter: Restarter;
   readonly counter?: RequestCounter;
+  readonly budget?: BudgetTracker;
   readonly tag: RestartTag;
   readonly now?: () => number;
 }
@@ -102,7 +117,7 @@ export async function runOnce(
 export function buildSummary(
   cycle: CycleReport,
   results: readonly StartResult[],
-  deps: Pick<OnceDeps, "counter" | "tag" | "restarter">,
+  deps: Pick<OnceDeps, "counter" | "tag" | "restarter" | "budget">,
   dryRun: boolean,
   startedAt: number,
   finishedAt: number,
@@ -155,6 +170,7 @@ export function buildSummary(
       requestSpreadMs: requested.length ? Math.max(...requested) - Math.min(...requested) : null,
     },
     armRequests: deps.counter?.snapshot() ?? null,
+    lowestBudget: budgetSummary(deps.budget?.lowest()),
     error: fatal ? fatal.message : null,
   };
 }
@@ -175,6 +191,7 @@ export function lockedSummary(dryRun: boolean, at: number): OnceSummary {
     vms: [],
     starts: { issued: 0, succeeded: 0, failed: 0, unfinished: 0, requestSpreadMs: null },
     armRequests: null,
+    lowestBudget: null,
     error: null,
   };
 }
@@ -210,6 +227,8 @@ export interface StatusReport {
   readonly generatedAt: string;
   readonly throttledUntil: string | null;
   readonly vms: StatusRow[];
+  /** The lowest remaining throttling budget Azure reported to status's own reads (shared by every client of the subscription). */
+  readonly lowestBudget: BudgetSummary | null;
   /** Problems reading live state (the rows then come from the state file only). */
   readonly errors: string[];
 }
@@ -225,6 +244,7 @@ export async function collectStatus(
   signal: AbortSignal,
   now = Date.now(),
   pauses: readonly Pause[] = [],
+  budget?: BudgetTracker,
 ): Promise<StatusReport> {
   const { state } = await store.load();
   const errors: string[] = [];
@@ -301,6 +321,7 @@ export async function collectStatus(
     throttledUntil:
       state.throttledUntil !== undefined && state.throttledUntil > now ? iso(state.throttledUntil) : null,
     vms: [...rows.values()],
+    lowestBudget: budgetSummary(budget?.lowest()),
     errors,
   };
 }
@@ -339,6 +360,8 @@ export function formatStatusTable(report: StatusReport): string {
   const out = [fmt(header), ...lines.map(fmt)];
   if (report.vms.length === 0) out.push("(no tagged Spot VMs found)");
   if (report.throttledUntil) out.push(`ARM throttling: no requests until ${report.throttledUntil}`);
+  if (report.lowestBudget)
+    out.push(`Lowest Azure budget left: ${describeReading({ ...report.lowestBudget, at: 0 })}`);
   for (const error of report.errors) out.push(`warning: ${error}`);
   return `${out.join("\n")}\n`;
 }

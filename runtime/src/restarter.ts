@@ -4,6 +4,7 @@
 // it). Every state change is an event on the EventBus (events.ts); the log, notifications and
 // metrics subscribe to it.
 import type { RequestCounter, VmApi } from "./azure";
+import type { BudgetGauge } from "./budgets";
 import type { CauseGate } from "./causeGate";
 import { type Clock, systemClock } from "./clock";
 import {
@@ -62,6 +63,8 @@ export interface RestarterDeps {
   readonly counter?: RequestCounter;
   /** Why is it deallocated, and does that mean "start"? (owner stops, pauses; cause.ts). Absent = start every deallocation. */
   readonly causeGate?: CauseGate;
+  /** The remaining budgets Azure reports (budgets.ts): low ones defer reads that can wait and slow starts. */
+  readonly budget?: BudgetGauge;
 }
 
 export interface CycleReport {
@@ -109,6 +112,7 @@ export class Restarter {
       rng: this.rng,
       retry: this.retry,
       pacer: this.pacer,
+      budget: deps.budget,
       maxConcurrentStarts: deps.settings.maxConcurrentStarts,
       startTimeoutMs: deps.settings.startTimeoutMs,
       onRetryScheduled: () => this.onRetryScheduled?.(),
@@ -178,7 +182,19 @@ export class Restarter {
       // A VM we are starting is not read again: its start's outcome will tell.
       remembered: (vm) => {
         const key = vmKey(vm.resourceGroup, vm.name);
-        return this.follower.has(key) ? { powerState: this.state.vms[key]?.powerState } : undefined;
+        if (this.follower.has(key)) return { powerState: this.state.vms[key]?.powerState };
+        // Azure reports a read budget running low: a VM that waits for its retry anyway is not read
+        // (it could not be started this cycle); it is read again once due, or once the budget recovers.
+        const record = this.state.vms[key];
+        if (
+          this.deps.budget?.readsLow() &&
+          record?.powerState === "deallocated" &&
+          record.backoffUntil !== undefined &&
+          record.backoffUntil > startedAt
+        ) {
+          return { powerState: record.powerState };
+        }
+        return undefined;
       },
     });
     const groups = discovered.map((group) => this.ledger.absorb(group, this.follower));
@@ -276,6 +292,8 @@ export class Restarter {
             );
             const throttledUntil = this.state.throttledUntil;
             if (throttledUntil !== undefined) wakeAt = Math.max(wakeAt, throttledUntil);
+            // A read budget running low: no cycle earlier than the interval (each lists every group).
+            if (this.deps.budget?.readsLow()) wakeAt = Math.max(wakeAt, regularAt);
             if (!(await this.sleepUnlessFatal(wakeAt - this.clock.now(), signal)) || this.fatal) break;
           }
         } catch {

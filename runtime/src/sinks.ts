@@ -1,6 +1,7 @@
 // The sinks beside the log, built from the config for `once` and `run`: notifications and metrics.
 // cli.ts only calls these; what each sink does lives in notify/ and metrics/.
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import type { BudgetTracker } from "./budgets";
 import type { RuntimeConfig } from "./config";
 import type { EventBus } from "./events";
 import type { Logger } from "./log";
@@ -20,6 +21,8 @@ export interface Sinks {
   /** More ARM pipeline policies (the metrics' request counter). */
   readonly armPolicies: PipelinePolicy[];
   setCertificateExpiry(notAfter: Date): void;
+  /** The metrics follow the remaining budgets Azure reports. */
+  watchBudgets(tracker: BudgetTracker): void;
   /** Opens the metrics listener (run only); a port in use is logged, not fatal. */
   start(): Promise<void>;
   /** Writes the textfile, waits for queued notifications (bounded), closes the listener. */
@@ -77,6 +80,7 @@ export function createSinks(
   return {
     armPolicies: metrics ? [metrics.armPolicy] : [],
     setCertificateExpiry: (notAfter) => metrics?.setCertificateExpiry(notAfter),
+    watchBudgets: (tracker) => metrics?.watchBudgets(tracker),
     async start() {
       const listen = config.metrics?.listen;
       if (!metrics || !listen || options.command !== "run") return;

@@ -1,9 +1,11 @@
 // Starting a VM and following the start to its outcome, without holding up the next cycle: a bounded
 // number of start requests at once (semaphore.ts), paced across the fleet (schedule.ts), each ending
 // in a record change (transitions.ts) that the Ledger keeps.
+
 import { isCredentialError } from "./authFailure";
 import type { VmApi } from "./azure";
 import { describeAzureError } from "./azure";
+import type { BudgetGauge } from "./budgets";
 import type { Clock } from "./clock";
 import { classifyStartOutcome, type ObservedVm, type VmRecord, vmKey } from "./decisions";
 import type { Ledger } from "./ledger";
@@ -30,6 +32,8 @@ export interface StartFollowerDeps {
   readonly rng: () => number;
   readonly retry: RetryPolicy;
   readonly pacer: StartPacer;
+  /** Slows the pacer as Azure's write budgets run low (budgets.ts). */
+  readonly budget?: BudgetGauge;
   readonly maxConcurrentStarts: number;
   readonly startTimeoutMs: number;
   /** A start ended with a retry scheduled (the loop may wake earlier for it). */
@@ -88,6 +92,8 @@ export class StartFollower {
     let outcome: StartEnd;
     try {
       release = await this.slots.acquire(signal);
+      // Starts slow down as Azure's write budgets run low, before Azure throttles them.
+      if (this.deps.budget) this.deps.pacer.setSlowdown(this.deps.budget.startSlowdown());
       await this.deps.pacer.take(signal);
       // Stopped while waiting for a slot or the pacer (a fatal error, SIGTERM): no start request then.
       signal.throwIfAborted();

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SeedVirtualMachine } from "../../emulator/index";
+import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
 import { parseConfig, type RuntimeConfig } from "../../runtime/src/config";
 
@@ -51,6 +51,8 @@ export async function startWorld(
     annotationDelaySeconds?: number;
     role?: "contributor" | "reader" | "least-privilege" | "none";
     config?: Record<string, unknown>;
+    /** More seed fields (e.g. `rateLimits`). */
+    seed?: Partial<EmulatorSeed>;
   } = {},
 ): Promise<World> {
   const t = await startTestEmulator(
@@ -61,6 +63,7 @@ export async function startWorld(
         evictionDelaySeconds: 0,
         annotationDelaySeconds: options.annotationDelaySeconds ?? 0,
       },
+      ...options.seed,
     },
     { role: options.role ?? "contributor" },
   );

@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:http";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { requestKind } from "../azure";
+import { type BudgetTracker, remainingShare } from "../budgets";
 import type { EventSink } from "../events";
 import type { Logger } from "../log";
 import { metricNames } from "./names";
@@ -24,6 +25,8 @@ export interface Metrics {
   /** Counts every ARM request attempt by operation and answer (an HTTP status, or an error code). */
   readonly armPolicy: PipelinePolicy;
   setCertificateExpiry(notAfter: Date): void;
+  /** Follows the remaining budgets Azure reports (budgets.ts). */
+  watchBudgets(tracker: BudgetTracker): void;
   /** The Prometheus text exposition. */
   render(): Promise<string>;
 }
@@ -75,6 +78,24 @@ export function createMetrics(): Metrics {
     name: metricNames.certificateExpiryTimestamp,
     help: "When the service principal's certificate expires (Unix seconds).",
     registers: [registry],
+  });
+
+  const budgetRemaining = new Gauge({
+    name: metricNames.armBudgetRemaining,
+    help: "Requests left in an Azure throttling budget as Azure last reported it (x-ms-ratelimit-remaining-*), by policy.",
+    labelNames: ["policy"],
+    registers: [registry],
+  });
+  let budgets: BudgetTracker | undefined;
+  new Gauge({
+    name: metricNames.armBudgetLowestRatio,
+    help: "The lowest share (0-1) left of any Azure throttling budget reported within its window; absent before the first answer.",
+    registers: [registry],
+    collect() {
+      const lowest = budgets?.lowest();
+      if (lowest) this.set(remainingShare(lowest));
+      else this.reset();
+    },
   });
 
   const sink: EventSink = (event) => {
@@ -129,6 +150,10 @@ export function createMetrics(): Metrics {
     sink,
     armPolicy,
     setCertificateExpiry: (notAfter) => certificateExpiry.set(notAfter.getTime() / 1000),
+    watchBudgets(tracker) {
+      budgets = tracker;
+      tracker.onReading((reading) => budgetRemaining.set({ policy: reading.policy }, reading.remaining));
+    },
     render: () => registry.metrics(),
   };
 }

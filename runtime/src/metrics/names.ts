@@ -9,6 +9,8 @@ export const metricNames = {
   cycleDuration: "spot_restarter_cycle_duration_seconds",
   lastCycleTimestamp: "spot_restarter_last_cycle_timestamp_seconds",
   certificateExpiryTimestamp: "spot_restarter_certificate_expiry_timestamp_seconds",
+  armBudgetRemaining: "spot_restarter_arm_budget_remaining",
+  armBudgetLowestRatio: "spot_restarter_arm_budget_lowest_ratio",
 } as const;
 
 export const metricNameList = Object.values(metricNames);

@@ -1,0 +1,169 @@
+// The remaining budgets Azure reports on every answer, read by the runtime (budgets.ts) through the
+// real @azure/arm-compute client against the emulator over HTTPS: the lowest one in `status`, the
+// `once` summary and the metrics; reads that can wait are deferred and starts slow down when low.
+// The emulator counts down the policies as Compute does (emulator/rateLimit.ts); a seed's lower
+// `limits` stand for a subscription whose budget other clients have mostly spent.
+import "reflect-metadata";
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createCredential } from "../../runtime/src/auth";
+import { createArmVmApi, createRequestCounter } from "../../runtime/src/azure";
+import { BudgetTracker, parseBudgetHeaders } from "../../runtime/src/budgets";
+import { collectStatus, formatStatusTable, runOnce } from "../../runtime/src/commands";
+import { silentLogger } from "../../runtime/src/log";
+import { createMetrics } from "../../runtime/src/metrics/index";
+import { Restarter, type RestarterSettings } from "../../runtime/src/restarter";
+import { createFileStateStore } from "../../runtime/src/state";
+import { resourceGroup, spotVm, startWorld, type World } from "./harness";
+
+const never = new AbortController().signal;
+
+function wire(world: World, budget: BudgetTracker | undefined) {
+  const config = { ...world.config, armMaxRetries: 0 };
+  const credential = createCredential(config, { pem: world.principal.pem } as Parameters<
+    typeof createCredential
+  >[1]);
+  const counter = createRequestCounter();
+  const api = createArmVmApi(config, credential, {
+    counter,
+    pollIntervalMs: 100,
+    policies: budget ? [budget.policy] : [],
+  });
+  const settings: RestarterSettings = {
+    resourceGroups: config.resourceGroups,
+    tag: config.tag,
+    maxConcurrentStarts: 10,
+    backoff: { initialMs: 60_000, maxMs: 1_800_000 },
+    startTimeoutMs: 20_000,
+    intervalMs: 1_000,
+  };
+  const store = createFileStateStore(world.stateDir);
+  const restarter = new Restarter({ api, store, log: silentLogger, settings, counter, budget });
+  return { api, counter, restarter, store, settings, config };
+}
+
+describe("parsing the remaining-budget headers", () => {
+  it("reads every policy of a Compute answer and ARM's counts (values from real answers)", () => {
+    // Azure/azure-sdk-for-js arm-compute recordings and the "Troubleshooting API throttling errors" page.
+    const headers: Record<string, string> = {
+      "x-ms-ratelimit-remaining-resource":
+        "Microsoft.Compute/HighCostGet3Min;133,Microsoft.Compute/HighCostGet30Min;657",
+      "x-ms-ratelimit-remaining-subscription-reads": "11999",
+    };
+    assert.deepEqual(
+      parseBudgetHeaders((name) => headers[name]),
+      [
+        { policy: "Microsoft.Compute/HighCostGet3Min", remaining: 133 },
+        { policy: "Microsoft.Compute/HighCostGet30Min", remaining: 657 },
+        { policy: "subscription-reads", remaining: 11999 },
+      ],
+    );
+    assert.deepEqual(
+      parseBudgetHeaders((name) =>
+        name === "x-ms-ratelimit-remaining-resource" ? "garbage;;,x;1" : undefined,
+      ),
+      [],
+    );
+  });
+});
+
+describe("budgets against the emulator", () => {
+  let plenty: World;
+  let scarce: World;
+  before(async () => {
+    plenty = await startWorld([spotVm("backup")]);
+    // Another client has spent most of the List budget (10 of 140 left this window) and of PutVM (30 of 240).
+    scarce = await startWorld([spotVm("backup"), spotVm("builder"), spotVm("no-capacity")], {
+      seed: { rateLimits: { limits: { HighCostGet3Min: 10, PutVM3Min: 30 } } },
+    });
+  });
+  after(async () => {
+    await plenty.emulator.stop();
+    await scarce.emulator.stop();
+  });
+
+  it("reads the headers of every answer; with plenty left nothing is low", async () => {
+    const budget = new BudgetTracker();
+    const { api } = wire(plenty, budget);
+    await api.listVms(resourceGroup, never);
+    const lowest = budget.lowest();
+    assert.equal(lowest?.policy, "Microsoft.Compute/HighCostGet3Min");
+    assert.equal(lowest?.remaining, 139);
+    assert.equal(lowest?.full, 140);
+    await api.readInstanceState(resourceGroup, "backup", never);
+    const policies = budget.current().map((r) => r.policy);
+    for (const policy of [
+      "Microsoft.Compute/HighCostGet30Min",
+      "Microsoft.Compute/LowCostGet3Min",
+      "Microsoft.Compute/LowCostGet30Min",
+      "subscription-reads",
+    ]) {
+      assert.ok(policies.includes(policy), `${policy} in ${policies.join(", ")}`);
+    }
+    assert.equal(budget.readsLow(), false);
+    assert.equal(budget.startSlowdown(), 1);
+  });
+
+  it("status shows the lowest budget; the metrics expose each policy and the lowest share", async () => {
+    const budget = new BudgetTracker();
+    const metrics = createMetrics();
+    metrics.watchBudgets(budget);
+    const { api, store, settings } = wire(scarce, budget);
+    const report = await collectStatus(api, store, settings, never, Date.now(), [], budget);
+    assert.equal(report.lowestBudget?.policy, "Microsoft.Compute/HighCostGet3Min");
+    assert.equal(report.lowestBudget?.remaining, 9);
+    assert.match(
+      formatStatusTable(report),
+      /^Lowest Azure budget left: Microsoft\.Compute\/HighCostGet3Min 9 of 140 \(6%\)$/m,
+    );
+    assert.equal(budget.readsLow(), true, "9 of 140 is below a quarter");
+    const text = await metrics.render();
+    assert.match(
+      text,
+      /^spot_restarter_arm_budget_remaining\{policy="Microsoft\.Compute\/HighCostGet3Min"\} 9$/m,
+    );
+    const ratio = Number(/^spot_restarter_arm_budget_lowest_ratio ([0-9.e-]+)$/m.exec(text)?.[1]);
+    assert.ok(Math.abs(ratio - 9 / 140) < 1e-9, `ratio ${ratio}`);
+  });
+
+  it("with a read budget low, a VM waiting for its retry is not read; one due is; starts slow down as PutVM runs low", async () => {
+    await scarce.control.addFaults({ vm: "no-capacity", startFailsWith: "AllocationFailed" });
+    const budget = new BudgetTracker();
+    const { restarter, counter, config } = wire(scarce, budget);
+    await restarter.init();
+    const first = await runOnce({ restarter, counter, budget, tag: config.tag }, never, { dryRun: false });
+    assert.equal(first.summary.starts.issued, 3);
+    const failed = first.summary.vms.find((vm) => vm.name === "no-capacity");
+    assert.equal(failed?.start?.outcome, "capacity");
+    assert.ok(failed?.start?.backoffUntil, "a capacity failure waits for its retry");
+    // Three starts: PutVM3Min 27 of 240 left (11%): starts go at 27/240 / 0.25 = 45% of the rate.
+    assert.equal(first.summary.lowestBudget?.policy, "Microsoft.Compute/HighCostGet3Min");
+    assert.ok(
+      Math.abs(budget.startSlowdown() - 27 / 240 / 0.25) < 1e-9,
+      `slowdown ${budget.startSlowdown()}`,
+    );
+
+    // Next cycle, reads still low: the VM in backoff is not read (its retry is not due), the others are.
+    await scarce.control.clearRequests();
+    await scarce.control.evict(resourceGroup, "backup");
+    await runOnce({ restarter, counter, budget, tag: config.tag }, never, { dryRun: false });
+    const views = (await scarce.control.requests())
+      .filter((r) => r.method === "GET" && r.path.toLowerCase().endsWith("/instanceview"))
+      .map((r) => r.path.split("/").at(-2));
+    assert.deepEqual(views.sort(), ["backup", "builder"]);
+    // The start of `backup` left with the slowed pacer.
+    assert.ok(Math.abs(restarter.pacer.currentSlowdown - 27 / 240 / 0.25) < 1e-9);
+
+    // Without budget readings (or with plenty left) the VM in backoff is read as before.
+    const unaware = wire(scarce, undefined);
+    await unaware.restarter.init();
+    await scarce.control.clearRequests();
+    await runOnce({ restarter: unaware.restarter, counter: unaware.counter, tag: config.tag }, never, {
+      dryRun: false,
+    });
+    const read = (await scarce.control.requests()).filter(
+      (r) => r.method === "GET" && r.path.toLowerCase().endsWith("/no-capacity/instanceview"),
+    );
+    assert.equal(read.length, 1);
+  });
+});
