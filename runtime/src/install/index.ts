@@ -398,6 +398,23 @@ export function replicationPending(check: DoctorCheck): string | undefined {
   return undefined;
 }
 
+/**
+ * One phrase per thing waited for, the checks it holds back together: "Azure Resource Manager to apply the
+ * new role assignment (permissions on rg, VMs in rg)", not the same words once per check.
+ */
+export function describeWaits(reasons: readonly string[]): string {
+  const byWhat = new Map<string, string[]>();
+  for (const reason of reasons) {
+    const [, what = reason, detail] = /^(.*?) \((.*)\)$/.exec(reason) ?? [];
+    const details = byWhat.get(what) ?? [];
+    if (detail !== undefined && !details.includes(detail)) details.push(detail);
+    byWhat.set(what, details);
+  }
+  return [...byWhat]
+    .map(([what, details]) => (details.length > 0 ? `${what} (${details.join(", ")})` : what))
+    .join("; ");
+}
+
 /** The doctor's JSON report (`doctor --json`), or undefined when the output is not one. */
 function parseDoctorReport(stdout: string): { passed: boolean; checks: DoctorCheck[] } | undefined {
   try {
@@ -483,7 +500,7 @@ async function verifyInstalledConfig(
       waitingFor.every((reason) => reason !== undefined) &&
       elapsedSeconds + intervalMs / 1000 <= waitSeconds
     ) {
-      const what = [...new Set(waitingFor)].join("; ");
+      const what = describeWaits(waitingFor as string[]);
       context.out(
         `  waiting for ${what}: ${elapsedSeconds} s of at most ${waitSeconds} s (attempt ${attempt})`,
       );
