@@ -1,5 +1,6 @@
 // What install writes, as plain data: paths, modes and file contents. Pure functions, so the
 // tests and --dry-run see exactly what a real install would write.
+import type { RuntimeConfigFile } from "../configSchema";
 import { FALLBACK_AFTER_SECONDS } from "../fallback";
 import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 
@@ -68,9 +69,12 @@ export interface PlannedFile {
 
 export type PlannedEntry = PlannedDirectory | PlannedFile;
 
-/** The runtime config file (docs/architecture.md "Runtime config file"). */
+/**
+ * The runtime config file (docs/architecture.md "Runtime config file"), typed as the schema's input
+ * (`RuntimeConfigFile`): the installer cannot write a field the runtime does not know (and would ignore).
+ */
 export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints | undefined): string {
-  const config: Record<string, unknown> = {
+  const config: RuntimeConfigFile = {
     tenantId: outputs.tenantId,
     clientId: outputs.clientId,
     subscriptionId: outputs.subscriptionId,

@@ -5,6 +5,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { jsonErrorPosition } from "../config";
 import { notificationChannelSchema, resourceGroupNamePattern } from "../configSchema";
+import { ConfigError } from "../errors";
 import { VM_SIZE_PATTERN } from "../fallback";
 import type { StackOutputName } from "../stackOutputNames";
 import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../text";
@@ -29,7 +30,7 @@ export interface StackOutputs {
   /** For people (the pipe to paste); the installer does not read it, so hand-written outputs may omit it. */
   installCommand?: string;
   /** Secret (each URL carries a token): never print it. Absent from stacks deployed before notifications. */
-  notifications?: Array<{ type: string; url: string; events?: string[] }>;
+  notifications?: Array<z.output<typeof notificationChannelSchema>>;
   /** VM name -> fallback sizes (`{}` or absent: none; absent from stacks deployed before fallbacks). */
   fallbackSizes?: Record<string, string[]>;
   /** Not a Pulumi output: added by hand (or by the demo) to reach a sovereign cloud or the emulator. */
@@ -43,13 +44,12 @@ export interface CertificateSummary {
   notAfter: Date;
 }
 
-export class StackOutputsError extends Error {
+export class StackOutputsError extends ConfigError {
   constructor(
     readonly problems: string[],
     options?: ErrorOptions,
   ) {
     super(`the stack outputs are not usable:\n${problems.map((p) => `  - ${p}`).join("\n")}`, options);
-    this.name = "StackOutputsError";
   }
 }
 
