@@ -1,9 +1,12 @@
 // The step between "this tagged Spot VM is deallocated and startable" and "start it": asks Azure why
 // (causeSource.ts: one Resource Graph query per cycle for every candidate that needs it, one Activity
 // Log query per resource group where the annotation is missing or stale), reads the owner's pauses, and
-// applies the pure decision of cause.ts. Logs each leave-alone once per deallocation. A signal that
-// cannot be read (permission missing, throttled, down) is warned about once and degrades to "unknown":
-// the VM is started after unknownCauseAfterSeconds, as before this feature, never left down silently.
+// applies the pure decision of cause.ts. What it decides is told as typed events (events.ts), created
+// here where the decision is made: `vm-evicted` once per deallocation when it starts a VM (Azure evicted
+// it, or nothing explained it within unknownCauseAfterSeconds), `vm-left-alone` once per deallocation
+// when it leaves one (owner's stop, pause, hibernation). A signal that cannot be read (permission
+// missing, throttled, down) is reported once and degrades to "unknown": the VM is started after
+// unknownCauseAfterSeconds, as before this feature, never left down silently.
 import { describeAzureError } from "./azure";
 import {
   type CauseDecision,
@@ -17,7 +20,7 @@ import {
 } from "./cause";
 import type { CauseSource } from "./causeSource";
 import { type VmRecord, vmKey } from "./decisions";
-import type { Logger } from "./log";
+import type { RestarterEvent } from "./events";
 import { type Pause, pauseFor } from "./pause";
 import { ROLE_ACTIONS } from "./roleActions";
 
@@ -32,7 +35,6 @@ export interface CauseGateSettings {
 export interface CauseGateDeps {
   readonly source?: CauseSource;
   readonly readPauses: () => Promise<Pause[]>;
-  readonly log: Logger;
   readonly settings: CauseGateSettings;
   readonly now: () => number;
 }
@@ -50,20 +52,43 @@ type SignalName = "resource-graph" | "activity-log";
 
 export class CauseGate {
   private readonly troubles = new Map<SignalName, string>();
+  private emit: (event: RestarterEvent) => void = () => {};
 
   constructor(private readonly deps: CauseGateDeps) {}
 
-  /** Decides every candidate; updates its record (cause, logging marks). */
+  /**
+   * The gate of a loop that has none configured: every deallocation is started (as the original
+   * script did), announced once as `vm-evicted` (cause `deallocated`).
+   */
+  static startingEveryDeallocation(now: () => number): CauseGate {
+    return new CauseGate({
+      readPauses: async () => [],
+      settings: {
+        restartWhen: "deallocated",
+        unknownCauseAfterMs: 0,
+        subscriptionId: "",
+        self: { clientId: "" },
+      },
+      now,
+    });
+  }
+
+  /**
+   * Decides every candidate; updates its record (cause, once-per-deallocation marks) and tells what it
+   * decided through `emit`.
+   */
   async decide(
     candidates: readonly GateCandidate[],
     recordOf: (candidate: GateCandidate) => CauseRecord,
     signal: AbortSignal,
+    emit: (event: RestarterEvent) => void = () => {},
   ): Promise<Map<string, CauseDecision>> {
+    this.emit = emit;
     const { settings } = this.deps;
     const now = this.deps.now();
     const decisions = new Map<string, CauseDecision>();
     if (candidates.length === 0) return decisions;
-    const pauses = await this.readPauses();
+    const pauses = await this.readPauses(now);
     const evidence = new Map<string, CauseEvidence[]>();
     const needing: GateCandidate[] = [];
     for (const candidate of candidates) {
@@ -94,17 +119,17 @@ export class CauseGate {
         ...(paused ? { pause: paused.until !== undefined ? { until: paused.until } : {} } : {}),
       });
       if ("evidence" in decision && decision.evidence) record.cause = decision.evidence;
-      this.report(candidate, record, decision);
+      this.report(candidate, record, decision, now);
       decisions.set(key(candidate), decision);
     }
     return decisions;
   }
 
-  private async readPauses(): Promise<Pause[]> {
+  private async readPauses(now: number): Promise<Pause[]> {
     try {
       return await this.deps.readPauses();
     } catch (error) {
-      this.deps.log.warn("pauses-unreadable", {}, `cannot read the pauses file: ${(error as Error).message}`);
+      this.emit({ type: "pauses-unreadable", at: now, message: (error as Error).message });
       return [];
     }
   }
@@ -184,7 +209,7 @@ export class CauseGate {
   private signalOk(name: SignalName): void {
     if (!this.troubles.has(name)) return;
     this.troubles.delete(name);
-    this.deps.log.info("cause-signal-back", { signal: name }, `${signalLabel[name]} answers again`);
+    this.emit({ type: "cause-signal-back", at: this.deps.now(), signal: name, label: signalLabel[name] });
   }
 
   /** Warned once per kind of failure, not per cycle; the decision degrades to "unknown". */
@@ -204,82 +229,93 @@ export class CauseGate {
         (name === "activity-log") === entry.action.startsWith("Microsoft.Insights/"),
     )?.action;
     const fallback = `deallocated VMs nothing explains are started after ${Math.round(this.deps.settings.unknownCauseAfterMs / 1000)} s, as if evicted`;
-    if (forbidden) {
-      this.deps.log.warn(
-        "permission-missing",
-        { signal: name, permission: action },
-        `the service principal cannot read ${signalLabel[name]} (it lacks ${action}); an owner's stop may go unrecognised: ${fallback}`,
-      );
+    const at = this.deps.now();
+    if (forbidden && action) {
+      this.emit({
+        type: "permission-missing",
+        at,
+        action,
+        signal: name,
+        message: `the service principal cannot read ${signalLabel[name]} (it lacks ${action}); an owner's stop may go unrecognised: ${fallback}`,
+      });
     } else {
-      this.deps.log.warn(
-        "cause-signal-failed",
-        { signal: name, code: kind },
-        `reading ${signalLabel[name]} failed (${facts.message}); ${fallback}; retrying every cycle`,
-      );
+      this.emit({
+        type: "cause-signal-failed",
+        at,
+        signal: name,
+        code: kind,
+        message: `reading ${signalLabel[name]} failed (${facts.message}); ${fallback}; retrying every cycle`,
+      });
     }
   }
 
-  private report(candidate: GateCandidate, record: CauseRecord, decision: CauseDecision): void {
-    const { log } = this.deps;
-    const vm = `${candidate.resourceGroup}/${candidate.name}`;
-    const once = (marker: string, write: () => void) => {
+  /** Tells what was decided: each leave-alone and wait once per deallocation, `vm-evicted` once per deallocation. */
+  private report(candidate: GateCandidate, record: CauseRecord, decision: CauseDecision, now: number): void {
+    const ref = { resourceGroup: candidate.resourceGroup, vm: candidate.name, at: now };
+    const once = (marker: string, event: RestarterEvent) => {
       if (record.leftAloneLogged === marker) return;
       record.leftAloneLogged = marker;
-      write();
+      this.emit(event);
     };
-    const iso = (ms: number) => new Date(ms).toISOString();
     switch (decision.action) {
       case "leave-alone":
         if (decision.reason === "owner-deallocated") {
           const { evidence } = decision;
-          once(`owner:${evidence.at}`, () =>
-            log.info(
-              "vm-left-alone",
-              { vm, reason: decision.reason, by: evidence.by, source: evidence.source },
-              `deallocated by its owner${evidence.by ? ` (${evidence.by})` : ""} at ${iso(evidence.at)}; not restarting`,
-            ),
-          );
+          once(`owner:${evidence.at}`, {
+            type: "vm-left-alone",
+            ...ref,
+            reason: "owner-deallocated",
+            occurredAt: evidence.at,
+            source: evidence.source,
+            ...(evidence.by ? { by: evidence.by } : {}),
+          });
         } else if (decision.reason === "paused") {
-          once(`paused:${decision.until ?? "resume"}`, () =>
-            log.info(
-              "vm-left-alone",
-              { vm, reason: "paused", until: decision.until ? iso(decision.until) : "resume" },
-              decision.until
-                ? `paused until ${iso(decision.until)}; not restarting`
-                : "paused until `resume`; not restarting",
-            ),
-          );
+          once(`paused:${decision.until ?? "resume"}`, {
+            type: "vm-left-alone",
+            ...ref,
+            reason: "paused",
+            ...(decision.until !== undefined ? { until: decision.until } : {}),
+          });
         } else {
-          once("hibernated", () =>
-            log.info("vm-left-alone", { vm, reason: "hibernated" }, "hibernated by a person; not restarting"),
-          );
+          once("hibernated", { type: "vm-left-alone", ...ref, reason: "hibernated" });
         }
         return;
       case "wait":
-        once(`wait:${decision.until}`, () =>
-          log.info(
-            "cause-unknown",
-            { vm, until: iso(decision.until) },
-            `deallocated and Azure does not say why yet; waiting for Resource Health or the Activity Log, starting it at ${iso(decision.until)} at the latest`,
-          ),
-        );
+        once(`wait:${decision.until}`, { type: "cause-pending", ...ref, until: decision.until });
         return;
-      case "start":
+      case "start": {
         record.leftAloneLogged = undefined;
+        // Once per deallocation: a start that fails and is retried after its backoff is not a new eviction.
+        const deallocation = record.evictedSince ?? -1;
+        if (record.evictionAnnouncedFor === deallocation) return;
+        record.evictionAnnouncedFor = deallocation;
         if (decision.cause === "unknown") {
-          log.warn(
-            "cause-unknown-starting",
-            { vm, waitedSeconds: Math.round(decision.waitedMs / 1000) },
-            "nothing says why this VM is deallocated; starting it as if evicted",
-          );
+          this.emit({
+            type: "vm-evicted",
+            ...ref,
+            cause: "unknown",
+            waitedSeconds: Math.round(decision.waitedMs / 1000),
+          });
         } else if (decision.cause === "evicted") {
-          log.info(
-            "vm-evicted",
-            { vm, at: iso(decision.evidence.at), source: decision.evidence.source },
-            `Azure evicted it at ${iso(decision.evidence.at)}; starting it`,
-          );
+          this.emit({
+            type: "vm-evicted",
+            ...ref,
+            cause: "evicted",
+            occurredAt: decision.evidence.at,
+            source: decision.evidence.source,
+          });
+        } else {
+          this.emit({
+            type: "vm-evicted",
+            ...ref,
+            cause: "deallocated",
+            ...(decision.evidence
+              ? { occurredAt: decision.evidence.at, source: decision.evidence.source }
+              : {}),
+          });
         }
         return;
+      }
     }
   }
 }

@@ -419,7 +419,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
           ? { source: createArmCauseSource(config, credential, { counter }) }
           : {}),
         readPauses: () => readPauses(config.stateDir),
-        log,
         settings: {
           restartWhen: config.restartWhen,
           unknownCauseAfterMs: config.unknownCauseAfterSeconds * 1000,

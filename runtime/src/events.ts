@@ -29,16 +29,25 @@ export interface VmRef {
 export type LeftAloneReason = "owner-deallocated" | "hibernated" | "paused" | "conflict";
 
 export type RestarterEvent =
-  /** A tagged Spot VM was seen deallocated, and Azure (or nothing yet) explains it as an eviction. */
+  /**
+   * The cause gate (causeGate.ts) decided to start a deallocated tagged Spot VM; once per deallocation.
+   * Never emitted for a VM its owner deallocated (that is `vm-left-alone`).
+   */
   | (VmRef & {
       readonly type: "vm-evicted";
       readonly at: number;
-      /** `evicted`: Azure says so; `unknown`: no signal (yet), started after the bounded wait. */
-      readonly cause: "evicted" | "unknown";
+      /**
+       * `evicted`: Azure says so (Resource Health); `unknown`: nothing explained the deallocation within
+       * unknownCauseAfterSeconds, so it is started as if evicted; `deallocated`: `restartWhen: "deallocated"`
+       * starts every deallocation, whatever its cause.
+       */
+      readonly cause: "evicted" | "unknown" | "deallocated";
       /** When Azure says the eviction happened (ms since epoch), if known. */
       readonly occurredAt?: number;
-      /** The power state seen before (absent: none seen yet). */
-      readonly was?: string;
+      /** Where the cause came from (`resource-health`, …), if known. */
+      readonly source?: string;
+      /** For `unknown`: how long it waited for a signal. */
+      readonly waitedSeconds?: number;
     })
   /** A VM this runtime started is running again. */
   | (VmRef & {
@@ -76,6 +85,8 @@ export type RestarterEvent =
       /** Who deallocated it (the Activity Log's caller), when known. */
       readonly by?: string;
       readonly occurredAt?: number;
+      /** Where the owner's deallocation was read (`resource-health`, `activity-log`, `start-preempted`). */
+      readonly source?: string;
       /** For `paused`: when the pause ends (ms since epoch); absent = until resumed. */
       readonly until?: number;
     })
@@ -95,6 +106,8 @@ export type RestarterEvent =
       /** The missing action, by its full name (`Microsoft.Compute/virtualMachines/start/action`). */
       readonly action: string;
       readonly scope?: string;
+      /** Set when only an eviction-cause signal is unreadable: not fatal, the gate degrades (causeGate.ts). */
+      readonly signal?: string;
       readonly message: string;
     })
   /** `run` waited for a permission (permission-missing) and a cycle went through without a refusal. */
@@ -138,6 +151,25 @@ export type RestarterEvent =
       readonly armRequests?: number;
     }
   // The loop's own bookkeeping, for the log (named as its log lines are).
+  /** A tagged Spot VM first seen deallocated; why is asked next (causeGate.ts), so not "evicted" yet. */
+  | (VmRef & { readonly type: "vm-deallocated"; readonly at: number; readonly was?: string })
+  /** Deallocated, and nothing says why yet: the gate asks again each cycle, starts it at `until` at the latest. */
+  | (VmRef & { readonly type: "cause-pending"; readonly at: number; readonly until: number })
+  /** An eviction-cause signal failed (throttled, down); reported once per kind of failure. */
+  | {
+      readonly type: "cause-signal-failed";
+      readonly at: number;
+      readonly signal: string;
+      readonly code: string;
+      readonly message: string;
+    }
+  | {
+      readonly type: "cause-signal-back";
+      readonly at: number;
+      readonly signal: string;
+      readonly label: string;
+    }
+  | { readonly type: "pauses-unreadable"; readonly at: number; readonly message: string }
   | (VmRef & { readonly type: "start-issued"; readonly at: number; readonly attempt: number })
   | (VmRef & { readonly type: "start-accepted"; readonly at: number })
   | (VmRef & { readonly type: "would-start"; readonly at: number })
@@ -265,9 +297,25 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function describeEvent(event: RestarterEvent): string {
   switch (event.type) {
     case "vm-evicted":
-      return event.cause === "evicted"
-        ? `Azure evicted Spot VM ${event.vm}${event.occurredAt ? ` at ${iso(event.occurredAt)}` : ""}; starting it`
-        : `Spot VM ${event.vm} is deallocated; asking Azure why before starting it (an owner's stop is left alone)`;
+      switch (event.cause) {
+        case "evicted":
+          return `Azure evicted Spot VM ${event.vm}${event.occurredAt ? ` at ${iso(event.occurredAt)}` : ""}; starting it`;
+        case "unknown":
+          return `Spot VM ${event.vm} has been deallocated ${minutes(event.waitedSeconds ?? 0)} and Azure does not say why (no Resource Health annotation, no Activity Log entry, or no permission to read them); starting it as if evicted`;
+        case "deallocated":
+          return `Spot VM ${event.vm} is deallocated; starting it (restartWhen: deallocated starts every deallocation)`;
+      }
+      break;
+    case "vm-deallocated":
+      return `Spot VM ${event.vm} is deallocated; asking Azure why before starting it (an owner's stop is left alone)`;
+    case "cause-pending":
+      return `deallocated and Azure does not say why yet; waiting for Resource Health or the Activity Log, starting it at ${iso(event.until)} at the latest`;
+    case "cause-signal-failed":
+      return event.message;
+    case "cause-signal-back":
+      return `${event.label} answers again`;
+    case "pauses-unreadable":
+      return `cannot read the pauses file: ${event.message}`;
     case "vm-restarted":
       return `Spot VM ${event.vm} is running again after ${minutes(event.downtimeSeconds)} down (${event.attempts} start attempt${event.attempts === 1 ? "" : "s"})`;
     case "vm-restart-failing":

@@ -10,8 +10,14 @@ import type { Logger, LogLevel, LogMeta } from "./log";
  * type does not compile until it has its entry here.
  */
 const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | null> = {
+  // Decided by the cause gate; a start after the bounded wait with no cause is a warning (below).
+  "vm-evicted": { level: "info" },
   // Seen deallocated; whether Azure evicted it is asked next (causeGate.ts), so not "evicted" yet.
-  "vm-evicted": { level: "info", name: "deallocated-vm-seen" },
+  "vm-deallocated": { level: "info", name: "deallocated-vm-seen" },
+  "cause-pending": { level: "info", name: "cause-unknown" },
+  "cause-signal-failed": { level: "warn" },
+  "cause-signal-back": { level: "info" },
+  "pauses-unreadable": { level: "warn" },
   "vm-restarted": { level: "info", name: "started" },
   "vm-restart-failing": { level: "warn" },
   "vm-fallback-size": { level: "info" },
@@ -57,7 +63,7 @@ const timeFields = new Set([
   "downSince",
 ]);
 /** Fields that are the message itself (already in the sentence). */
-const sentenceFields = new Set(["type", "at", "message", "detail", "why"]);
+const sentenceFields = new Set(["type", "at", "message", "detail", "why", "label"]);
 
 export function logLine(event: RestarterEvent): { level: LogLevel; name: string; meta: LogMeta } | undefined {
   const line = lines[event.type];
@@ -65,6 +71,12 @@ export function logLine(event: RestarterEvent): { level: LogLevel; name: string;
   // A few lines keep the names and levels they had before events existed.
   let { level, name = event.type } = line;
   if (event.type === "start-failed" && event.outcome === "price") name = "start-failed-price";
+  if (event.type === "vm-evicted" && event.cause === "unknown") {
+    level = "warn";
+    name = "cause-unknown-starting";
+  }
+  // A missing eviction-cause permission degrades (causeGate.ts); only a missing start/read permission is fatal.
+  if (event.type === "permission-missing" && event.signal !== undefined) level = "warn";
   if (event.type === "power-state-changed" && event.state === "running") {
     level = "debug";
     name = "power-state";

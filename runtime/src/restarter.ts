@@ -5,7 +5,7 @@
 // metrics subscribe to it.
 import type { RequestCounter, VmApi } from "./azure";
 import type { BudgetGauge } from "./budgets";
-import type { CauseGate } from "./causeGate";
+import { CauseGate } from "./causeGate";
 import { type Clock, systemClock } from "./clock";
 import {
   type BackoffPolicy,
@@ -91,9 +91,13 @@ export class Restarter {
   private fatal: FatalError | undefined;
   private onFatal: (() => void) | undefined;
   private onRetryScheduled: (() => void) | undefined;
+  /** Why is it deallocated, and does that mean "start"? Tells what it decides on the bus. */
+  private readonly causeGate: CauseGate;
 
   constructor(private readonly deps: RestarterDeps) {
     this.clock = deps.clock ?? systemClock;
+    // Without a gate configured, every deallocation is started (and announced as such).
+    this.causeGate = deps.causeGate ?? CauseGate.startingEveryDeallocation(() => this.clock.now());
     this.rng = deps.rng ?? Math.random;
     this.retry = deps.settings.retry ?? retryPolicyFor(deps.settings.backoff);
     this.pacer = new StartPacer(
@@ -211,9 +215,12 @@ export class Restarter {
     const startable = decisions
       .filter((decision) => decision.action === "start")
       .map((decision) => decision.vm);
-    const causes = this.deps.causeGate
-      ? await this.deps.causeGate.decide(startable, (vm) => this.ledger.recordFor(vm), signal)
-      : undefined;
+    const causes = await this.causeGate.decide(
+      startable,
+      (vm) => this.ledger.recordFor(vm),
+      signal,
+      (event) => this.emit(event),
+    );
     const starts: Promise<StartResult>[] = [];
     for (const decision of decisions) {
       if (decision.action !== "start") continue;

@@ -51,7 +51,7 @@ export interface InstanceExtras {
 
 /**
  * The instance view showed `powerState` (undefined: no PowerState status). A change to deallocated
- * is an eviction seen; running clears the eviction and the backoff. Every observation also yields a
+ * starts a deallocation (`evictedSince`; why is the cause gate's question); running clears the eviction and the backoff. Every observation also yields a
  * `vm-observed` (for metrics), changed or not. A deallocated VM first seen hibernated yields
  * `vm-left-alone` (a person hibernated it), and one first seen in a control-plane operation
  * (`ProvisioningState/updating`, …) `provisioning-busy`: each once, not per cycle.
@@ -87,7 +87,9 @@ export function observePowerState(
     const was = before.powerState;
     if (powerState === "deallocated") {
       record = { ...before, evictedSince: before.evictedSince ?? now, lastEvictionSeenAt: now };
-      events.push({ type: "vm-evicted", ...ref(vm), at: now, cause: "unknown", was });
+      // A fact for the log only: whether Azure evicted it is the cause gate's decision (causeGate.ts),
+      // so an owner's stop never reaches anyone as "evicted".
+      events.push({ type: "vm-deallocated", ...ref(vm), at: now, ...(was !== undefined ? { was } : {}) });
     } else if (powerState === "running") {
       const recovering = before.evictedSince !== undefined || before.backoffUntil !== undefined;
       events.push(

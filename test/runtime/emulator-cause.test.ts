@@ -43,7 +43,6 @@ async function wire(
   const causeGate = new CauseGate({
     ...(restartWhen === "evicted" ? { source: createArmCauseSource(config, credential, { counter }) } : {}),
     readPauses: () => readPauses(world.stateDir),
-    log,
     settings: {
       restartWhen,
       unknownCauseAfterMs: options.unknownCauseAfterMs ?? 60_000,
@@ -187,7 +186,7 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
     assert.equal(await startsOf(w, "evicted"), 1);
     const missing = log.lines.filter((l) => l.event === "permission-missing");
     assert.deepEqual(
-      missing.map((l) => l.meta.permission),
+      missing.map((l) => l.meta.action),
       ["Microsoft.Insights/eventtypes/values/read"],
       "the Activity Log's 403 names its action; Resource Graph hides rows instead of refusing",
     );

@@ -116,6 +116,72 @@ describe("run: notifications and metrics for an eviction", () => {
   });
 });
 
+describe("run: an owner's deallocation is never announced as an eviction", () => {
+  let world: World;
+  let ownReceiver: Receiver;
+  before(async () => {
+    ownReceiver = await startReceiver();
+    world = await startWorld(
+      [spotVm("worker", { powerState: "running" }), spotVm("backup", { powerState: "running" })],
+      {
+        startSeconds: 1,
+        config: { notifications: [{ type: "webhook", url: `${ownReceiver.origin}${secretPath}` }] },
+      },
+    );
+  });
+  after(async () => {
+    await world.emulator.stop();
+    await ownReceiver.close();
+  });
+
+  it("the owner's stop: one vm-left-alone, no vm-evicted; the eviction beside it: vm-evicted then vm-restarted", async () => {
+    const running = spawnCli(bundle, ["run", "--config", world.configPath, "--log-format", "json"], {
+      caCertFile: world.emulator.caCertFile,
+    });
+    const received = () =>
+      ownReceiver.requests.map((r) => {
+        const body = JSON.parse(r.body) as Record<string, unknown>;
+        return { event: String(body.event), vm: String(body.vm), body };
+      });
+    try {
+      await running.waitFor(/"event":"run-started"/);
+      // Both seen running first (cycles are 1 s apart), so each deallocation is seen live.
+      await new Promise((r) => setTimeout(r, 2_000));
+      await world.control.deallocate(resourceGroup, "worker", "alice@contoso.com");
+      await world.control.evict(resourceGroup, "backup");
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        const got = received();
+        if (got.some((m) => m.event === "vm-restarted") && got.some((m) => m.event === "vm-left-alone"))
+          break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // A few more cycles (1 s apart): nothing more may arrive for the worker.
+      await new Promise((r) => setTimeout(r, 4_000));
+    } finally {
+      running.child.kill("SIGTERM");
+    }
+    const result = await running.done;
+    assert.equal(result.code, 0, result.stderr);
+    const got = received();
+    const worker = got.filter((m) => m.vm === "worker");
+    assert.deepEqual(
+      worker.map((m) => m.event),
+      ["vm-left-alone"],
+      "the owner's stop: left alone, told once, never called an eviction",
+    );
+    assert.equal(worker[0]?.body.reason, "owner-deallocated");
+    assert.match(String(worker[0]?.body.message), /deallocated by its owner/);
+    assert.deepEqual(
+      got.filter((m) => m.vm === "backup").map((m) => m.event),
+      ["vm-evicted", "vm-restarted"],
+    );
+    assert.equal(got.find((m) => m.event === "vm-evicted")?.body.cause, "evicted");
+    assert.equal((await world.control.vm(resourceGroup, "worker"))?.startRequests, 0);
+    assert.ok(!`${result.stdout}${result.stderr}`.includes("SECRET"), "no notification URL in any output");
+  });
+});
+
 describe("once: the textfile for cron", () => {
   let world: World;
   before(async () => {

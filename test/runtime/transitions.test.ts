@@ -30,7 +30,7 @@ function frozen(record: VmRecord): VmRecord {
 const types = (events: RestarterEvent[]) => events.map((e) => e.type);
 
 describe("observePowerState", () => {
-  it("a first sighting deallocated is an eviction seen: evictedSince set, vm-evicted emitted", () => {
+  it("a first sighting deallocated starts a deallocation: evictedSince set, only the log-only vm-deallocated (whether it was evicted is the cause gate's call)", () => {
     const { record, events } = observePowerState(undefined, vm, "deallocated", t0);
     assert.deepEqual(record, {
       resourceGroup: "rg",
@@ -41,7 +41,7 @@ describe("observePowerState", () => {
       powerState: "deallocated",
     });
     assert.deepEqual(events, [
-      { type: "vm-evicted", resourceGroup: "rg", vm: "backup", at: t0, cause: "unknown", was: undefined },
+      { type: "vm-deallocated", resourceGroup: "rg", vm: "backup", at: t0 },
       { type: "vm-observed", resourceGroup: "rg", vm: "backup", at: t0, up: false, downSince: t0 },
     ]);
   });

@@ -35,8 +35,13 @@ const severities: Record<MessageEventName, Severity> = {
   test: "info",
 };
 
-const titles: Record<MessageEventName, (vm: string | undefined) => string> = {
-  "vm-evicted": (vm) => `${vm} was evicted`,
+const titles: Record<MessageEventName, (vm: string | undefined, event?: RestarterEvent) => string> = {
+  "vm-evicted": (vm, event) =>
+    event?.type === "vm-evicted" && event.cause === "unknown"
+      ? `${vm} deallocated for no known reason: starting it`
+      : event?.type === "vm-evicted" && event.cause === "deallocated"
+        ? `${vm} deallocated: starting it`
+        : `${vm} was evicted`,
   "vm-restarted": (vm) => `${vm} is running again`,
   "vm-restart-failing": (vm) => `${vm} is still down`,
   "vm-fallback-size": (vm) => `${vm} resized to start`,
@@ -66,7 +71,7 @@ export function toNotificationMessage(
   }
   return {
     event: type as NotificationEventName,
-    title: `spot-restarter: ${titles[type as NotificationEventName](vm)}`,
+    title: `spot-restarter: ${titles[type as NotificationEventName](vm, event)}`,
     message: describeEvent(event),
     severity: severities[type as NotificationEventName],
     subscriptionId,
