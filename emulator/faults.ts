@@ -7,6 +7,20 @@ export interface FaultRequest {
   path: string;
   /** The VM the path is about, if any. */
   vm?: string;
+  /** That VM's size now, if known (rules with `vmSize` hold only while it matches). */
+  vmSize?: string;
+}
+
+/** The size of the VM an ARM path names (`…/resourceGroups/{rg}/…/virtualMachines/{name}`), if it exists. */
+export function vmSizeInPath(
+  path: string,
+  lookup: (resourceGroup: string, name: string) => { vmSize: string } | undefined,
+): string | undefined {
+  const match = /\/resourceGroups\/([^/?]+)\/providers\/Microsoft\.Compute\/virtualMachines\/([^/?]+)/i.exec(
+    path,
+  );
+  if (!match?.[1] || !match[2]) return undefined;
+  return lookup(decodeURIComponent(match[1]), decodeURIComponent(match[2]))?.vmSize;
 }
 
 /** The VM named by an ARM path (`…/virtualMachines/{name}[/…]`), lower case. */
@@ -21,6 +35,7 @@ export function faultMatches(fault: ActiveFault, request: FaultRequest): boolean
   if (rule.method !== undefined && rule.method.toUpperCase() !== request.method.toUpperCase()) return false;
   if (rule.pathPattern !== undefined && !new RegExp(rule.pathPattern, "i").test(request.path)) return false;
   if (rule.vm !== undefined && rule.vm.toLowerCase() !== request.vm?.toLowerCase()) return false;
+  if (rule.vmSize !== undefined && rule.vmSize.toLowerCase() !== request.vmSize?.toLowerCase()) return false;
   return true;
 }
 

@@ -30,6 +30,8 @@ export class HttpError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
     readonly details?: unknown[],
+    /** ARM's `error.target`: the parameter at fault (`vmSize`). */
+    readonly target?: string,
   ) {
     super(message);
   }
@@ -60,6 +62,7 @@ export function sendArmError(ctx: RequestContext, error: HttpError): void {
     {
       error: {
         code: error.code,
+        ...(error.target ? { target: error.target } : {}),
         message: error.message,
         ...(error.details ? { details: error.details } : {}),
       },

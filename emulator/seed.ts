@@ -34,6 +34,11 @@ export const faultRuleSchema = z
     delayMs: z.number().int().nonnegative().optional(),
     dropConnection: z.boolean().optional(),
     startFailsWith: z.string().optional(),
+    /**
+     * Only while the VM the request is about has this size (case-insensitive): with `startFailsWith` a
+     * capacity outage of one VM size, which a resize to a fallback size escapes.
+     */
+    vmSize: z.string().optional(),
   })
   .refine(
     (rule) =>
@@ -180,6 +185,11 @@ export const seedSchema = z.object({
    * makes fail is always answered `async`.
    */
   startResponse: z.enum(["async", "location", "sync"]).default("async"),
+  /**
+   * VM sizes the emulated region offers (listAvailableSizes, and what a resize may choose), by name from the
+   * catalogue in vmSizes.ts; absent = all of it.
+   */
+  offeredVmSizes: z.array(z.string()).optional(),
   /** The remaining-budget headers' counts and windows, and whether a spent budget is refused (rateLimit.ts). */
   rateLimits: rateLimitsSchema,
 });

@@ -15,7 +15,7 @@ import { ArmRouter } from "./arm/router";
 import { tagRoutes } from "./arm/tags";
 import { handleControl, RequestLog } from "./control";
 import type { EntraEmulator } from "./entra";
-import { consumeFault, defaultErrorCode, findRequestFault, vmNameInPath } from "./faults";
+import { consumeFault, defaultErrorCode, findRequestFault, vmNameInPath, vmSizeInPath } from "./faults";
 import { HttpError, type RequestContext, readBody, sendArmError, sendJson } from "./http";
 import type { World } from "./state";
 
@@ -86,6 +86,7 @@ export async function startServer(options: {
         method: ctx.method,
         path: ctx.path,
         vm: vmNameInPath(ctx.path),
+        vmSize: vmSizeInPath(ctx.path, (group, name) => world.vm(group, name)),
       });
       if (fault) {
         world.faults = consumeFault(world.faults, fault);

@@ -21,6 +21,7 @@ import type {
   SeedVirtualMachine,
 } from "./seed";
 import { roleAssignmentSchema, roleDefinitionSchema, virtualMachineSchema } from "./seed";
+import { VM_SIZE_CATALOGUE, type VmSize } from "./vmSizes";
 
 export interface RegisteredCertificate {
   certificate: X509Certificate;
@@ -58,9 +59,13 @@ export interface VmHistoryEntry {
     | "start-accepted"
     | "start-succeeded"
     | "start-failed"
-    | "start-preempted";
+    | "start-preempted"
+    | "resized";
   /** For a failed start, its error code. */
   code?: string;
+  /** For `resized`: the new size (`from`: the old one). */
+  vmSize?: string;
+  from?: string;
 }
 
 export interface VirtualMachine {
@@ -187,6 +192,7 @@ export class World {
   readonly timing: ResolvedSeed["timing"];
   readonly listPageSize: number;
   readonly startResponse: ResolvedSeed["startResponse"];
+  private readonly offeredSizes: readonly VmSize[];
   /** Counts every ARM request against Azure's budgets for the remaining-budget headers. */
   readonly rateLimiter: RateLimiter;
   readonly principals = new Map<string, Principal>();
@@ -211,6 +217,12 @@ export class World {
     this.timing = seed.timing;
     this.listPageSize = seed.listPageSize;
     this.startResponse = seed.startResponse;
+    this.offeredSizes =
+      seed.offeredVmSizes === undefined
+        ? VM_SIZE_CATALOGUE
+        : VM_SIZE_CATALOGUE.filter((entry) =>
+            seed.offeredVmSizes?.some((name) => name.toLowerCase() === entry.name.toLowerCase()),
+          );
     this.rateLimiter = new RateLimiter(seed.rateLimits, now);
     for (const role of BUILT_IN_ROLES) this.roleDefinitions.set(role.name, role);
     // What the seed holds has long replicated; only what is added at run time waits (timing.*Replication*).
@@ -592,6 +604,19 @@ export class World {
         else vm.evictAt = undefined;
       }
     }
+  }
+
+  /** Changes a deallocated VM's size (the caller checked the rules: compute.ts resizeVm). */
+  resize(vm: VirtualMachine, vmSize: string): void {
+    this.settle();
+    const from = vm.vmSize;
+    vm.vmSize = vmSize;
+    vm.history.push({ at: new Date(this.now()).toISOString(), event: "resized", vmSize, from });
+  }
+
+  /** The sizes the emulated region offers (seed `offeredVmSizes`, default the whole catalogue). */
+  offeredVmSizes(): readonly VmSize[] {
+    return this.offeredSizes;
   }
 
   private record(vm: VirtualMachine, event: VmHistoryEntry["event"], at: number, code?: string): void {

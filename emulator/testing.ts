@@ -47,6 +47,7 @@ export interface ControlVm {
   evictions: number;
   lastEvictedAt: string | null;
   /** Power events in order (evicted, deallocated-by-owner, start-accepted/-succeeded/-failed/-preempted). */
+  vmSize: string;
   history: VmHistoryEntry[];
   tags: Record<string, string>;
   priority: string;

@@ -5,9 +5,10 @@
 // LRO protocol: https://github.com/Azure/azure-resource-manager-rpc/blob/master/v1.0/async-api-reference.md
 import { setTimeout as delay } from "node:timers/promises";
 import { consumeFault, findStartFault } from "../faults";
-import { HttpError, type RequestContext, sendJson } from "../http";
+import { HttpError, jsonBody, type RequestContext, sendJson } from "../http";
 import { isAllowed } from "../rbac";
 import type { Operation, VirtualMachine, World } from "../state";
+import { hasTempDisk } from "../vmSizes";
 import { computeVersions } from "./apiVersions";
 import { networkId, resourceGroupId, vmId } from "./ids";
 import { type ArmEnv, type ArmRoute, authorizationFailed } from "./router";
@@ -50,6 +51,28 @@ export function computeRoutes(): ArmRoute[] {
         const vm = requireVm(env.world, params);
         const expand = (ctx.query.get("$expand") ?? "").toLowerCase();
         sendJson(ctx, 200, vmJson(env.world, vm, expand === "instanceview"));
+      },
+    },
+    // A resize: VirtualMachines_Update (PATCH, the SDK's beginUpdate) or CreateOrUpdate (PUT) of an existing VM
+    // with another properties.hardwareProfile.vmSize; ARM authorizes both as virtualMachines/write.
+    updateRoute("PATCH"),
+    updateRoute("PUT"),
+    {
+      // VirtualMachines_ListAvailableSizes: `{"value": [VirtualMachineSize…]}`, no nextLink (2026-04-01 example
+      // VirtualMachine_ListAvailableVmSizes.json). A deallocated VM may be resized to any size the region
+      // offers; an allocated one only within its hardware cluster, which the emulator models as its own size.
+      method: "GET",
+      pattern: `${VM}/vmSizes`,
+      apiVersions: computeVersions("virtualMachines"),
+      action: "Microsoft.Compute/virtualMachines/vmSizes/read",
+      handle: (ctx, params, env) => {
+        const vm = requireVm(env.world, params);
+        const offered = env.world.offeredVmSizes();
+        const value =
+          vm.powerState === "deallocated"
+            ? offered
+            : offered.filter((entry) => entry.name.toLowerCase() === vm.vmSize.toLowerCase());
+        sendJson(ctx, 200, { value: value.map((entry) => ({ ...entry })) });
       },
     },
     {
@@ -149,6 +172,89 @@ export function computeRoutes(): ArmRoute[] {
   ];
 }
 
+function updateRoute(method: "PATCH" | "PUT"): ArmRoute {
+  return {
+    method,
+    pattern: VM,
+    apiVersions: computeVersions("virtualMachines"),
+    action: "Microsoft.Compute/virtualMachines/write",
+    handle: (ctx, params, env) => {
+      const vm = requireVm(env.world, params);
+      const body = jsonBody<{ properties?: { hardwareProfile?: { vmSize?: unknown } }; tags?: unknown }>(ctx);
+      const wanted = body.properties?.hardwareProfile?.vmSize;
+      if (wanted !== undefined) {
+        if (typeof wanted !== "string") {
+          throw new HttpError(
+            400,
+            "InvalidParameter",
+            "The value of parameter vmSize is invalid.",
+            {},
+            undefined,
+            "vmSize",
+          );
+        }
+        if (wanted.toLowerCase() !== vm.vmSize.toLowerCase()) resizeVm(env.world, vm, wanted);
+      }
+      // The emulator changes only the size (and, with PUT or PATCH, tags when given): anything else in the body
+      // is accepted and ignored, as the runtime never sends it.
+      if (body.tags !== undefined && typeof body.tags === "object" && body.tags !== null) {
+        vm.tags = Object.fromEntries(Object.entries(body.tags).map(([k, v]) => [k, String(v)]));
+      }
+      // 200 with the VM and a terminal provisioningState: the SDK's poller is done without polling.
+      sendJson(ctx, 200, vmJson(env.world, vm, false));
+    },
+  };
+}
+
+/**
+ * Resizes a VM the way Compute allows it, refusing with the codes and messages Azure sends:
+ * - a size the region does not offer: 400 InvalidParameter, target vmSize, "The requested VM size … is not
+ *   available in the current region. The sizes available in the current region are: …" (as reported in
+ *   microsoft/onefuzz#1126 and PaloAltoNetworks/azure-applicationgateway#1);
+ * - an allocated VM (running, starting, stopped, …) to a size outside its hardware cluster: 409
+ *   OperationNotAllowed, target vmSize, "Unable to resize the VM '…' because the requested size … is not
+ *   available in the current hardware cluster. The available sizes are: … Read more on VM resizing strategy at
+ *   https://aka.ms/azure-resizevm." (microsoft/service-fabric-issues#472). The emulator's cluster offers only
+ *   the VM's own size, so an allocated VM is never resized: deallocate it first, as that message advises;
+ * - between a size with a local temp disk and one without: 409 OperationNotAllowed "Unable to resize the VM '…'
+ *   since changing from resource disk to non-resource disk VM size and vice-versa is not allowed. Please refer
+ *   to https://aka.ms/AAah4sj for more details." (Azure/SAP-on-Azure-Scripts-and-Utilities#130; the rule:
+ *   learn.microsoft.com/azure/virtual-machines/sizes/resize-vm, "Limitations").
+ */
+function resizeVm(world: World, vm: VirtualMachine, wanted: string): void {
+  const offered = world.offeredVmSizes();
+  const target = offered.find((entry) => entry.name.toLowerCase() === wanted.toLowerCase());
+  if (!target) {
+    throw new HttpError(
+      400,
+      "InvalidParameter",
+      `The requested VM size ${wanted} is not available in the current region. The sizes available in the current region are: ${offered.map((entry) => entry.name).join(",")}.\r\nFind out more on the available VM sizes in each region at https://aka.ms/azure-regions.`,
+      {},
+      undefined,
+      "vmSize",
+    );
+  }
+  if (vm.powerState !== "deallocated") {
+    throw new HttpError(
+      409,
+      "OperationNotAllowed",
+      `Unable to resize the VM '${vm.name}' because the requested size ${target.name} is not available in the current hardware cluster. The available sizes are: ${vm.vmSize}. Read more on VM resizing strategy at https://aka.ms/azure-resizevm.`,
+      {},
+      undefined,
+      "vmSize",
+    );
+  }
+  const current = offered.find((entry) => entry.name.toLowerCase() === vm.vmSize.toLowerCase());
+  if (current && hasTempDisk(current) !== hasTempDisk(target)) {
+    throw new HttpError(
+      409,
+      "OperationNotAllowed",
+      `Unable to resize the VM '${vm.name}' since changing from resource disk to non-resource disk VM size and vice-versa is not allowed. Please refer to https://aka.ms/AAah4sj for more details.`,
+    );
+  }
+  world.resize(vm, target.name);
+}
+
 function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
   return {
     method: "POST",
@@ -167,7 +273,12 @@ function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
             `Operation 'start' is not allowed on VM '${vm.name}' since the VM is ${vm.powerState}. Retry after the current operation completes.`,
           );
         }
-        const fault = findStartFault(env.world.faults, { method: ctx.method, path: ctx.path, vm: vm.name });
+        const fault = findStartFault(env.world.faults, {
+          method: ctx.method,
+          path: ctx.path,
+          vm: vm.name,
+          vmSize: vm.vmSize,
+        });
         if (fault) {
           failWith = fault.rule.startFailsWith;
           env.world.faults = consumeFault(env.world.faults, fault);
