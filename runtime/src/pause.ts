@@ -1,13 +1,11 @@
 // The owner's word: `spot-restarter pause --vm NAME [--for 2h]` and `resume --vm NAME`. A pause is a
 // line in a small file of its own in the state directory (`pauses.json`), not in state.json: `run`
 // holds the lock and owns state.json, while pause/resume must work beside it. The loop reads the file
-// every cycle; each write is atomic (temp file + rename), so the loop sees the old or the new file.
-import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+// every cycle; each write is atomic (state.ts's writeStateDirFile: temp file + fsync + rename), so the
+// loop sees the old or the new file.
 import { join } from "node:path";
 import { z } from "zod";
-import { checkPrivateDirectory } from "./fsSafe";
+import { readStateDirFile, writeStateDirFile } from "./state";
 
 export const pauseFileName = "pauses.json";
 
@@ -50,12 +48,7 @@ export async function readPauses(stateDir: string): Promise<Pause[]> {
   const path = join(stateDir, pauseFileName);
   let text: string;
   try {
-    const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      text = await handle.readFile("utf8");
-    } finally {
-      await handle.close();
-    }
+    text = await readStateDirFile(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw error;
@@ -65,29 +58,8 @@ export async function readPauses(stateDir: string): Promise<Pause[]> {
   return parsed.data.pauses;
 }
 
-async function writePauses(stateDir: string, pauses: readonly Pause[]): Promise<void> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const untrusted = await checkPrivateDirectory(stateDir, "write");
-  if (untrusted) throw new Error(untrusted);
-  const path = join(stateDir, pauseFileName);
-  const temp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
-  const handle = await open(
-    temp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
-  );
-  try {
-    await handle.writeFile(`${JSON.stringify({ version: 1, pauses }, null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+function writePauses(stateDir: string, pauses: readonly Pause[]): Promise<void> {
+  return writeStateDirFile(stateDir, pauseFileName, `${JSON.stringify({ version: 1, pauses }, null, 2)}\n`);
 }
 
 /** Adds (or replaces) the pause of a VM; expired pauses are dropped on the way. */

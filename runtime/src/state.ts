@@ -71,13 +71,7 @@ export function createFileStateStore(stateDir: string): StateStore {
       if (untrusted) return { state: emptyState(), problem: { kind: "corrupt", detail: untrusted } };
       let text: string;
       try {
-        // O_NOFOLLOW: a state.json that is a symlink (to /etc/shadow, say) is not read.
-        const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-        try {
-          text = await handle.readFile("utf8");
-        } finally {
-          await handle.close();
-        }
+        text = await readStateDirFile(path);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === "ENOENT") {
@@ -113,28 +107,58 @@ export function createFileStateStore(stateDir: string): StateStore {
       return { state: state as RestarterState };
     },
     async save(state) {
-      await mkdir(stateDir, { recursive: true, mode: 0o700 });
-      const untrusted = await checkPrivateDirectory(stateDir, "write");
-      if (untrusted) throw Object.assign(new Error(untrusted), { code: "EUNTRUSTEDSTATEDIR" });
-      // A random name, created exclusively and never through a symlink: nothing planted is written to.
-      const temp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
-      const handle = await open(
-        temp,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-        0o600,
+      await writeStateDirFile(
+        stateDir,
+        stateFileName,
+        `${JSON.stringify({ version: 1, ...state }, null, 2)}\n`,
       );
-      try {
-        await handle.writeFile(`${JSON.stringify({ version: 1, ...state }, null, 2)}\n`);
-        await handle.sync();
-      } catch (error) {
-        await handle.close();
-        await rm(temp, { force: true });
-        throw error;
-      }
-      await handle.close();
-      await rename(temp, path);
     },
   };
+}
+
+/**
+ * Reads a file of the state directory, never through a symlink (O_NOFOLLOW: a state file that is a
+ * symlink to /etc/shadow, say, is not read; the error's code is ELOOP).
+ */
+export async function readStateDirFile(path: string): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    return await handle.readFile("utf8");
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes a file of the state directory (state.json, pauses.json) atomically, 0600 from creation: the
+ * directory is created 0700 if missing and refused (code EUNTRUSTEDSTATEDIR) when another user could
+ * write it; the text goes to a temporary file with a random name, created exclusively and never through
+ * a symlink (nothing planted is written to), fsynced, then renamed over the file, so a reader or a
+ * crash sees the old file or the new one, never half of one. The temporary file never outlives a failure.
+ */
+export async function writeStateDirFile(stateDir: string, name: string, text: string): Promise<void> {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const untrusted = await checkPrivateDirectory(stateDir, "write");
+  if (untrusted) throw Object.assign(new Error(untrusted), { code: "EUNTRUSTEDSTATEDIR" });
+  const path = join(stateDir, name);
+  const temp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+  const handle = await open(
+    temp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
 }
 
 /** An in-memory store for tests and dry runs. */
