@@ -1,7 +1,8 @@
 // The loop's invariants as properties, over random populations and random fault sequences, in-process
 // against the emulator with the real Azure SDK clients (few runs: each is a few seconds of real time):
 //   1. it never starts a VM that is not Spot, tagged true, eviction policy Deallocate and deallocated
-//      when the start is issued;
+//      when the start is issued, nor one its owner deallocated (seeded so, or deallocated during the run:
+//      the oracle remembers which and when, from the steps it took, never from the runtime);
 //   2. every tagged, evicted VM whose start can succeed is running within interval + one start time
 //      after the faults (and any backoff or Retry-After they caused) end;
 //   3. start attempts per VM never come faster than the retry schedule allows (runtime/src/schedule.ts,
@@ -15,6 +16,8 @@ import type { FaultRule, SeedVirtualMachine } from "../../emulator/index";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
 import { createCredential, verifyAuthentication } from "../../runtime/src/auth";
 import { createArmVmApi, describeAzureError, type VmApi } from "../../runtime/src/azure";
+import { CauseGate } from "../../runtime/src/causeGate";
+import { createArmCauseSource } from "../../runtime/src/causeSource";
 import { parseConfig } from "../../runtime/src/config";
 import { classifyStartOutcome, isBackoffOutcome } from "../../runtime/src/decisions";
 import { AuthError, PermissionError } from "../../runtime/src/errors";
@@ -30,6 +33,8 @@ const policy = { initialMs: 400, maxMs: 1_600 };
 const capacityIntervalMs = 400;
 const intervalMs = 250;
 const startSeconds = 0.2;
+/** How long Resource Health takes to show an annotation (emulator timing; 1 s by default). */
+const annotationDelaySeconds = 0.2;
 
 const vmArbitrary = fc.record({
   // Biased towards restart candidates, so that most runs have starts to check.
@@ -45,6 +50,8 @@ const vmArbitrary = fc.record({
     "stopped",
     "deallocating",
   ),
+  /** For a VM seeded deallocated: who did it (the emulator records the annotation and Activity Log entry). */
+  deallocatedBy: fc.constantFrom("eviction", "eviction", "owner"),
 });
 
 /** A fault the emulator injects (VM names are completed with the run's prefix). */
@@ -79,6 +86,8 @@ const stepArbitrary = (vms: number) =>
     fc.record({ kind: fc.constant("evict" as const), vm: fc.integer({ min: 0, max: vms - 1 }) }),
     fc.record({ kind: fc.constant("untag" as const), vm: fc.integer({ min: 0, max: vms - 1 }) }),
     fc.record({ kind: fc.constant("stop" as const), vm: fc.integer({ min: 0, max: vms - 1 }) }),
+    // The owner deallocates it (the portal's Stop, `az vm deallocate`): PowerState/deallocated like an eviction.
+    fc.record({ kind: fc.constant("owner-deallocate" as const), vm: fc.integer({ min: 0, max: vms - 1 }) }),
   );
 
 /** Two restart candidates first (tag spelt either way), so every run has starts to check. */
@@ -87,20 +96,41 @@ const candidateArbitrary = fc.record({
   evictionPolicy: fc.constant("Deallocate"),
   tag: fc.constantFrom("true", "TRUE", "True"),
   powerState: fc.constant("deallocated"),
+  deallocatedBy: fc.constant("eviction"),
 });
+
+/** A third candidate, running, which its owner deallocates at some step of every scenario (issue 15). */
+const ownedCandidate = fc.record({
+  priority: fc.constant("Spot"),
+  evictionPolicy: fc.constant("Deallocate"),
+  tag: fc.constantFrom("true", "TRUE", "True"),
+  powerState: fc.constant("running"),
+  deallocatedBy: fc.constant("eviction"),
+});
+const OWNED = 2;
 
 const scenarioArbitrary = fc
   .tuple(
     fc.array(candidateArbitrary, { minLength: 2, maxLength: 2 }),
-    fc.array(vmArbitrary, { minLength: 1, maxLength: 6 }),
+    ownedCandidate,
+    fc.array(vmArbitrary, { minLength: 1, maxLength: 5 }),
   )
-  .map(([candidates, others]) => [...candidates, ...others])
+  .map(([candidates, owned, others]) => [...candidates, owned, ...others])
   .chain((vms) =>
     fc.record({
       vms: fc.constant(vms),
       /** In place before the first cycle, so the first starts meet them. */
       initialFaults: fc.array(faultArbitrary(vms.length), { minLength: 1, maxLength: 3 }),
-      steps: fc.array(stepArbitrary(vms.length), { minLength: 1, maxLength: 4 }),
+      steps: fc
+        .tuple(fc.array(stepArbitrary(vms.length), { minLength: 1, maxLength: 4 }), fc.nat())
+        .map(([steps, at]) => {
+          const position = at % (steps.length + 1);
+          return [
+            ...steps.slice(0, position),
+            { kind: "owner-deallocate" as const, vm: OWNED },
+            ...steps.slice(position),
+          ];
+        }),
     }),
   );
 
@@ -127,9 +157,20 @@ function taggedForRestart(tags: Record<string, string>): boolean {
 describe("invariants (fast-check, in-process against the emulator)", () => {
   let t: TestEmulator;
   let run = 0;
-  const totals = { runs: 0, starts: 0, wrongStarts: 0, backoffViolations: 0, missed: 0, worstRecoveryMs: 0 };
+  const totals = {
+    runs: 0,
+    starts: 0,
+    ownerDeallocations: 0,
+    wrongStarts: 0,
+    backoffViolations: 0,
+    missed: 0,
+    worstRecoveryMs: 0,
+  };
   before(async () => {
-    t = await startTestEmulator({ virtualMachines: [], timing: { startSeconds, evictionDelaySeconds: 0 } });
+    t = await startTestEmulator({
+      virtualMachines: [],
+      timing: { startSeconds, evictionDelaySeconds: 0, annotationDelaySeconds },
+    });
   });
   after(() => t.emulator.stop());
 
@@ -139,14 +180,19 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
     for (const vm of await t.control.vms()) await t.control.deleteVm(vm.resourceGroup, vm.name);
     await t.control.clearFaults();
     const names = scenario.vms.map((_, i) => `${prefix}vm${i}`);
+    /** The oracle's own memory: VMs their owner deallocated, and when (0 = before the run). */
+    const ownerDeallocatedAt = new Map<string, number>();
     for (const [i, vm] of scenario.vms.entries()) {
       const seed: Partial<SeedVirtualMachine> = {
         priority: vm.priority as "Spot" | "Regular",
         evictionPolicy: vm.priority === "Spot" ? (vm.evictionPolicy as "Deallocate" | "Delete") : undefined,
         powerState: vm.powerState as SeedVirtualMachine["powerState"],
+        deallocatedBy: vm.deallocatedBy as SeedVirtualMachine["deallocatedBy"],
         tags: vm.tag === undefined ? {} : { [TAG.name]: vm.tag },
       };
       await t.control.putVm(resourceGroup, names[i] as string, seed);
+      if (vm.powerState === "deallocated" && vm.deallocatedBy === "owner")
+        ownerDeallocatedAt.set(names[i] as string, 0);
     }
     const config = parseConfig(
       {
@@ -163,7 +209,7 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
     const credential = createCredential(config, { pem: t.principal.pem } as Parameters<
       typeof createCredential
     >[1]);
-    await verifyAuthentication(credential, config);
+    const objectId = await verifyAuthentication(credential, config);
     const real = createArmVmApi(config, credential, { pollIntervalMs: 100 });
 
     // The oracle for invariants 1 and 3 sits between the loop and Azure.
@@ -185,6 +231,12 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
           if (!eligible) {
             violations.push(
               `wrong start of ${name} (attempt ${starts.filter((s) => s.name === name).length} of this VM): ${JSON.stringify(vm)}`,
+            );
+          }
+          const ownerAt = ownerDeallocatedAt.get(name);
+          if (ownerAt !== undefined && ownerAt <= record.at) {
+            violations.push(
+              `wrong start of ${name}: its owner deallocated it ${ownerAt === 0 ? "before the run" : `${record.at - ownerAt} ms before`}`,
             );
           }
         })();
@@ -221,7 +273,20 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
       intervalMs,
     };
     const store = createMemoryStateStore();
-    const restarter = new Restarter({ api, store, log: silentLogger, settings });
+    // The real cause gate: Resource Graph and the Activity Log of the emulator, through the real SDK clients.
+    // A deallocation nothing explains waits longer than any run, so only Azure's word starts a VM here.
+    const causeGate = new CauseGate({
+      source: createArmCauseSource(config, credential),
+      readPauses: async () => [],
+      settings: {
+        restartWhen: "evicted",
+        unknownCauseAfterMs: 120_000,
+        subscriptionId: config.subscriptionId,
+        self: { clientId: config.clientId, ...(objectId ? { objectId } : {}) },
+      },
+      now: Date.now,
+    });
+    const restarter = new Restarter({ api, store, log: silentLogger, settings, causeGate });
     await restarter.init();
     const controller = new AbortController();
     // The loop's cycles, driven here so that the world changes only between cycles: invariant 1 is
@@ -256,6 +321,9 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
             await t.control.setVm(resourceGroup, name, { tags: {} });
           } else if (vm && step.kind === "stop" && vm.powerState === "running") {
             await t.control.setVm(resourceGroup, name, { powerState: "stopped" });
+          } else if (vm && step.kind === "owner-deallocate" && vm.powerState === "running") {
+            ownerDeallocatedAt.set(name, Date.now());
+            await t.control.deallocate(resourceGroup, name, "owner@contoso.com");
           }
         }
         await cycles(600);
@@ -270,7 +338,15 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
         state.throttledUntil ?? 0,
         ...Object.values(state.vms).map((r) => r.backoffUntil ?? 0),
       );
-      const deadline = waitUntil + intervalMs * 1.1 + startSeconds * 1000 + 1_000 /* one poll */ + 300;
+      // An eviction is started once Resource Health shows it: one more interval after the annotation's delay.
+      const deadline =
+        waitUntil +
+        intervalMs * 1.1 +
+        annotationDelaySeconds * 1000 +
+        intervalMs +
+        startSeconds * 1000 +
+        1_000 /* one poll */ +
+        300;
       let missed: string[] = [];
       const allRunning = async () => {
         const vms = (await t.control.vms()).filter((vm) => vm.name.startsWith(prefix));
@@ -280,7 +356,8 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
               vm.priority === "Spot" &&
               vm.evictionPolicy === "Deallocate" &&
               taggedForRestart(vm.tags) &&
-              vm.powerState === "deallocated",
+              vm.powerState === "deallocated" &&
+              !ownerDeallocatedAt.has(vm.name),
           )
           .map((vm) => vm.name);
         return missed.length === 0;
@@ -316,6 +393,7 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
       }
       totals.runs++;
       totals.starts += starts.length;
+      totals.ownerDeallocations += ownerDeallocatedAt.size;
       totals.wrongStarts += violations.filter((v) => v.startsWith("wrong")).length;
       totals.backoffViolations += violations.filter((v) => !v.startsWith("wrong")).length;
       totals.missed += missed.length;
@@ -332,9 +410,10 @@ describe("invariants (fast-check, in-process against the emulator)", () => {
       numRuns: Number(process.env.INVARIANT_RUNS ?? 4),
       endOnFailure: true,
     });
+    assert.ok(totals.ownerDeallocations > 0, "the runs included owner deallocations");
     figure(
       "invariants",
-      `${totals.runs} runs, ${totals.starts} starts, ${totals.wrongStarts} wrong starts, ${totals.backoffViolations} backoff violations, ${totals.missed} missed; slowest recovery after faults/backoff ended ${totals.worstRecoveryMs} ms`,
+      `${totals.runs} runs, ${totals.starts} starts, ${totals.ownerDeallocations} owner deallocations, ${totals.wrongStarts} wrong starts, ${totals.backoffViolations} backoff violations, ${totals.missed} missed; slowest recovery after faults/backoff ended ${totals.worstRecoveryMs} ms`,
     );
   });
 });
