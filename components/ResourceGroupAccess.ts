@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as pulumi from "@pulumi/pulumi";
+import * as time from "@pulumiverse/time";
 import type { RoleMode } from "../config";
 import { LEAST_PRIVILEGE_ACTIONS, leastPrivilegeActions } from "../runtime/src/roleActions";
 
@@ -64,6 +65,17 @@ export function customRoleName(baseName: string, roleGuid: string): string {
 }
 
 /**
+ * How long a new custom role definition is given to replicate before it is assigned. ARM is eventually
+ * consistent here: an assignment that names a role definition created moments ago can fail with 400
+ * RoleDefinitionDoesNotExist ("The specified role definition with ID '…' does not exist.";
+ * hashicorp/terraform-provider-azurerm#10442, #10479, pulumi/pulumi-azure#840), and azure-native retries
+ * only 408/429/5xx and 409 AnotherOperationInProgress (provider/pkg/azure/client_azcore.go), not that.
+ * Microsoft's own enterprise-scale Terraform module waits 60 s after each role definition for the same
+ * reason (Azure/terraform-azurerm-caf-enterprise-scale, `create_duration_delay.azurerm_role_definition`).
+ */
+export const CUSTOM_ROLE_REPLICATION_DELAY = "60s";
+
+/**
  * What the restart principal may do, and where: one role assignment on exactly the resource group,
  * either built-in Contributor or a custom role with only the runtime's actions (runtime/src/roleActions.ts),
  * assignable only there.
@@ -83,10 +95,15 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
       .apply(([subscriptionId, resourceGroupName]) => resourceGroupScope(subscriptionId, resourceGroupName));
 
     let dependsOn: pulumi.Resource[] = [];
+    // The assignment's role definition id: for a new custom role, it comes out of the replication wait,
+    // so the assignment cannot be sent before the wait ended (a data dependency, not only an ordering).
+    let assignedRoleDefinitionId: pulumi.Output<string>;
     if (args.roleMode === "contributor") {
       this.roleDefinitionId = pulumi
         .output(args.subscriptionId)
         .apply((subscriptionId) => subscriptionRoleDefinitionId(subscriptionId, CONTRIBUTOR_ROLE_GUID));
+      // A built-in role exists everywhere already: nothing to wait for.
+      assignedRoleDefinitionId = this.roleDefinitionId;
     } else {
       const baseName = args.customRoleName ?? name;
       const roleGuid = pulumi
@@ -112,10 +129,23 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      dependsOn = [role];
       this.roleDefinitionId = pulumi
         .all([args.subscriptionId, roleGuid])
         .apply(([subscriptionId, guid]) => subscriptionRoleDefinitionId(subscriptionId, guid));
+      // Waits once after the role is created, and again whenever it is replaced (its id is a trigger);
+      // an update of its actions keeps the role, so nothing waits then.
+      const replicated = new time.Sleep(
+        `${name}-role-replication`,
+        {
+          createDuration: CUSTOM_ROLE_REPLICATION_DELAY,
+          triggers: { roleDefinitionId: this.roleDefinitionId, roleDefinitionResourceId: role.id },
+        },
+        { parent: this, dependsOn: [role] },
+      );
+      dependsOn = [replicated];
+      assignedRoleDefinitionId = pulumi
+        .all([replicated.triggers, this.roleDefinitionId])
+        .apply(([triggers, fallback]) => triggers?.roleDefinitionId ?? fallback);
     }
 
     // principalType skips ARM's directory lookup of a service principal that may not have replicated yet.
@@ -126,7 +156,7 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
         scope: this.scope,
         principalId: args.principalId,
         principalType: "ServicePrincipal",
-        roleDefinitionId: this.roleDefinitionId,
+        roleDefinitionId: assignedRoleDefinitionId,
         description: "spot-restarter: restart evicted Spot VMs in this resource group.",
       },
       { parent: this, dependsOn },

@@ -276,6 +276,16 @@ export class EmulatorProvider {
           action: `PUT ${path}`,
         };
       }
+      case "time:index/sleep:Sleep": {
+        // The program waits for a new custom role to replicate before assigning it; the emulator applies a
+        // role definition at once, so the demo checks the inputs as the provider would and does not wait.
+        const made = await this.keyMaterial.newResource(args);
+        return {
+          id: String(made.id),
+          state: made.state as Record<string, unknown>,
+          action: `wait ${inputs.createDuration} for the role definition to replicate (not needed in the emulator: skipped)`,
+        };
+      }
       case "azure-native:authorization:RoleAssignment":
         return this.createRoleAssignment(inputs);
       case "azure-native:resources:TagAtScope": {

@@ -29,6 +29,7 @@ const T = {
   roleDefinition: "azure-native:authorization:RoleDefinition",
   roleAssignment: "azure-native:authorization:RoleAssignment",
   tagAtScope: "azure-native:resources:TagAtScope",
+  sleep: "time:index/sleep:Sleep",
 } as const;
 
 const RG = "personal-network";
@@ -95,6 +96,7 @@ describe("contributor mode with two VMs", () => {
     assert.equal(assignment.inputs.principalType, "ServicePrincipal");
     assert.equal(assignment.inputs.roleDefinitionId, CONTRIBUTOR);
     assert.deepEqual(byPrefix(T.roleDefinition, "c"), [], "no custom role in contributor mode");
+    assert.deepEqual(byPrefix(T.sleep, "c"), [], "a built-in role needs no replication wait");
   });
 
   it("tags each configured VM once, scope = the VM's id, exactly our tag", () => {
@@ -304,6 +306,23 @@ describe("least-privilege mode with no VMs", () => {
     );
   });
 
+  it("waits 60 s for the new role to replicate before assigning it (RoleDefinitionDoesNotExist)", () => {
+    const role = findResource(mocks, T.roleDefinition, "lp-access-role");
+    const wait = findResource(mocks, T.sleep, "lp-access-role-replication");
+    const assignment = findResource(mocks, T.roleAssignment, "lp-access-assignment");
+    assert.equal(wait.inputs.createDuration, "60s");
+    assert.equal(wait.inputs.destroyDuration, undefined, "nothing waits on destroy");
+    // A replaced role (new GUID, new id) replaces the wait, so the new role is waited for too.
+    assert.deepEqual(wait.inputs.triggers, {
+      roleDefinitionId: assignment.inputs.roleDefinitionId,
+      roleDefinitionResourceId: role.id,
+    });
+    // The assignment was sent only after the wait ended: its role id came out of it.
+    const order = mocks.resources.map((resource) => resource.name);
+    assert.ok(order.indexOf("lp-access-role") < order.indexOf("lp-access-role-replication"));
+    assert.ok(order.indexOf("lp-access-role-replication") < order.indexOf("lp-access-assignment"));
+  });
+
   it("creates no TagAtScope when the list is empty", () => {
     assert.deepEqual(byPrefix(T.tagAtScope, "lp"), []);
     assert.deepEqual(
@@ -316,6 +335,7 @@ describe("least-privilege mode with no VMs", () => {
         T.applicationCertificate,
         T.roleAssignment,
         T.roleDefinition,
+        T.sleep,
         T.selfSignedCert,
         T.servicePrincipal,
         T.privateKey,

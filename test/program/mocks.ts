@@ -236,6 +236,20 @@ async function resourceResult(args: MockResourceArgs, recorded: ProgramMocks): P
         state: { ...inputs, name },
       };
     }
+    case "time:index/sleep:Sleep": {
+      // terraform-provider-time (which @pulumiverse/time bridges) parses each duration with Go's
+      // time.ParseDuration and refuses anything else; the id is "<create>,<destroy>" (its import format).
+      for (const key of ["createDuration", "destroyDuration"]) {
+        const value = inputs[key];
+        if (value !== undefined && !/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(String(value))) {
+          throw new Error(`time: ${key} ${JSON.stringify(value)} is not a Go duration (e.g. "60s", "1m30s")`);
+        }
+      }
+      return {
+        id: `${inputs.createDuration ?? ""},${inputs.destroyDuration ?? ""}`,
+        state: { ...inputs },
+      };
+    }
     case "azure-native:resources:TagAtScope":
       return {
         id: `${inputs.scope}/providers/Microsoft.Resources/tags/default`,
