@@ -65,7 +65,11 @@ export class PermissionWait {
   filter(bus: EventBus): EventBus {
     return {
       emit: (event) => {
-        if (event.type !== "permission-missing" || !this.looping) return bus.emit(event);
+        // An unreadable eviction-cause signal (`signal` set) blocks nothing: the cause gate degrades and
+        // reports it once itself; only what stops restarts is waited out here.
+        if (event.type !== "permission-missing" || event.signal !== undefined || !this.looping) {
+          return bus.emit(event);
+        }
         this.deniedSinceLastCycle = true;
         const key = `${event.action} ${event.scope ?? ""} ${event.resourceGroup ?? ""}/${event.vm ?? ""}`;
         if (this.reported.has(key)) return;
