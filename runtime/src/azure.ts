@@ -12,6 +12,7 @@ import {
   instanceStateFromStatuses,
   type ObservedVm,
 } from "./decisions";
+import type { AvailableSize } from "./fallback";
 
 /** A VM as the resource-group list returns it (no power state: the list has no instance view). */
 export type ListedVm = Omit<ObservedVm, "powerState" | "provisioningState" | "hibernated">;
@@ -29,6 +30,10 @@ export interface VmApi {
   /** Starts a VM and follows the long-running operation to its end; rejects with the Azure error. */
   startVm(resourceGroup: string, name: string, signal: AbortSignal, handlers?: StartHandlers): Promise<void>;
   simulateEviction(resourceGroup: string, name: string, signal: AbortSignal): Promise<void>;
+  /** Fallback sizes: the sizes the VM can be resized to (VirtualMachines_ListAvailableSizes). */
+  listAvailableSizes?(resourceGroup: string, name: string, signal: AbortSignal): Promise<AvailableSize[]>;
+  /** Fallback sizes: PATCH hardwareProfile.vmSize (the VM must be deallocated), to its end. */
+  resizeVm?(resourceGroup: string, name: string, vmSize: string, signal: AbortSignal): Promise<void>;
 }
 
 /** The fields of an ARM VM the list mapping reads (the SDK's `VirtualMachine`, or a raw payload). */
@@ -39,6 +44,7 @@ export interface ArmVmFields {
   evictionPolicy?: string;
   billingProfile?: { maxPrice?: number };
   tags?: Record<string, string>;
+  hardwareProfile?: { vmSize?: string };
 }
 
 /**
@@ -57,6 +63,7 @@ export function listedVmFromArm(vm: ArmVmFields, resourceGroup: string): ListedV
     evictionPolicy: vm.evictionPolicy,
     maxPrice: vm.billingProfile?.maxPrice,
     tags: vm.tags ?? {},
+    ...(vm.hardwareProfile?.vmSize ? { vmSize: vm.hardwareProfile.vmSize } : {}),
   };
 }
 
@@ -206,6 +213,22 @@ export function createArmVmApi(
     },
     async simulateEviction(resourceGroup, name, signal) {
       await vms.simulateEviction(resourceGroup, name, { abortSignal: signal });
+    },
+    async listAvailableSizes(resourceGroup, name, signal) {
+      const out: AvailableSize[] = [];
+      for await (const size of vms.listAvailableSizes(resourceGroup, name, { abortSignal: signal })) {
+        out.push({ name: size.name, resourceDiskSizeInMB: size.resourceDiskSizeInMB });
+      }
+      return out;
+    },
+    async resizeVm(resourceGroup, name, vmSize, signal) {
+      // VirtualMachines_Update (PATCH) with only the size: nothing else of the VM is sent, so nothing else changes.
+      await vms.beginUpdateAndWait(
+        resourceGroup,
+        name,
+        { hardwareProfile: { vmSize } },
+        { abortSignal: signal, updateIntervalInMs: options.pollIntervalMs ?? 2_000 },
+      );
     },
   };
 }

@@ -376,6 +376,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
         retry: retryPolicyFromConfig(config),
         startTimeoutMs: config.startTimeoutSeconds * 1000,
         intervalMs: config.intervalSeconds * 1000,
+        fallbackSizes: config.fallbackSizes,
+        fallbackAfterMs: config.fallbackAfterSeconds * 1000,
       };
 
       if (command === "status") {

@@ -2,6 +2,8 @@
 // error is classified, how long a VM backs off. No I/O here, so tests use plain objects and
 // fast-check properties.
 
+import type { SizeRecord } from "./fallback";
+
 /** Power states as the instance view reports them (`PowerState/<state>`). */
 export type PowerState = "running" | "starting" | "stopped" | "stopping" | "deallocating" | "deallocated";
 
@@ -22,6 +24,8 @@ export interface ObservedVm {
   readonly provisioningState?: string;
   /** The instance view has `HibernationState/Hibernated` (beside `PowerState/deallocated`). */
   readonly hibernated?: boolean;
+  /** `hardwareProfile.vmSize` as the list reports it (fallback sizes compare against it). */
+  readonly vmSize?: string;
 }
 
 export interface RestartTag {
@@ -60,6 +64,10 @@ export interface VmRecord {
   hibernated?: boolean;
   /** `evictedSince` of the deallocation already announced as `vm-evicted` (announced once per deallocation). */
   evictionAnnouncedFor?: number;
+  /** Since when starts have failed for lack of capacity, without a success in between (fallback.ts). */
+  capacityFailingSince?: number;
+  /** A resize to a fallback size, remembered until the VM is back at its own size (fallback.ts). */
+  size?: SizeRecord;
   /** Marks the leave-alone (or wait) already logged for this deallocation, so it is logged once. */
   leftAloneLogged?: string;
   lastResult?: {
@@ -234,7 +242,14 @@ export interface BackoffPolicy {
 }
 
 /** What an ARM operation was doing when it failed; names the permission it needs. */
-export type ArmOperation = "list" | "instanceView" | "start" | "followStart" | "simulateEviction";
+export type ArmOperation =
+  | "list"
+  | "instanceView"
+  | "start"
+  | "followStart"
+  | "simulateEviction"
+  | "listSizes"
+  | "resize";
 
 /** Each operation's action, as runtime/src/roleActions.ts lists it (test/program/contracts.test.ts checks). */
 export const requiredPermission: Record<ArmOperation, string> = {
@@ -244,6 +259,9 @@ export const requiredPermission: Record<ArmOperation, string> = {
   // Polling the start's Azure-AsyncOperation / Location URL (…/locations/{l}/operations/{id}).
   followStart: "Microsoft.Compute/locations/operations/read",
   simulateEviction: "Microsoft.Compute/virtualMachines/simulateEviction/action",
+  // Fallback sizes (opt-in): VirtualMachines_ListAvailableSizes and a PATCH of hardwareProfile.vmSize.
+  listSizes: "Microsoft.Compute/virtualMachines/vmSizes/read",
+  resize: "Microsoft.Compute/virtualMachines/write",
 };
 
 export type StartOutcomeKind =

@@ -76,6 +76,10 @@ export type RestarterEvent =
       readonly at: number;
       readonly fromSize: string;
       readonly toSize: string;
+      /** Its own size, the one it goes back to at its next eviction. */
+      readonly originalSize?: string;
+      /** How long starts had failed for capacity before the resize. */
+      readonly capacityFailingSeconds?: number;
     })
   /** A deallocated, tagged VM that the runtime will not start, and why; emitted once per deallocation. */
   | (VmRef & {
@@ -182,6 +186,25 @@ export type RestarterEvent =
       readonly was?: string;
     })
   | (VmRef & { readonly type: "vm-forgotten"; readonly at: number; readonly why: string })
+  /** A VM resized to a fallback size during an earlier deallocation is back at its own size before its start. */
+  | (VmRef & {
+      readonly type: "vm-size-restored";
+      readonly at: number;
+      readonly fromSize: string;
+      readonly toSize: string;
+    })
+  /**
+   * Fallback sizes: a resize (to a fallback, or back) was not made; the VM is started at its current size.
+   * `reason`: no configured size is offered or allowed from this one, or Azure refused the resize.
+   */
+  | (VmRef & {
+      readonly type: "vm-resize-skipped";
+      readonly at: number;
+      readonly fromSize: string;
+      readonly toSize?: string;
+      readonly reason: string;
+      readonly code?: string;
+    })
   /** A deallocated VM in a control-plane operation (`ProvisioningState/<state>`): not started until it ends. */
   | (VmRef & { readonly type: "provisioning-busy"; readonly at: number; readonly state: string })
   /** A start failed in a way that puts the VM into backoff. */
@@ -362,6 +385,10 @@ export function describeEvent(event: RestarterEvent): string {
         : `VM is ${event.state ?? "in an unknown power state"}; not a restart candidate`;
     case "vm-forgotten":
       return `forgetting VM: ${event.why}`;
+    case "vm-size-restored":
+      return `Spot VM ${event.vm} is back at its own size ${event.toSize} (it ran as ${event.fromSize}); starting it`;
+    case "vm-resize-skipped":
+      return `not resizing Spot VM ${event.vm}${event.toSize ? ` to ${event.toSize}` : ""}: ${event.reason}; starting it as ${event.fromSize}`;
     case "provisioning-busy":
       return `an operation is running on it (ProvisioningState/${event.state}); not starting it until that ends`;
     case "start-failed": {

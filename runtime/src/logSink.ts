@@ -21,6 +21,8 @@ const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | nul
   "vm-restarted": { level: "info", name: "started" },
   "vm-restart-failing": { level: "warn" },
   "vm-fallback-size": { level: "info" },
+  "vm-size-restored": { level: "info" },
+  "vm-resize-skipped": { level: "warn" },
   "vm-left-alone": { level: "info" },
   "auth-failing": { level: "warn", name: "token-unavailable" },
   "permission-missing": { level: "error" },

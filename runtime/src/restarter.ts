@@ -48,6 +48,9 @@ export interface RestarterSettings {
   /** Start requests per minute across all VMs, and how many may leave at once (schedule.ts). */
   readonly fleetStartsPerMinute?: number;
   readonly fleetStartBurst?: number;
+  /** Opt-in fallback sizes keyed `<group>/<vm>` (any case), and how long capacity must fail first (starts.ts). */
+  readonly fallbackSizes?: Readonly<Record<string, readonly string[]>>;
+  readonly fallbackAfterMs?: number;
 }
 
 export interface RestarterDeps {
@@ -119,6 +122,12 @@ export class Restarter {
       budget: deps.budget,
       maxConcurrentStarts: deps.settings.maxConcurrentStarts,
       startTimeoutMs: deps.settings.startTimeoutMs,
+      fallbackSizes: Object.fromEntries(
+        Object.entries(deps.settings.fallbackSizes ?? {}).map(([key, sizes]) => [key.toLowerCase(), sizes]),
+      ),
+      ...(deps.settings.fallbackAfterMs !== undefined
+        ? { fallbackAfterMs: deps.settings.fallbackAfterMs }
+        : {}),
       onRetryScheduled: () => this.onRetryScheduled?.(),
       onFatal: (error) => {
         this.fatal ??= error;

@@ -7,7 +7,9 @@ import type { VmApi } from "./azure";
 import { describeAzureError } from "./azure";
 import type { BudgetGauge } from "./budgets";
 import type { Clock } from "./clock";
-import { classifyStartOutcome, type ObservedVm, type VmRecord, vmKey } from "./decisions";
+import { classifyStartOutcome, type ObservedVm, requiredPermission, type VmRecord, vmKey } from "./decisions";
+import { permissionError } from "./errors";
+import { chooseFallback, planSize } from "./fallback";
 import type { Ledger } from "./ledger";
 import type { RetryPolicy, StartPacer } from "./schedule";
 import { Semaphore } from "./semaphore";
@@ -40,7 +42,14 @@ export interface StartFollowerDeps {
   readonly onRetryScheduled: () => void;
   /** A start ran into an error that must stop the loop (missing permission, token refused). */
   readonly onFatal: (error: FatalError) => void;
+  /** Opt-in fallback sizes, keyed by `vmKey` (lower-cased `<group>/<vm>`); absent or empty: nothing is resized. */
+  readonly fallbackSizes?: Readonly<Record<string, readonly string[]>>;
+  /** How long starts must have failed for capacity before a fallback size (ms). */
+  readonly fallbackAfterMs?: number;
 }
+
+/** Stops a start before its request: the resize it needed hit a fatal error (already reported). */
+class ResizeFatal extends Error {}
 
 export class StartFollower {
   private readonly inFlight = new Map<string, Promise<StartResult>>();
@@ -97,6 +106,9 @@ export class StartFollower {
       await this.deps.pacer.take(signal);
       // Stopped while waiting for a slot or the pacer (a fatal error, SIGTERM): no start request then.
       signal.throwIfAborted();
+      // Fallback sizes (opt-in): the size it should start with, changed while it is deallocated.
+      await this.prepareSize(vm, signal);
+      signal.throwIfAborted();
       requestedAt = clock.now();
       const issued = startIssued(ledger.state.vms[key], vm, requestedAt);
       record = issued.record;
@@ -136,6 +148,157 @@ export class StartFollower {
       release?.();
     }
     return this.applyOutcome(vm, record, outcome, requestedAt);
+  }
+
+  /**
+   * Before a start: back to the VM's own size if it was resized during an earlier deallocation, or to the next
+   * fallback size once its size has had no capacity for `fallbackAfterMs` (fallback.ts decides; this performs
+   * it). The state records the original size before the first PATCH, so a crash at any point loses nothing.
+   * A refused resize is reported and the VM is started at the size it has; a missing permission is fatal.
+   */
+  private async prepareSize(vm: ObservedVm, signal: AbortSignal): Promise<void> {
+    const { api, ledger, clock } = this.deps;
+    const key = vmKey(vm.resourceGroup, vm.name);
+    const record = ledger.state.vms[key];
+    if (!record || !vm.vmSize) return;
+    const plan = planSize({
+      currentSize: vm.vmSize,
+      fallbacks: this.deps.fallbackSizes?.[key] ?? [],
+      size: record.size,
+      outage: record.evictedSince,
+      capacityFailingSince: record.capacityFailingSince,
+      now: clock.now(),
+      fallbackAfterMs: this.deps.fallbackAfterMs ?? 600_000,
+    });
+    if (plan.kind === "keep" || !api.resizeVm) return;
+    const ref = { resourceGroup: vm.resourceGroup, vm: vm.name };
+    const resize = api.resizeVm.bind(api);
+    const attempt = async (
+      operation: "listSizes" | "resize",
+      call: () => Promise<void>,
+    ): Promise<string | undefined> => {
+      try {
+        await call();
+        return undefined;
+      } catch (error) {
+        if (signal.aborted) throw error;
+        const outcome = classifyStartOutcome(describeAzureError(error), operation);
+        if (outcome.kind === "forbidden") {
+          const permission = /action '([^']+)'/i.test(outcome.message)
+            ? outcome.permission
+            : requiredPermission[operation];
+          const fatal = permissionError(
+            { permission, code: outcome.code },
+            `needed to ${operation === "resize" ? "resize" : "list the sizes of"} ${vm.resourceGroup}/${vm.name} (fallbackSizes)`,
+            error,
+          );
+          ledger.emit({
+            type: "permission-missing",
+            ...ref,
+            at: clock.now(),
+            action: permission,
+            message: fatal.message,
+          });
+          this.deps.onFatal(fatal);
+          throw new ResizeFatal(fatal.message);
+        }
+        if (outcome.kind === "throttled") ledger.setThrottled(outcome.retryAfterMs, outcome.code);
+        return "code" in outcome ? `${outcome.code}: ${outcome.message}` : outcome.kind;
+      }
+    };
+
+    if (plan.kind === "restore") {
+      const refused = await attempt("resize", () => resize(vm.resourceGroup, vm.name, plan.to, signal));
+      const now = clock.now();
+      if (refused) {
+        ledger.emit({
+          type: "vm-resize-skipped",
+          ...ref,
+          at: now,
+          fromSize: plan.from,
+          toSize: plan.to,
+          reason: `Azure refused it (${refused})`,
+        });
+        return;
+      }
+      ledger.state.vms[key] = { ...(ledger.state.vms[key] ?? record), size: undefined };
+      ledger.emit({ type: "vm-size-restored", ...ref, at: now, fromSize: plan.from, toSize: plan.to });
+      await ledger.persist();
+      return;
+    }
+
+    if (!api.listAvailableSizes) return;
+    const listSizes = api.listAvailableSizes.bind(api);
+    let available: Awaited<ReturnType<typeof listSizes>> = [];
+    const listRefused = await attempt("listSizes", async () => {
+      available = await listSizes(vm.resourceGroup, vm.name, signal);
+    });
+    if (listRefused) {
+      ledger.emit({
+        type: "vm-resize-skipped",
+        ...ref,
+        at: clock.now(),
+        fromSize: plan.from,
+        reason: `listing its sizes failed (${listRefused})`,
+      });
+      return;
+    }
+    const { chosen, skipped } = chooseFallback(plan.from, plan.candidates, available);
+    if (!chosen) {
+      const why = skipped
+        .map((s) => `${s.size} ${s.why === "temp-disk" ? "differs in local temp disk" : "is not offered"}`)
+        .join(", ");
+      ledger.emit({
+        type: "vm-resize-skipped",
+        ...ref,
+        at: clock.now(),
+        fromSize: plan.from,
+        reason: `no fallback size fits (${why})`,
+      });
+      return;
+    }
+    const originalSize = record.size?.originalSize ?? plan.from;
+    // Written before the PATCH: a crash after it still knows the size to go back to.
+    ledger.state.vms[key] = {
+      ...record,
+      size: { originalSize, size: chosen, phase: "resizing", at: clock.now(), outage: record.evictedSince },
+    };
+    await ledger.persist();
+    const refused = await attempt("resize", () => resize(vm.resourceGroup, vm.name, chosen, signal));
+    const now = clock.now();
+    const current = ledger.state.vms[key] ?? record;
+    if (refused) {
+      // Nothing changed in Azure: keep what was known before (the original size, if an earlier resize set it).
+      ledger.state.vms[key] = { ...current, size: record.size };
+      ledger.emit({
+        type: "vm-resize-skipped",
+        ...ref,
+        at: now,
+        fromSize: plan.from,
+        toSize: chosen,
+        reason: `Azure refused it (${refused})`,
+      });
+      await ledger.persist();
+      return;
+    }
+    ledger.state.vms[key] = {
+      ...current,
+      size: { originalSize, size: chosen, phase: "resized", at: now, outage: record.evictedSince },
+      // The next fallback (if this size has no capacity either) waits its own fallbackAfterSeconds.
+      capacityFailingSince: undefined,
+    };
+    ledger.emit({
+      type: "vm-fallback-size",
+      ...ref,
+      at: now,
+      fromSize: plan.from,
+      toSize: chosen,
+      originalSize,
+      ...(record.capacityFailingSince !== undefined
+        ? { capacityFailingSeconds: Math.round((now - record.capacityFailingSince) / 1000) }
+        : {}),
+    });
+    await ledger.persist();
   }
 
   private applyOutcome(

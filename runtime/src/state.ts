@@ -38,6 +38,16 @@ const recordSchema = z.object({
     })
     .optional(),
   leftAloneLogged: z.string().optional(),
+  capacityFailingSince: timestamp,
+  size: z
+    .object({
+      originalSize: z.string(),
+      size: z.string(),
+      phase: z.enum(["resizing", "resized"]),
+      at: z.number(),
+      outage: timestamp,
+    })
+    .optional(),
 });
 const stateSchema = z.object({
   version: z.literal(1),

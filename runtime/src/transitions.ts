@@ -103,6 +103,7 @@ export function observePowerState(
         evictedSince: undefined,
         startAttempts: 0,
         backoffUntil: undefined,
+        capacityFailingSince: undefined,
         lastRanAt: now,
         leftAloneLogged: undefined,
       };
@@ -166,6 +167,7 @@ export function startEnded(
         startAttempts: 0,
         backoffUntil: undefined,
         evictedSince: undefined,
+        capacityFailingSince: undefined,
         lastStartedAt: now,
         // From when we asked: Azure may evict the VM while its start runs (the start still ends
         // Succeeded), and that eviction, recorded after our request, is about this run, not an old one.
@@ -285,7 +287,13 @@ export function startEnded(
       const cause = outcome.kind as RetryCause;
       const backoffUntil = nextAttemptAt({ cause, attempts, requestedAt, endedAt: now }, rng, retry);
       const delay = backoffUntil - now;
-      record = { ...record, startAttempts: attempts, backoffUntil };
+      record = {
+        ...record,
+        startAttempts: attempts,
+        backoffUntil,
+        // How long its size has had no capacity: fallback sizes (fallback.ts) count from the first such start.
+        ...(cause === "capacity" ? { capacityFailingSince: before.capacityFailingSince ?? requestedAt } : {}),
+      };
       events.push({
         type: "start-failed",
         ...ref(vm),

@@ -50,6 +50,8 @@ export async function startWorld(
      */
     annotationDelaySeconds?: number;
     role?: "contributor" | "reader" | "least-privilege" | "none";
+    /** The custom role's actions with role `least-privilege` (default: the program's role without opt-ins). */
+    actions?: readonly string[];
     config?: Record<string, unknown>;
     /** More seed fields (e.g. `rateLimits`). */
     seed?: Partial<EmulatorSeed>;
@@ -65,7 +67,7 @@ export async function startWorld(
       },
       ...options.seed,
     },
-    { role: options.role ?? "contributor" },
+    { role: options.role ?? "contributor", ...(options.actions ? { actions: options.actions } : {}) },
   );
   const dir = mkdtempSync(join(tmpdir(), "spot-restarter-it-"));
   const pemPath = join(dir, "sp.pem");

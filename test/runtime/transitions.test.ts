@@ -135,6 +135,8 @@ describe("starts", () => {
       startAttempts: 0,
       backoffUntil: undefined,
       evictedSince: undefined,
+      // A success ends the capacity outage that fallback sizes count (fallback.ts).
+      capacityFailingSince: undefined,
       lastStartedAt: t0 + 130_000,
       // The last run counts from the start request: an eviction during the start is about this run,
       // a cause older than the request is about an earlier deallocation (issue 10).
@@ -179,6 +181,18 @@ describe("starts", () => {
       "however many attempts failed",
     );
     assert.equal(record.evictedSince, t0, "still down since the eviction");
+    // Fallback sizes count the capacity outage from the first failed request, and not from later ones.
+    assert.equal(record.capacityFailingSince, ctx.requestedAt);
+    assert.equal(
+      startEnded({ ...evicted, capacityFailingSince: t0 + 5 }, vm, outcome, ctx).record.capacityFailingSince,
+      t0 + 5,
+    );
+    assert.equal(
+      startEnded(evicted, vm, { kind: "quota", code: "OperationNotAllowed", message: "quota" }, ctx).record
+        .capacityFailingSince,
+      undefined,
+      "only capacity counts",
+    );
     const failed = events.find((e) => e.type === "start-failed");
     assert.deepEqual(failed, {
       type: "start-failed",
