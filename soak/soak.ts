@@ -35,6 +35,8 @@ export interface SoakResult {
   minutes: number;
   vms: { total: number; restartable: number };
   evictions: number;
+  /** Restartable VMs their owner deallocated during the run (each must never be started after). */
+  ownerDeallocations: number;
   restarts: number;
   wrongStarts: number;
   wrongStartDetails: string[];
@@ -135,6 +137,9 @@ export async function soak(options: Options, say: (line: string) => void = conso
       intervalSeconds: options.intervalSeconds,
       stateDir: join(dir, "state"),
       backoff,
+      // Every retry scaled down like the backoff, so the settle phase's bound (the longest backoff) holds:
+      // by default a capacity failure is retried 60 s and a price refusal 2-10 min after it.
+      retry: { capacitySeconds: backoff.initialSeconds, price: backoff, quota: backoff },
       startTimeoutSeconds: 60,
       cloud: { authorityHost: t.emulator.authorityHost, armEndpoint: t.emulator.armEndpoint },
     }),
@@ -194,6 +199,9 @@ export async function soak(options: Options, say: (line: string) => void = conso
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
 
   const evictions: Array<{ at: number; vm: string }> = [];
+  // Restartable VMs their owner has deallocated and not started again: they must stay down.
+  const ownerStopped = new Set<string>();
+  let ownerDeallocations = 0;
   const faultsInjected: Record<string, number> = {};
   const rss: Array<{ at: number; mb: number }> = [];
   const began = Date.now();
@@ -260,9 +268,12 @@ export async function soak(options: Options, say: (line: string) => void = conso
         reject(new Error(`the runtime exited:\n${stderrTail}`));
       });
     });
+    let first = true;
     while (Date.now() < endOfChaos && child.exitCode === null) {
-      const roll = random();
-      if (roll < 0.45) {
+      // The first action is always an owner's stop, so every run (the smoke test too) has one.
+      const roll = first ? 0.42 : random();
+      first = false;
+      if (roll < 0.4) {
         const running = (await t.control.vms()).filter(
           (v) => restartable.includes(v.name) && v.powerState === "running",
         );
@@ -270,6 +281,27 @@ export async function soak(options: Options, say: (line: string) => void = conso
           const victim = pick(running).name;
           await t.control.evict(RG, victim);
           evictions.push({ at: Date.now(), vm: victim });
+        }
+      } else if (roll < 0.47) {
+        // The owner acts on a restartable VM: deallocates it (the portal's Stop: Resource Health records
+        // VirtualMachineDeallocationInitiated, the Activity Log the caller), which the runtime must never
+        // start again (soak/judge.ts counts any start of it as wrong); or starts one they had stopped, out
+        // of the judged record (a control-API power change, not an ARM start), so it can be evicted again.
+        const mine = [...ownerStopped];
+        if (mine.length > 0 && random() < 0.4) {
+          const name = pick(mine);
+          ownerStopped.delete(name);
+          await t.control.setVm(RG, name, { powerState: "running" });
+        } else {
+          const running = (await t.control.vms()).filter(
+            (v) => restartable.includes(v.name) && v.powerState === "running" && !ownerStopped.has(v.name),
+          );
+          if (running.length > 0) {
+            const name = pick(running).name;
+            ownerStopped.add(name);
+            ownerDeallocations++;
+            await t.control.deallocate(RG, name, "owner@contoso.com");
+          }
         }
       } else if (roll < 0.55) {
         // A VM that must never be started is deallocated too (an untagged eviction, a user stop).
@@ -295,14 +327,17 @@ export async function soak(options: Options, say: (line: string) => void = conso
       await sleep(pauseMin + random() * (pauseMax - pauseMin));
     }
 
-    // Faults stop. Every restartable VM must be running within the longest backoff + a cycle + a start.
+    // Faults stop. Every restartable VM must be running within the longest backoff + a cycle + a start
+    // (but for those their owner stopped, which must stay deallocated).
     await t.control.clearFaults();
     const settleMs = (backoff.maxSeconds + options.intervalSeconds * 1.1 + 1 + 2 + 2) * 1000;
     const deadline = Date.now() + settleMs;
     let missed: string[] = [];
     for (;;) {
       missed = (await t.control.vms())
-        .filter((v) => restartable.includes(v.name) && v.powerState !== "running")
+        .filter(
+          (v) => restartable.includes(v.name) && !ownerStopped.has(v.name) && v.powerState !== "running",
+        )
         .map((v) => `${v.name} (${v.powerState})`);
       if (missed.length === 0 || Date.now() > deadline) break;
       await sleep(250);
@@ -350,6 +385,7 @@ export async function soak(options: Options, say: (line: string) => void = conso
       minutes: options.minutes,
       vms: { total: population.length, restartable: restartable.length },
       evictions: judged.evictions,
+      ownerDeallocations,
       restarts: judged.restarts,
       wrongStarts: wrongStartDetails.length,
       wrongStartDetails,
@@ -393,6 +429,7 @@ function report(result: SoakResult): string {
   return [
     `soak ${result.ok ? "PASSED" : "FAILED"} after ${result.minutes} min (${result.vms.total} VMs, ${result.vms.restartable} restartable)`,
     `  evictions           ${result.evictions}`,
+    `  owner stops         ${result.ownerDeallocations}  (restartable VMs their owner deallocated: never to be started)`,
     `  restarts            ${result.restarts}  (eviction → running: p50 ${result.restartLatencyMs.p50} ms, p95 ${result.restartLatencyMs.p95} ms, max ${result.restartLatencyMs.max} ms)`,
     `  wrong starts        ${result.wrongStarts}${result.wrongStartDetails.length ? `: ${result.wrongStartDetails.join("; ")}` : ""}`,
     `  missed restarts     ${result.missedRestarts}${result.missed.length ? `: ${result.missed.join(", ")}` : ""}`,

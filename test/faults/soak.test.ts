@@ -5,7 +5,7 @@ import { it } from "node:test";
 import { soak } from "../../soak/soak";
 import { figure } from "./harness";
 
-it("soak smoke: 12 s of random evictions and faults, no wrong or missed start", async () => {
+it("soak smoke: 12 s of random evictions, owner stops and faults, no wrong or missed start", async () => {
   const result = await soak(
     {
       minutes: 0.2,
@@ -23,6 +23,8 @@ it("soak smoke: 12 s of random evictions and faults, no wrong or missed start", 
   assert.equal(result.secretLeak, null);
   assert.equal(result.exitCode, 0);
   assert.ok(result.evictions >= 3, `the chaos evicted ${result.evictions} VMs`);
+  // Owner stops are in the mix (soak/judge.ts counts any start of one as wrong, asserted above).
+  assert.ok(result.ownerDeallocations >= 1, `the owner deallocated ${result.ownerDeallocations} VMs`);
   // Counted from the emulator's VM history (soak/judge.ts): no duplicate start (that is a wrong start),
   // no unanswered eviction (missed), so each eviction got exactly one successful start, or shared one
   // with an eviction that came while it waited.
@@ -32,6 +34,6 @@ it("soak smoke: 12 s of random evictions and faults, no wrong or missed start", 
   );
   figure(
     "soak-smoke",
-    `${result.evictions} evictions, ${result.restarts} restarts, 0 wrong, 0 missed, ${result.armRequestsPerCycle} ARM requests per cycle`,
+    `${result.evictions} evictions, ${result.ownerDeallocations} owner stops, ${result.restarts} restarts, 0 wrong, 0 missed, ${result.armRequestsPerCycle} ARM requests per cycle`,
   );
 });
