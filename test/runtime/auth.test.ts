@@ -15,7 +15,7 @@ import {
   probeAuthority,
   tokenObjectId,
 } from "../../runtime/src/auth";
-import { withCallerHint } from "../../runtime/src/cli";
+import { withCallerHint } from "../../runtime/src/azureCommands";
 import { parseConfig } from "../../runtime/src/config";
 import { AuthError, PermissionError } from "../../runtime/src/errors";
 import { makeCertificate } from "./certs";
