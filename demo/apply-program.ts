@@ -32,6 +32,8 @@ export interface ProgramConfig {
   principalName?: string;
   /** Secret (URLs carry tokens), as `pulumi config set --secret --path 'notifications[0].url'` leaves it. */
   notifications?: Array<{ type: string; url: string; events?: string[] }>;
+  /** Opt-in: VM name -> fallback sizes (`pulumi config set --path 'fallbackSizes.<vm>[0]' <size>`). */
+  fallbackSizes?: Record<string, string[]>;
 }
 
 export interface EmulatorEndpoints {

@@ -88,6 +88,7 @@ function rememberKey(pem: string): void {
 /** Emulator -> apply -> (optionally tamper with the outputs) -> install. */
 async function buildChain(options: {
   roleMode: ProgramConfig["roleMode"];
+  fallbackSizes?: ProgramConfig["fallbackSizes"];
   mutations?: Mutations;
   seed?: Partial<EmulatorSeed>;
   verify?: boolean;
@@ -99,7 +100,12 @@ async function buildChain(options: {
   dirs.push(dir);
   const applied = await applyProgram({
     emulator,
-    config: { resourceGroupName: GROUP, restartableVms: [TAGGED], roleMode: options.roleMode },
+    config: {
+      resourceGroupName: GROUP,
+      restartableVms: [TAGGED],
+      roleMode: options.roleMode,
+      ...(options.fallbackSizes ? { fallbackSizes: options.fallbackSizes } : {}),
+    },
     outputsFile: join(dir, "stack-outputs.json"),
     mutations: options.mutations,
   });
@@ -287,6 +293,65 @@ describe("program -> outputs -> install -> runtime against the emulator", () => 
       printed.push(logs);
       assert.equal(code, 0, `run exits cleanly on SIGTERM:\n${logs}`);
     }
+  });
+});
+
+describe("fallback sizes through the whole chain (opt-in)", () => {
+  test("least-privilege + fallbackSizes: the role may resize, install writes the fallbacks, `once` brings the VM back in a fallback size", async () => {
+    // The tagged VM (Standard_B2s, 8 GiB temp disk) has no capacity in its own size; Standard_B2ms (temp
+    // disk too) does. Standard_D2s_v5 (no temp disk) is listed first and must be passed over.
+    const chain = await buildChain({
+      roleMode: "least-privilege",
+      fallbackSizes: { [TAGGED]: ["Standard_D2s_v5", "Standard_B2ms"] },
+      seed: { faults: [{ vm: TAGGED, vmSize: "Standard_B2s", startFailsWith: "AllocationFailed" }] },
+    });
+    assert.equal(chain.installResult.code, 0, chain.installResult.stderr);
+    assert.deepEqual(chain.applied.outputs.fallbackSizes, { [TAGGED]: ["Standard_D2s_v5", "Standard_B2ms"] });
+    const installed = JSON.parse(readFileSync(chain.runtime.config, "utf8"));
+    assert.deepEqual(installed.fallbackSizes, {
+      [`${GROUP}/${TAGGED}`]: ["Standard_D2s_v5", "Standard_B2ms"],
+    });
+    // Time scaled for the test: capacity retried every second, fallback after 2 s (defaults 60 s and 600 s).
+    writeFileSync(
+      chain.runtime.config,
+      JSON.stringify({ ...installed, fallbackAfterSeconds: 2, retry: { capacitySeconds: 1 } }, null, 2),
+    );
+
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const result = await run(chain.runtime, "once", ["--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      if ((await vm(chain, TAGGED)).powerState === "running") break;
+      assert.ok(Date.now() < deadline, "the VM never came back");
+      await new Promise((resolve) => setTimeout(resolve, 700));
+    }
+    const tagged = await vm(chain, TAGGED);
+    assert.equal(tagged.vmSize, "Standard_B2ms");
+    assert.deepEqual(
+      tagged.history.filter((e) => e.event === "resized").map((e) => [e.from, e.vmSize]),
+      [["Standard_B2s", "Standard_B2ms"]],
+    );
+    assert.ok(
+      tagged.history.some((e) => e.event === "start-failed"),
+      "its own size was tried first",
+    );
+    // The emulator enforces RBAC: the resize went through under the program's own custom role, which therefore
+    // holds virtualMachines/write (and vmSizes/read) because fallbackSizes is set.
+    const requests = await chain.control.requests();
+    const mine = (method: string, suffix: string) =>
+      requests.filter(
+        (r) =>
+          r.clientId === chain.applied.outputs.clientId && r.method === method && r.path.endsWith(suffix),
+      );
+    assert.deepEqual(
+      mine("GET", `/${TAGGED}/vmSizes`).map((r) => r.status),
+      [200],
+    );
+    assert.deepEqual(
+      mine("PATCH", `/${TAGGED}`).map((r) => r.status),
+      [200],
+    );
+    await assertOthersUntouched(chain);
   });
 });
 
