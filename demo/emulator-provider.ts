@@ -18,6 +18,32 @@ export interface Mutations {
   readonly roleScope?: string;
   /** Tag the VMs with this tag name instead of the program's. */
   readonly tagName?: string;
+  /** Do not wait where the program asks to (time.Sleep): a custom role is assigned before it replicated. */
+  readonly skipWaits?: boolean;
+}
+
+/**
+ * The demo runs the program's waits (time.Sleep) at this fraction of their length: the emulator's replication
+ * delays are seconds (seed `timing.roleDefinitionReplicationSeconds`), Azure's a minute or more.
+ */
+export const DEMO_TIME_SCALE = 1 / 30;
+
+/** Go's time.ParseDuration for the forms a program writes ("60s", "1m30s", "500ms"), in milliseconds. */
+export function goDurationMs(duration: string): number {
+  const unit: Record<string, number> = {
+    h: 3_600_000,
+    m: 60_000,
+    s: 1000,
+    ms: 1,
+    us: 0.001,
+    µs: 0.001,
+    ns: 1e-6,
+  };
+  const parts = [...duration.matchAll(/(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/g)];
+  if (parts.length === 0 || parts.map((part) => part[0]).join("") !== duration) {
+    throw new Error(`not a Go duration: ${JSON.stringify(duration)}`);
+  }
+  return parts.reduce((total, [, amount, name]) => total + Number(amount) * (unit[name ?? ""] ?? 0), 0);
 }
 
 export interface ArmSession {
@@ -277,13 +303,18 @@ export class EmulatorProvider {
         };
       }
       case "time:index/sleep:Sleep": {
-        // The program waits for a new custom role to replicate before assigning it; the emulator applies a
-        // role definition at once, so the demo checks the inputs as the provider would and does not wait.
+        // The program waits for a new custom role to replicate before assigning it (the emulator models the
+        // delay: timing.roleDefinitionReplicationSeconds); the inputs are checked as the provider would.
         const made = await this.keyMaterial.newResource(args);
+        const createDuration = inputs.createDuration === undefined ? "0s" : String(inputs.createDuration);
+        const waitMs = this.mutations.skipWaits
+          ? 0
+          : Math.round(goDurationMs(createDuration) * DEMO_TIME_SCALE);
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
         return {
           id: String(made.id),
           state: made.state as Record<string, unknown>,
-          action: `wait ${inputs.createDuration} for the role definition to replicate (not needed in the emulator: skipped)`,
+          action: `waited ${waitMs} ms (${createDuration} at the demo's time scale) for the role definition to replicate`,
         };
       }
       case "azure-native:authorization:RoleAssignment":

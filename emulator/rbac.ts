@@ -13,6 +13,8 @@ export interface RoleDefinition {
   assignableScopes: string[];
   createdOn: string;
   updatedOn: string;
+  /** Before this time (ms) an assignment naming it is refused (timing.roleDefinitionReplicationSeconds). */
+  assignableFrom?: number;
 }
 
 export interface RoleAssignment {

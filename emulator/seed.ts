@@ -148,6 +148,12 @@ export const timingSchema = z.object({
    */
   signInReplicationSeconds: z.number().nonnegative().default(0),
   /**
+   * For this long after a custom role definition is created at run time (not in the seed), a role
+   * assignment naming it fails with 400 RoleDefinitionDoesNotExist, as ARM answers while a new role
+   * replicates (hashicorp/terraform-provider-azurerm#10442, pulumi/pulumi-azure#840). 0 = off.
+   */
+  roleDefinitionReplicationSeconds: z.number().nonnegative().default(0),
+  /**
    * For this long after a role assignment is created at run time (not in the seed), ARM does not apply it:
    * requests it would allow get 403 AuthorizationFailed ("If access was recently granted, please refresh
    * your credentials"; Azure RBAC troubleshooting: changes can take up to 10 minutes). 0 = off.

@@ -305,6 +305,10 @@ export class World {
         parsed.assignableScopes.length > 0 ? parsed.assignableScopes : [this.subscriptionScope],
       createdOn: previous?.createdOn ?? time,
       updatedOn: time,
+      // Only a new role waits; an update keeps the role (and its replication) it had.
+      assignableFrom: previous
+        ? previous.assignableFrom
+        : this.replicatedAt(this.timing.roleDefinitionReplicationSeconds),
     };
     this.roleDefinitions.set(name, definition);
     return definition;

@@ -212,7 +212,9 @@ function putAssignment(ctx: RequestContext, params: Record<string, string>, worl
       "The request must contain properties.roleDefinitionId and properties.principalId.",
     );
   }
-  const definition = world.findRoleDefinition(roleDefinitionGuid(roleDefinitionId));
+  const found = world.findRoleDefinition(roleDefinitionGuid(roleDefinitionId));
+  // A custom role created moments ago is not known everywhere yet: the same answer as no role at all.
+  const definition = found && (found.assignableFrom ?? 0) <= Date.now() ? found : undefined;
   if (!definition) {
     throw new HttpError(
       400,

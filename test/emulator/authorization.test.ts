@@ -270,4 +270,67 @@ describe("emulator: role assignments and definitions", () => {
       await delayed.emulator.stop();
     }
   });
+
+  it("a custom role created moments ago cannot be assigned yet: 400 RoleDefinitionDoesNotExist (roleDefinitionReplicationSeconds)", async () => {
+    // ARM's answer while a new role replicates, as terraform-provider-azurerm#10442 and pulumi-azure#840
+    // quote it: "The specified role definition with ID '…' does not exist."
+    const DELAY_SECONDS = 2;
+    const delayed = await startTestEmulator(
+      { timing: { roleDefinitionReplicationSeconds: DELAY_SECONDS } },
+      { role: "none" },
+    );
+    try {
+      await delayed.control.addRoleAssignment({
+        principalId: delayed.principal.objectId,
+        roleDefinitionId: OWNER_ROLE_ID,
+        scope: `/subscriptions/${delayed.emulator.subscriptionId}`,
+      });
+      const guid = randomUUID();
+      const defined = await armFetch(
+        delayed,
+        "PUT",
+        `${rgPath(delayed)}/providers/Microsoft.Authorization/roleDefinitions/${guid}`,
+        {
+          properties: {
+            roleName: `replicating-${guid.slice(0, 8)}`,
+            type: "CustomRole",
+            permissions: [{ actions: LEAST_PRIVILEGE_ACTIONS, notActions: [] }],
+            assignableScopes: [rgPath(delayed)],
+          },
+        },
+        API,
+      );
+      assert.equal(defined.status, 201, JSON.stringify(defined.body));
+      const definedAt = Date.now();
+      const assign = () =>
+        armFetch<{ error?: { code: string; message: string } }>(
+          delayed,
+          "PUT",
+          `${rgPath(delayed)}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}`,
+          {
+            properties: {
+              roleDefinitionId: `/subscriptions/${delayed.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${guid}`,
+              principalId: delayed.principal.objectId,
+              principalType: "ServicePrincipal",
+            },
+          },
+          API,
+        );
+      const early = await assign();
+      assert.equal(early.status, 400);
+      assert.equal(early.body.error?.code, "RoleDefinitionDoesNotExist");
+      assert.equal(
+        early.body.error?.message,
+        `The specified role definition with ID '${guid}' does not exist.`,
+      );
+      // Once it has replicated, the same assignment goes through.
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(0, definedAt + DELAY_SECONDS * 1000 + 200 - Date.now())),
+      );
+      const late = await assign();
+      assert.equal(late.status, 201, JSON.stringify(late.body));
+    } finally {
+      await delayed.emulator.stop();
+    }
+  });
 });
