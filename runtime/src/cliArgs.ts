@@ -2,7 +2,7 @@
 // overridable fields), the usage text, and parsing argv into a command and its values. cli.ts dispatches.
 import { parseArgs } from "node:util";
 import { configFlagOptions, defaultConfigPath } from "./config";
-import { overridableFields } from "./configSchema";
+import { overridableFields } from "./configFields";
 import { exitCodes, UsageError } from "./errors";
 import { configFlagLines, helpFor, npmDashDashHint } from "./help";
 import type { InstallOptions, UninstallOptions } from "./install/index";

@@ -4,14 +4,8 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
-import {
-  type ConfigField,
-  configSchema,
-  fieldMeta,
-  innerSchema,
-  overridableFields,
-  type RuntimeConfig,
-} from "./configSchema";
+import { fieldMeta, innerSchema, overridableFields } from "./configFields";
+import { type ConfigField, configSchema, type RuntimeConfig } from "./configSchema";
 import { ConfigError } from "./errors";
 import { redactUrl } from "./notify/redact";
 import { escapeControlCharacters } from "./text";

@@ -1,7 +1,7 @@
 // The runtime config reference (docs/runtime-config.md), rendered from the one schema in configSchema.ts so
 // that it cannot drift: `npm run docs:config` writes it, test/docs/config-reference.test.ts checks that
 // the committed file is what this renders.
-import { type ConfigFieldDescription, describeConfigFields } from "./configSchema";
+import { type ConfigFieldDescription, describeConfigFields } from "./configFields";
 
 const cell = (text: string) => text.replace(/\|/g, "\\|").replace(/\n/g, " ");
 

@@ -2,7 +2,7 @@
 // the classic slip of `npm run spot-restarter once --config F` (npm keeps flags before a `--` for itself).
 
 import { defaultConfigPath as configPath } from "./config";
-import { overridableFields } from "./configSchema";
+import { overridableFields } from "./configFields";
 
 /** The flags overriding config fields, one line each, from the config schema (description, default). */
 export function configFlagLines(): string {

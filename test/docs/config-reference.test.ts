@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
 import { renderConfigReference } from "../../runtime/src/configDocs";
-import { configSchema, describeConfigFields } from "../../runtime/src/configSchema";
+import { describeConfigFields } from "../../runtime/src/configFields";
+import { configSchema } from "../../runtime/src/configSchema";
 
 /** Table cells trimmed and separator rows shortened, as Biome's formatting pads them. */
 const normalise = (text: string) =>

@@ -13,7 +13,7 @@ import {
   overridesFromFlags,
   parseConfig,
 } from "../../runtime/src/config";
-import { describeConfigFields, overridableFields } from "../../runtime/src/configSchema";
+import { describeConfigFields, overridableFields } from "../../runtime/src/configFields";
 import { ConfigError } from "../../runtime/src/errors";
 
 const valid = {
