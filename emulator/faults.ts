@@ -32,6 +32,7 @@ export function vmNameInPath(path: string): string | undefined {
 export function faultMatches(fault: ActiveFault, request: FaultRequest): boolean {
   const { rule } = fault;
   if (fault.remaining !== undefined && fault.remaining <= 0) return false;
+  if (fault.until !== undefined && Date.now() >= fault.until) return false;
   if (rule.method !== undefined && rule.method.toUpperCase() !== request.method.toUpperCase()) return false;
   if (rule.pathPattern !== undefined && !new RegExp(rule.pathPattern, "i").test(request.path)) return false;
   if (rule.vm !== undefined && rule.vm.toLowerCase() !== request.vm?.toLowerCase()) return false;

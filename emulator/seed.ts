@@ -27,6 +27,8 @@ export const faultRuleSchema = z
     vm: z.string().optional(),
     /** How many matching requests (or start operations, for `startFailsWith`) it affects; absent = until cleared. */
     times: z.number().int().positive().optional(),
+    /** It holds this many seconds from when it was added, then lapses (a capacity outage of known length). */
+    forSeconds: z.number().positive().optional(),
     status: z.number().int().min(400).max(599).optional(),
     retryAfterSeconds: z.number().nonnegative().optional(),
     errorCode: z.string().optional(),

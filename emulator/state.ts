@@ -166,6 +166,8 @@ export interface ResourceGroup {
 export interface ActiveFault {
   rule: FaultRule;
   remaining: number | undefined;
+  /** When a `forSeconds` rule lapses (ms since epoch). */
+  until?: number;
 }
 
 export const CAPACITY_MESSAGES: Record<string, string> = {
@@ -635,7 +637,14 @@ export class World {
   // ---- faults -----------------------------------------------------------------------------------
 
   addFaults(rules: FaultRule[]): void {
-    for (const rule of rules) this.faults.push({ rule, remaining: rule.times });
+    const now = this.now();
+    for (const rule of rules) {
+      this.faults.push({
+        rule,
+        remaining: rule.times,
+        ...(rule.forSeconds !== undefined ? { until: now + rule.forSeconds * 1000 } : {}),
+      });
+    }
   }
 
   clearFaults(): void {

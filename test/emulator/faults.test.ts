@@ -107,6 +107,23 @@ describe("emulator: fault rules", () => {
     assert.equal(vm?.startRequests, 3);
   });
 
+  it("makes starts fail with startFailsWith for forSeconds, then succeed (a capacity outage of known length)", async () => {
+    await t.control.setVm(t.resourceGroup, BACKUP, { powerState: "deallocated" });
+    const before = (await t.control.vm(t.resourceGroup, BACKUP))?.startRequests ?? 0;
+    await t.control.addFaults({ vm: BACKUP, startFailsWith: "AllocationFailed", forSeconds: 1.5 });
+    const addedAt = Date.now();
+    await assert.rejects(
+      compute.virtualMachines.beginStartAndWait(t.resourceGroup, BACKUP, { updateIntervalInMs: 50 }),
+      /AllocationFailed/,
+    );
+    assert.ok(Date.now() - addedAt < 1_500, "the first attempt falls inside the outage");
+    await new Promise((resolve) => setTimeout(resolve, 1_500 - (Date.now() - addedAt) + 50));
+    await compute.virtualMachines.beginStartAndWait(t.resourceGroup, BACKUP, { updateIntervalInMs: 50 });
+    const vm = await t.control.vm(t.resourceGroup, BACKUP);
+    assert.equal(vm?.powerState, "running");
+    assert.equal((vm?.startRequests ?? 0) - before, 2);
+  });
+
   it("reports SpotPriceGreaterThanProvidedMaxPrice in the operation status", async () => {
     await t.control.addFaults({ vm: BUILDER, startFailsWith: "SpotPriceGreaterThanProvidedMaxPrice" });
     const response = await armFetch(t, "POST", `${vmPath(t, BUILDER)}/start`);
