@@ -1,0 +1,85 @@
+// `npm run bench` flags: parsed and checked by a function (nothing happens at import), so the other
+// bench modules and tests can import what they need without a command line.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+export interface BenchFlags {
+  readonly sizes: number[];
+  readonly startSeconds: number;
+  /** Added to every Resource Manager request by the emulator (a delay fault): loopback has none, Azure has some. */
+  readonly armLatencyMs: number;
+  readonly originalMaxStarts: number;
+  readonly noAz: boolean;
+  readonly out: string;
+  /** Capacity-outage lengths in emulated minutes (bench/outage.ts); empty = the scenario is skipped. */
+  readonly outageMinutes: number[];
+  /** Emulated seconds per real second in the outage scenario. */
+  readonly timeScale: number;
+  /** The outage scenario's real-time run: its length in minutes (0 = none). */
+  readonly outageRealMinutes: number;
+  /** VMs failing at once in the outage scenario's fleet run (budget check). */
+  readonly outageFleet: number;
+}
+
+/** Parses `argv`; a bad flag is reported naming it and what it takes, and the process exits 2. */
+export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFlags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      sizes: { type: "string" },
+      "start-seconds": { type: "string", default: "5" },
+      "original-max-starts": { type: "string", default: "10" },
+      full: { type: "boolean", default: false },
+      "no-az": { type: "boolean", default: false },
+      "arm-latency-ms": { type: "string", default: "0" },
+      quick: { type: "boolean", default: false },
+      out: { type: "string", default: join(__dirname) },
+      outage: { type: "string" },
+      "time-scale": { type: "string", default: "60" },
+      "outage-real-minutes": { type: "string" },
+      "outage-fleet": { type: "string" },
+    },
+  });
+  const quick = values.quick === true;
+  const flags: BenchFlags = {
+    sizes: (values.sizes ?? (quick ? "10,100" : "10,100,500")).split(",").map(Number),
+    startSeconds: Number(values["start-seconds"]),
+    armLatencyMs: Number(values["arm-latency-ms"]),
+    originalMaxStarts: values.full
+      ? Number.POSITIVE_INFINITY
+      : quick
+        ? 3
+        : Number(values["original-max-starts"]),
+    noAz: values["no-az"] === true,
+    out: values.out as string,
+    outageMinutes:
+      values.outage === "none" ? [] : (values.outage ?? (quick ? "5,20" : "5,20,60")).split(",").map(Number),
+    timeScale: Number(values["time-scale"]),
+    outageRealMinutes: Number(values["outage-real-minutes"] ?? (quick ? "0" : "4")),
+    outageFleet: Number(values["outage-fleet"] ?? "100"),
+  };
+  const bad = (flag: string, expected: string, got: unknown) => {
+    process.stderr.write(`bench: --${flag} must be ${expected} (got ${JSON.stringify(got)})\n`);
+    process.exit(2);
+  };
+  if (!flags.sizes.every((n) => Number.isInteger(n) && n >= 10 && n <= 5000))
+    bad("sizes", "comma-separated VM counts from 10 to 5000", values.sizes);
+  if (!(flags.startSeconds > 0 && flags.startSeconds <= 600))
+    bad("start-seconds", "a number of seconds in (0, 600]", values["start-seconds"]);
+  if (!(flags.armLatencyMs >= 0 && flags.armLatencyMs <= 5000))
+    bad("arm-latency-ms", "milliseconds from 0 to 5000", values["arm-latency-ms"]);
+  if (!(flags.originalMaxStarts >= 1))
+    bad("original-max-starts", "a whole number from 1", values["original-max-starts"]);
+  if (!flags.outageMinutes.every((m) => m >= 1 && m <= 240))
+    bad("outage", "comma-separated outage lengths in minutes from 1 to 240, or none", values.outage);
+  if (!(flags.timeScale >= 1 && flags.timeScale <= 600))
+    bad("time-scale", "emulated seconds per real second, from 1 to 600", values["time-scale"]);
+  if (!(flags.outageRealMinutes >= 0 && flags.outageRealMinutes <= 30))
+    bad("outage-real-minutes", "minutes from 0 to 30", values["outage-real-minutes"]);
+  if (!(Number.isInteger(flags.outageFleet) && flags.outageFleet >= 0 && flags.outageFleet <= 500))
+    bad("outage-fleet", "a whole number of VMs from 0 to 500", values["outage-fleet"]);
+  // Made now, not after the run: a missing folder must not cost the figures.
+  mkdirSync(flags.out, { recursive: true });
+  return flags;
+}

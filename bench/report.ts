@@ -1,0 +1,201 @@
+// The benchmark's tables, targets and SVG charts, from the measured results (no measuring here).
+import type { AzCalibration } from "./az-calibration";
+import type { SizeResult } from "./measure";
+import { renderCharts } from "./svg";
+
+export const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+export const x = (a: number, b: number) => `${(a / b).toFixed(1)}x`;
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
+  return [line(headers), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+}
+
+/** The original's time to all running if each az invocation's own overhead (measured) is added. */
+export function withAzOverhead(r: SizeResult, calibration: AzCalibration | undefined): number | undefined {
+  if (!calibration) return undefined;
+  const invocations = r.original.eviction.matches + 1; // az vm list -d, then one az vm start per match
+  return r.original.eviction.allRunningMs + invocations * calibration.azOverheadSecondsPerInvocation * 1000;
+}
+
+export function report(results: SizeResult[], calibration: AzCalibration | undefined) {
+  const est = (r: SizeResult) => (r.original.eviction.extrapolated ? "*" : "");
+  const requests = table(
+    [
+      "N",
+      "tagged",
+      "idle: ours",
+      "idle: original",
+      "idle ratio",
+      "idle: original, every VM with a public IP",
+      "evictions: ours (no polls)",
+      "evictions: original (no polls)",
+    ],
+    results.map((r) => [
+      String(r.n),
+      String(r.tagged),
+      String(r.ours.idle.total),
+      String(r.original.idle.total),
+      x(r.original.idle.total, r.ours.idle.total),
+      // The request log shows one public-IP GET per VM that has one, nothing else depends on it.
+      String(r.original.idle.total + (r.n - r.original.idle.requests.publicIp)),
+      `${r.ours.eviction.total} (${r.ours.eviction.totalWithoutPolls})`,
+      `${r.original.eviction.total}${est(r)} (${r.original.eviction.totalWithoutPolls}${est(r)})`,
+    ]),
+  );
+  const latency = table(
+    [
+      "N",
+      "all starts requested: ours",
+      "spread",
+      "original",
+      "all running: ours",
+      "original",
+      "ratio",
+      ...(calibration ? ["original + az start-up", "ratio"] : []),
+    ],
+    results.map((r) => [
+      String(r.n),
+      s(r.ours.eviction.allStartsRequestedMs),
+      `${r.ours.eviction.startRequestSpreadMs} ms`,
+      `${s(r.original.eviction.allStartsRequestedMs)}${est(r)}`,
+      s(r.ours.eviction.allRunningMs),
+      `${s(r.original.eviction.allRunningMs)}${est(r)}`,
+      x(r.original.eviction.allRunningMs, r.ours.eviction.allRunningMs),
+      ...(calibration
+        ? [
+            `${s(withAzOverhead(r, calibration) as number)}${est(r)}`,
+            x(withAzOverhead(r, calibration) as number, r.ours.eviction.allRunningMs),
+          ]
+        : []),
+    ]),
+  );
+  const cost = table(
+    ["N", "once: cycle time", "process CPU", "peak RSS", "run loop: CPU per idle cycle", "RSS"],
+    results.map((r) => [
+      String(r.n),
+      `${r.ours.idle.durationMs} ms`,
+      `${r.ours.idle.processCpuMs.toFixed(0)} ms`,
+      `${r.ours.idle.processMaxRssMiB.toFixed(0)} MiB`,
+      `${r.ours.loop.cpuMsPerIdleCycle.toFixed(1)} ms`,
+      `${r.ours.loop.rssMiB.toFixed(0)} MiB`,
+    ]),
+  );
+  return { requests, latency, cost };
+}
+
+export function targets(results: SizeResult[], calibration: AzCalibration | undefined) {
+  const checks: { target: string; met: boolean; detail: string }[] = [];
+  for (const r of results) {
+    const expected = r.listPages + r.tagged;
+    checks.push({
+      target: `N=${r.n}: requests per idle cycle = list pages + tagged Spot VMs (${r.listPages} + ${r.tagged})`,
+      met: r.ours.idle.total === expected,
+      detail: `measured ${r.ours.idle.total} (list ${r.ours.idle.requests.list}, instanceView ${r.ours.idle.requests.instanceView}, other ${r.ours.idle.requests.other})`,
+    });
+  }
+  const at500 = results.find((r) => r.n === 500);
+  if (at500) {
+    checks.push({
+      target: "N=500: every start requested within one cycle, within 1 s of each other",
+      met:
+        at500.ours.eviction.startsIssued === at500.tagged && at500.ours.eviction.startRequestSpreadMs <= 1000,
+      detail: `${at500.ours.eviction.startsIssued}/${at500.tagged} starts in one cycle, spread ${at500.ours.eviction.startRequestSpreadMs} ms`,
+    });
+  }
+  const at100 = results.find((r) => r.n === 100);
+  if (at100) {
+    const idleRatio = at100.original.idle.total / at100.ours.idle.total;
+    const timeRatio = at100.original.eviction.allRunningMs / at100.ours.eviction.allRunningMs;
+    checks.push({
+      target: "N=100: at least 10x fewer requests per idle cycle than the original",
+      met: idleRatio >= 10,
+      detail: `${at100.original.idle.total} vs ${at100.ours.idle.total}: ${idleRatio.toFixed(1)}x`,
+    });
+    checks.push({
+      target:
+        "N=100: at least 10x less time from cycle start to all running than the original (re-enactment)",
+      met: timeRatio >= 10,
+      detail: `${s(at100.original.eviction.allRunningMs)} vs ${s(at100.ours.eviction.allRunningMs)}: ${timeRatio.toFixed(1)}x${at100.original.eviction.extrapolated ? " (original extrapolated)" : ""}`,
+    });
+    const withAz = withAzOverhead(at100, calibration);
+    if (withAz !== undefined) {
+      checks.push({
+        target: "N=100: the same, counting az's own overhead per invocation (measured against the real az)",
+        met: withAz / at100.ours.eviction.allRunningMs >= 10,
+        detail: `${s(withAz)} vs ${s(at100.ours.eviction.allRunningMs)}: ${(withAz / at100.ours.eviction.allRunningMs).toFixed(1)}x`,
+      });
+    }
+  }
+  return checks;
+}
+
+export function svg(results: SizeResult[], footnote: string): string {
+  const pts = (f: (r: SizeResult) => number, estimated?: (r: SizeResult) => boolean) =>
+    results.map((r) => ({ x: r.n, y: f(r), estimated: estimated?.(r) }));
+  const est = (r: SizeResult) => r.original.eviction.extrapolated !== null;
+  return renderCharts(
+    [
+      {
+        title: "ARM requests per cycle",
+        yLabel: "requests (log)",
+        xLabel: "VMs in the resource group (10% tagged Spot)",
+        series: [
+          {
+            label: "original, cycle with evictions",
+            color: "#c0392b",
+            points: pts((r) => r.original.eviction.total, est),
+          },
+          {
+            label: "original, idle cycle",
+            color: "#c0392b",
+            dashed: true,
+            points: pts((r) => r.original.idle.total),
+          },
+          {
+            label: "ours, cycle with evictions",
+            color: "#2471a3",
+            points: pts((r) => r.ours.eviction.total),
+          },
+          {
+            label: "ours, idle cycle",
+            color: "#2471a3",
+            dashed: true,
+            points: pts((r) => r.ours.idle.total),
+          },
+        ],
+      },
+      {
+        title: "Seconds from cycle start (all evicted)",
+        yLabel: "seconds (log)",
+        xLabel: "VMs in the resource group (10% tagged Spot)",
+        series: [
+          {
+            label: "original, until all running",
+            color: "#c0392b",
+            points: pts((r) => r.original.eviction.allRunningMs / 1000, est),
+          },
+          {
+            label: "original, until all start requests sent",
+            color: "#c0392b",
+            dashed: true,
+            points: pts((r) => r.original.eviction.allStartsRequestedMs / 1000, est),
+          },
+          {
+            label: "ours, until all running",
+            color: "#2471a3",
+            points: pts((r) => r.ours.eviction.allRunningMs / 1000),
+          },
+          {
+            label: "ours, until all start requests sent",
+            color: "#2471a3",
+            dashed: true,
+            points: pts((r) => r.ours.eviction.allStartsRequestedMs / 1000),
+          },
+        ],
+      },
+    ],
+    footnote,
+  );
+}
