@@ -110,6 +110,7 @@ export async function runAzureCommand(
         maxConcurrentStarts: config.maxConcurrentStarts,
         backoff: { initialMs: config.backoff.initialSeconds * 1000, maxMs: config.backoff.maxSeconds * 1000 },
         retry: retryPolicyFromConfig(config),
+        fleetStartsPerMinute: config.retry.fleetStartsPerMinute,
         startTimeoutMs: config.startTimeoutSeconds * 1000,
         intervalMs: config.intervalSeconds * 1000,
         fallbackSizes: config.fallbackSizes,

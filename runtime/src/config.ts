@@ -1,6 +1,7 @@
 // Runtime configuration: defaults <- config file <- environment <- flags, validated once after
 // merging. Every error names where the bad value came from (file, variable or flag), the field,
 // and what was expected.
+
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
@@ -8,6 +9,7 @@ import { fieldMeta, innerSchema, overridableFields } from "./configFields";
 import { type ConfigField, configSchema, type RuntimeConfig } from "./configSchema";
 import { ConfigError } from "./errors";
 import { redactUrl } from "./notify/redact";
+import { fleetStartsPerMinute } from "./schedule";
 import { escapeControlCharacters } from "./text";
 
 // The schema and its derived types live in configSchema.ts; the type most modules need is re-exported.
@@ -161,6 +163,11 @@ export function parseConfig(
   if (value.retry.capacitySeconds < 60) {
     warnings.push(
       `retry.capacitySeconds is ${value.retry.capacitySeconds}: below 60 s starts exceed a quarter of Compute's per-VM Start budget (4 per minute); use it for tests only`,
+    );
+  }
+  if (value.retry.fleetStartsPerMinute > fleetStartsPerMinute) {
+    warnings.push(
+      `retry.fleetStartsPerMinute is ${value.retry.fleetStartsPerMinute}: above ${fleetStartsPerMinute} starts exceed a quarter of Compute's subscription Start budget; use it for time-scaled tests only`,
     );
   }
   const groups = new Set(value.resourceGroups.map((group) => group.toLowerCase()));

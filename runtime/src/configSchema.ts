@@ -221,6 +221,14 @@ export const configSchema = z.object({
                 "no capacity: seconds from one start request to the next (below 60 exceeds a quarter of Compute's per-VM Start budget: tests only)",
             }),
           ),
+        fleetStartsPerMinute: int(1, 100_000, "start requests per minute across all VMs")
+          .default(125)
+          .meta(
+            meta({
+              description:
+                "start requests per minute across all VMs (125 by default: a quarter of Compute's subscription Start budget; above it for time-scaled tests and the benchmark only)",
+            }),
+          ),
         price: z
           .object({
             initialSeconds: seconds(0.1, 3_600, "the first backoff after a price refusal")
@@ -248,6 +256,7 @@ export const configSchema = z.object({
     )
     .default({
       capacitySeconds: 60,
+      fleetStartsPerMinute: 125,
       price: { initialSeconds: 120, maxSeconds: 600 },
       quota: { initialSeconds: 900, maxSeconds: 7_200 },
     })
