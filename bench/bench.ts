@@ -17,7 +17,8 @@ import { type AzCalibration, azVersion } from "./az-calibration";
 import { parseBenchFlags } from "./flags";
 import { measureSize, type SizeResult } from "./measure";
 import { liveChildren, measureNodeBaseline, median } from "./ours";
-import { report, svg, targets } from "./report";
+import { measureOutages, type OutageResult } from "./outage";
+import { outageTable, outageTargets, report, svg, targets } from "./report";
 import { LIST_PAGE_SIZE, RETRY_AFTER_SECONDS } from "./world";
 
 const flags = parseBenchFlags();
@@ -44,7 +45,9 @@ async function main(): Promise<void> {
   }
   try {
     log(
-      `sizes ${sizes.join(", ")}; S=${startSeconds}s; original pattern: at most ${originalMaxStarts} starts per run`,
+      flags.outageOnly
+        ? "capacity outage only"
+        : `sizes ${sizes.join(", ")}; S=${startSeconds}s; original pattern: at most ${originalMaxStarts} starts per run`,
     );
     const bundle = await buildBundle(workDir);
     const baselines = [];
@@ -62,7 +65,7 @@ async function main(): Promise<void> {
       );
     const results: SizeResult[] = [];
     let calibration: AzCalibration | undefined;
-    for (const n of sizes) {
+    for (const n of flags.outageOnly ? [] : sizes) {
       // The real az is slow (a Python process per command): compare once, in the smallest world.
       const measured = await measureSize(
         { startSeconds, armLatencyMs, originalMaxStarts, log, running },
@@ -74,6 +77,27 @@ async function main(): Promise<void> {
       results.push(measured.result);
       calibration ??= measured.calibration;
     }
+    // Capacity outages (bench/outage.ts): on a scaled clock, then optionally in real time.
+    const outageContext = { bundle, workDir, log, running };
+    const outage = flags.outageMinutes.length
+      ? await measureOutages({
+          ...outageContext,
+          minutes: flags.outageMinutes,
+          timeScale: flags.timeScale,
+          fleetVms: flags.outageFleet,
+          fleetMinutes: 20,
+        })
+      : undefined;
+    const outageRealTime =
+      flags.outageRealMinutes > 0
+        ? await measureOutages({
+            ...outageContext,
+            minutes: [flags.outageRealMinutes],
+            timeScale: 1,
+            fleetVms: 0,
+            fleetMinutes: 0,
+          })
+        : undefined;
 
     const cpu = cpus();
     const machine = {
@@ -96,7 +120,11 @@ async function main(): Promise<void> {
       originalModel:
         "az vm list -d (list + per VM: GET ?$expand=instanceView, NIC, public IP) then sequential az vm start with ARMPolling; az process start-up not modelled",
     };
-    const checks = targets(results, calibration);
+    const checks = [
+      ...targets(results, calibration),
+      ...(outage ? outageTargets(outage) : []),
+      ...(outageRealTime ? outageTargets(outageRealTime) : []),
+    ];
     const tables = report(results, calibration);
     const footnote =
       `${machine.cpu}, ${machine.os}, Node ${machine.node}; emulator: S=${startSeconds}s, Retry-After ${RETRY_AFTER_SECONDS}s, ARM latency +${armLatencyMs} ms, ` +
@@ -109,45 +137,70 @@ async function main(): Promise<void> {
       results,
       nodeBaseline,
       azCalibration: calibration ?? null,
+      outage: outage ?? null,
+      outageRealTime: outageRealTime ?? null,
       targets: checks,
     };
     writeFileSync(join(flags.out, "results.json"), `${JSON.stringify(output, null, 2)}\n`);
-    writeFileSync(join(flags.out, "results.svg"), svg(results, footnote));
+    if (results.length) writeFileSync(join(flags.out, "results.svg"), svg(results, footnote));
 
     const anyEstimated = results.some((r) => r.original.eviction.extrapolated);
+    const sizeReport = results.length
+      ? [
+          `Emulator: separate process, HTTPS on loopback${armLatencyMs ? ` + ${armLatencyMs} ms per ARM request` : " (no added latency)"}; start takes S=${startSeconds} s, Retry-After ${RETRY_AFTER_SECONDS} s, list pages of ${LIST_PAGE_SIZE}; 10% of VMs are tagged Spot, all evicted`,
+          "",
+          "ARM requests per cycle (with start-operation polls; without them in parentheses)",
+          tables.requests,
+          "",
+          "Seconds from cycle start (all tagged Spot VMs evicted)",
+          tables.latency,
+          anyEstimated
+            ? `* original pattern extrapolated: its starts are strictly sequential; ${originalMaxStarts} were run and the rest added at their mean duration and request count (--full runs them all)`
+            : "",
+          "",
+          "Cost of an idle cycle of ours (CPU = user + system; once = whole process incl. Node start-up and login)",
+          tables.cost,
+          `For scale: a Node.js process that does nothing (node -e 0) takes ${nodeBaseline.cpuMs.toFixed(0)} ms CPU and ${nodeBaseline.maxRssMiB.toFixed(0)} MiB here.`,
+          "",
+          calibration
+            ? `Re-enactment vs the real az ${calibration.azVersion} (N=${Math.min(...sizes)}, same world): ` +
+              `${calibration.sameRequests ? "same requests" : "DIFFERENT requests"} ` +
+              `(az: ${JSON.stringify(calibration.az)}; re-enactment: ${JSON.stringify(calibration.reenactment)}); ` +
+              `az adds ${calibration.azOverheadSecondsPerInvocation.toFixed(1)} s per invocation ` +
+              `(list -d ${calibration.azListSeconds.toFixed(1)} s vs ${calibration.reenactmentListSeconds.toFixed(1)} s, ` +
+              `vm start ${calibration.azStartSeconds.toFixed(1)} s vs ${calibration.reenactmentStartSeconds.toFixed(1)} s)`
+            : "Re-enactment not checked against the real az (not installed, or --no-az)",
+          "",
+        ]
+      : [];
+    const outageReport = (result: OutageResult | undefined, title: string) =>
+      result
+        ? [
+            title,
+            outageTable(result),
+            result.fleet
+              ? `Fleet: ${result.fleet.vms} VMs without capacity for ${result.fleet.minutes} min (ours): ${result.fleet.startRequests} start requests, at most ${result.fleet.maxStartsPerMinute} in any minute across VMs (budget ${result.fleet.budgetStartsPerMinute}), per VM at least ${result.fleet.shortestGapPerVmSeconds?.toFixed(1) ?? "-"} s apart (budget ${result.fleet.budgetGapPerVmSeconds} s); ${result.fleet.allBack ? "all back" : "NOT all back"}`
+              : "",
+            "",
+          ]
+        : [];
     process.stdout.write(
       [
         "",
         `Machine: ${machine.cpu}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}`,
-        `Emulator: separate process, HTTPS on loopback${armLatencyMs ? ` + ${armLatencyMs} ms per ARM request` : " (no added latency)"}; start takes S=${startSeconds} s, Retry-After ${RETRY_AFTER_SECONDS} s, list pages of ${LIST_PAGE_SIZE}; 10% of VMs are tagged Spot, all evicted`,
-        "",
-        "ARM requests per cycle (with start-operation polls; without them in parentheses)",
-        tables.requests,
-        "",
-        "Seconds from cycle start (all tagged Spot VMs evicted)",
-        tables.latency,
-        anyEstimated
-          ? `* original pattern extrapolated: its starts are strictly sequential; ${originalMaxStarts} were run and the rest added at their mean duration and request count (--full runs them all)`
-          : "",
-        "",
-        "Cost of an idle cycle of ours (CPU = user + system; once = whole process incl. Node start-up and login)",
-        tables.cost,
-        `For scale: a Node.js process that does nothing (node -e 0) takes ${nodeBaseline.cpuMs.toFixed(0)} ms CPU and ${nodeBaseline.maxRssMiB.toFixed(0)} MiB here.`,
-        "",
-        calibration
-          ? `Re-enactment vs the real az ${calibration.azVersion} (N=${Math.min(...sizes)}, same world): ` +
-            `${calibration.sameRequests ? "same requests" : "DIFFERENT requests"} ` +
-            `(az: ${JSON.stringify(calibration.az)}; re-enactment: ${JSON.stringify(calibration.reenactment)}); ` +
-            `az adds ${calibration.azOverheadSecondsPerInvocation.toFixed(1)} s per invocation ` +
-            `(list -d ${calibration.azListSeconds.toFixed(1)} s vs ${calibration.reenactmentListSeconds.toFixed(1)} s, ` +
-            `vm start ${calibration.azStartSeconds.toFixed(1)} s vs ${calibration.reenactmentStartSeconds.toFixed(1)} s)`
-          : "Re-enactment not checked against the real az (not installed, or --no-az)",
-        "",
+        ...sizeReport,
+        ...outageReport(
+          outage,
+          `Capacity outage, clock x${flags.timeScale} for all sides (emulated minutes; a start takes ${outage?.startSeconds ?? 0} s, Retry-After 1 real second; ${outage?.phases ?? 0} runs per row, their outages ending spread over a minute)`,
+        ),
+        ...outageReport(outageRealTime, "Capacity outage in real time"),
         "Targets",
         ...checks.map((c) => `  ${c.met ? "MET    " : "NOT MET"}  ${c.target}: ${c.detail}`),
         "",
-        `Request counts checked against the emulator's log: ${results.every((r) => r.ours.requestsCheckedAgainstEmulatorLog && r.original.requestsCheckedAgainstEmulatorLog) ? "yes, all equal" : "MISMATCH (see results.json)"}`,
-        `Wrote ${join(flags.out, "results.json")} and results.svg in ${Math.round((Date.now() - t0) / 1000)} s`,
+        results.length === 0
+          ? ""
+          : `Request counts checked against the emulator's log: ${results.every((r) => r.ours.requestsCheckedAgainstEmulatorLog && r.original.requestsCheckedAgainstEmulatorLog) ? "yes, all equal" : "MISMATCH (see results.json)"}`,
+        `Wrote ${join(flags.out, "results.json")}${results.length ? " and results.svg" : ""} in ${Math.round((Date.now() - t0) / 1000)} s`,
         "",
       ].join("\n"),
     );

@@ -20,6 +20,8 @@ export interface BenchFlags {
   readonly outageRealMinutes: number;
   /** VMs failing at once in the outage scenario's fleet run (budget check). */
   readonly outageFleet: number;
+  /** Only the outage scenario (no sizes). */
+  readonly outageOnly: boolean;
 }
 
 /** Parses `argv`; a bad flag is reported naming it and what it takes, and the process exits 2. */
@@ -36,7 +38,8 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
       quick: { type: "boolean", default: false },
       out: { type: "string", default: join(__dirname) },
       outage: { type: "string" },
-      "time-scale": { type: "string", default: "60" },
+      "time-scale": { type: "string", default: "30" },
+      "outage-only": { type: "boolean", default: false },
       "outage-real-minutes": { type: "string" },
       "outage-fleet": { type: "string" },
     },
@@ -56,8 +59,9 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
     outageMinutes:
       values.outage === "none" ? [] : (values.outage ?? (quick ? "5,20" : "5,20,60")).split(",").map(Number),
     timeScale: Number(values["time-scale"]),
-    outageRealMinutes: Number(values["outage-real-minutes"] ?? (quick ? "0" : "4")),
+    outageRealMinutes: Number(values["outage-real-minutes"] ?? "0"),
     outageFleet: Number(values["outage-fleet"] ?? "100"),
+    outageOnly: values["outage-only"] === true,
   };
   const bad = (flag: string, expected: string, got: unknown) => {
     process.stderr.write(`bench: --${flag} must be ${expected} (got ${JSON.stringify(got)})\n`);

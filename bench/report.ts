@@ -1,6 +1,7 @@
 // The benchmark's tables, targets and SVG charts, from the measured results (no measuring here).
 import type { AzCalibration } from "./az-calibration";
 import type { SizeResult } from "./measure";
+import { type OutageResult, SIDES, type Side } from "./outage";
 import { renderCharts } from "./svg";
 
 export const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -198,4 +199,62 @@ export function svg(results: SizeResult[], footnote: string): string {
     ],
     footnote,
   );
+}
+
+const sideNames: Record<Side, string> = {
+  ours: "ours (about once a minute)",
+  original: "original (cron, once a minute)",
+  oldBackoff: "old backoff (1 min doubling to 30)",
+};
+
+const minutes = (m: number | null) => (m === null ? "not back" : `${m.toFixed(1)} min`);
+
+/** The capacity-outage figures: per outage length and side, when the VM was back and what it cost. */
+export function outageTable(result: OutageResult): string {
+  return table(
+    ["outage", "side", "back after capacity returned: mean", "worst", "start requests per VM"],
+    result.runs.flatMap((run) =>
+      SIDES.map((side) => [
+        `${run.minutes} min`,
+        sideNames[side],
+        minutes(run.sides[side].backAfterCapacityMinutes),
+        minutes(run.sides[side].worstBackAfterCapacityMinutes),
+        run.sides[side].startRequests.toFixed(1),
+      ]),
+    ),
+  );
+}
+
+/**
+ * Issue 11's yardsticks: back within about a minute of capacity returning (mean over phases: half a
+ * minute between attempts on average, plus the start itself, plus half a minute for the scaled
+ * clock's coarser polls) and no later than the original (a quarter minute of noise allowed); a
+ * failing fleet inside the budgets.
+ */
+export function outageTargets(result: OutageResult) {
+  const checks: { target: string; met: boolean; detail: string }[] = [];
+  const limit = 1 + result.startSeconds / 60;
+  for (const run of result.runs) {
+    const ours = run.sides.ours.backAfterCapacityMinutes;
+    const original = run.sides.original.backAfterCapacityMinutes;
+    checks.push({
+      target: `outage ${run.minutes} min (clock x${result.timeScale}, mean of ${result.phases}): ours back within ${limit.toFixed(1)} min of capacity returning, no later than the original`,
+      met: ours !== null && ours <= limit && (original === null || ours <= original + 0.25),
+      detail: `ours ${minutes(ours)}, original ${minutes(original)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
+    });
+  }
+  const fleet = result.fleet;
+  if (fleet) {
+    checks.push({
+      target: `${fleet.vms} VMs without capacity for ${fleet.minutes} min: start requests within the budgets (${fleet.budgetStartsPerMinute} in any minute across VMs; per VM at least ${fleet.budgetGapPerVmSeconds} s apart)`,
+      met:
+        fleet.maxStartsPerMinute <= fleet.budgetStartsPerMinute &&
+        fleet.shortestGapPerVmSeconds !== null &&
+        // One emulated second of slack: the log's timestamps are the emulator's, the spacing the runtime's.
+        fleet.shortestGapPerVmSeconds >= fleet.budgetGapPerVmSeconds - 1 &&
+        fleet.allBack,
+      detail: `at most ${fleet.maxStartsPerMinute} in a minute, shortest gap per VM ${fleet.shortestGapPerVmSeconds?.toFixed(1) ?? "-"} s, ${fleet.startRequests} in all; ${fleet.allBack ? "all back" : "NOT all back"}`,
+    });
+  }
+  return checks;
 }

@@ -1,0 +1,443 @@
+// The capacity-outage scenario (issue 11): Spot VMs evicted, then Azure has no capacity for them for L
+// minutes. When is each one back, and how many start requests did that cost, for
+//   - ours: the real bundle (`run`, default retry schedule: about once a minute, runtime/src/schedule.ts);
+//   - the original: its cron job, once a minute, the whole `az vm list -d` + `az vm start` pattern
+//     (bench/original.ts);
+//   - the old backoff: the runtime before issue 11, re-enacted: a cycle every 30 s, and after a failed
+//     start a backoff from 1 minute doubling to 30 minutes (attempts at about 1, 3, 7, 15, 31, 61, 91 min).
+// All three run at once against one emulator process, each on its own resource group, so they see the
+// same outage. The clock is scaled by `timeScale` for everything alike: the runtime's interval and
+// retry spacing, the original's cron minute, the old backoff's steps, the emulator's start duration
+// and the outage; only the emulator's Retry-After stays 1 real second (its smallest: 30 emulated
+// seconds at the default scale 30), which every side honours alike. `--outage-real-minutes` runs the
+// same unscaled.
+//
+// A fleet run adds K VMs failing at once for ours alone and counts its start requests per emulated
+// minute against the budgets they must stay in (runtime/src/schedule.ts: a quarter of Compute's).
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ClientCertificateCredential } from "@azure/identity";
+import { type EmulatorProcess, startEmulatorProcess } from "../demo/chain";
+import type { EmulatorSeed, SeedVirtualMachine } from "../emulator/index";
+import {
+  ARM_SCOPE,
+  CONTRIBUTOR_ROLE_ID,
+  createTestPrincipal,
+  emulatorControl,
+  trustEmulatorCa,
+} from "../emulator/testing";
+import { fleetStartsPerMinute, minStartSpacingMs } from "../runtime/src/schedule";
+import { runOriginalCycle } from "./original";
+import { liveChildren } from "./ours";
+import { SUBSCRIPTION, TAG, TENANT } from "./world";
+
+export type Side = "ours" | "original" | "oldBackoff";
+export const SIDES: readonly Side[] = ["ours", "original", "oldBackoff"];
+
+export interface OutageRun {
+  /** Outage length, emulated minutes. */
+  readonly minutes: number;
+  readonly sides: Record<
+    Side,
+    {
+      /** Emulated minutes from capacity returning until the VM runs, mean over the phases; null: one not back by the deadline. */
+      backAfterCapacityMinutes: number | null;
+      /** The same, the worst phase. */
+      worstBackAfterCapacityMinutes: number | null;
+      /** Start requests per VM (mean over the phases). */
+      startRequests: number;
+    }
+  >;
+}
+
+export interface FleetRun {
+  readonly vms: number;
+  readonly minutes: number;
+  readonly startRequests: number;
+  /** The most start requests in any 60 emulated seconds, across the fleet. */
+  readonly maxStartsPerMinute: number;
+  readonly budgetStartsPerMinute: number;
+  /** The shortest gap between two start requests of one VM (emulated seconds). */
+  readonly shortestGapPerVmSeconds: number | null;
+  readonly budgetGapPerVmSeconds: number;
+  readonly allBack: boolean;
+}
+
+export interface OutageResult {
+  readonly timeScale: number;
+  /** Emulated seconds a start (failing or not) takes. */
+  readonly startSeconds: number;
+  /** Runs per side and length, their outages ending evenly spread over a minute. */
+  readonly phases: number;
+  readonly runs: OutageRun[];
+  readonly fleet: FleetRun | null;
+}
+
+export interface OutageOptions {
+  readonly minutes: readonly number[];
+  readonly timeScale: number;
+  readonly fleetVms: number;
+  readonly fleetMinutes: number;
+  readonly bundle: string;
+  readonly workDir: string;
+  readonly log: (text: string) => void;
+  readonly running: Set<EmulatorProcess>;
+}
+
+/** Emulated seconds a start takes, failing or succeeding (Azure's AllocationFailed comes after tens of seconds). */
+const START_SECONDS = 30;
+/** The old runtime's interval and backoff (before issue 11). */
+const OLD_INTERVAL_SECONDS = 30;
+const OLD_BACKOFF = { initialMinutes: 1, maxMinutes: 30 };
+/** How long after the outage the slowest side (the old backoff) may take: its next step, plus slack. */
+const deadlineMinutes = (minutes: number) => minutes + 1 + OLD_BACKOFF.maxMinutes + 3;
+
+/**
+ * Each (side, outage length) runs PHASES times, on one-VM resource groups whose outages end evenly
+ * spread over a minute (L, L + 15 s, …): "back after capacity returned" depends on where the return
+ * falls between two once-a-minute attempts, so one run alone says little; the mean over phases does.
+ */
+const PHASES = 4;
+const phaseOffsetMinutes = (phase: number) => phase / PHASES;
+const groupOf = (side: Side, minutes: number, phase: number) =>
+  `outage-${side.toLowerCase()}-${minutes}-p${phase}`;
+const vmOf = (side: Side, minutes: number, phase: number) => `${side.toLowerCase()}-l${minutes}-p${phase}`;
+const phases = Array.from({ length: PHASES }, (_, i) => i);
+const FLEET_GROUP = "outage-fleet";
+
+function seed(
+  options: OutageOptions,
+  principals: { clientId: string; objectId: string; certificatePem: string }[],
+) {
+  const vms: SeedVirtualMachine[] = [];
+  const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
+    resourceGroup,
+    name,
+    priority: "Spot",
+    evictionPolicy: "Deallocate",
+    maxPrice: -1,
+    powerState: "running",
+    tags: { [TAG.name]: TAG.value },
+    publicIp: false,
+  });
+  for (const minutes of options.minutes)
+    for (const side of SIDES)
+      for (const phase of phases) vms.push(spot(groupOf(side, minutes, phase), vmOf(side, minutes, phase)));
+  for (let i = 0; i < options.fleetVms; i++)
+    vms.push(spot(FLEET_GROUP, `fleet-${String(i).padStart(3, "0")}`));
+  const value: EmulatorSeed = {
+    tenantId: TENANT,
+    subscriptionId: SUBSCRIPTION,
+    principals,
+    roleAssignments: principals.map((p) => ({
+      principalId: p.objectId,
+      roleDefinitionId: `/subscriptions/${SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR_ROLE_ID}`,
+      scope: `/subscriptions/${SUBSCRIPTION}`,
+    })),
+    virtualMachines: vms,
+    timing: {
+      startSeconds: START_SECONDS / options.timeScale,
+      evictionDelaySeconds: 0,
+      retryAfterSeconds: 1,
+      annotationDelaySeconds: 0,
+    },
+    faults: [],
+  };
+  return value;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A control-API call again after a dropped keep-alive connection (the machine is busy: it happens). */
+async function retrying<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await sleep(200 * attempt);
+    }
+  }
+}
+
+/** Ours: the bundle's `run` loop on `groups`, scaled. Returns a stop function. */
+function startOurs(
+  options: OutageOptions,
+  dir: string,
+  name: string,
+  groups: string[],
+  principalPem: string,
+  clientId: string,
+  ready: { authorityHost: string; armEndpoint: string; caCertFile: string },
+) {
+  const home = mkdtempSync(join(dir, `${name}-`));
+  writeFileSync(join(home, "sp.pem"), principalPem, { mode: 0o600 });
+  const config = join(home, "config.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      tenantId: TENANT,
+      clientId,
+      subscriptionId: SUBSCRIPTION,
+      certificatePath: "sp.pem",
+      resourceGroups: groups,
+      tag: TAG,
+      // Defaults, scaled: a cycle every 30 s, a capacity retry about once a minute.
+      intervalSeconds: Math.max(1, Math.round(30 / options.timeScale)),
+      retry: {
+        capacitySeconds: 60 / options.timeScale,
+        fleetStartsPerMinute: Math.round(fleetStartsPerMinute * options.timeScale),
+      },
+      // Like the original and the old runtime: every deallocation is started (no cause lookups).
+      restartWhen: "deallocated",
+      stateDir: join(home, "state"),
+      cloud: { authorityHost: ready.authorityHost, armEndpoint: ready.armEndpoint },
+    }),
+  );
+  const child = spawn(
+    process.execPath,
+    [options.bundle, "run", "--config", config, "--log-format", "json", "--log-level", "debug"],
+    {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: ready.caCertFile },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  liveChildren.add(child);
+  let stderr = "";
+  let cycles = 0;
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-20_000);
+    cycles += chunk.split('"event":"cycle-done"').length - 1;
+  });
+  const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+  return {
+    async firstCycle() {
+      const started = Date.now();
+      while (cycles === 0) {
+        if (child.exitCode !== null) throw new Error(`ours (${name}) exited: ${stderr.slice(-2000)}`);
+        if (Date.now() - started > 60_000)
+          throw new Error(`ours (${name}) did no cycle in 60 s: ${stderr.slice(-2000)}`);
+        await sleep(50);
+      }
+    },
+    async stop() {
+      child.kill("SIGTERM");
+      await closed;
+      liveChildren.delete(child);
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs the scenario; one emulator for every outage length and side, concurrently. */
+export async function measureOutages(options: OutageOptions): Promise<OutageResult> {
+  const scale = options.timeScale;
+  const emulated = (realMs: number) => (realMs * scale) / 60_000; // emulated minutes
+  const realMs = (emulatedMinutes: number) => (emulatedMinutes * 60_000) / scale;
+  const [ours, theirs] = await Promise.all([createTestPrincipal(), createTestPrincipal()]);
+  const dir = mkdtempSync(join(options.workDir, "outage-"));
+  const seedFile = join(dir, "seed.json");
+  writeFileSync(
+    seedFile,
+    JSON.stringify(
+      seed(
+        options,
+        [ours, theirs].map((p) => ({
+          clientId: p.clientId,
+          objectId: p.objectId,
+          certificatePem: p.certificatePem,
+        })),
+      ),
+    ),
+  );
+  let emulator: EmulatorProcess | undefined;
+  const stops: Array<() => Promise<void>> = [];
+  let stopping = false;
+  try {
+    emulator = await startEmulatorProcess(seedFile);
+    options.running.add(emulator);
+    const { ready } = emulator;
+    const caCertPem = readFileSync(ready.caCertFile, "utf8");
+    const control = emulatorControl(ready.armEndpoint, { caCertPem });
+    trustEmulatorCa(caCertPem);
+
+    // Ours: one process for the single VMs, one for the fleet (its own state and pacer, as on its own host).
+    const single = startOurs(
+      options,
+      dir,
+      "ours",
+      options.minutes.flatMap((m) => phases.map((phase) => groupOf("ours", m, phase))),
+      ours.pem,
+      ours.clientId,
+      ready,
+    );
+    stops.push(single.stop);
+    const fleet =
+      options.fleetVms > 0
+        ? startOurs(options, dir, "fleet", [FLEET_GROUP], ours.pem, ours.clientId, ready)
+        : undefined;
+    if (fleet) stops.push(fleet.stop);
+    await single.firstCycle();
+    await fleet?.firstCycle();
+
+    const credential = new ClientCertificateCredential(
+      TENANT,
+      theirs.clientId,
+      { certificate: theirs.pem },
+      { authorityHost: ready.authorityHost, disableInstanceDiscovery: true },
+    );
+    const token = async () => {
+      const result = await credential.getToken(ARM_SCOPE);
+      if (!result) throw new Error("no token for the original pattern");
+      return result.token;
+    };
+    await token();
+    const cycleOf = (resourceGroup: string) =>
+      runOriginalCycle({
+        armEndpoint: ready.armEndpoint,
+        subscriptionId: SUBSCRIPTION,
+        resourceGroup,
+        caCertPem,
+        token,
+        tag: TAG,
+        maxStarts: Number.POSITIVE_INFINITY,
+      });
+
+    // The outage: every VM evicted at once, no capacity for L minutes (the rule lapses by itself).
+    const longest = Math.max(...options.minutes, options.fleetVms > 0 ? options.fleetMinutes : 0);
+    options.log(
+      `outage: L = ${options.minutes.join(", ")} min${options.fleetVms ? ` and ${options.fleetVms} VMs for ${options.fleetMinutes} min` : ""}, clock x${scale} (about ${Math.ceil(realMs(deadlineMinutes(longest)) / 1000)} s at most)`,
+    );
+    const faults = [
+      ...options.minutes.flatMap((m) =>
+        SIDES.flatMap((side) =>
+          phases.map((phase) => ({
+            vm: vmOf(side, m, phase),
+            startFailsWith: "AllocationFailed",
+            forSeconds: realMs(m + phaseOffsetMinutes(phase)) / 1000,
+          })),
+        ),
+      ),
+    ];
+    const fleetVms = (await control.vms())
+      .filter((vm) => vm.resourceGroup === FLEET_GROUP)
+      .map((vm) => vm.name);
+    if (fleetVms.length)
+      faults.push(
+        ...fleetVms.map((vm) => ({
+          vm,
+          startFailsWith: "AllocationFailed",
+          forSeconds: realMs(options.fleetMinutes) / 1000,
+        })),
+      );
+    await control.clearRequests();
+    const t0 = Date.now();
+    await control.addFaults(...faults);
+    const all = await control.vms();
+    await Promise.all(all.map((vm) => control.evict(vm.resourceGroup, vm.name)));
+
+    // The original's cron: every (scaled) minute, a new run whatever the last one is doing.
+    const cron: Promise<unknown>[] = [];
+    const cronTimer = setInterval(() => {
+      for (const m of options.minutes)
+        for (const phase of phases) cron.push(cycleOf(groupOf("original", m, phase)).catch(() => undefined));
+    }, realMs(1));
+    // The old backoff: a cycle every 30 s; a failed start waits 1, 2, 4, … up to 30 minutes from its end.
+    const oldLoops = options.minutes
+      .flatMap((m) => phases.map((phase) => ({ m, phase })))
+      .map(async ({ m, phase }) => {
+        let attempts = 0;
+        let notBefore = 0;
+        while (!stopping) {
+          await sleep(realMs(OLD_INTERVAL_SECONDS / 60));
+          if (stopping || Date.now() < notBefore) continue;
+          const cycle = await cycleOf(groupOf("oldBackoff", m, phase)).catch(() => undefined);
+          const start = cycle?.starts[0];
+          if (!start) continue;
+          if (start.status === "Succeeded") return;
+          attempts += 1;
+          const gapMinutes = Math.min(
+            OLD_BACKOFF.maxMinutes,
+            OLD_BACKOFF.initialMinutes * 2 ** (attempts - 1),
+          );
+          notBefore = start.doneAt + realMs(gapMinutes);
+        }
+      });
+
+    // Watch every VM until it runs (or the deadline).
+    const backAt = new Map<string, number>();
+    const watched = all.map((vm) => vm.name);
+    const deadline = t0 + realMs(deadlineMinutes(longest));
+    while (Date.now() < deadline && backAt.size < watched.length) {
+      for (const vm of await retrying(() => control.vms())) {
+        if (vm.powerState === "running" && !backAt.has(vm.name)) backAt.set(vm.name, Date.now());
+      }
+      await sleep(50);
+    }
+    stopping = true;
+    clearInterval(cronTimer);
+    await Promise.all([...oldLoops, ...cron]);
+    const final = new Map((await retrying(() => control.vms())).map((vm) => [vm.name, vm]));
+
+    const runs: OutageRun[] = options.minutes.map((m) => {
+      const sides = {} as OutageRun["sides"];
+      for (const side of SIDES) {
+        const after = phases.map((phase) => {
+          const back = backAt.get(vmOf(side, m, phase));
+          return back === undefined ? null : emulated(back - t0) - (m + phaseOffsetMinutes(phase));
+        });
+        const known = after.filter((a): a is number => a !== null);
+        sides[side] = {
+          backAfterCapacityMinutes:
+            known.length === PHASES ? known.reduce((a, b) => a + b, 0) / PHASES : null,
+          worstBackAfterCapacityMinutes: known.length === PHASES ? Math.max(...known) : null,
+          startRequests:
+            phases.reduce((sum, phase) => sum + (final.get(vmOf(side, m, phase))?.startRequests ?? 0), 0) /
+            PHASES,
+        };
+      }
+      return { minutes: m, sides };
+    });
+
+    let fleetRun: FleetRun | null = null;
+    if (fleetVms.length) {
+      const starts = (await retrying(() => control.requests()))
+        .filter((r) => r.method === "POST" && /\/virtualMachines\/fleet-\d+\/start$/i.test(r.path))
+        .map((r) => ({ vm: r.path.split("/").at(-2) as string, at: emulated(Date.parse(r.time) - t0) }))
+        .sort((a, b) => a.at - b.at);
+      // The most start requests in any 60 emulated seconds (a sliding window), and per VM the shortest gap.
+      let maxPerMinute = 0;
+      for (let i = 0, j = 0; i < starts.length; i++) {
+        while ((starts[i]?.at ?? 0) - (starts[j]?.at ?? 0) >= 1) j++;
+        maxPerMinute = Math.max(maxPerMinute, i - j + 1);
+      }
+      const lastByVm = new Map<string, number>();
+      let shortestGapSeconds = Number.POSITIVE_INFINITY;
+      for (const start of starts) {
+        const last = lastByVm.get(start.vm);
+        if (last !== undefined) shortestGapSeconds = Math.min(shortestGapSeconds, (start.at - last) * 60);
+        lastByVm.set(start.vm, start.at);
+      }
+      fleetRun = {
+        vms: fleetVms.length,
+        minutes: options.fleetMinutes,
+        startRequests: starts.length,
+        maxStartsPerMinute: maxPerMinute,
+        budgetStartsPerMinute: fleetStartsPerMinute,
+        shortestGapPerVmSeconds: Number.isFinite(shortestGapSeconds) ? shortestGapSeconds : null,
+        budgetGapPerVmSeconds: minStartSpacingMs / 1000,
+        allBack: fleetVms.every((vm) => backAt.has(vm)),
+      };
+    }
+    return { timeScale: scale, startSeconds: START_SECONDS, phases: PHASES, runs, fleet: fleetRun };
+  } finally {
+    stopping = true;
+    for (const stop of stops) await stop().catch(() => undefined);
+    if (emulator) {
+      options.running.delete(emulator);
+      await emulator.stop();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
