@@ -166,7 +166,16 @@ export async function runAzureCommand(
         },
         now: Date.now,
       });
-      const restarter = new Restarter({ api, store, events, settings, counter, causeGate, budget });
+      const restarter = new Restarter({
+        api,
+        store,
+        events,
+        settings,
+        counter,
+        causeGate,
+        budget,
+        ...(principalObjectId ? { principalObjectId } : {}),
+      });
       if (command === "once" && values["dry-run"]) {
         // A dry run decides from the state file but writes nothing, so it needs no lock.
         await restarter.init();

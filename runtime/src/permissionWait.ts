@@ -56,6 +56,8 @@ export class PermissionWait {
   constructor(
     private readonly intervalMs: number,
     private readonly now: () => number,
+    /** The service principal's object id: the classic lasting cause is a role given to another id. */
+    private readonly principalObjectId?: string,
   ) {}
 
   /**
@@ -148,6 +150,6 @@ export class PermissionWait {
   }
 
   private keepsRunning(): string {
-    return `still running: a role assignment made moments ago takes minutes to apply (Microsoft: up to 30); retrying with backoff (at most every ${Math.round(Math.max(this.intervalMs, PERMISSION_RETRY_MAX_MS) / 1000)} s) and saying so when it works (if it lasts, run \`spot-restarter doctor\`)`;
+    return `still running: a role assignment made moments ago takes minutes to apply (Microsoft: up to 30); retrying with backoff (at most every ${Math.round(Math.max(this.intervalMs, PERMISSION_RETRY_MAX_MS) / 1000)} s) and saying so when it works (if it lasts, run \`spot-restarter doctor\`${this.principalObjectId ? `; the role assignment must name this service principal's object id ${this.principalObjectId}, not the application's` : ""})`;
   }
 }

@@ -68,6 +68,8 @@ export interface RestarterDeps {
   readonly causeGate?: CauseGate;
   /** The remaining budgets Azure reports (budgets.ts): low ones defer reads that can wait and slow starts. */
   readonly budget?: BudgetGauge;
+  /** Our service principal's object id (the token's `oid`): a missing permission names it (`run`). */
+  readonly principalObjectId?: string;
 }
 
 export interface CycleReport {
@@ -108,7 +110,11 @@ export class Restarter {
       deps.settings.fleetStartsPerMinute,
       deps.settings.fleetStartBurst,
     );
-    this.permissions = new PermissionWait(deps.settings.intervalMs, () => this.clock.now());
+    this.permissions = new PermissionWait(
+      deps.settings.intervalMs,
+      () => this.clock.now(),
+      deps.principalObjectId,
+    );
     const events = this.permissions.filter(deps.events ?? createEventBus());
     if (!deps.events && deps.log) events.subscribe(logSink(deps.log));
     this.ledger = new Ledger(deps.store, events, this.clock);

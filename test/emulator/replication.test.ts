@@ -154,6 +154,11 @@ describe("run rides out a role assignment that is still replicating (403 right a
     assert.match(waiting.msg, /lacks the permission Microsoft\.Compute\/virtualMachines\/read/);
     assert.equal(waiting.scope, scope);
     assert.match(waiting.msg, /still running/);
+    // What to check if it lasts: the object id the role must name (the service principal's, from its token).
+    assert.ok(
+      waiting.msg.includes(`object id ${row.principal.objectId}, not the application's`),
+      waiting.msg,
+    );
     await row.waitForVm("evicted", "running", 30_000);
     assert.ok(Date.now() - grantedAt >= ROLE_DELAY_SECONDS * 1000, "not before the role replicated");
     const works = await runtime.waitFor("permission-restored");
