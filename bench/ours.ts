@@ -1,9 +1,10 @@
 // Runs the real runtime bundle as the benchmark subject: `once --json` (one cycle, as cron runs it) and
 // the `run` loop (as systemd runs it), each in its own process with bench/measure-hook.cjs loaded to
 // read CPU time and memory without changing what the runtime does.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { type ProcessOptions, runProcess, spawnProcess } from "../support/process";
 
 export interface Measure {
   /** Taken at each `cycle-done` log line. */
@@ -49,8 +50,14 @@ const HOOK = join(__dirname, "measure-hook.cjs");
 /** Runtime processes running now: the benchmark ends them on Ctrl-C. */
 export const liveChildren = new Set<ChildProcess>();
 
-function spawnMeasured(subject: Subject, args: string[], stateDir: string, measureFile: string) {
-  const child = spawn(
+function spawnMeasured(
+  subject: Subject,
+  args: string[],
+  stateDir: string,
+  measureFile: string,
+  options: Pick<ProcessOptions, "onStderrLine"> = {},
+) {
+  const running = spawnProcess(
     process.execPath,
     ["--require", HOOK, subject.bundle, ...args, "--config", subject.config],
     {
@@ -60,12 +67,12 @@ function spawnMeasured(subject: Subject, args: string[], stateDir: string, measu
         SPOT_RESTARTER_STATE_DIR: stateDir,
         BENCH_MEASURE_FILE: measureFile,
       },
-      stdio: ["ignore", "pipe", "pipe"],
+      ...options,
     },
   );
-  liveChildren.add(child);
-  child.once("exit", () => liveChildren.delete(child));
-  return child;
+  liveChildren.add(running.child);
+  running.child.once("exit", () => liveChildren.delete(running.child));
+  return running;
 }
 
 /** One `once --json` cycle with a fresh state directory (so no backoff or memory of earlier runs). */
@@ -73,21 +80,12 @@ export async function runOnce(subject: Subject): Promise<{ summary: OnceSummary;
   const dir = mkdtempSync(join(subject.workDir, "once-"));
   try {
     const measureFile = join(dir, "measure.json");
-    const child = spawnMeasured(
+    const { code, stdout, stderr } = await spawnMeasured(
       subject,
       ["once", "--json", "--log-format", "json", "--log-level", "debug"],
       join(dir, "state"),
       measureFile,
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    ).done;
     if (code !== 0) throw new Error(`once exited with ${code}:\n${stderr.slice(-2000)}`);
     return {
       summary: JSON.parse(stdout) as OnceSummary,
@@ -109,26 +107,29 @@ export async function runLoop(
   const dir = mkdtempSync(join(subject.workDir, "loop-"));
   try {
     const measureFile = join(dir, "measure.json");
+    let seen = 0;
+    let enough: () => void = () => {};
+    const counted = new Promise<void>((resolve) => {
+      enough = resolve;
+    });
     const child = spawnMeasured(
       subject,
       ["run", "--interval-seconds", "1", "--log-format", "json", "--log-level", "debug"],
       join(dir, "state"),
       measureFile,
+      {
+        onStderrLine: (line) => {
+          if (line.includes('"event":"cycle-done"') && ++seen >= cycles) enough();
+        },
+      },
     );
-    let seen = 0;
-    let stderr = "";
-    child.stdout.resume();
-    const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
-    await new Promise<void>((resolve, reject) => {
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-        stderr += chunk;
-        seen += chunk.split('"event":"cycle-done"').length - 1;
-        if (seen >= cycles) resolve();
-      });
-      void closed.then((code) => reject(new Error(`run exited early (${code}):\n${stderr.slice(-2000)}`)));
-    });
-    child.kill("SIGTERM");
-    const code = await closed;
+    await Promise.race([
+      counted,
+      child.done.then(({ code, stderr }) => {
+        throw new Error(`run exited early (${code}):\n${stderr.slice(-2000)}`);
+      }),
+    ]);
+    const { code } = await child.stop("SIGTERM");
     if (code !== 0) throw new Error(`run exited with ${code} on SIGTERM`);
     const measure = JSON.parse(readFileSync(measureFile, "utf8")) as Measure;
     const deltas = measure.samples
@@ -151,11 +152,9 @@ export async function measureNodeBaseline(workDir: string): Promise<{ cpuMs: num
   const dir = mkdtempSync(join(workDir, "baseline-"));
   try {
     const measureFile = join(dir, "measure.json");
-    const child = spawn(process.execPath, ["--require", HOOK, "-e", "0"], {
+    await runProcess(process.execPath, ["--require", HOOK, "-e", "0"], {
       env: { ...process.env, BENCH_MEASURE_FILE: measureFile },
-      stdio: "ignore",
     });
-    await new Promise((resolve) => child.on("close", resolve));
     const measure = JSON.parse(readFileSync(measureFile, "utf8")) as Measure;
     return { cpuMs: measure.cpuMicros / 1000, maxRssMiB: measure.maxRssKiB / 1024 };
   } finally {

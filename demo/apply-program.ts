@@ -9,7 +9,6 @@
 //   applyProgram({ emulator, config, outputsFile })   // from a test or the demo
 //   node --import tsx demo/apply-program.ts REQUEST.json  // the child: REQUEST as in ApplyRequest
 import "reflect-metadata"; // @peculiar/x509 (key material, test principals) needs it loaded first
-import { spawn } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,6 +17,7 @@ import type * as Pulumi from "@pulumi/pulumi";
 // installer's own definition, so the harness cannot drift from what install accepts.
 import type { StackOutputs } from "../runtime/src/install/stackOutputs";
 import { STACK_OUTPUT_NAMES } from "../runtime/src/stackOutputNames";
+import { runProcess } from "../support/process";
 import type { AppliedResource, Mutations } from "./emulator-provider";
 
 export type { StackOutputs };
@@ -112,32 +112,15 @@ export async function applyProgram(options: {
   const requestFile = join(requestDir, "request.json");
   writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
   try {
-    const { code, stdout, stderr } = await new Promise<{
-      code: number | null;
-      stdout: string;
-      stderr: string;
-    }>((done, fail) => {
-      const child = spawn(
-        process.execPath,
-        ["--import", "tsx", join(REPO, "demo/apply-program.ts"), requestFile],
-        {
-          cwd: REPO,
-          env: { ...process.env, NODE_EXTRA_CA_CERTS: caCertFile },
-          stdio: ["ignore", "pipe", "pipe"],
-          signal: options.signal,
-        },
-      );
-      let out = "";
-      let err = "";
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-        out += chunk;
-      });
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-        err += chunk;
-      });
-      child.on("error", fail);
-      child.on("close", (exitCode) => done({ code: exitCode, stdout: out, stderr: err }));
-    });
+    const { code, stdout, stderr } = await runProcess(
+      process.execPath,
+      ["--import", "tsx", join(REPO, "demo/apply-program.ts"), requestFile],
+      {
+        cwd: REPO,
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: caCertFile },
+        signal: options.signal,
+      },
+    );
     if (code !== 0) {
       throw new ApplyError(
         `applying the program to the emulator failed (exit code ${code}):\n${stderr.trim()}`,

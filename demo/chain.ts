@@ -4,48 +4,12 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import type { Readable } from "node:stream";
-import { pathToFileURL } from "node:url";
+import { type ProcessResult, runNode } from "../support/process";
 import type { EmulatorEndpoints } from "./apply-program";
 
-export interface ProcessResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Builds `spot-restarter.cjs` (the artefact `npm run bundle` makes) into `dir`. */
-export async function buildBundle(dir: string): Promise<string> {
-  const build = pathToFileURL(resolve(__dirname, "../runtime/build.mjs")).href;
-  const { bundleRuntime } = (await import(build)) as { bundleRuntime(outfile: string): Promise<string> };
-  return bundleRuntime(join(dir, "spot-restarter.cjs"));
-}
-
-/** Runs `node <script> args…` to completion with the Node.js running this process. */
-export function runNode(
-  script: string,
-  args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; stdin?: string; signal?: AbortSignal } = {},
-): Promise<ProcessResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [script, ...args], {
-      env: options.env ?? process.env,
-      stdio: ["pipe", "pipe", "pipe"],
-      signal: options.signal,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", fail);
-    child.on("close", (code, signal) => done({ code, signal, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
-  });
-}
+// One implementation of each, in support/ (the demo, the benchmark and the tests share them).
+export { buildBundle } from "../support/bundle";
+export { type ProcessResult, runNode } from "../support/process";
 
 export interface InstallOptions {
   bundle: string;

@@ -8,7 +8,7 @@
 // `mutations` plant one deliberate bug each, to prove the end-to-end test notices it.
 import { randomUUID } from "node:crypto";
 import type { MockCallArgs, MockResourceArgs, MockResourceResult, Mocks } from "@pulumi/pulumi/runtime";
-import { createProgramMocks } from "../test/program/mocks";
+import { createProgramMocks } from "../support/pulumi-mocks";
 
 /** A bug planted on purpose: the e2e test must fail the chain for each one. */
 export interface Mutations {
@@ -96,7 +96,7 @@ const API = {
   tags: "2021-04-01",
 } as const;
 
-// How the mock monitor hands a secret input over (see test/program/mocks.ts).
+// How the mock monitor hands a secret input over (see support/pulumi-mocks.ts).
 const SPECIAL_SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 

@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { FaultRule, SeedVirtualMachine } from "../emulator/index";
 import { startTestEmulator } from "../emulator/testing";
-import { buildRuntimeBundle } from "../test/helpers/bundle";
-import { findSecret } from "../test/security/secrets";
+import { buildRuntimeBundle } from "../support/bundle";
+import { findSecret } from "../support/secrets";
 
 const RG = "personal-network";
 const TAG = "AttemptRestartAfterEviction";

@@ -27,7 +27,7 @@ import {
   EXAMPLE_SEED_FILE,
   emulatorControl,
 } from "../../emulator/testing";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 
 const GROUP = "personal-network";
 const TAGGED = "ubuntu-backup-server-spot";

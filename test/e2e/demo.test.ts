@@ -1,11 +1,11 @@
 // `npm run demo` is the README's first command: it must keep working, narrate the eviction, leave the
 // other VMs alone, never print the key, and leave no process or temporary folder behind.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { runProcess } from "../../support/process";
 
 const REPO = resolve(__dirname, "../..");
 
@@ -17,22 +17,11 @@ test("npm run demo brings the evicted VM back, leaves the others alone and clean
   timeout: 180_000,
 }, async () => {
   const before = new Set(demoDirs());
-  const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "demo/demo.ts")], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
+  const demo = runProcess(process.execPath, ["--import", "tsx", join(REPO, "demo/demo.ts")], { cwd: REPO });
   // No wall-clock assertion: on a loaded 2-core CI the demo's time says more about the load than about
   // the demo (it took 60.7 s under eight parallel builds). The test's timeout bounds it; how fast the
   // chain is, is the benchmark's to show (npm run bench).
-  const code = await new Promise<number | null>((done) => child.on("close", done));
+  const { code, stdout, stderr } = await demo;
   assert.equal(code, 0, `${stdout}\n${stderr}`);
 
   // The narration, in order: evicted -> seen -> start requested -> running.

@@ -17,8 +17,8 @@ import {
   createTestPrincipal,
   type TestPrincipal,
 } from "../../emulator/testing";
+import { buildRuntimeBundle } from "../../support/bundle";
 import { type Row, sleep, spawnRuntime, spotVm, startRow } from "../faults/harness";
-import { buildRuntimeBundle } from "../helpers/bundle";
 import { armFetch } from "./helpers";
 
 const DELAY_SECONDS = 3;

@@ -2,16 +2,18 @@
 // a child process whose JSON log lines are parsed as they arrive. Every row reads its counts from the
 // emulator's request log (what Azure saw), not from the runtime's own account of itself.
 import "reflect-metadata";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
 import { type LoggedRequest, startTestEmulator, type TestEmulator } from "../../emulator/testing";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
+import { killLiveChildren, spawnProcess } from "../../support/process";
+import { assertNoSecrets } from "../../support/secrets";
 // The same world-building vocabulary as the runtime's own emulator tests.
-import { resourceGroup, spotVm } from "../runtime/harness";
-import { assertNoSecrets } from "../security/secrets";
+import { resourceGroup, spotVm, writeRuntimeFiles } from "../../support/world";
 
 export { resourceGroup, spotVm };
 
@@ -29,8 +31,10 @@ export interface Row extends TestEmulator {
   waitForVm(vm: string, powerState: string, timeoutMs?: number): Promise<number>;
   /** Every output of every process this row ran, for the secret scan. */
   outputs: string[];
-  /** Processes to kill if the row fails before stopping them. */
+  /** Processes to kill if the row fails before stopping them (close() does). */
   children: ChildProcess[];
+  /** Settle when those processes have closed and their output is in `outputs`. */
+  exits: Promise<unknown>[];
   /** Runs a one-shot command of the bundle (async: the emulator lives in this process). */
   cli(
     args: string[],
@@ -38,6 +42,18 @@ export interface Row extends TestEmulator {
   ): Promise<{ code: number | null; stdout: string; stderr: string }>;
   close(): Promise<void>;
 }
+
+/** Rows not closed yet. */
+const openRows = new Set<Row>();
+
+// A row whose test fails or forgets close() must not outlive its file: its runtime child (and emulator)
+// would hold the test file's process open for ever, and `npm test` would wait for it until its timeout.
+// Rows run concurrently, so one failing row cannot tell which children are its own; when every test of
+// the file has run, the rows still open are closed and any child still alive is killed.
+after(async () => {
+  await Promise.allSettled([...openRows].map((row) => row.close()));
+  await killLiveChildren();
+});
 
 export async function startRow(
   vms: SeedVirtualMachine[],
@@ -65,27 +81,18 @@ export async function startRow(
     { role: options.role ?? "contributor", actions: options.actions },
   );
   const dir = mkdtempSync(join(tmpdir(), "spot-restarter-fault-"));
-  const pemPath = join(dir, "sp.pem");
-  writeFileSync(pemPath, t.principal.pem, { mode: 0o600 });
-  const stateDir = options.stateDir ?? join(dir, "state");
-  const configPath = join(dir, "config.json");
-  const configFile: Record<string, unknown> = {
-    tenantId: t.emulator.tenantId,
-    clientId: t.principal.clientId,
-    subscriptionId: t.emulator.subscriptionId,
-    certificatePath: "sp.pem",
-    resourceGroups: [resourceGroup],
-    tag: { name: "AttemptRestartAfterEviction", value: "true" },
-    intervalSeconds: 1,
-    stateDir,
-    backoff: { initialSeconds: 2, maxSeconds: 8 },
-    startTimeoutSeconds: 30,
-    cloud: { authorityHost: t.emulator.authorityHost, armEndpoint: t.emulator.armEndpoint },
-    ...options.config,
-  };
-  writeFileSync(configPath, JSON.stringify(configFile, null, 2));
+  const { pemPath, configPath, stateDir, configFile } = writeRuntimeFiles(t, dir, {
+    stateDir: options.stateDir,
+    config: {
+      intervalSeconds: 1,
+      backoff: { initialSeconds: 2, maxSeconds: 8 },
+      startTimeoutSeconds: 30,
+      ...options.config,
+    },
+  });
   const outputs: string[] = [];
   const children: ChildProcess[] = [];
+  const exits: Promise<unknown>[] = [];
   const row: Row = {
     ...t,
     dir,
@@ -95,24 +102,15 @@ export async function startRow(
     configFile,
     outputs,
     children,
+    exits,
     async cli(args, env = {}) {
-      const bundle = await buildRuntimeBundle();
-      const child = spawn(process.execPath, [bundle, ...args], {
+      const running = spawnProcess(process.execPath, [await buildRuntimeBundle(), ...args], {
         env: { ...process.env, NODE_EXTRA_CA_CERTS: t.emulator.caCertFile, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
+        timeoutMs: 30_000,
       });
-      children.push(child);
-      let stdout = "";
-      let stderr = "";
-      child.stdout?.on("data", (chunk: Buffer) => {
-        stdout += chunk.toString();
-      });
-      child.stderr?.on("data", (chunk: Buffer) => {
-        stderr += chunk.toString();
-      });
-      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-      clearTimeout(timer);
+      children.push(running.child);
+      exits.push(running.done);
+      const { code, stdout, stderr } = await running.done;
       outputs.push(stdout, stderr);
       return { code, stdout, stderr };
     },
@@ -143,14 +141,18 @@ export async function startRow(
       }
     },
     async close() {
+      if (!openRows.delete(row)) return;
       for (const child of children) {
         if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       }
+      // Their output is scanned too: wait until every child has closed and handed it over.
+      await Promise.allSettled(exits);
       const notificationUrls = ((configFile.notifications ?? []) as Array<{ url: string }>).map((c) => c.url);
       for (const output of outputs) assertNoSecrets(output, { ...t.principal, notificationUrls });
       await t.emulator.stop();
     },
   };
+  openRows.add(row);
   return row;
 }
 
@@ -188,57 +190,46 @@ export async function spawnRuntime(
     NODE_EXTRA_CA_CERTS: row.emulator.caCertFile,
     ...options.env,
   };
-  const child = spawn(
+  const lines: LogLine[] = [];
+  const waiters: Array<{ event: string; where: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+  const running = spawnProcess(
     process.execPath,
     [bundle, ...args, "--config", row.configPath, "--log-format", "json"],
     {
       env,
-      stdio: ["ignore", "pipe", "pipe"],
+      onStderrLine(raw) {
+        if (!raw.startsWith("{")) return;
+        try {
+          const parsed = JSON.parse(raw) as LogLine;
+          parsed.at = Date.parse(parsed.time);
+          lines.push(parsed);
+          for (const waiter of [...waiters]) {
+            if (waiter.event === parsed.event && waiter.where(parsed)) {
+              waiters.splice(waiters.indexOf(waiter), 1);
+              waiter.resolve(parsed);
+            }
+          }
+        } catch {
+          // not a log line (a crash trace): kept in stderr()
+        }
+      },
     },
   );
-  let out = "";
-  let err = "";
-  let partial = "";
-  const lines: LogLine[] = [];
-  const waiters: Array<{ event: string; where: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
-  child.stdout?.on("data", (chunk: Buffer) => {
-    out += chunk.toString();
+  const { child } = running;
+  // row.close() kills it too, should the row fail before stopping it.
+  row.children.push(child);
+  const exited = running.done.then(({ code, signal, stdout, stderr }) => {
+    row.outputs.push(stdout, stderr);
+    return { code, signal };
   });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    const text = chunk.toString();
-    err += text;
-    partial += text;
-    const complete = partial.split("\n");
-    partial = complete.pop() ?? "";
-    for (const raw of complete) {
-      if (!raw.startsWith("{")) continue;
-      try {
-        const parsed = JSON.parse(raw) as LogLine;
-        parsed.at = Date.parse(parsed.time);
-        lines.push(parsed);
-        for (const waiter of [...waiters]) {
-          if (waiter.event === parsed.event && waiter.where(parsed)) {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            waiter.resolve(parsed);
-          }
-        }
-      } catch {
-        // not a log line (a crash trace): kept in stderr()
-      }
-    }
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on("close", (code, signal) => {
-      row.outputs.push(out, err);
-      resolve({ code, signal });
-    });
-  });
+  row.exits.push(exited);
+  const err = () => running.stderr();
   const proc: RuntimeProcess = {
     child,
     lines,
     exited,
-    stdout: () => out,
-    stderr: () => err,
+    stdout: running.stdout,
+    stderr: running.stderr,
     events: (event) => lines.filter((l) => l.event === event),
     waitFor(event, where = () => true, timeoutMs = 15_000) {
       const seen = lines.find((l) => l.event === event && where(l));
@@ -246,7 +237,9 @@ export async function spawnRuntime(
       return new Promise<LogLine>((resolve, reject) => {
         const timer = setTimeout(
           () =>
-            reject(new Error(`no "${event}" log line within ${timeoutMs} ms; stderr:\n${err.slice(-4000)}`)),
+            reject(
+              new Error(`no "${event}" log line within ${timeoutMs} ms; stderr:\n${err().slice(-4000)}`),
+            ),
           timeoutMs,
         );
         const waiter = {
@@ -262,18 +255,15 @@ export async function spawnRuntime(
           clearTimeout(timer);
           if (waiters.includes(waiter)) {
             reject(
-              new Error(`the runtime exited before a "${event}" log line; stderr:\n${err.slice(-4000)}`),
+              new Error(`the runtime exited before a "${event}" log line; stderr:\n${err().slice(-4000)}`),
             );
           }
         });
       });
     },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      const result = await exited;
-      clearTimeout(timer);
-      return result;
+      await running.stop("SIGTERM", 10_000);
+      return exited;
     },
   };
   return proc;

@@ -8,8 +8,8 @@ import { existsSync, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { SeedVirtualMachine } from "../../emulator/index";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
+import { spotVm, writeRuntimeFiles } from "../../support/world";
 import {
   envWithoutNode,
   executablePath,
@@ -41,37 +41,11 @@ before(async () => {
     `arm64 emulation needs ${QEMU} and ${ARM64_SYSROOT}: apt-get install qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross`,
   );
   t = await startTestEmulator({
-    virtualMachines: [
-      {
-        resourceGroup,
-        name: VM,
-        location: "eastus",
-        vmSize: "Standard_B2s",
-        zone: null,
-        priority: "Spot",
-        evictionPolicy: "Deallocate",
-        maxPrice: -1,
-        powerState: "deallocated",
-        tags: { AttemptRestartAfterEviction: "true" },
-      } as SeedVirtualMachine,
-    ],
+    virtualMachines: [spotVm(VM)],
     timing: { startSeconds: 0.5, evictionDelaySeconds: 0 },
   });
   dir = await fs.mkdtemp(join(tmpdir(), "spot-restarter-arm64-"));
-  await fs.writeFile(join(dir, "sp.pem"), t.principal.pem, { mode: 0o600 });
-  await fs.writeFile(
-    join(dir, "config.json"),
-    JSON.stringify({
-      tenantId: t.emulator.tenantId,
-      clientId: t.principal.clientId,
-      subscriptionId: t.emulator.subscriptionId,
-      certificatePath: "sp.pem",
-      resourceGroups: [resourceGroup],
-      tag: { name: "AttemptRestartAfterEviction", value: "true" },
-      stateDir: join(dir, "state"),
-      cloud: { authorityHost: t.emulator.authorityHost, armEndpoint: t.emulator.armEndpoint },
-    }),
-  );
+  writeRuntimeFiles(t, dir);
 });
 
 after(async () => {

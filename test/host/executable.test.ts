@@ -9,8 +9,8 @@ import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { SeedVirtualMachine } from "../../emulator/index";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
+import { spotVm } from "../../support/world";
 import {
   envWithoutNode,
   executablePath,
@@ -27,21 +27,6 @@ let exe: string;
 let t: TestEmulator;
 let root: string;
 const printed: string[] = [];
-
-function spotVm(name: string): SeedVirtualMachine {
-  return {
-    resourceGroup,
-    name,
-    location: "eastus",
-    vmSize: "Standard_B2s",
-    zone: null,
-    priority: "Spot",
-    evictionPolicy: "Deallocate",
-    maxPrice: -1,
-    powerState: "deallocated",
-    tags: { AttemptRestartAfterEviction: "true" },
-  } as SeedVirtualMachine;
-}
 
 async function sha256(path: string): Promise<string> {
   return createHash("sha256")

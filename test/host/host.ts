@@ -2,14 +2,15 @@
 // are, a check that they were built from the current source, an environment with no Node.js at all,
 // and a child process runner that works for the executables and for qemu.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestPrincipal } from "../../emulator/testing";
+import { type ProcessResult, type RunningProcess, spawnProcess } from "../../support/process";
+import { resourceGroup, stackOutputs } from "../../support/world";
 
 export const repoRoot = join(__dirname, "..", "..");
-export const resourceGroup = "personal-network";
+export { resourceGroup };
 
 export function executablePath(arch: "x64" | "arm64"): string {
   return join(repoRoot, "dist", `spot-restarter-linux-${arch}`);
@@ -53,19 +54,8 @@ export function envWithoutNode(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv
   return { PATH: empty, HOME: empty, LANG: "C.UTF-8", ...extra };
 }
 
-export interface HostResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export interface HostProcess {
-  child: ReturnType<typeof spawn>;
-  /** Resolves when stderr (the log) has a line matching `pattern`. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  done: Promise<HostResult>;
-}
+export type HostResult = ProcessResult;
+export type HostProcess = RunningProcess;
 
 /** Spawns `command args…` by absolute path with exactly `env` (nothing inherited). */
 export function spawnHost(
@@ -73,40 +63,11 @@ export function spawnHost(
   args: readonly string[],
   options: { env: NodeJS.ProcessEnv; stdin?: string; timeoutMs?: number },
 ): HostProcess {
-  const child = spawn(command, args, { env: options.env, stdio: ["pipe", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
+  return spawnProcess(command, args, {
+    env: options.env,
+    stdin: options.stdin ?? "",
+    timeoutMs: options.timeoutMs ?? 120_000,
   });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  // A child that never reads its input (or exits first) must not fail the test with EPIPE.
-  child.stdin.on("error", () => {});
-  child.stdin.end(options.stdin ?? "");
-  const killer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
-  const done = new Promise<HostResult>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      clearTimeout(killer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-  const waitFor = async (pattern: RegExp, timeoutMs = 60_000): Promise<string> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const line = stderr.split("\n").find((l) => pattern.test(l));
-      if (line !== undefined) return line;
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`exited before a log line matched ${pattern}:\n${stderr}`);
-      }
-      if (Date.now() > deadline)
-        throw new Error(`no log line matched ${pattern} in ${timeoutMs} ms:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  return { child, waitFor, done };
 }
 
 export function runHost(
@@ -123,18 +84,14 @@ export function stackOutputsFor(
   principal: TestPrincipal,
   vms: string[],
 ): Record<string, unknown> {
-  return {
+  return stackOutputs({
     tenantId: emulator.tenantId,
     subscriptionId: emulator.subscriptionId,
     clientId: principal.clientId,
-    resourceGroupName: resourceGroup,
-    restartTag: { name: "AttemptRestartAfterEviction", value: "true" },
-    restartableVms: vms,
     certificatePem: principal.pem,
-    certificateExpiresOn: new Date(Date.now() + 300 * 86_400_000).toISOString(),
-    installCommand:
-      "pulumi stack output --stack dev --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -",
-  };
+    certificateExpiresOn: new Date(Date.now() + 300 * 86_400_000),
+    restartableVms: vms,
+  });
 }
 
 /**

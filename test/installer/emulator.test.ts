@@ -8,7 +8,7 @@ import https from "node:https";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type RunningEmulator, startEmulator } from "../../emulator/index";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 import {
   createTestCertificate,
   removeTempDirs,

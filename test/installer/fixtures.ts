@@ -1,75 +1,33 @@
 // Test material for the installer: real certificate + key pairs, stack outputs, temp roots,
 // and a host whose stdout/stderr are captured (so every test can assert the key never leaks).
-import { randomUUID, webcrypto } from "node:crypto";
 import { promises as fs, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { Readable } from "node:stream";
-import "reflect-metadata"; // @peculiar/x509 2.x resolves its services through tsyringe
-import * as x509 from "@peculiar/x509";
-import { runNode } from "../../demo/chain";
 import type {
   CommandResult,
   InstallerHost,
   InstallOptions,
   RunCommand,
 } from "../../runtime/src/install/index";
+import { createTestCertificate, type TestCertificate } from "../../support/certificates";
+import { type ProcessResult, runNode } from "../../support/process";
+import { stackOutputs } from "../../support/world";
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+export { createTestCertificate, type TestCertificate };
 
-export interface TestCertificate {
-  /** Certificate then PKCS#8 key, as Pulumi's certificatePem output. */
-  pem: string;
-  certificatePem: string;
-  /** Base64 lines of the private key: none may ever appear in output. */
-  keyLines: string[];
-  notAfter: Date;
-}
-
-export async function createTestCertificate(
-  options: { notBefore?: Date; notAfter?: Date } = {},
-): Promise<TestCertificate> {
-  const algorithm = {
-    name: "RSASSA-PKCS1-v1_5",
-    hash: "SHA-256",
-    publicExponent: new Uint8Array([1, 0, 1]),
-    modulusLength: 2048,
-  };
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
-  const notBefore = options.notBefore ?? new Date(Date.now() - 60_000);
-  const notAfter = options.notAfter ?? new Date(Date.now() + 365 * 86_400_000);
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomUUID().replaceAll("-", ""),
-    name: "CN=spot-restarter-installer-test",
-    notBefore,
-    notAfter,
-    keys,
-    signingAlgorithm: algorithm,
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)).toString("base64");
-  const keyLines = pkcs8.match(/.{1,64}/g) ?? [];
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${keyLines.join("\n")}\n-----END PRIVATE KEY-----\n`;
-  const certificatePem = `${certificate.toString("pem")}\n`;
-  return { pem: `${certificatePem}${keyPem}`, certificatePem, keyLines, notAfter };
-}
-
+/** Stack outputs for `certificate` in a fixed (made-up) tenant and subscription; `extra` replaces or adds. */
 export function stackOutputsFor(certificate: TestCertificate, extra: Record<string, unknown> = {}) {
-  return {
-    tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",
-    subscriptionId: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
-    clientId: "3c2a8d9e-5f41-4b7a-9c6d-1e2f3a4b5c6d",
-    resourceGroupName: "personal-network",
-    restartTag: { name: "AttemptRestartAfterEviction", value: "true" },
-    restartableVms: ["ubuntu-backup-server-spot"],
-    certificatePem: certificate.pem,
-    certificateExpiresOn: certificate.notAfter.toISOString(),
-    installCommand:
-      "pulumi stack output --json --show-secrets | ssh HOST sudo node spot-restarter.cjs install --stack-outputs -",
-    ...extra,
-  };
+  return stackOutputs(
+    {
+      tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+      subscriptionId: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+      clientId: "3c2a8d9e-5f41-4b7a-9c6d-1e2f3a4b5c6d",
+      certificatePem: certificate.pem,
+      certificateExpiresOn: certificate.notAfter,
+    },
+    extra,
+  );
 }
 
 const tempDirs: string[] = [];
@@ -191,11 +149,7 @@ export async function walkTree(root: string): Promise<Map<string, TreeEntry>> {
   return tree;
 }
 
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type RunResult = ProcessResult;
 
 /** Runs the bundle with Node 24 (the one running the tests), feeding `stdin`. */
 export function runBundle(
@@ -203,5 +157,5 @@ export function runBundle(
   args: string[],
   options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
-  return runNode(bundle, args, options);
+  return runNode(bundle, args, { ...options, stdin: options.stdin ?? "" });
 }

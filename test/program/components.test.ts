@@ -16,7 +16,7 @@ import {
   SUBSCRIPTION_ID,
   TENANT_ID,
   vmId,
-} from "./mocks";
+} from "../../support/pulumi-mocks";
 
 type Built = ReturnType<typeof buildSpotRestarter>;
 

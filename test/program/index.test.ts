@@ -4,7 +4,7 @@ import { X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { STACK_OUTPUT_NAMES } from "../../runtime/src/stackOutputNames";
-import { createProgramMocks, promiseOf, SUBSCRIPTION_ID, TENANT_ID } from "./mocks";
+import { createProgramMocks, promiseOf, SUBSCRIPTION_ID, TENANT_ID } from "../../support/pulumi-mocks";
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // RFC 3339 date-time with a time zone (Z or ±hh:mm), optional fraction.

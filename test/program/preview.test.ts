@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { MockVm } from "./mocks";
+import type { MockVm } from "../../support/pulumi-mocks";
 
 const FIXTURE = join(__dirname, "fixtures", "preview.ts");
 const RG = "personal-network";

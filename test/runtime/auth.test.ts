@@ -18,7 +18,7 @@ import {
 import { withCallerHint } from "../../runtime/src/azureCommands";
 import { parseConfig } from "../../runtime/src/config";
 import { AuthError, PermissionError } from "../../runtime/src/errors";
-import { makeCertificate } from "./certs";
+import { createTestCertificate as makeCertificate } from "../../support/certificates";
 
 const day = 86_400_000;
 const now = new Date();

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { READER_ROLE_ID } from "../../emulator/testing";
 import { MINIMUM_NODE_MAJOR, nodeTooOld } from "../../runtime/src/nodeVersion";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 import { runCli, spotVm, startWorld, type World } from "./harness";
 
 let bundle: string;

@@ -7,7 +7,7 @@ import { chmodSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { createTestPrincipal } from "../../emulator/testing";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
 
 let bundle: string;

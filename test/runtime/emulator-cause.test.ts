@@ -17,7 +17,7 @@ import { addPause, readPauses } from "../../runtime/src/pause";
 import { Restarter } from "../../runtime/src/restarter";
 import { LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/roleActions";
 import { createFileStateStore } from "../../runtime/src/state";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 import { resourceGroup, runCli, spotVm, startWorld, type World } from "./harness";
 
 const never = new AbortController().signal;

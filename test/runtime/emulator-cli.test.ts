@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createTestPrincipal } from "../../emulator/testing";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
 
 let bundle: string;

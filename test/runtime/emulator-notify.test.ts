@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 import { type Receiver, startReceiver } from "../helpers/receiver";
 import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
 

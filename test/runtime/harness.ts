@@ -1,31 +1,16 @@
 // Shared set-up for the runtime's tests against the emulator: a world of VMs, a config file and a
 // private PEM in a temp folder, and a way to run the real bundle as a subprocess.
 import "reflect-metadata";
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
 import { parseConfig, type RuntimeConfig } from "../../runtime/src/config";
+import { type ProcessResult, type RunningProcess, spawnProcess } from "../../support/process";
+import { resourceGroup, spotVm, writeRuntimeFiles } from "../../support/world";
 
-export const resourceGroup = "personal-network";
-
-export function spotVm(name: string, overrides: Partial<SeedVirtualMachine> = {}): SeedVirtualMachine {
-  return {
-    resourceGroup,
-    name,
-    location: "eastus",
-    vmSize: "Standard_B2s",
-    zone: null,
-    priority: "Spot",
-    evictionPolicy: "Deallocate",
-    maxPrice: -1,
-    powerState: "deallocated",
-    tags: { AttemptRestartAfterEviction: "true" },
-    ...overrides,
-  } as SeedVirtualMachine;
-}
+export { resourceGroup, spotVm };
 
 export interface World extends TestEmulator {
   dir: string;
@@ -70,22 +55,9 @@ export async function startWorld(
     { role: options.role ?? "contributor", ...(options.actions ? { actions: options.actions } : {}) },
   );
   const dir = mkdtempSync(join(tmpdir(), "spot-restarter-it-"));
-  const pemPath = join(dir, "sp.pem");
-  writeFileSync(pemPath, t.principal.pem, { mode: 0o600 });
-  const stateDir = join(dir, "state");
-  const configPath = join(dir, "config.json");
-  const configFile: Record<string, unknown> = {
-    tenantId: t.emulator.tenantId,
-    clientId: t.principal.clientId,
-    subscriptionId: t.emulator.subscriptionId,
-    certificatePath: "sp.pem",
-    resourceGroups: [resourceGroup],
-    tag: { name: "AttemptRestartAfterEviction", value: "true" },
-    intervalSeconds: 1,
-    stateDir,
-    cloud: { authorityHost: t.emulator.authorityHost, armEndpoint: t.emulator.armEndpoint },
-    ...options.config,
-  };
+  const { pemPath, configPath, stateDir, configFile } = writeRuntimeFiles(t, dir, {
+    config: { intervalSeconds: 1, ...options.config },
+  });
   const world: World = {
     ...t,
     dir,
@@ -104,79 +76,23 @@ export async function startWorld(
   return world;
 }
 
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+export type CliResult = ProcessResult;
+export type RunningCli = RunningProcess;
 
-export interface RunningCli {
-  readonly child: ReturnType<typeof spawn>;
-  /** Resolves when stderr has printed a line matching `pattern`. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  done: Promise<CliResult>;
-}
-
+/** Runs the bundle; the CA to trust is `caCertFile` and nothing else (NODE_EXTRA_CA_CERTS is replaced). */
 export function spawnCli(
   bundle: string,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; caCertFile?: string; cwd?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; caCertFile?: string; cwd?: string; timeoutMs?: number } = {},
 ): RunningCli {
-  const started = Date.now();
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   if (options.caCertFile) env.NODE_EXTRA_CA_CERTS = options.caCertFile;
   else delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn(process.execPath, [bundle, ...args], {
+  return spawnProcess(process.execPath, [bundle, ...args], {
     env,
     cwd: options.cwd,
-    stdio: ["ignore", "pipe", "pipe"],
+    timeoutMs: options.timeoutMs,
   });
-  let stdout = "";
-  let stderr = "";
-  const watchers: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-    for (const watcher of [...watchers]) {
-      const line = stderr.split("\n").find((l) => watcher.pattern.test(l));
-      if (line !== undefined) {
-        watchers.splice(watchers.indexOf(watcher), 1);
-        watcher.resolve(line);
-      }
-    }
-  });
-  const done = new Promise<CliResult>((resolve) => {
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
-  });
-  return {
-    child,
-    done,
-    waitFor(pattern, timeoutMs = 15_000) {
-      const line = stderr.split("\n").find((l) => pattern.test(l));
-      if (line !== undefined) return Promise.resolve(line);
-      return new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no stderr line matching ${pattern} in ${timeoutMs} ms:\n${stderr}`)),
-          timeoutMs,
-        );
-        watchers.push({
-          pattern,
-          resolve: (l) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        });
-        void done.then(() => {
-          clearTimeout(timer);
-          reject(new Error(`process ended before a stderr line matched ${pattern}:\n${stderr}`));
-        });
-      });
-    },
-  };
 }
 
 export function runCli(
@@ -184,7 +100,5 @@ export function runCli(
   args: string[],
   options: { env?: NodeJS.ProcessEnv; caCertFile?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
-  const running = spawnCli(bundle, args, options);
-  const timer = setTimeout(() => running.child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
-  return running.done.finally(() => clearTimeout(timer));
+  return spawnCli(bundle, args, { ...options, timeoutMs: options.timeoutMs ?? 30_000 }).done;
 }

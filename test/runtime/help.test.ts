@@ -1,34 +1,15 @@
 // `<command> --help` prints that command's own help (its flags, defaults, an example), not the global one;
 // and `npm run spot-restarter once --config F` / `npm run emulator --seed F` without `--` say how to fix it.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { resolve } from "node:path";
 import { describe, it } from "node:test";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
+import { runProcess } from "../../support/process";
 
 const REPO = resolve(__dirname, "../..");
 
-async function run(
-  file: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(file, args, {
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (c: string) => {
-    stdout += c;
-  });
-  child.stderr.setEncoding("utf8").on("data", (c: string) => {
-    stderr += c;
-  });
-  const [code] = (await once(child, "exit")) as [number | null];
-  return { code, stdout, stderr };
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runProcess(file, args, { cwd: REPO, env: { ...process.env, ...env } });
 }
 
 // Without npm's variables: these tests may themselves run under `npm test`.

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createTestPrincipal } from "../../emulator/testing";
+import { buildRuntimeBundle } from "../../support/bundle";
+import { assertNoSecrets } from "../../support/secrets";
 import { type Row, spotVm, startRow } from "../faults/harness";
-import { buildRuntimeBundle } from "../helpers/bundle";
-import { assertNoSecrets } from "./secrets";
 
 const repo = join(__dirname, "..", "..");
 

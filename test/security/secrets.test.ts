@@ -9,9 +9,9 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ARM_SCOPE } from "../../emulator/testing";
+import { assertNoSecrets, findSecret, keyFragments } from "../../support/secrets";
 import { type Row, resourceGroup, spawnRuntime, spotVm, startRow } from "../faults/harness";
 import { deadUrl, type Receiver, startReceiver } from "../helpers/receiver";
-import { assertNoSecrets, findSecret, keyFragments } from "./secrets";
 
 describe("secrets never reach an output", () => {
   let row: Row;
