@@ -4,11 +4,13 @@ import { promises as fs, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { Readable } from "node:stream";
-import type {
-  CommandResult,
-  InstallerHost,
-  InstallOptions,
-  RunCommand,
+import { after, before } from "node:test";
+import {
+  type CommandResult,
+  type InstallerHost,
+  type InstallOptions,
+  install,
+  type RunCommand,
 } from "../../runtime/src/install/index";
 import { createTestCertificate, type TestCertificate } from "../../support/certificates";
 import { type ProcessResult, runNode } from "../../support/process";
@@ -158,4 +160,66 @@ export function runBundle(
   options: { stdin?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
   return runNode(bundle, args, { ...options, stdin: options.stdin ?? "" });
+}
+
+export interface InstallerFixture {
+  /** A fresh certificate + key (made in `before`). */
+  readonly certificate: TestCertificate;
+  /** A stand-in bundle for install to copy. */
+  readonly bundlePath: string;
+  /** A file holding stackOutputsFor(certificate). */
+  readonly outputsFile: string;
+  /** stackOutputsFor(certificate, extra). */
+  outputs(extra?: Record<string, unknown>): ReturnType<typeof stackOutputsFor>;
+  /** Installs these stack outputs into a fresh root with a recording host; what it printed and wrote. */
+  installOutputs(
+    outputs: Record<string, unknown>,
+    extra?: Partial<InstallOptions>,
+    host?: Parameters<typeof recordingHost>[0],
+  ): Promise<{ code: number; root: string; stdout: string; stderr: string; written: string[] }>;
+}
+
+/**
+ * The set-up most installer tests share: a certificate, a stand-in bundle and a stack-outputs file made
+ * in `before`, every temp dir removed in `after`. Call it at the top of a test file.
+ */
+export function useInstallerFixture(): InstallerFixture {
+  let made: { certificate: TestCertificate; bundlePath: string; outputsFile: string } | undefined;
+  const ready = () => {
+    if (!made) throw new Error("useInstallerFixture(): used before its `before` hook ran");
+    return made;
+  };
+  before(async () => {
+    const certificate = await createTestCertificate();
+    made = {
+      certificate,
+      bundlePath: await fakeBundle(),
+      outputsFile: await writeStackOutputs(stackOutputsFor(certificate)),
+    };
+  });
+  after(removeTempDirs);
+  return {
+    get certificate() {
+      return ready().certificate;
+    },
+    get bundlePath() {
+      return ready().bundlePath;
+    },
+    get outputsFile() {
+      return ready().outputsFile;
+    },
+    outputs: (extra = {}) => stackOutputsFor(ready().certificate, extra),
+    async installOutputs(outputs, extra = {}, hostOptions = {}) {
+      const root = tempDir("root");
+      const host = recordingHost({ bundlePath: ready().bundlePath, ...hostOptions });
+      const code = await install(installOptions(root, await writeStackOutputs(outputs), extra), host);
+      return {
+        code,
+        root,
+        stdout: host.stdoutText(),
+        stderr: host.stderrText(),
+        written: [...(await walkTree(root)).keys()],
+      };
+    },
+  };
 }

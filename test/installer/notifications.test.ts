@@ -4,20 +4,16 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { loadConfig, parseConfig } from "../../runtime/src/config";
 import { install } from "../../runtime/src/install/index";
 import { renderRuntimeConfig, renderSystemdUnit } from "../../runtime/src/install/layout";
 import { parseStackOutputs, StackOutputsError } from "../../runtime/src/install/stackOutputs";
 import {
-  createTestCertificate,
-  fakeBundle,
   installOptions,
   recordingHost,
-  removeTempDirs,
-  stackOutputsFor,
-  type TestCertificate,
   tempDir,
+  useInstallerFixture,
   walkTree,
   writeStackOutputs,
 } from "./fixtures";
@@ -31,19 +27,13 @@ const channels = [
   { type: "slack", url: "https://hooks.slack.com/services/T0SECRET/B0SECRET/xoxSECRET" },
 ];
 
-let certificate: TestCertificate;
-let bundlePath: string;
-before(async () => {
-  certificate = await createTestCertificate();
-  bundlePath = await fakeBundle();
-});
-after(() => removeTempDirs());
+const fixture = useInstallerFixture();
 
 describe("installer: notification channels", () => {
   test("config.json carries the channels, is 0600, and the runtime's loader accepts it", async () => {
     const root = tempDir("root");
-    const file = await writeStackOutputs(stackOutputsFor(certificate, { notifications: channels }));
-    const host = recordingHost({ bundlePath });
+    const file = await writeStackOutputs(fixture.outputs({ notifications: channels }));
+    const host = recordingHost({ bundlePath: fixture.bundlePath });
     assert.equal(await install(installOptions(root, file), host), 0, host.stderrText());
     const tree = await walkTree(root);
     assert.equal(tree.get("/etc/spot-restarter/config.json")?.mode.toString(8), "600");
@@ -62,8 +52,8 @@ describe("installer: notification channels", () => {
 
   test("--dry-run lists config.json without its contents", async () => {
     const root = tempDir("root");
-    const file = await writeStackOutputs(stackOutputsFor(certificate, { notifications: channels }));
-    const host = recordingHost({ bundlePath });
+    const file = await writeStackOutputs(fixture.outputs({ notifications: channels }));
+    const host = recordingHost({ bundlePath: fixture.bundlePath });
     assert.equal(await install(installOptions(root, file, { dryRun: true }), host), 0, host.stderrText());
     const printed = host.stdoutText() + host.stderrText();
     assert.match(printed, /config\.json/);
@@ -73,8 +63,8 @@ describe("installer: notification channels", () => {
 
   test("without channels config.json stays as before (0644, no notifications field)", async () => {
     const root = tempDir("root");
-    const file = await writeStackOutputs(stackOutputsFor(certificate, { notifications: [] }));
-    const host = recordingHost({ bundlePath });
+    const file = await writeStackOutputs(fixture.outputs({ notifications: [] }));
+    const host = recordingHost({ bundlePath: fixture.bundlePath });
     assert.equal(await install(installOptions(root, file), host), 0, host.stderrText());
     assert.equal((await walkTree(root)).get("/etc/spot-restarter/config.json")?.mode.toString(8), "644");
     const written = JSON.parse(await fs.readFile(join(root, "etc/spot-restarter/config.json"), "utf8"));
@@ -90,7 +80,7 @@ describe("installer: notification channels", () => {
       "bind(2) and listen(2) are in @system-service",
     );
     assert.ok(!unit.some((line) => /^(PrivateNetwork=yes|IPAddressDeny=)/.test(line)));
-    const base = JSON.parse(renderRuntimeConfig(stackOutputsFor(certificate) as never, undefined));
+    const base = JSON.parse(renderRuntimeConfig(fixture.outputs() as never, undefined));
     assert.throws(
       () => parseConfig({ ...base, metrics: { listen: "0.0.0.0:443" } }, "/etc/spot-restarter/config.json"),
       /CAP_NET_BIND_SERVICE/,
@@ -105,7 +95,7 @@ describe("installer: notification channels", () => {
   test("bad or hidden channels are reported without the URL", () => {
     const problems = (extra: Record<string, unknown>) => {
       try {
-        parseStackOutputs(JSON.stringify(stackOutputsFor(certificate, extra)), "outputs.json");
+        parseStackOutputs(JSON.stringify(fixture.outputs(extra)), "outputs.json");
       } catch (error) {
         assert.ok(error instanceof StackOutputsError);
         return error.message;

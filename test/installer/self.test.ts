@@ -4,34 +4,25 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { install, uninstall } from "../../runtime/src/install/index";
 import {
-  createTestCertificate,
   fakeBundle,
   installOptions,
   recordingHost,
-  removeTempDirs,
-  stackOutputsFor,
-  type TestCertificate,
   tempDir,
+  useInstallerFixture,
   walkTree,
-  writeStackOutputs,
 } from "./fixtures";
 
-let certificate: TestCertificate;
-let outputsFile: string;
+const fixture = useInstallerFixture();
 let executable: string;
 const EXECUTABLE_BYTES = Buffer.from("\x7fELF stand-in for a Node single executable\n");
 
 before(async () => {
-  certificate = await createTestCertificate();
-  outputsFile = await writeStackOutputs(stackOutputsFor(certificate));
   executable = join(tempDir("sea"), "spot-restarter");
   await fs.writeFile(executable, EXECUTABLE_BYTES, { mode: 0o755 });
 });
-
-after(removeTempDirs);
 
 /** A passing `doctor --json` report (runtime/src/doctor.ts), what the verification reads. */
 const doctorPassed = () => ({
@@ -45,7 +36,7 @@ describe("install from a single executable", () => {
     const root = tempDir("root");
     // nodeVersion 18 would fail the bundle's check: the executable brings its own Node.js.
     const host = recordingHost({ self: { kind: "executable", path: executable }, nodeVersion: "18.19.1" });
-    assert.equal(await install(installOptions(root, outputsFile), host), 0, host.stderrText());
+    assert.equal(await install(installOptions(root, fixture.outputsFile), host), 0, host.stderrText());
     const tree = await walkTree(root);
     assert.equal(tree.get("/usr/local/bin/spot-restarter")?.mode, 0o755);
     assert.deepEqual(await fs.readFile(join(root, "usr/local/bin/spot-restarter")), EXECUTABLE_BYTES);
@@ -59,7 +50,7 @@ describe("install from a single executable", () => {
   test("the cron line runs the executable directly", async () => {
     const root = tempDir("root");
     const host = recordingHost({ self: { kind: "executable", path: executable } });
-    assert.equal(await install(installOptions(root, outputsFile, { scheduler: "cron" }), host), 0);
+    assert.equal(await install(installOptions(root, fixture.outputsFile, { scheduler: "cron" }), host), 0);
     const cron = await fs.readFile(join(root, "etc/cron.d/spot-restarter"), "utf8");
     assert.match(cron, /^\* \* \* \* \* spot-restarter \/usr\/local\/bin\/spot-restarter once --config /m);
   });
@@ -68,7 +59,7 @@ describe("install from a single executable", () => {
     const root = tempDir("root");
     const host = recordingHost({ self: { kind: "executable", path: executable }, results: doctorPassed });
     assert.equal(
-      await install(installOptions(root, outputsFile, { verify: true }), host),
+      await install(installOptions(root, fixture.outputsFile, { verify: true }), host),
       0,
       host.stderrText(),
     );
@@ -87,17 +78,17 @@ describe("install from a single executable", () => {
   test("re-install changes nothing; a new executable is swapped in by rename (new inode)", async () => {
     const root = tempDir("root");
     const first = recordingHost({ self: { kind: "executable", path: executable } });
-    assert.equal(await install(installOptions(root, outputsFile), first), 0);
+    assert.equal(await install(installOptions(root, fixture.outputsFile), first), 0);
     const before = await walkTree(root);
     const again = recordingHost({ self: { kind: "executable", path: executable } });
-    assert.equal(await install(installOptions(root, outputsFile), again), 0);
+    assert.equal(await install(installOptions(root, fixture.outputsFile), again), 0);
     assert.match(again.stdoutText(), /nothing changed/);
     assert.deepEqual(await walkTree(root), before);
 
     const newer = join(tempDir("sea2"), "spot-restarter");
     await fs.writeFile(newer, Buffer.from("\x7fELF version 2\n"), { mode: 0o755 });
     const upgrade = recordingHost({ self: { kind: "executable", path: newer } });
-    assert.equal(await install(installOptions(root, outputsFile), upgrade), 0);
+    assert.equal(await install(installOptions(root, fixture.outputsFile), upgrade), 0);
     assert.match(upgrade.stdoutText(), /updated\s+\/usr\/local\/bin\/spot-restarter .*changed: content/);
     const after = await walkTree(root);
     assert.notEqual(
@@ -114,10 +105,13 @@ describe("install from a single executable", () => {
   test("upgrading a bundle install to the executable removes the bundle and the wrapper", async () => {
     const root = tempDir("root");
     const bundle = await fakeBundle();
-    assert.equal(await install(installOptions(root, outputsFile), recordingHost({ bundlePath: bundle })), 0);
+    assert.equal(
+      await install(installOptions(root, fixture.outputsFile), recordingHost({ bundlePath: bundle })),
+      0,
+    );
     assert.ok((await walkTree(root)).has("/usr/local/lib/spot-restarter/spot-restarter.cjs"));
     const host = recordingHost({ self: { kind: "executable", path: executable }, manageServices: true });
-    assert.equal(await install(installOptions(root, outputsFile), host), 0, host.stderrText());
+    assert.equal(await install(installOptions(root, fixture.outputsFile), host), 0, host.stderrText());
     const tree = await walkTree(root);
     assert.equal(tree.has("/usr/local/lib/spot-restarter"), false);
     assert.deepEqual(await fs.readFile(join(root, "usr/local/bin/spot-restarter")), EXECUTABLE_BYTES);
@@ -129,7 +123,7 @@ describe("install from a single executable", () => {
   test("uninstall removes the executable", async () => {
     const root = tempDir("root");
     const host = recordingHost({ self: { kind: "executable", path: executable } });
-    assert.equal(await install(installOptions(root, outputsFile), host), 0);
+    assert.equal(await install(installOptions(root, fixture.outputsFile), host), 0);
     assert.equal(await uninstall({ root, keepState: false, dryRun: false }, recordingHost()), 0);
     const left = [...(await walkTree(root)).keys()].filter((p) => p.includes("spot-restarter"));
     assert.deepEqual(left, []);
@@ -141,7 +135,7 @@ describe("install from the Debian package's executable", () => {
     const root = tempDir("root");
     assert.equal(
       await install(
-        installOptions(root, outputsFile),
+        installOptions(root, fixture.outputsFile),
         recordingHost({ self: { kind: "executable", path: executable } }),
       ),
       0,
@@ -151,7 +145,7 @@ describe("install from the Debian package's executable", () => {
       results: doctorPassed,
     });
     assert.equal(
-      await install(installOptions(root, outputsFile, { verify: true }), host),
+      await install(installOptions(root, fixture.outputsFile, { verify: true }), host),
       0,
       host.stderrText(),
     );

@@ -5,31 +5,20 @@
 import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { MICROSOFT_CLOUDS } from "../../runtime/src/clouds";
 import { loadConfig, parseConfig } from "../../runtime/src/config";
 import { install } from "../../runtime/src/install/index";
 import { renderRuntimeConfig } from "../../runtime/src/install/layout";
 import {
-  createTestCertificate,
-  fakeBundle,
   installOptions,
   recordingHost,
-  removeTempDirs,
-  stackOutputsFor,
-  type TestCertificate,
   tempDir,
-  walkTree,
+  useInstallerFixture,
   writeStackOutputs,
 } from "../installer/fixtures";
 
-let certificate: TestCertificate;
-let bundlePath: string;
-before(async () => {
-  certificate = await createTestCertificate();
-  bundlePath = await fakeBundle();
-});
-after(removeTempDirs);
+const fixture = useInstallerFixture();
 
 const runtimeConfig = (extra: Record<string, unknown>) => ({
   tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",
@@ -41,17 +30,8 @@ const runtimeConfig = (extra: Record<string, unknown>) => ({
 });
 
 /** Installs these stack outputs into a fresh root; returns the exit code, stderr and what was written. */
-async function installOutputs(outputs: Record<string, unknown>, extra = {}) {
-  const root = tempDir("root");
-  const host = recordingHost({ bundlePath, nodePath: "/bin/sh" });
-  const code = await install(installOptions(root, await writeStackOutputs(outputs), extra), host);
-  return {
-    code,
-    stderr: host.stderrText(),
-    stdout: host.stdoutText(),
-    written: [...(await walkTree(root)).keys()],
-  };
-}
+const installOutputs = (outputs: Record<string, unknown>, extra = {}) =>
+  fixture.installOutputs(outputs, extra, { nodePath: "/bin/sh" });
 
 describe("item 4: a Microsoft authority's token goes only to that cloud's Resource Manager", () => {
   // Each pair from Azure CLI's azure/cli/core/cloud.py (active_directory -> resource_manager).
@@ -154,7 +134,7 @@ describe("item 4: a Microsoft authority's token goes only to that cloud's Resour
       authorityHost: "https://login.microsoftonline.com",
       armEndpoint: "https://attacker.example",
     };
-    const fromOutputs = await installOutputs(stackOutputsFor(certificate, { cloud: hostile }));
+    const fromOutputs = await installOutputs(fixture.outputs({ cloud: hostile }));
     assert.equal(fromOutputs.code, 2, fromOutputs.stdout);
     assert.match(
       fromOutputs.stderr,
@@ -162,7 +142,7 @@ describe("item 4: a Microsoft authority's token goes only to that cloud's Resour
     );
     assert.match(fromOutputs.stderr, /nothing was written/);
     assert.deepEqual(fromOutputs.written, []);
-    const byFlag = await installOutputs(stackOutputsFor(certificate), { cloud: hostile });
+    const byFlag = await installOutputs(fixture.outputs(), { cloud: hostile });
     assert.equal(byFlag.code, 2);
     assert.deepEqual(byFlag.written, []);
   });
@@ -186,7 +166,7 @@ describe("item 5: control characters from the stack outputs never reach the term
   ];
   for (const [field, extra] of hostile) {
     test(`${field} with a control character is refused, the value escaped in the message`, async () => {
-      const result = await installOutputs(stackOutputsFor(certificate, extra));
+      const result = await installOutputs(fixture.outputs(extra));
       assert.equal(result.code, 2, result.stdout);
       assert.match(
         result.stderr,
@@ -208,9 +188,7 @@ describe("item 5: control characters from the stack outputs never reach the term
 
   test("a tag name over 512 characters (Azure's limit) is refused by install, as the runtime refuses it", async () => {
     const name = "T".repeat(513);
-    const result = await installOutputs(
-      stackOutputsFor(certificate, { restartTag: { name, value: "true" } }),
-    );
+    const result = await installOutputs(fixture.outputs({ restartTag: { name, value: "true" } }));
     assert.equal(result.code, 2, result.stdout);
     assert.match(
       result.stderr,
@@ -218,20 +196,18 @@ describe("item 5: control characters from the stack outputs never reach the term
     );
     assert.deepEqual(result.written, []);
     // The runtime's side of the same rule, on the config install would have written.
-    const outputs = { ...stackOutputsFor(certificate), restartTag: { name, value: "true" } };
+    const outputs = { ...fixture.outputs(), restartTag: { name, value: "true" } };
     assert.throws(
       () => parseConfig(JSON.parse(renderRuntimeConfig(outputs as never, undefined)), "/c.json"),
       /at most 512 characters/,
     );
     // Exactly 512 passes both.
-    const ok = await installOutputs(
-      stackOutputsFor(certificate, { restartTag: { name: "T".repeat(512), value: "v" } }),
-    );
+    const ok = await installOutputs(fixture.outputs({ restartTag: { name: "T".repeat(512), value: "v" } }));
     assert.equal(ok.code, 0, ok.stderr);
   });
 
   test("values install prints are quoted", async () => {
-    const result = await installOutputs(stackOutputsFor(certificate, { restartableVms: ["a", "b c"] }));
+    const result = await installOutputs(fixture.outputs({ restartableVms: ["a", "b c"] }));
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /tag "AttemptRestartAfterEviction"="true"; VMs tagged by Pulumi: "a", "b c"/);
   });
@@ -253,12 +229,12 @@ describe("item 5: control characters from the stack outputs never reach the term
 describe("item 6: --extra-ca-certs copies certificates, never a private key", () => {
   test("a file holding a PRIVATE KEY block is refused and nothing is written", async () => {
     const file = join(tempDir("ca"), "server.pem");
-    await fs.writeFile(file, certificate.pem); // certificate + PKCS#8 key, as a server's PEM would be
-    const result = await installOutputs(stackOutputsFor(certificate), { extraCaCerts: file });
+    await fs.writeFile(file, fixture.certificate.pem); // certificate + PKCS#8 key, as a server's PEM would be
+    const result = await installOutputs(fixture.outputs(), { extraCaCerts: file });
     assert.equal(result.code, 2, result.stdout);
     assert.match(result.stderr, /holds a PRIVATE KEY block: it would be copied into a world-readable file/);
     assert.deepEqual(result.written, []);
-    for (const line of certificate.keyLines)
+    for (const line of fixture.certificate.keyLines)
       assert.ok(!result.stdout.includes(line) && !result.stderr.includes(line));
   });
 
@@ -267,9 +243,9 @@ describe("item 6: --extra-ca-certs copies certificates, never a private key", ()
       const file = join(tempDir("ca"), "ca.pem");
       await fs.writeFile(
         file,
-        `${certificate.certificatePem}-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`,
+        `${fixture.certificate.certificatePem}-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`,
       );
-      const result = await installOutputs(stackOutputsFor(certificate), { extraCaCerts: file });
+      const result = await installOutputs(fixture.outputs(), { extraCaCerts: file });
       assert.equal(result.code, 2, label);
     }
   });
@@ -278,11 +254,11 @@ describe("item 6: --extra-ca-certs copies certificates, never a private key", ()
     const file = join(tempDir("ca"), "ca.pem");
     await fs.writeFile(
       file,
-      `# corporate root\nsubject=CN=Corp\n${certificate.certificatePem}trailing junk\n`,
+      `# corporate root\nsubject=CN=Corp\n${fixture.certificate.certificatePem}trailing junk\n`,
     );
     const root = tempDir("root");
-    const host = recordingHost({ bundlePath, nodePath: "/bin/sh" });
-    const outputs = await writeStackOutputs(stackOutputsFor(certificate));
+    const host = recordingHost({ bundlePath: fixture.bundlePath, nodePath: "/bin/sh" });
+    const outputs = await writeStackOutputs(fixture.outputs());
     assert.equal(
       await install(installOptions(root, outputs, { extraCaCerts: file }), host),
       0,
@@ -290,7 +266,7 @@ describe("item 6: --extra-ca-certs copies certificates, never a private key", ()
     );
     assert.equal(
       await fs.readFile(join(root, "etc/spot-restarter/extra-ca.pem"), "utf8"),
-      certificate.certificatePem,
+      fixture.certificate.certificatePem,
     );
   });
 });
