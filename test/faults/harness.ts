@@ -3,26 +3,19 @@
 // emulator's request log (what Azure saw), not from the runtime's own account of itself.
 import "reflect-metadata";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after } from "node:test";
 import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
-import { type LoggedRequest, startTestEmulator, type TestEmulator } from "../../emulator/testing";
+import type { LoggedRequest } from "../../emulator/testing";
 import { buildRuntimeBundle } from "../../support/bundle";
 import { killLiveChildren, spawnProcess } from "../../support/process";
 import { assertNoSecrets } from "../../support/secrets";
 // The same world-building vocabulary as the runtime's own emulator tests.
-import { resourceGroup, spotVm, writeRuntimeFiles } from "../../support/world";
+import { resourceGroup, spotVm } from "../../support/world";
+import { startWorld, type World } from "../runtime/harness";
 
 export { resourceGroup, spotVm };
 
-export interface Row extends TestEmulator {
-  dir: string;
-  configPath: string;
-  pemPath: string;
-  stateDir: string;
-  configFile: Record<string, unknown>;
+export interface Row extends World {
   /** ARM requests (not token, not control) made by this row's principal, oldest first. */
   armRequests(): Promise<LoggedRequest[]>;
   /** Token-endpoint requests. */
@@ -67,39 +60,22 @@ export async function startRow(
     stateDir?: string;
   } = {},
 ): Promise<Row> {
-  const t = await startTestEmulator(
-    {
-      virtualMachines: vms,
-      // annotationDelaySeconds 0: an eviction is explained at once unless a row is about a late signal.
-      timing: {
-        startSeconds: options.startSeconds ?? 0.5,
-        evictionDelaySeconds: 0,
-        annotationDelaySeconds: 0,
-        ...options.timing,
-      },
-    },
-    { role: options.role ?? "contributor", actions: options.actions },
-  );
-  const dir = mkdtempSync(join(tmpdir(), "spot-restarter-fault-"));
-  const { pemPath, configPath, stateDir, configFile } = writeRuntimeFiles(t, dir, {
+  const world = await startWorld(vms, {
+    // annotationDelaySeconds 0: an eviction is explained at once unless a row is about a late signal.
+    startSeconds: options.startSeconds ?? 0.5,
+    timing: options.timing,
+    role: options.role,
+    actions: options.actions,
     stateDir: options.stateDir,
-    config: {
-      intervalSeconds: 1,
-      backoff: { initialSeconds: 2, maxSeconds: 8 },
-      startTimeoutSeconds: 30,
-      ...options.config,
-    },
+    dirPrefix: "fault",
+    config: { backoff: { initialSeconds: 2, maxSeconds: 8 }, startTimeoutSeconds: 30, ...options.config },
   });
+  const t = world;
+  const { configFile } = world;
   const outputs: string[] = [];
   const children: ChildProcess[] = [];
   const exits: Promise<unknown>[] = [];
-  const row: Row = {
-    ...t,
-    dir,
-    configPath,
-    pemPath,
-    stateDir,
-    configFile,
+  const rowPart: Omit<Row, keyof World> = {
     outputs,
     children,
     exits,
@@ -152,6 +128,7 @@ export async function startRow(
       await t.emulator.stop();
     },
   };
+  const row: Row = Object.assign(world, rowPart);
   openRows.add(row);
   return row;
 }

@@ -19,8 +19,8 @@ export interface World extends TestEmulator {
   stateDir: string;
   /** The config object written to configPath (file form). */
   configFile: Record<string, unknown>;
-  /** The same, parsed (defaults, absolute paths). */
-  config: RuntimeConfig;
+  /** The config file as last written, parsed (defaults, absolute paths). */
+  readonly config: RuntimeConfig;
   /** Rewrites config.json with these fields changed. */
   writeConfig(overrides: Record<string, unknown>): void;
 }
@@ -34,12 +34,17 @@ export async function startWorld(
      * not about a late signal see an eviction explained at once; the emulator's own default is 1 s).
      */
     annotationDelaySeconds?: number;
+    /** More of the seed's timing (overrides the two above). */
+    timing?: EmulatorSeed["timing"];
     role?: "contributor" | "reader" | "least-privilege" | "none";
     /** The custom role's actions with role `least-privilege` (default: the program's role without opt-ins). */
     actions?: readonly string[];
     config?: Record<string, unknown>;
     /** More seed fields (e.g. `rateLimits`). */
     seed?: Partial<EmulatorSeed>;
+    stateDir?: string;
+    /** The temp folder's name: spot-restarter-<prefix>-XXXXXX. */
+    dirPrefix?: string;
   } = {},
 ): Promise<World> {
   const t = await startTestEmulator(
@@ -49,15 +54,18 @@ export async function startWorld(
         startSeconds: options.startSeconds ?? 0.3,
         evictionDelaySeconds: 0,
         annotationDelaySeconds: options.annotationDelaySeconds ?? 0,
+        ...options.timing,
       },
       ...options.seed,
     },
     { role: options.role ?? "contributor", ...(options.actions ? { actions: options.actions } : {}) },
   );
-  const dir = mkdtempSync(join(tmpdir(), "spot-restarter-it-"));
+  const dir = mkdtempSync(join(tmpdir(), `spot-restarter-${options.dirPrefix ?? "it"}-`));
   const { pemPath, configPath, stateDir, configFile } = writeRuntimeFiles(t, dir, {
+    stateDir: options.stateDir,
     config: { intervalSeconds: 1, ...options.config },
   });
+  let current = configFile;
   const world: World = {
     ...t,
     dir,
@@ -65,14 +73,15 @@ export async function startWorld(
     pemPath,
     stateDir,
     configFile,
-    config: parseConfig(configFile, configPath).config,
+    // Parsed when asked: a test may write a config the runtime is meant to refuse.
+    get config() {
+      return parseConfig(current, configPath).config;
+    },
     writeConfig(overrides) {
-      const next = { ...configFile, ...overrides };
-      writeFileSync(configPath, JSON.stringify(next, null, 2));
-      world.config = parseConfig(next, configPath).config;
+      current = { ...configFile, ...overrides };
+      writeFileSync(configPath, JSON.stringify(current, null, 2));
     },
   };
-  world.writeConfig({});
   return world;
 }
 
