@@ -24,8 +24,10 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       const starts = await row.startRequests("no-capacity");
       const healthyStarts = await row.startRequests("healthy");
       assert.equal(healthyStarts.length, 1, "the healthy VM is started once");
+      // Same cycle: a cycle issues its starts together, and the next cycle comes a whole interval
+      // (intervalMs) later, so half an interval tells the two apart whatever the load.
       assert.ok(
-        Math.abs((healthyStarts[0] ?? 0) - (starts[0] ?? 0)) < 500,
+        Math.abs((healthyStarts[0] ?? 0) - (starts[0] ?? 0)) < intervalMs / 2,
         "the healthy VM is started in the same cycle as the first attempt on the failing one",
       );
       assert.equal((await row.control.vm(resourceGroup, "healthy"))?.powerState, "running");
@@ -36,12 +38,46 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
         [1, 2, 3, 4, 5],
       );
       for (const failure of failures) assert.equal(failure.code, "AllocationFailed");
-      // Request to request: never sooner than the interval (the budget's floor), never doubling, and not
-      // held back to the 3 s cycle: at most the interval, its 5 % jitter, and a cycle's list and instance view.
+      // Attempt to attempt, against the policy and this run's own measurements rather than a fixed
+      // budget (a 700 ms allowance failed on a loaded 2-core machine with gaps of 1.5-2.4 s).
+      // 1. The policy, from the runtime's log: each retry is scheduled (start-failed's nextAttemptAt) one
+      //    interval after the attempt, plus at most 5 % jitter; never sooner, never doubling. 2 ms: the
+      //    log's times are rounded to the millisecond.
+      const issued = runtime
+        .events("start-issued")
+        .filter((l) => String(l.vm).endsWith("/no-capacity"))
+        .map((l) => l.at);
+      const scheduled = failures.slice(0, 4).map((f) => Date.parse(String(f.nextAttemptAt)));
+      scheduled.forEach((due, i) => {
+        const delay = due - (issued[i] ?? Number.NaN);
+        assert.ok(
+          delay >= capacitySeconds * 1000 - 2 && delay <= capacitySeconds * 1000 * 1.05 + 2,
+          `attempt ${i + 1}: retry scheduled ${delay} ms after it (interval ${capacitySeconds * 1000} ms + 5 %)`,
+        );
+      });
+      // 2. As Azure saw it: the retry's cycle (its resource-group list, the first request of a cycle)
+      //    begins when the retry is due, not when the 3 s cycle would have come round. A loop held back
+      //    to the cycle would begin it up to intervalMs - interval = 2 s late; half that separates the
+      //    two, leaving a loaded machine 1 s to wake the loop. The cycle's own work (list, instance view,
+      //    start) is measured, not budgeted: it is excluded by starting from the list request.
+      const requests = await row.armRequests();
+      const lists = requests
+        .filter(
+          (r) =>
+            r.method === "GET" &&
+            /\/resourceGroups\/[^/]+\/providers\/Microsoft\.Compute\/virtualMachines$/i.test(r.path),
+        )
+        .map((r) => Date.parse(r.time));
       const gaps = starts.slice(1, 5).map((t, i) => t - (starts[i] ?? 0));
-      for (const gap of gaps) {
-        assert.ok(gap >= capacitySeconds * 1000 - 20, `attempts ${gaps.join(", ")} ms apart`);
-        assert.ok(gap <= capacitySeconds * 1000 * 1.05 + 700, `attempts ${gaps.join(", ")} ms apart`);
+      const wakeLate = starts.slice(1, 5).map((start, i) => {
+        const cycleBegan = lists.filter((t) => t <= start).at(-1) ?? Number.NaN;
+        return cycleBegan - (scheduled[i] ?? Number.NaN);
+      });
+      for (const late of wakeLate) {
+        assert.ok(
+          late < (intervalMs - capacitySeconds * 1000) / 2,
+          `retry cycles began ${wakeLate.join(", ")} ms after their due times (attempts ${gaps.join(", ")} ms apart)`,
+        );
       }
 
       // Capacity returns: the next attempt comes within about one interval, and it starts.
@@ -52,9 +88,16 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
         (await row.startRequests("no-capacity")).find((t) => t > clearedAt) ?? Number.NaN;
       const exit = await runtime.stop();
       assert.equal(exit.code, 0);
+      // The retry already due (at most the interval plus jitter after the last attempt, which came before
+      // the faults were cleared) brings it back: no attempt is skipped or pushed to a later cycle.
+      const lastFailure = runtime
+        .events("start-failed")
+        .filter((l) => String(l.vm).endsWith("/no-capacity"))
+        .at(-1);
+      const retryDue = Date.parse(String(lastFailure?.nextAttemptAt));
       assert.ok(
-        firstStartAfter - clearedAt <= capacitySeconds * 1000 * 1.05 + 700,
-        `first start ${firstStartAfter - clearedAt} ms after capacity returned`,
+        firstStartAfter - retryDue < intervalMs - capacitySeconds * 1000,
+        `first start ${firstStartAfter - clearedAt} ms after capacity returned, ${firstStartAfter - retryDue} ms after the retry was due`,
       );
       const total = (await row.startRequests("no-capacity")).length;
       assert.equal(total, failures.length + 1, `${total} attempts for ${failures.length} failures`);
@@ -80,7 +123,8 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
         times: 1,
       });
       const runtime = await spawnRuntime(row);
-      const line = await runtime.waitFor("start-failed-price", () => true, 15_000);
+      // A bound on waiting, not a claim about speed: generous, for a loaded machine.
+      const line = await runtime.waitFor("start-failed-price", () => true, 60_000);
       assert.equal(line.code, "SpotPriceGreaterThanProvidedMaxPrice");
       assert.equal(line.maxPrice, 0.0123);
       assert.match(line.msg, /0\.0123/);

@@ -390,7 +390,9 @@ describe("Restarter loop", () => {
     await restarter.init();
     const controller = new AbortController();
     const loop = restarter.runLoop(controller.signal);
-    await new Promise((r) => setTimeout(r, 50));
+    // Wait for the start to be in flight (not a fixed 50 ms: on a loaded machine the first cycle may
+    // take longer), then abort.
+    while (api.startRequests.length === 0) await new Promise((r) => setTimeout(r, 5));
     assert.equal(api.startRequests.length, 1);
     controller.abort();
     await loop;
