@@ -40,14 +40,14 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       for (const failure of failures) assert.equal(failure.code, "AllocationFailed");
       // Attempt to attempt, against the policy and this run's own measurements rather than a fixed
       // budget (a 700 ms allowance failed on a loaded 2-core machine with gaps of 1.5-2.4 s).
-      // 1. The policy, from the runtime's log: each retry is scheduled (start-failed's nextAttemptAt) one
+      // 1. The policy, from the runtime's log: each retry is scheduled (start-failed's backoffUntil) one
       //    interval after the attempt, plus at most 5 % jitter; never sooner, never doubling. 2 ms: the
       //    log's times are rounded to the millisecond.
       const issued = runtime
         .events("start-issued")
         .filter((l) => String(l.vm).endsWith("/no-capacity"))
         .map((l) => l.at);
-      const scheduled = failures.slice(0, 4).map((f) => Date.parse(String(f.nextAttemptAt)));
+      const scheduled = failures.slice(0, 4).map((f) => Date.parse(String(f.backoffUntil)));
       scheduled.forEach((due, i) => {
         const delay = due - (issued[i] ?? Number.NaN);
         assert.ok(
@@ -94,7 +94,7 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
         .events("start-failed")
         .filter((l) => String(l.vm).endsWith("/no-capacity"))
         .at(-1);
-      const retryDue = Date.parse(String(lastFailure?.nextAttemptAt));
+      const retryDue = Date.parse(String(lastFailure?.backoffUntil));
       assert.ok(
         firstStartAfter - retryDue < intervalMs - capacitySeconds * 1000,
         `first start ${firstStartAfter - clearedAt} ms after capacity returned, ${firstStartAfter - retryDue} ms after the retry was due`,

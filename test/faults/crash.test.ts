@@ -1,25 +1,113 @@
 // Fault matrix, the host: SIGKILL mid-start then a restart (state intact, no duplicate start storm, the
 // lock recovered), and a read-only or full state directory (the loop keeps restarting VMs and says it
-// cannot persist). The disk rows mount a small tmpfs, so they need root; elsewhere they are skipped.
+// cannot persist). The disk rows mount a small tmpfs: as root on the host, and without privileges in a
+// user + mount namespace of the runtime's own; each variant runs where it can (under CI=true, both must).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { figure, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
 
-// mode=0700: a fresh tmpfs root is 1777 (world-writable, sticky), which the runtime rightly refuses as a state directory.
-function tryMountTmpfs(dir: string, sizeKb: number): boolean {
+/**
+ * A small disk for the state directory that a row can break: made read-only, or filled (ENOSPC). Two
+ * ways to get one, each run where it is available, so the rows need no privileges:
+ * - `mount`: a tmpfs mounted on the host (needs root);
+ * - `userns`: a tmpfs mounted in a user + mount namespace of the runtime's own (`unshare -rm`, which an
+ *   unprivileged user may do where the kernel allows it); the test breaks it from outside with
+ *   `nsenter` into those namespaces. Only the runtime sees that disk; the test reads no file on it.
+ */
+interface ScratchDisk {
+  /** The runtime's command line, wrapped so that it runs with the disk mounted on `dir` (read-only at once if asked). */
+  wrap(argv: string[], options?: { readOnly?: boolean }): string[];
+  /** Breaks the disk under the running runtime (`pid`: its process). */
+  break(pid: number, how: "read-only" | "full"): void;
+  release(): void;
+}
+
+const SIZE = "size=256k,mode=0700";
+
+function hostMount(dir: string): ScratchDisk | undefined {
   mkdirSync(dir, { recursive: true });
   try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeKb}k,mode=0700`, "tmpfs", dir], {
+    // mode=0700: a fresh tmpfs root is 1777 (world-writable, sticky), which the runtime rightly refuses as a state directory.
+    execFileSync("mount", ["-t", "tmpfs", "-o", SIZE, "tmpfs", dir], { stdio: "ignore" });
+  } catch {
+    return undefined;
+  }
+  return {
+    wrap(argv, options = {}) {
+      if (options.readOnly) execFileSync("mount", ["-o", "remount,ro", dir]);
+      return argv;
+    },
+    break(_pid, how) {
+      if (how === "read-only") execFileSync("mount", ["-o", "remount,ro", dir]);
+      else fill(dir, []);
+    },
+    release() {
+      try {
+        execFileSync("umount", ["-l", dir], { stdio: "ignore" });
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** `dd` until the disk is full; `enter` runs it inside the runtime's namespaces. */
+function fill(dir: string, enter: string[]): void {
+  const dd = ["dd", "if=/dev/zero", `of=${join(dir, "filler")}`, "bs=4k"];
+  try {
+    execFileSync(enter[0] ?? dd[0], [...enter.slice(1), ...(enter.length ? dd : dd.slice(1))], {
+      stdio: "ignore",
+    });
+  } catch {
+    // ENOSPC: the point
+  }
+}
+
+/** Whether this user may make a user + mount namespace and mount a tmpfs in it. */
+const userNamespaces = (() => {
+  try {
+    execFileSync("unshare", ["-rm", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", tmpdir()], {
       stdio: "ignore",
     });
     return true;
   } catch {
     return false;
   }
+})();
+
+function userNamespaceMount(dir: string): ScratchDisk | undefined {
+  if (!userNamespaces) return undefined;
+  mkdirSync(dir, { recursive: true });
+  // The namespace's root may remount a bind mount read-only (MS_REMOUNT|MS_BIND|MS_RDONLY); a plain
+  // `remount,ro` of the tmpfs itself is refused there.
+  const readOnly = (target: string) =>
+    `mount --bind "${target}" "${target}" && mount -o remount,bind,ro "${target}"`;
+  return {
+    wrap(argv, options = {}) {
+      const script = `mount -t tmpfs -o ${SIZE} tmpfs "$0" && ${options.readOnly ? `${readOnly("$0")} && ` : ""}exec "$@"`;
+      // No --fork: unshare and then sh exec the runtime, so the child's pid is the runtime's, in the namespaces.
+      return ["unshare", "-rm", "sh", "-c", script, dir, ...argv];
+    },
+    break(pid, how) {
+      const enter = ["nsenter", "--preserve-credentials", "-U", "-m", "-t", String(pid)];
+      if (how === "read-only")
+        execFileSync(enter[0] as string, [...enter.slice(1), "sh", "-c", readOnly(dir)]);
+      else fill(dir, enter);
+    },
+    release() {
+      // The mount goes with the namespace, when the runtime exits.
+    },
+  };
 }
+
+const disks = {
+  mount: { make: hostMount, needs: "root to mount a tmpfs" },
+  userns: { make: userNamespaceMount, needs: "unshare -rm (user namespaces) to mount a tmpfs without root" },
+} as const;
 
 describe("fault matrix: crashes and a broken disk", { concurrency: true }, () => {
   it("SIGKILL mid-start, then restarts: state intact, no duplicate start, lock recovered", async () => {
@@ -78,93 +166,83 @@ describe("fault matrix: crashes and a broken disk", { concurrency: true }, () =>
     }
   });
 
-  it("read-only state directory from start-up: still restarts VMs, says it cannot persist", async (t) => {
-    const row = await startRow([spotVm("first")], { startSeconds: 0.3 });
-    const mount = row.stateDir;
-    if (!tryMountTmpfs(mount, 256)) {
-      t.skip("needs root to mount a tmpfs");
-      await row.close();
-      return;
-    }
-    try {
-      execFileSync("mount", ["-o", "remount,ro", mount]);
-      const runtime = await spawnRuntime(row);
-      const running = await Promise.race([
-        row.waitForVm("first", "running", 10_000).then(() => true),
-        runtime.exited.then(() => false),
-      ]);
-      const exit = await runtime.stop();
-      figure(
-        "state-dir-read-only-at-start",
-        `VM restarted: ${running}; exit ${exit.code}: ${runtime.stderr().trim().split("\n").at(-1)}`,
-      );
-      assert.ok(running, "the VM was restarted");
-      assert.ok(
-        runtime.lines.some((l) => /persist|read-only|EROFS/i.test(l.msg)),
-        "says it cannot persist",
-      );
-    } finally {
-      try {
-        execFileSync("umount", ["-l", mount], { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-      await row.close();
-    }
-  });
-
-  for (const breakage of ["read-only", "full"] as const) {
-    it(`${breakage} state directory mid-run: keeps restarting VMs and says it cannot persist`, async (t) => {
-      const row = await startRow([spotVm("first"), spotVm("second", { powerState: "running" })], {
-        startSeconds: 0.3,
-      });
-      const mount = row.stateDir;
-      if (!tryMountTmpfs(mount, 256)) {
-        t.skip("needs root to mount a tmpfs");
+  for (const [kind, disk] of Object.entries(disks)) {
+    it(`read-only state directory from start-up (${kind}): still restarts VMs, says it cannot persist`, async (t) => {
+      const row = await startRow([spotVm("first")], { startSeconds: 0.3 });
+      const scratch = disk.make(row.stateDir);
+      if (!scratch) {
         await row.close();
+        if (process.env.CI === "true") assert.fail(`needs ${disk.needs}; CI promises it`);
+        t.skip(`needs ${disk.needs}`);
         return;
       }
       try {
-        const runtime = await spawnRuntime(row);
-        await row.waitForVm("first", "running", 15_000);
-        await sleep(1_500);
-        if (breakage === "read-only") {
-          execFileSync("mount", ["-o", "remount,ro", mount]);
-        } else {
-          try {
-            execFileSync("dd", ["if=/dev/zero", `of=${join(mount, "filler")}`, "bs=4k"], { stdio: "ignore" });
-          } catch {
-            // ENOSPC: the point
-          }
-        }
-        const brokenAt = Date.now();
-        await row.control.evict(resourceGroup, "second");
-        await row.waitForVm("second", "running", 15_000);
-        const restartedMs = Date.now() - brokenAt;
-        // Past proper-lockfile's refresh of the lock (every stale/2 = 5 s), which writes to the disk too.
-        await sleep(7_000);
-        const alive = runtime.child.exitCode === null;
-        const saveFailures = runtime.events("state-save-failed").filter((l) => l.at >= brokenAt);
+        const runtime = await spawnRuntime(row, ["run"], {
+          wrap: (argv) => scratch.wrap(argv, { readOnly: true }),
+        });
+        const running = await Promise.race([
+          row.waitForVm("first", "running", 30_000).then(() => true),
+          runtime.exited.then(() => false),
+        ]);
         const exit = await runtime.stop();
-        assert.ok(alive, `the runtime died when the disk broke:\n${runtime.stderr().slice(-2000)}`);
-        assert.equal(exit.code, 0, runtime.stderr().slice(-2000));
-        assert.ok(saveFailures.length >= 1, "it says it cannot persist");
-        assert.match(
-          saveFailures[0]?.msg ?? "",
-          breakage === "read-only" ? /EROFS|read-only/i : /ENOSPC|no space/i,
-        );
         figure(
-          `state-dir-${breakage}`,
-          `VM restarted ${restartedMs} ms after the disk broke; ${saveFailures.length} state-save-failed lines in ${Math.round((Date.now() - brokenAt) / 1000)} s`,
+          `state-dir-read-only-at-start-${kind}`,
+          `VM restarted: ${running}; exit ${exit.code}: ${runtime.stderr().trim().split("\n").at(-1)}`,
+        );
+        assert.ok(running, `the VM was restarted:\n${runtime.stderr().slice(-2000)}`);
+        assert.ok(
+          runtime.lines.some((l) => /persist|read-only|EROFS/i.test(l.msg)),
+          "says it cannot persist",
         );
       } finally {
-        try {
-          execFileSync("umount", ["-l", mount], { stdio: "ignore" });
-        } catch {
-          // already gone
-        }
+        scratch.release();
         await row.close();
       }
     });
   }
+
+  for (const [kind, disk] of Object.entries(disks))
+    for (const breakage of ["read-only", "full"] as const) {
+      it(`${breakage} state directory mid-run (${kind}): keeps restarting VMs and says it cannot persist`, async (t) => {
+        const row = await startRow([spotVm("first"), spotVm("second", { powerState: "running" })], {
+          startSeconds: 0.3,
+        });
+        const scratch = disk.make(row.stateDir);
+        if (!scratch) {
+          await row.close();
+          if (process.env.CI === "true") assert.fail(`needs ${disk.needs}; CI promises it`);
+          t.skip(`needs ${disk.needs}`);
+          return;
+        }
+        try {
+          const runtime = await spawnRuntime(row, ["run"], { wrap: (argv) => scratch.wrap(argv) });
+          await row.waitForVm("first", "running", 15_000);
+          await sleep(1_500);
+          scratch.break(runtime.child.pid as number, breakage);
+          const brokenAt = Date.now();
+          await row.control.evict(resourceGroup, "second");
+          await row.waitForVm("second", "running", 15_000);
+          const restartedMs = Date.now() - brokenAt;
+          // Past proper-lockfile's refresh of the lock (every stale/2 = 5 s), which writes to the disk too.
+          await sleep(7_000);
+          const alive = runtime.child.exitCode === null;
+          const saveFailures = runtime.events("state-save-failed").filter((l) => l.at >= brokenAt);
+          const exit = await runtime.stop();
+          assert.ok(alive, `the runtime died when the disk broke:\n${runtime.stderr().slice(-2000)}`);
+          assert.equal(exit.code, 0, runtime.stderr().slice(-2000));
+          assert.ok(saveFailures.length >= 1, "it says it cannot persist");
+          assert.match(
+            saveFailures[0]?.msg ?? "",
+            breakage === "read-only" ? /EROFS|read-only/i : /ENOSPC|no space/i,
+          );
+          figure(
+            `state-dir-${breakage}-${kind}`,
+            `VM restarted ${restartedMs} ms after the disk broke; ${saveFailures.length} state-save-failed lines in ${Math.round((Date.now() - brokenAt) / 1000)} s`,
+          );
+        } finally {
+          scratch.release();
+          await row.close();
+        }
+      });
+    }
 });

@@ -159,7 +159,11 @@ export interface RuntimeProcess {
 export async function spawnRuntime(
   row: Row,
   args: string[] = ["run"],
-  options: { env?: NodeJS.ProcessEnv } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    /** Rewrites the command line, e.g. to run the runtime inside namespaces (`unshare … node bundle …`). */
+    wrap?: (argv: string[]) => string[];
+  } = {},
 ): Promise<RuntimeProcess> {
   const bundle = await buildRuntimeBundle();
   const env: NodeJS.ProcessEnv = {
@@ -169,29 +173,27 @@ export async function spawnRuntime(
   };
   const lines: LogLine[] = [];
   const waiters: Array<{ event: string; where: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
-  const running = spawnProcess(
-    process.execPath,
-    [bundle, ...args, "--config", row.configPath, "--log-format", "json"],
-    {
-      env,
-      onStderrLine(raw) {
-        if (!raw.startsWith("{")) return;
-        try {
-          const parsed = JSON.parse(raw) as LogLine;
-          parsed.at = Date.parse(parsed.time);
-          lines.push(parsed);
-          for (const waiter of [...waiters]) {
-            if (waiter.event === parsed.event && waiter.where(parsed)) {
-              waiters.splice(waiters.indexOf(waiter), 1);
-              waiter.resolve(parsed);
-            }
+  const argv = [process.execPath, bundle, ...args, "--config", row.configPath, "--log-format", "json"];
+  const [command, ...commandArgs] = options.wrap ? options.wrap(argv) : argv;
+  const running = spawnProcess(command as string, commandArgs, {
+    env,
+    onStderrLine(raw) {
+      if (!raw.startsWith("{")) return;
+      try {
+        const parsed = JSON.parse(raw) as LogLine;
+        parsed.at = Date.parse(parsed.time);
+        lines.push(parsed);
+        for (const waiter of [...waiters]) {
+          if (waiter.event === parsed.event && waiter.where(parsed)) {
+            waiters.splice(waiters.indexOf(waiter), 1);
+            waiter.resolve(parsed);
           }
-        } catch {
-          // not a log line (a crash trace): kept in stderr()
         }
-      },
+      } catch {
+        // not a log line (a crash trace): kept in stderr()
+      }
     },
-  );
+  });
   const { child } = running;
   // row.close() kills it too, should the row fail before stopping it.
   row.children.push(child);
