@@ -94,12 +94,4 @@ export function stackOutputsFor(
   });
 }
 
-/**
- * A Debian tool a test drives for real. Under CI (`CI=true`, where .ci/run installs it and fails
- * loudly when it cannot) a missing tool fails the test; on a developer's machine the test is skipped
- * with the install command, so `npm ci && npm test` still passes there (README's test command).
- */
-export function skipUnlessTool(present: boolean, install: string): string | false {
-  if (present || process.env.CI === "true") return false;
-  return `needs ${install} (.ci/run installs it; under CI=true its absence fails this test)`;
-}
+export { skipUnlessTool } from "../helpers/tools";

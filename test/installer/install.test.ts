@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../../runtime/src/config";
 import { install, uninstall } from "../../runtime/src/install/index";
+import { skipUnlessTool } from "../helpers/tools";
 import {
   allOutput,
   createTestCertificate,
@@ -242,9 +243,7 @@ describe("install into a temporary root", () => {
   });
 
   test("the unit file passes systemd-analyze verify", {
-    skip:
-      spawnSync("systemd-analyze", ["--version"]).status !== 0 &&
-      "systemd-analyze not installed (apt-get install systemd; .ci/run does)",
+    skip: skipUnlessTool(spawnSync("systemd-analyze", ["--version"]).status === 0, "apt-get install systemd"),
   }, async () => {
     const root = tempDir("root");
     assert.equal((await installInto(root)).code, 0);
