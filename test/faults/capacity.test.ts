@@ -40,19 +40,30 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       for (const failure of failures) assert.equal(failure.code, "AllocationFailed");
       // Attempt to attempt, against the policy and this run's own measurements rather than a fixed
       // budget (a 700 ms allowance failed on a loaded 2-core machine with gaps of 1.5-2.4 s).
-      // 1. The policy, from the runtime's log: each retry is scheduled (start-failed's backoffUntil) one
-      //    interval after the attempt, plus at most 5 % jitter; never sooner, never doubling. 2 ms: the
-      //    log's times are rounded to the millisecond.
+      // 1. The policy. Each retry is scheduled (start-failed's backoffUntil) one interval after its
+      //    attempt's request, plus at most 5 % jitter. The request left the runtime (at requestedAt, which
+      //    the log does not show) after the runtime logged start-issued and before Azure stamped it on
+      //    arrival, so, per attempt: due - arrival <= interval * 1.05 (no doubling), and the next attempt
+      //    arrives no sooner than due, hence at least interval - (arrival - start-issued) after it (never
+      //    sooner than the interval, the request's own measured transit aside). 2 ms: log times are
+      //    rounded to the millisecond.
       const issued = runtime
         .events("start-issued")
         .filter((l) => String(l.vm).endsWith("/no-capacity"))
         .map((l) => l.at);
       const scheduled = failures.slice(0, 4).map((f) => Date.parse(String(f.backoffUntil)));
       scheduled.forEach((due, i) => {
-        const delay = due - (issued[i] ?? Number.NaN);
+        const arrival = starts[i] ?? Number.NaN;
+        const next = starts[i + 1] ?? Number.NaN;
+        const transit = arrival - (issued[i] ?? Number.NaN);
         assert.ok(
-          delay >= capacitySeconds * 1000 - 2 && delay <= capacitySeconds * 1000 * 1.05 + 2,
-          `attempt ${i + 1}: retry scheduled ${delay} ms after it (interval ${capacitySeconds * 1000} ms + 5 %)`,
+          due - arrival <= capacitySeconds * 1000 * 1.05 + 2,
+          `attempt ${i + 1}: retry due ${due - arrival} ms after it reached Azure (interval ${capacitySeconds * 1000} ms + 5 %)`,
+        );
+        assert.ok(next >= due - 2, `attempt ${i + 2} reached Azure ${due - next} ms before it was due`);
+        assert.ok(
+          next - arrival >= capacitySeconds * 1000 - transit - 2,
+          `attempts ${i + 1} and ${i + 2} reached Azure ${next - arrival} ms apart (transit ${transit} ms)`,
         );
       });
       // 2. As Azure saw it: the retry's cycle (its resource-group list, the first request of a cycle)
@@ -112,11 +123,21 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
   });
 
   it("SpotPriceGreaterThanProvidedMaxPrice: its own log event with the VM's max price, status shows it, backs off", async () => {
-    const row = await startRow([spotVm("pricey", { maxPrice: 0.0123 })], {
-      startSeconds: 0.2,
-      config: { retry: { capacitySeconds: 1, price: { initialSeconds: 10, maxSeconds: 30 } } },
-    });
+    const row = await startRow([spotVm("pricey", { maxPrice: 0.0123 })], { startSeconds: 0.2 });
     try {
+      // The backoff must outlast one `status` run, which is read while the VM backs off. Not a fixed
+      // 10 s (a loaded 2-core machine took longer than that to run status): three times a `status` run
+      // measured here, on this machine now, and never under 10 s. With the backoff's jitter (down to
+      // 80 %) that leaves status 2.4 times its measured time.
+      const measured = await row.cli(["status", "--config", row.configPath, "--json"]);
+      assert.equal(measured.code, 0, measured.stderr);
+      const priceBackoffSeconds = Math.max(10, Math.ceil((3 * measured.ms) / 1000));
+      row.writeConfig({
+        retry: {
+          capacitySeconds: 1,
+          price: { initialSeconds: priceBackoffSeconds, maxSeconds: 3 * priceBackoffSeconds },
+        },
+      });
       await row.control.addFaults({
         vm: "pricey",
         startFailsWith: "SpotPriceGreaterThanProvidedMaxPrice",
@@ -139,11 +160,16 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       assert.match(pricey?.lastResult ?? "", /price.*SpotPriceGreaterThanProvidedMaxPrice/);
       assert.notEqual(pricey?.backoffUntil, null);
 
-      // Backs off (10 s: long enough for `status` to start under load), then the price is fine again and the VM starts.
-      const runningAt = await row.waitForVm("pricey", "running", 30_000);
+      // Backs off, then the price is fine again and the VM starts. The second attempt comes no sooner
+      // than the backoff's floor (80 % of it) after the failure; the failure's log line is stamped as it
+      // is written, a little after the failure was known (60 ms allows for that and the rounding).
+      const runningAt = await row.waitForVm("pricey", "running", priceBackoffSeconds * 1000 + 30_000);
       const starts = await row.startRequests("pricey");
       assert.equal(starts.length, 2);
-      assert.ok((starts[1] ?? 0) - line.at >= 10_000 * 0.8 - 60, "the second attempt waited its backoff");
+      assert.ok(
+        (starts[1] ?? 0) - line.at >= priceBackoffSeconds * 1000 * 0.8 - 60,
+        "the second attempt waited its backoff",
+      );
       await runtime.stop();
       figure(
         "spot-price",

@@ -32,7 +32,7 @@ export interface Row extends World {
   cli(
     args: string[],
     env?: NodeJS.ProcessEnv,
-  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  ): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>;
   close(): Promise<void>;
 }
 
@@ -86,9 +86,9 @@ export async function startRow(
       });
       children.push(running.child);
       exits.push(running.done);
-      const { code, stdout, stderr } = await running.done;
+      const { code, stdout, stderr, ms } = await running.done;
       outputs.push(stdout, stderr);
-      return { code, stdout, stderr };
+      return { code, stdout, stderr, ms };
     },
     async armRequests() {
       return (await t.control.requests()).filter(
