@@ -7,9 +7,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { describe, it, type TestContext } from "node:test";
 import { skipUnlessTool } from "../helpers/tools";
-import { figure, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
+import { figure, type Row, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
 
 /**
  * A small disk for the state directory that a row can break: made read-only, or filled (ENOSPC). Two
@@ -105,6 +105,21 @@ function userNamespaceMount(dir: string): ScratchDisk | undefined {
   };
 }
 
+/** The row's disk, or undefined after skipping the test (or failing it, under CI) where it cannot be had. */
+async function scratchDisk(
+  disk: (typeof disks)[keyof typeof disks],
+  row: Row,
+  t: TestContext,
+): Promise<ScratchDisk | undefined> {
+  const scratch = disk.make(row.stateDir);
+  if (scratch) return scratch;
+  await row.close();
+  const skip = skipUnlessTool(false, disk.needs);
+  if (!skip) assert.fail(`needs ${disk.needs}, which CI promises`);
+  t.skip(skip);
+  return undefined;
+}
+
 const disks = {
   mount: { make: hostMount, needs: "root to mount a tmpfs" },
   userns: { make: userNamespaceMount, needs: "unshare -rm (user namespaces) to mount a tmpfs without root" },
@@ -170,14 +185,8 @@ describe("fault matrix: crashes and a broken disk", { concurrency: true }, () =>
   for (const [kind, disk] of Object.entries(disks)) {
     it(`read-only state directory from start-up (${kind}): still restarts VMs, says it cannot persist`, async (t) => {
       const row = await startRow([spotVm("first")], { startSeconds: 0.3 });
-      const scratch = disk.make(row.stateDir);
-      if (!scratch) {
-        await row.close();
-        const skip = skipUnlessTool(false, disk.needs);
-        if (!skip) assert.fail(`needs ${disk.needs}, which CI promises`);
-        t.skip(skip);
-        return;
-      }
+      const scratch = await scratchDisk(disk, row, t);
+      if (!scratch) return;
       try {
         const runtime = await spawnRuntime(row, ["run"], {
           wrap: (argv) => scratch.wrap(argv, { readOnly: true }),
@@ -209,14 +218,8 @@ describe("fault matrix: crashes and a broken disk", { concurrency: true }, () =>
         const row = await startRow([spotVm("first"), spotVm("second", { powerState: "running" })], {
           startSeconds: 0.3,
         });
-        const scratch = disk.make(row.stateDir);
-        if (!scratch) {
-          await row.close();
-          const skip = skipUnlessTool(false, disk.needs);
-          if (!skip) assert.fail(`needs ${disk.needs}, which CI promises`);
-          t.skip(skip);
-          return;
-        }
+        const scratch = await scratchDisk(disk, row, t);
+        if (!scratch) return;
         try {
           const runtime = await spawnRuntime(row, ["run"], { wrap: (argv) => scratch.wrap(argv) });
           await row.waitForVm("first", "running", 15_000);

@@ -19,7 +19,10 @@ import { stackOutputs } from "../../support/world";
 export { createTestCertificate, type TestCertificate };
 
 /** Stack outputs for `certificate` in a fixed (made-up) tenant and subscription; `extra` replaces or adds. */
-export function stackOutputsFor(certificate: TestCertificate, extra: Record<string, unknown> = {}) {
+export function stackOutputsFor(
+  certificate: Pick<TestCertificate, "pem" | "notAfter">,
+  extra: Record<string, unknown> = {},
+) {
   return stackOutputs(
     {
       tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",

@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { type RunningEmulator, startEmulator } from "../../emulator/index";
 import { CONTRIBUTOR_ROLE_ID, type EmulatorControl, emulatorControl } from "../../emulator/testing";
-import { buildRuntimeBundle } from "../helpers/bundle";
+import { buildRuntimeBundle } from "../../support/bundle";
 import {
   createTestCertificate,
   removeTempDirs,
@@ -26,7 +26,7 @@ import {
 // machine) meets each delay.
 const SIGN_IN_DELAY_SECONDS = 8;
 const ROLE_DELAY_SECONDS = 16;
-const base = stackOutputsFor({ pem: "", certificatePem: "", keyLines: [], notAfter: new Date() });
+const base = stackOutputsFor({ pem: "", notAfter: new Date() });
 const group = `/subscriptions/${base.subscriptionId}/resourceGroups/${base.resourceGroupName}`;
 
 let bundle: string;
