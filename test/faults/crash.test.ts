@@ -9,7 +9,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { skipUnlessTool } from "../helpers/tools";
-import { figure, type Row, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
+import {
+  eventually,
+  figure,
+  type Row,
+  resourceGroup,
+  sleep,
+  spawnRuntime,
+  spotVm,
+  startRow,
+} from "./harness";
 
 /**
  * A small disk for the state directory that a row can break: made read-only, or filled (ENOSPC). Two
@@ -125,14 +134,31 @@ const disks = {
   userns: { make: userNamespaceMount, needs: "unshare -rm (user namespaces) to mount a tmpfs without root" },
 } as const;
 
-describe("fault matrix: crashes and a broken disk", { concurrency: true }, () => {
+// Four rows at a time (seven in all, each with its own runtime and emulator): more at once starved each
+// other past their waits on a loaded 2-core machine.
+describe("fault matrix: crashes and a broken disk", { concurrency: 4 }, () => {
   it("SIGKILL mid-start, then restarts: state intact, no duplicate start, lock recovered", async () => {
     const row = await startRow([spotVm("a"), spotVm("b")], { startSeconds: 14 });
     try {
       const first = await spawnRuntime(row);
-      await first.waitFor("start-issued", (l) => String(l.vm).endsWith("/a"));
-      await first.waitFor("start-issued", (l) => String(l.vm).endsWith("/b"));
-      await sleep(300);
+      await first.waitFor("start-issued", (l) => String(l.vm).endsWith("/a"), 60_000);
+      await first.waitFor("start-issued", (l) => String(l.vm).endsWith("/b"), 60_000);
+      // Killed once the state file records both starts (not after a fixed 300 ms: under load the save
+      // may take longer). The file is replaced by rename, so a read sees a whole one or the last one.
+      await eventually(
+        async () => {
+          try {
+            const saved = JSON.parse(readFileSync(join(row.stateDir, "state.json"), "utf8"));
+            return ["a", "b"].every(
+              (vm) => saved.vms?.[`${resourceGroup}/${vm}`]?.lastResult?.outcome === "issued",
+            );
+          } catch {
+            return false;
+          }
+        },
+        60_000,
+        "both starts saved",
+      );
       first.child.kill("SIGKILL");
       const killedAt = Date.now();
       assert.equal((await first.exited).signal, "SIGKILL");
@@ -192,7 +218,7 @@ describe("fault matrix: crashes and a broken disk", { concurrency: true }, () =>
           wrap: (argv) => scratch.wrap(argv, { readOnly: true }),
         });
         const running = await Promise.race([
-          row.waitForVm("first", "running", 30_000).then(() => true),
+          row.waitForVm("first", "running", 60_000).then(() => true),
           runtime.exited.then(() => false),
         ]);
         const exit = await runtime.stop();
@@ -222,12 +248,12 @@ describe("fault matrix: crashes and a broken disk", { concurrency: true }, () =>
         if (!scratch) return;
         try {
           const runtime = await spawnRuntime(row, ["run"], { wrap: (argv) => scratch.wrap(argv) });
-          await row.waitForVm("first", "running", 15_000);
+          await row.waitForVm("first", "running", 60_000);
           await sleep(1_500);
           scratch.break(runtime.child.pid as number, breakage);
           const brokenAt = Date.now();
           await row.control.evict(resourceGroup, "second");
-          await row.waitForVm("second", "running", 15_000);
+          await row.waitForVm("second", "running", 60_000);
           const restartedMs = Date.now() - brokenAt;
           // Past proper-lockfile's refresh of the lock (every stale/2 = 5 s), which writes to the disk too.
           await sleep(7_000);
