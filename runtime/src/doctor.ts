@@ -352,7 +352,11 @@ async function checkResourceGroup(
           detail: `missing ${missing.map((entry) => `${entry.action} (${entry.feature}: ${entry.usedFor})`).join(", ")}${permissions.length === 0 ? "; no role is assigned to this principal at or above the group" : ""}`,
           fix:
             `grant them to ${who} at ${scope}: \`pulumi up\` with this version of the program (roleMode ` +
-            "least-privilege defines the role with every action; Contributor has them all), or add them to the " +
+            "least-privilege defines the role with every action" +
+            (missing.some((entry) => entry.feature === "fallback-size")
+              ? ", the fallback-size ones only while spot-restarter:fallbackSizes is set"
+              : "") +
+            "; Contributor has them all), or add them to the " +
             "assigned role; a role assigned moments ago can take a few minutes to apply",
         },
   );

@@ -86,7 +86,7 @@ export const ROLE_ACTIONS = [
     // learn.microsoft.com/azure/role-based-access-control/built-in-roles).
     action: "Microsoft.Compute/virtualMachines/vmSizes/read",
     feature: "fallback-size",
-    usedFor: "list the sizes a deallocated VM can be resized to (and their temp disks)",
+    usedFor: "list the sizes a deallocated VM can be resized to, with their temp disks",
   },
   {
     // A resize is a PATCH (or PUT) of the VM's hardwareProfile.vmSize: ARM authorizes it as the VM's write

@@ -9,6 +9,7 @@ import type { BudgetGauge } from "./budgets";
 import type { Clock } from "./clock";
 import { classifyStartOutcome, type ObservedVm, requiredPermission, type VmRecord, vmKey } from "./decisions";
 import { permissionError } from "./errors";
+import type { RestarterEvent } from "./events";
 import { chooseFallback, planSize } from "./fallback";
 import type { Ledger } from "./ledger";
 import type { RetryPolicy, StartPacer } from "./schedule";
@@ -55,6 +56,8 @@ export class StartFollower {
   private readonly inFlight = new Map<string, Promise<StartResult>>();
   private readonly slots: Semaphore;
   private readonly abandon = new AbortController();
+  /** The last resize refusal reported per VM: the same one is logged once, not at every start attempt. */
+  private readonly skipsReported = new Map<string, string>();
 
   constructor(private readonly deps: StartFollowerDeps) {
     this.slots = new Semaphore(deps.maxConcurrentStarts);
@@ -211,7 +214,7 @@ export class StartFollower {
       const refused = await attempt("resize", () => resize(vm.resourceGroup, vm.name, plan.to, signal));
       const now = clock.now();
       if (refused) {
-        ledger.emit({
+        this.reportSkipped(key, {
           type: "vm-resize-skipped",
           ...ref,
           at: now,
@@ -222,6 +225,7 @@ export class StartFollower {
         return;
       }
       ledger.state.vms[key] = { ...(ledger.state.vms[key] ?? record), size: undefined };
+      this.skipsReported.delete(key);
       ledger.emit({ type: "vm-size-restored", ...ref, at: now, fromSize: plan.from, toSize: plan.to });
       await ledger.persist();
       return;
@@ -234,7 +238,7 @@ export class StartFollower {
       available = await listSizes(vm.resourceGroup, vm.name, signal);
     });
     if (listRefused) {
-      ledger.emit({
+      this.reportSkipped(key, {
         type: "vm-resize-skipped",
         ...ref,
         at: clock.now(),
@@ -248,7 +252,7 @@ export class StartFollower {
       const why = skipped
         .map((s) => `${s.size} ${s.why === "temp-disk" ? "differs in local temp disk" : "is not offered"}`)
         .join(", ");
-      ledger.emit({
+      this.reportSkipped(key, {
         type: "vm-resize-skipped",
         ...ref,
         at: clock.now(),
@@ -270,7 +274,7 @@ export class StartFollower {
     if (refused) {
       // Nothing changed in Azure: keep what was known before (the original size, if an earlier resize set it).
       ledger.state.vms[key] = { ...current, size: record.size };
-      ledger.emit({
+      this.reportSkipped(key, {
         type: "vm-resize-skipped",
         ...ref,
         at: now,
@@ -287,6 +291,7 @@ export class StartFollower {
       // The next fallback (if this size has no capacity either) waits its own fallbackAfterSeconds.
       capacityFailingSince: undefined,
     };
+    this.skipsReported.delete(key);
     ledger.emit({
       type: "vm-fallback-size",
       ...ref,
@@ -299,6 +304,13 @@ export class StartFollower {
         : {}),
     });
     await ledger.persist();
+  }
+
+  private reportSkipped(key: string, event: Extract<RestarterEvent, { type: "vm-resize-skipped" }>): void {
+    const said = `${event.toSize ?? ""} ${event.reason}`;
+    if (this.skipsReported.get(key) === said) return;
+    this.skipsReported.set(key, said);
+    this.deps.ledger.emit(event);
   }
 
   private applyOutcome(

@@ -114,6 +114,24 @@ describe("doctor against the emulator", () => {
     assert.match(result.stdout, /^ok {3}VM personal-network\/backup/m);
   });
 
+  it("with fallbackSizes, checks the resize actions too: the role without them fails, naming both", async () => {
+    const configPath = `${healthy.dir}/fallbacks.json`;
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        ...healthy.configFile,
+        fallbackSizes: { "personal-network/backup": ["Standard_B2ms"] },
+      }),
+    );
+    const result = await healthy.cli(["doctor", "--config", configPath]);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(
+      result.stdout,
+      /^FAIL permissions on personal-network: missing Microsoft\.Compute\/virtualMachines\/vmSizes\/read \(fallback-size: [^)]*\), Microsoft\.Compute\/virtualMachines\/write \(fallback-size: /m,
+    );
+    assert.match(result.stdout, /the fallback-size ones only while spot-restarter:fallbackSizes is set/);
+  });
+
   it("says the resource group does not exist, rather than anything 'ok'", async () => {
     const configPath = `${healthy.dir}/missing-group.json`;
     writeFileSync(configPath, JSON.stringify({ ...healthy.configFile, resourceGroups: ["no-such-group"] }));

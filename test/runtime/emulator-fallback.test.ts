@@ -237,3 +237,37 @@ describe("fallback sizes: not configured", () => {
     assert.deepEqual(ofType(events, "vm-fallback-size"), []);
   });
 });
+
+describe("fallback sizes: none that Azure would allow", () => {
+  let world: World;
+  before(async () => {
+    world = await startWorld([spotVm(VM, { vmSize: ORIGINAL })], { seed: { timing } });
+  });
+  after(() => world.emulator.stop());
+
+  it("never PATCHes across the temp-disk line; says so once and keeps starting it at its own size", async () => {
+    await world.control.addFaults({ vm: VM, vmSize: ORIGINAL, startFailsWith: "AllocationFailed" });
+    await world.control.clearRequests();
+    const { restarter, events } = wire(world, { [`${resourceGroup}/${VM}`]: [WITH_TEMP_DISK] });
+    await restarter.init();
+    const until = Date.now() + FALLBACK_AFTER_MS * 2.5;
+    await cycleUntil(restarter, async () => Date.now() > until);
+    const requests = await world.control.requests();
+    assert.deepEqual(
+      requests.filter((request) => request.method === "PATCH" || request.method === "PUT"),
+      [],
+    );
+    assert.ok(requests.filter((request) => request.path.endsWith("/vmSizes")).length >= 2, "asked each try");
+    const skipped = ofType(events, "vm-resize-skipped");
+    assert.equal(skipped.length, 1, "reported once, not at every attempt");
+    assert.match(
+      skipped[0]?.reason ?? "",
+      /no fallback size fits \(Standard_D2ds_v5 differs in local temp disk\)/,
+    );
+    const failedAfterSkip = ofType(events, "start-failed").filter(
+      (event) => event.at > (skipped[0]?.at ?? 0),
+    );
+    assert.ok(failedAfterSkip.length >= 1, "still started at its own size");
+    assert.equal((await world.control.vm(resourceGroup, VM))?.vmSize, ORIGINAL);
+  });
+});
