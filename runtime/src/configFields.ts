@@ -54,6 +54,13 @@ export const overridableFields: readonly OverridableField[] = Object.entries(con
   },
 );
 
+/** The environment variable that overrides `field` (a field without one is a bug of the caller's). */
+export function envVariableFor(field: ConfigField): string {
+  const found = overridableFields.find((f) => f.field === field);
+  if (!found) throw new Error(`config field ${field} has no environment variable`);
+  return found.env;
+}
+
 /** One row of the config reference: a field (nested ones dotted), from the schema. */
 export interface ConfigFieldDescription {
   readonly field: string;

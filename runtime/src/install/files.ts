@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { constants, promises as fs } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
-import type { PlannedDirectory, PlannedEntry, PlannedFile } from "./layout";
+import { PATHS, type PlannedDirectory, type PlannedEntry, type PlannedFile } from "./layout";
 
 export type Change = "created" | "updated" | "unchanged";
 
@@ -59,7 +59,7 @@ export async function inspectEntry(
   const reasons: string[] = [];
   if (entry.kind === "directory") {
     // /var/lib/spot-restarter becomes a symlink once systemd has run the DynamicUser= service.
-    if (stat.isSymbolicLink() && entry.path === "/var/lib/spot-restarter") {
+    if (stat.isSymbolicLink() && entry.path === PATHS.stateDir) {
       return { entry, change: "unchanged", reasons };
     }
     if (!stat.isDirectory())

@@ -1,6 +1,7 @@
 // What install writes, as plain data: paths, modes and file contents. Pure functions, so the
 // tests and --dry-run see exactly what a real install would write.
-import type { RuntimeConfigFile } from "../configSchema";
+import { envVariableFor } from "../configFields";
+import { configSchema, type RuntimeConfigFile } from "../configSchema";
 import { FALLBACK_AFTER_SECONDS } from "../fallback";
 import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 
@@ -36,7 +37,7 @@ export const SERVICE_NAME = "spot-restarter.service";
 export const CONFIG_CERTIFICATE_PATH = "sp.pem";
 
 /** The runtime's environment override for the state directory (used to verify under --root). */
-export const STATE_DIR_ENV = "SPOT_RESTARTER_STATE_DIR";
+export const STATE_DIR_ENV = envVariableFor("stateDir");
 
 export type Scheduler = "systemd" | "cron";
 
@@ -81,7 +82,8 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
     certificatePath: CONFIG_CERTIFICATE_PATH,
     resourceGroups: [outputs.resourceGroupName],
     tag: { name: outputs.restartTag.name, value: outputs.restartTag.value },
-    intervalSeconds: 30,
+    // Written out (the runtime's default, from its schema) so that the admin sees the knob.
+    intervalSeconds: configSchema.shape.intervalSeconds.parse(undefined),
     stateDir: PATHS.stateDir,
   };
   if (outputs.notifications && outputs.notifications.length > 0) config.notifications = outputs.notifications;

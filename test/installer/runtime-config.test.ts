@@ -1,0 +1,54 @@
+// What install writes for the runtime and what the runtime reads, held together: the config file
+// (every field one the runtime knows), the state directory, and the variable verification overrides it with.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { overridesFromEnv, parseConfig } from "../../runtime/src/config";
+import { PATHS, renderRuntimeConfig, STATE_DIR_ENV } from "../../runtime/src/install/layout";
+import type { StackOutputs } from "../../runtime/src/install/stackOutputs";
+
+const outputs: StackOutputs = {
+  tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+  subscriptionId: "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+  clientId: "3c2a8d9e-5f41-4b7a-9c6d-1e2f3a4b5c6d",
+  resourceGroupName: "personal-network",
+  restartTag: { name: "AttemptRestartAfterEviction", value: "true" },
+  restartableVms: ["backup"],
+  certificatePem: "(not read by renderRuntimeConfig)",
+  certificateExpiresOn: "2027-01-01T00:00:00Z",
+  notifications: [{ type: "ntfy", url: "https://ntfy.sh/some-topic", events: ["vm-evicted"] }],
+  fallbackSizes: { backup: ["Standard_B2ms"] },
+};
+const configPath = "/etc/spot-restarter/config.json";
+
+describe("the runtime config install writes", () => {
+  test("every field, with notifications, fallbacks and a cloud, is one the runtime knows (no warning)", () => {
+    const written = JSON.parse(
+      renderRuntimeConfig(outputs, {
+        authorityHost: "https://login.microsoftonline.us",
+        armEndpoint: "https://management.usgovcloudapi.net",
+        audience: "https://management.usgovcloudapi.net",
+      }),
+    );
+    const loaded = parseConfig(written, configPath);
+    assert.deepEqual(loaded.warnings, []);
+    assert.equal(loaded.config.certificatePath, "/etc/spot-restarter/sp.pem");
+    assert.deepEqual(loaded.config.fallbackSizes, { "personal-network/backup": ["Standard_B2ms"] });
+  });
+
+  test("names the state directory install prepares, which is also the runtime's default", () => {
+    const loaded = parseConfig(JSON.parse(renderRuntimeConfig(outputs, undefined)), configPath);
+    assert.equal(loaded.config.stateDir, PATHS.stateDir);
+    const { stateDir: _, ...withoutStateDir } = JSON.parse(renderRuntimeConfig(outputs, undefined));
+    assert.equal(parseConfig(withoutStateDir, configPath).config.stateDir, PATHS.stateDir);
+  });
+
+  test("the variable verification sets to use a throwaway state directory is the one the runtime reads", () => {
+    const written = JSON.parse(renderRuntimeConfig(outputs, undefined));
+    const loaded = parseConfig(
+      written,
+      configPath,
+      overridesFromEnv({ [STATE_DIR_ENV]: "/tmp/spot-restarter-verify-x/state" }),
+    );
+    assert.equal(loaded.config.stateDir, "/tmp/spot-restarter-verify-x/state");
+  });
+});
