@@ -4,6 +4,8 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import type { ArmRequestCounts } from "../runtime/src/azure";
+import type { OnceSummary as RuntimeOnceSummary } from "../runtime/src/commands";
 import { type ProcessOptions, runProcess, spawnProcess } from "../support/process";
 
 export interface Measure {
@@ -15,28 +17,13 @@ export interface Measure {
   uptimeMs: number;
 }
 
-export interface OnceSummary {
-  startedAt: string;
-  finishedAt: string;
-  durationMs: number;
-  resourceGroups: { name: string; vmsListed: number; candidates: number; error: string | null }[];
-  starts: {
-    issued: number;
-    succeeded: number;
-    failed: number;
-    unfinished: number;
-    requestSpreadMs: number | null;
-  };
-  armRequests: {
-    total: number;
-    list: number;
-    instanceView: number;
-    start: number;
-    poll: number;
-    other: number;
-  };
-  error: string | null;
-}
+/**
+ * What `once --json` prints: the runtime's own contract (runtime/src/commands.ts), with the ARM request
+ * counts always present (the bundle counts its requests).
+ */
+export type OnceSummary = Omit<RuntimeOnceSummary, "armRequests"> & {
+  readonly armRequests: ArmRequestCounts;
+};
 
 export interface Subject {
   bundle: string;
