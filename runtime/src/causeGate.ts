@@ -96,7 +96,15 @@ export class CauseGate {
       const cached = record.cause && isCurrent(record.cause, record.lastRanAt) ? [record.cause] : [];
       evidence.set(key(candidate), cached);
       const paused = pauseFor(pauses, candidate.resourceGroup, candidate.name, now);
-      if (settings.restartWhen === "evicted" && cached.length === 0 && !paused && !candidate.hibernated) {
+      // An owner's stop is asked about again every cycle (in the same one query): its owner may start the
+      // VM and Azure evict it before the next cycle sees it running, and only a newer annotation tells.
+      const ownerSaid = cached.some((item) => item.kind === "owner");
+      if (
+        settings.restartWhen === "evicted" &&
+        (cached.length === 0 || ownerSaid) &&
+        !paused &&
+        !candidate.hibernated
+      ) {
         needing.push(candidate);
       }
     }

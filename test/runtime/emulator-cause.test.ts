@@ -132,6 +132,25 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
     assert.equal(leftAlone?.meta.vm, `${resourceGroup}/worker`);
   });
 
+  it("an owner's stop, then between two cycles the owner starts it and Azure evicts it: the eviction is started", async () => {
+    const w = await world([spotVm("worker", { powerState: "running" })], { annotationDelaySeconds: 0.2 });
+    const { cycle, log } = await wire(w);
+    await cycle(); // seen running
+    await w.control.deallocate(resourceGroup, "worker", "alice@contoso.com");
+    await sleep(400);
+    await cycle();
+    await cycle();
+    assert.equal(await startsOf(w, "worker"), 0, "the owner's stop is left alone");
+    assert.equal(log.lines.filter((l) => l.event === "vm-left-alone").length, 1);
+    // The owner starts it (out of our sight) and Azure evicts it before the next cycle: the runtime
+    // sees the same `deallocated`, and only the newer VirtualMachinePreempted annotation tells.
+    await w.control.setVm(resourceGroup, "worker", { powerState: "running" });
+    await w.control.evict(resourceGroup, "worker");
+    await sleep(400);
+    await cycle();
+    assert.equal(await startsOf(w, "worker"), 1, "started once Resource Health says evicted");
+  });
+
   it("the owner deallocating during our start (OperationPreempted) is not retried against them", async () => {
     const w = await world([spotVm("contested")], { startSeconds: 2 });
     const { restarter, log } = await wire(w);
