@@ -1,7 +1,8 @@
 // `npm run demo`: the whole product on this machine, narrated. Starts the emulator with
 // emulator/examples/personal-network.json, applies the Pulumi program to it, installs the runtime into a
 // temporary root from the stack outputs, starts the installed runtime loop, simulates an eviction of the
-// tagged Spot VM and tells what happens, with timestamps. Cleans up (processes, temp files) on success,
+// tagged Spot VM beside its owner's stop of another one (left alone), and tells what happens, with
+// timestamps. Cleans up (processes, temp files) on success,
 // on failure and on Ctrl-C. Exit code 0 when the evicted VM came back and nothing else was touched.
 //
 //   npm run demo [-- --role-mode least-privilege] [--interval-seconds N] [--keep]
@@ -31,6 +32,9 @@ const REPO = resolve(__dirname, "..");
 const SEED = join(REPO, "emulator/examples/personal-network.json");
 const GROUP = "personal-network";
 const TAGGED = "ubuntu-backup-server-spot";
+/** A second restartable Spot VM, added to the example world, that its owner stops (`az vm deallocate`). */
+const OWNED = "dev-box-spot";
+const OWNER = "you@contoso.com";
 /** The whole demo must finish well under a minute; past this it gives up (and still cleans up). */
 const DEADLINE_MS = 50_000;
 
@@ -111,7 +115,12 @@ function watchAzure(control: EmulatorControl, timeline: Timeline): () => void {
             }
             if (vm.name === TAGGED && vm.powerState === "running" && timeline.evicted)
               timeline.running ??= Date.now();
-            say("azure", `${vm.name}: ${before} -> ${vm.powerState}${evicted ? "  (evicted by Azure)" : ""}`);
+            const why = evicted
+              ? "  (evicted by Azure)"
+              : vm.name === OWNED && vm.powerState === "deallocated"
+                ? "  (its owner's stop)"
+                : "";
+            say("azure", `${vm.name}: ${before} -> ${vm.powerState}${why}`);
           }
           last.set(vm.name, vm.powerState);
         }
@@ -129,6 +138,9 @@ function watchAzure(control: EmulatorControl, timeline: Timeline): () => void {
 const NARRATED = new Set([
   "run-started",
   "deallocated-vm-seen",
+  "cause-unknown",
+  "vm-evicted",
+  "vm-left-alone",
   "start-issued",
   "started",
   "vm-running",
@@ -255,6 +267,16 @@ async function main(): Promise<void> {
   cleanups.push(() => emulatorProcess.stop());
   const { ready } = emulatorProcess;
   const control = emulatorControl(ready.armEndpoint, { caCertPem: readFileSync(ready.caCertFile, "utf8") });
+  // A dev box beside the backup server: restartable too, but its owner will stop it to save money.
+  await control.putVm(GROUP, OWNED, {
+    location: "eastus",
+    vmSize: "Standard_D2s_v5",
+    priority: "Spot",
+    evictionPolicy: "Deallocate",
+    maxPrice: -1,
+    powerState: "running",
+    tags: { role: "dev" },
+  });
   say("azure", `Entra ID + Resource Manager at ${ready.armEndpoint}, resource group ${GROUP}:`);
   const initial = await control.vms();
   for (const vm of initial) detail(vmLine(vm));
@@ -263,7 +285,7 @@ async function main(): Promise<void> {
   checkAborted();
   say(
     "pulumi",
-    `pulumi up (index.ts, roleMode ${roleMode}, restartableVms [${TAGGED}]); the providers act on the emulator`,
+    `pulumi up (index.ts, roleMode ${roleMode}, restartableVms [${TAGGED}, ${OWNED}]); the providers act on the emulator`,
   );
   const receiver = await startNotificationReceiver();
   detail(
@@ -273,7 +295,7 @@ async function main(): Promise<void> {
     emulator: ready,
     config: {
       resourceGroupName: GROUP,
-      restartableVms: [TAGGED],
+      restartableVms: [TAGGED, OWNED],
       roleMode,
       notifications: [{ type: "webhook", url: receiver.url }],
     },
@@ -352,9 +374,14 @@ async function main(): Promise<void> {
     );
   }
 
-  // 5. An eviction.
+  // 5. The owner stops one VM, and Azure evicts the other: both end PowerState/deallocated.
   await new Promise((r) => setTimeout(r, 500));
   checkAborted();
+  say(
+    "demo",
+    `its owner stops ${OWNED} to save money: az vm deallocate --name ${OWNED} (as ${OWNER}; Resource Health: VirtualMachineDeallocationInitiated)`,
+  );
+  await control.deallocate(GROUP, OWNED, OWNER);
   say(
     "demo",
     `simulating an eviction: spot-restarter simulate-eviction --vm ${TAGGED}  (POST …/simulateEviction)`,
@@ -375,8 +402,12 @@ async function main(): Promise<void> {
   );
 
   await waitFor(
-    "the vm-restarted notification",
-    async () => (receiver.received.some((m) => m.event === "vm-restarted") ? true : undefined),
+    "the vm-restarted and vm-left-alone notifications",
+    async () =>
+      receiver.received.some((m) => m.event === "vm-restarted") &&
+      receiver.received.some((m) => m.event === "vm-left-alone" && m.vm === OWNED)
+        ? true
+        : undefined,
     15_000,
   );
 
@@ -402,10 +433,14 @@ async function main(): Promise<void> {
         ? vm.powerState === "running" && vm.evictions === 1
           ? `brought back (${vm.startRequests} start requests: first cycle + after the eviction)`
           : "NOT brought back"
-        : vm.startRequests === 0 && vm.powerState === before?.powerState
-          ? `left alone (${vm.priority === "Spot" ? "Spot, untagged" : "Regular VM"}: 0 start requests)`
-          : "TOUCHED";
-    if (/NOT|TOUCHED/.test(verdict)) ok = false;
+        : vm.name === OWNED
+          ? vm.startRequests === 0 && vm.powerState === "deallocated"
+            ? "left alone (its owner deallocated it: 0 start requests)"
+            : "STARTED AGAINST ITS OWNER"
+          : vm.startRequests === 0 && vm.powerState === before?.powerState
+            ? `left alone (${vm.priority === "Spot" ? "Spot, untagged" : "Regular VM"}: 0 start requests)`
+            : "TOUCHED";
+    if (/NOT|TOUCHED|AGAINST/.test(verdict)) ok = false;
     detail(`${vm.name.padEnd(27)} ${vm.powerState.padEnd(12)} ${verdict}`);
   }
   const kinds = new Map<string, number>();
@@ -445,7 +480,7 @@ async function main(): Promise<void> {
   if (!ok) throw new DemoFailure("the chain did not do what it should (see above)");
   say(
     "demo",
-    `done in ${((Date.now() - t0) / 1000).toFixed(1)}s: the evicted Spot VM came back, nothing else was touched`,
+    `done in ${((Date.now() - t0) / 1000).toFixed(1)}s: the evicted Spot VM came back, the one its owner stopped stayed stopped, nothing else was touched`,
   );
 }
 

@@ -40,6 +40,18 @@ test("npm run demo brings the evicted VM back, leaves the others alone and clean
     from += index;
   }
   assert.match(stdout, /scratch-builder-spot +deallocated +left alone/);
+  // The owner's stop beside the eviction: left alone, told once, never announced as evicted.
+  assert.match(stdout, /dev-box-spot: running -> deallocated {2}\(its owner's stop\)/);
+  assert.match(
+    stdout,
+    /runtime vm-left-alone dev-box-spot: Spot VM dev-box-spot was deallocated by its owner/,
+  );
+  assert.match(
+    stdout,
+    /dev-box-spot +deallocated +left alone \(its owner deallocated it: 0 start requests\)/,
+  );
+  assert.equal(stdout.match(/notify +vm-left-alone: Spot VM dev-box-spot/g)?.length, 1);
+  assert.doesNotMatch(stdout, /notify +vm-evicted: .*dev-box-spot/);
   assert.match(stdout, /vpn-gateway-vm +running +left alone/);
   assert.match(stdout, /certificatePem \[secret\], notifications \[secret\]/);
   assert.match(stdout, /notify +vm-evicted: .*Spot VM ubuntu-backup-server-spot/);
