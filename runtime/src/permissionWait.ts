@@ -122,6 +122,11 @@ export class PermissionWait {
     return this.restore();
   }
 
+  /** A cycle that asked ARM nothing (throttled) or failed otherwise: it tells nothing about permissions. */
+  cycleInconclusive(): void {
+    if (this.waitingSince !== undefined) this.deniedSinceLastCycle = true;
+  }
+
   /**
    * A new cycle begins. When the wait is on and nothing was refused since the last cycle began (its
    * reads, and the starts it issued), the permissions work again.

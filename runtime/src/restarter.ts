@@ -285,14 +285,18 @@ export class Restarter {
         const cycleStartedAt = this.clock.now();
         let denied: PermissionError | undefined;
         try {
-          const { starts } = await this.runCycle(signal);
-          const works = this.fatal ? undefined : this.permissions.cycleSucceeded(starts.length);
+          const { starts, skipped } = await this.runCycle(signal);
+          if (skipped) this.permissions.cycleInconclusive();
+          const works = this.fatal || skipped ? undefined : this.permissions.cycleSucceeded(starts.length);
           if (works) this.emit(works);
         } catch (error) {
           if (signal.aborted) break;
           if (error instanceof PermissionError) denied = error;
           else if (error instanceof AuthError) throw error;
-          else this.emit({ type: "cycle-failed", at: this.clock.now(), message: messageChain(error) });
+          else {
+            this.permissions.cycleInconclusive();
+            this.emit({ type: "cycle-failed", at: this.clock.now(), message: messageChain(error) });
+          }
         }
         denied ??= this.takeDeniedPermission();
         if (this.fatal) throw this.fatal;

@@ -58,6 +58,16 @@ describe("PermissionWait", () => {
     assert.equal(wait.cycleBegins()?.type, "permission-restored");
   });
 
+  it("a cycle that asked nothing (throttled) or failed otherwise does not count as working", () => {
+    const { wait } = setup();
+    wait.startLooping();
+    wait.denied(new PermissionError("x", READ));
+    wait.cycleBegins();
+    wait.cycleInconclusive();
+    assert.equal(wait.cycleBegins(), undefined);
+    assert.equal(wait.cycleSucceeded(0)?.type, "permission-restored");
+  });
+
   it("lets an unreadable eviction-cause signal through untouched: it blocks nothing", () => {
     const { wait, seen, filtered } = setup();
     wait.startLooping();
