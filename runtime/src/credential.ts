@@ -123,6 +123,18 @@ export function tokenScope(config: RuntimeConfig): string {
   return `${config.cloud.audience}/.default`;
 }
 
+/** An ARM access token (its raw JWT); rejects with the credential's error, or when none is returned. */
+export async function armToken(
+  credential: TokenCredential,
+  config: RuntimeConfig,
+  signal?: AbortSignal,
+): Promise<string> {
+  // enableCae as the SDK's bearer-token policy asks, so both share one MSAL client and its cache.
+  const accessToken = await credential.getToken(tokenScope(config), { abortSignal: signal, enableCae: true });
+  if (!accessToken) throw new Error("no token returned");
+  return accessToken.token;
+}
+
 /** Gets a token once, to fail early with a clear message; returns the service principal's object id. */
 export async function verifyAuthentication(
   credential: TokenCredential,
@@ -131,13 +143,7 @@ export async function verifyAuthentication(
 ): Promise<string | undefined> {
   let token: string;
   try {
-    // enableCae as the SDK's bearer-token policy asks, so both share one MSAL client and its cache.
-    const accessToken = await credential.getToken(tokenScope(config), {
-      abortSignal: signal,
-      enableCae: true,
-    });
-    if (!accessToken) throw new Error("no token returned");
-    token = accessToken.token;
+    token = await armToken(credential, config, signal);
   } catch (error) {
     if (signal?.aborted) throw error;
     throw await explainAuthFailure(error, config);

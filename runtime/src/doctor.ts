@@ -7,11 +7,11 @@
 import { request } from "node:https";
 import type { TokenCredential } from "@azure/core-auth";
 import {
+  armToken,
   certificateExpiry,
   createCredential,
   type LoadedCertificate,
   loadCertificate,
-  tokenScope,
   verifyAuthentication,
 } from "./auth";
 import { tlsTrustCodes } from "./authFailure";
@@ -298,12 +298,7 @@ async function checkResourceGroup(
   const checks: DoctorCheck[] = [];
   let token: string;
   try {
-    const accessToken = await credential.getToken(tokenScope(config), {
-      abortSignal: signal,
-      enableCae: true,
-    });
-    if (!accessToken) throw new Error("no token returned");
-    token = accessToken.token;
+    token = await armToken(credential, config, signal);
   } catch (error) {
     return [{ name: `resource group ${resourceGroup}`, status: "fail", detail: errorText(error) }];
   }
