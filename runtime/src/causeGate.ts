@@ -45,7 +45,10 @@ export interface GateCandidate {
   readonly hibernated?: boolean;
 }
 
-/** Evidence newer than the VM's last run is kept in its record (`cause`), so a decided cause is not asked again. */
+/**
+ * Evidence newer than the VM's last run is kept in its record (`cause`): an eviction is not asked about
+ * again; an owner's stop is (a newer eviction may follow it unseen, causeGate.decide).
+ */
 export type CauseRecord = VmRecord;
 
 type SignalName = "resource-graph" | "activity-log";
