@@ -35,8 +35,12 @@ const TAGGED = "ubuntu-backup-server-spot";
 /** A second restartable Spot VM, added to the example world, that its owner stops (`az vm deallocate`). */
 const OWNED = "dev-box-spot";
 const OWNER = "you@contoso.com";
-/** The whole demo must finish well under a minute; past this it gives up (and still cleans up). */
-const DEADLINE_MS = 50_000;
+/**
+ * The whole demo must finish well under a minute; past this it gives up (and still cleans up). Its test
+ * (test/e2e/demo.test.ts) raises it to its own timeout through SPOT_RESTARTER_DEMO_DEADLINE_SECONDS: on a
+ * loaded CI machine the emulator alone took 21 s to start, and the test bounds the demo already.
+ */
+const DEADLINE_MS = (Number(process.env.SPOT_RESTARTER_DEMO_DEADLINE_SECONDS) || 50) * 1000;
 
 const t0 = Date.now();
 const clock = () => `+${((Date.now() - t0) / 1000).toFixed(2).padStart(5)}s`;
