@@ -184,6 +184,35 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
     assert.equal(await startsOf(w, "owner-stopped"), 0);
   });
 
+  it("Resource Graph 403 AccessDenied: permission-missing once naming the Resource Health action; the Activity Log still recognises an owner's stop; an eviction falls back to the bounded wait", async () => {
+    const w = await world([spotVm("evicted"), spotVm("owner-stopped", { deallocatedBy: "owner" })]);
+    // Resource Graph refuses a caller with 403 and error code AccessDenied (its body: {"error": {"code":
+    // "AccessDenied", "message": "Please provide below info when asking for support: …"}}), as reported in
+    // Azure/aztfexport#264 and #410 (POST https://management.azure.com/providers/Microsoft.ResourceGraph/resources).
+    await w.control.addFaults({
+      pathPattern: "Microsoft\\.ResourceGraph",
+      status: 403,
+      errorCode: "AccessDenied",
+      errorMessage:
+        "Please provide below info when asking for support: timestamp = 2026-11-30T15:40:00.0000000Z, correlationId = 6f0c3b1e-6d1c-4c55-9d4f-2c3c3c9b1a77.",
+    });
+    const { cycle, log } = await wire(w, { unknownCauseAfterMs: 1_500 });
+    await cycle();
+    await cycle();
+    assert.equal(await startsOf(w, "owner-stopped"), 0, "the Activity Log said owner");
+    assert.equal(await startsOf(w, "evicted"), 0, "unexplained: waits");
+    await sleep(1_600);
+    await cycle();
+    assert.equal(await startsOf(w, "evicted"), 1, "started after the bounded wait");
+    assert.equal(await startsOf(w, "owner-stopped"), 0);
+    const missing = log.lines.filter((l) => l.event === "permission-missing");
+    assert.deepEqual(
+      missing.map((l) => [l.meta.signal, l.meta.action]),
+      [["resource-graph", "Microsoft.ResourceHealth/availabilityStatuses/read"]],
+      "once, not per cycle",
+    );
+  });
+
   it("without the signal's permissions: warns once naming the action, degrades to the bounded wait (never down silently)", async () => {
     const w = await world([spotVm("evicted")], {
       role: "least-privilege",
