@@ -176,6 +176,7 @@ export class StartFollower {
     if (plan.kind === "keep" || !api.resizeVm) return;
     const ref = { resourceGroup: vm.resourceGroup, vm: vm.name };
     const resize = api.resizeVm.bind(api);
+    const configured = (this.deps.fallbackSizes?.[key] ?? []).length > 0;
     const attempt = async (
       operation: "listSizes" | "resize",
       call: () => Promise<void>,
@@ -186,6 +187,9 @@ export class StartFollower {
       } catch (error) {
         if (signal.aborted) throw error;
         const outcome = classifyStartOutcome(describeAzureError(error), operation);
+        // Fallbacks since removed (and with them, by `pulumi up`, the write action): going back to its own
+        // size is no longer ours to do. Not fatal: the VM is started as it is, and the size is forgotten.
+        if (outcome.kind === "forbidden" && !configured) return `forbidden: ${outcome.message}`;
         if (outcome.kind === "forbidden") {
           const permission = /action '([^']+)'/i.test(outcome.message)
             ? outcome.permission
@@ -222,6 +226,11 @@ export class StartFollower {
           toSize: plan.to,
           reason: `Azure refused it (${refused})`,
         });
+        if (refused.startsWith("forbidden:")) {
+          // No fallbacks any more and no right to resize: it stays at this size for good; stop trying.
+          ledger.state.vms[key] = { ...(ledger.state.vms[key] ?? record), size: undefined };
+          await ledger.persist();
+        }
         return;
       }
       ledger.state.vms[key] = { ...(ledger.state.vms[key] ?? record), size: undefined };

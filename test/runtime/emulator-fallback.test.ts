@@ -271,3 +271,42 @@ describe("fallback sizes: none that Azure would allow", () => {
     assert.equal((await world.control.vm(resourceGroup, VM))?.vmSize, ORIGINAL);
   });
 });
+
+describe("fallback sizes: removed after a resize (and the write action with them)", () => {
+  let world: World;
+  before(async () => {
+    // Left at its fallback size by an earlier run; the role is the program's without fallbacks again.
+    world = await startWorld([spotVm(VM, { vmSize: FALLBACK })], {
+      seed: { timing },
+      role: "least-privilege",
+    });
+  });
+  after(() => world.emulator.stop());
+
+  it("cannot go back to its own size: says so, forgets it, and starts it as it is (no fatal error)", async () => {
+    await createFileStateStore(world.stateDir).save({
+      vms: {
+        [vmKey(resourceGroup, VM)]: {
+          resourceGroup,
+          name: VM,
+          startAttempts: 0,
+          size: { originalSize: ORIGINAL, size: FALLBACK, phase: "resized", at: 1, outage: 1 },
+        },
+      },
+    });
+    const { restarter, events } = wire(world, {});
+    await restarter.init();
+    await cycleUntil(
+      restarter,
+      async () => (await world.control.vm(resourceGroup, VM))?.powerState === "running",
+    );
+    assert.equal(restarter.fatalError, undefined);
+    assert.equal((await world.control.vm(resourceGroup, VM))?.vmSize, FALLBACK);
+    const skipped = ofType(events, "vm-resize-skipped");
+    assert.equal(skipped.length, 1);
+    assert.equal(skipped[0]?.toSize, ORIGINAL);
+    assert.match(skipped[0]?.reason ?? "", /forbidden: .*Microsoft\.Compute\/virtualMachines\/write/);
+    const saved = JSON.parse(readFileSync(join(world.stateDir, "state.json"), "utf8"));
+    assert.equal(saved.vms[vmKey(resourceGroup, VM)].size, undefined);
+  });
+});
