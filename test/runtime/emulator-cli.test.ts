@@ -98,6 +98,15 @@ describe("commands against the emulator", () => {
     const table = await cli(["status"]);
     assert.match(table.stdout, /^VM +POWER STATE +LAST EVICTION SEEN/);
     assert.match(table.stdout, /personal-network\/backup +running/);
+    // The lowest budget Azure reported to status's own reads (the emulator counts them down: budgets.ts).
+    assert.match(
+      table.stdout,
+      /^Lowest Azure budget left: (Microsoft\.Compute\/\w+|subscription-reads) \d+ of \d+ \(\d+%\)$/m,
+    );
+    assert.match(
+      report.lowestBudget.policy,
+      /^(Microsoft\.Compute\/(HighCostGet|LowCostGet)|subscription-reads)/,
+    );
   });
 
   it("simulate-eviction evicts, and the next once brings the VM back (JSON logs)", async () => {
