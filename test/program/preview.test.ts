@@ -27,7 +27,9 @@ function preview(scenario: {
     execFile(
       process.execPath,
       ["--import", "tsx", FIXTURE],
-      { env: { ...process.env, SCENARIO: JSON.stringify(scenario) }, timeout: 30_000 },
+      // A hang guard, not a time claim: five children compile the program at once (about 10 s each
+      // alone; 30 s ran out at load 16 on 2 cores).
+      { env: { ...process.env, SCENARIO: JSON.stringify(scenario) }, timeout: 180_000 },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== "number") return reject(error);
         const last = stdout.trim().split("\n").at(-1) ?? "{}";
