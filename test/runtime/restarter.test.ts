@@ -508,3 +508,51 @@ describe("state file", () => {
     assert.deepEqual(readdirSync(join(dir, "sub")), ["state.json"]);
   });
 });
+
+describe("Restarter loop: Azure's remaining budgets (budgets.ts)", () => {
+  // A VM Azure has no capacity for, a long interval: its retries (about once a minute) bring cycles
+  // forward, unless a read budget is low, when no cycle comes earlier than the interval.
+  /** Lets what is pending (a start's failure, which may bring the wake forward) happen before time moves. */
+  class SettlingClock extends FakeClock {
+    override async sleep(ms: number, signal: AbortSignal) {
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      await super.sleep(ms, signal);
+    }
+  }
+
+  async function retryGaps(readsLow: boolean): Promise<number[]> {
+    const clock = new SettlingClock();
+    const api = new FakeApi([spot("full")], clock);
+    const loop = new AbortController();
+    api.startBehaviour = async () => {
+      if (api.startRequests.length >= 4) loop.abort();
+      throw lroFailure("AllocationFailed");
+    };
+    const restarter = new Restarter({
+      api,
+      store: createMemoryStateStore(),
+      log: silentLogger,
+      settings: { ...settings, intervalMs: 300_000 },
+      clock,
+      rng: () => 0,
+      budget: { readsLow: () => readsLow, startSlowdown: () => 1 },
+    });
+    await restarter.init();
+    await restarter.runLoop(loop.signal);
+    const at = api.startRequests.map((r) => r.at);
+    return at.slice(1).map((t, i) => t - (at[i] ?? t));
+  }
+
+  it("with budgets plentiful a capacity retry wakes the loop early (about a minute apart)", async () => {
+    const gaps = await retryGaps(false);
+    assert.equal(gaps.length, 3);
+    for (const gap of gaps) assert.ok(gap >= 60_000 && gap < 90_000, `gaps ${gaps.join(", ")}`);
+  });
+
+  it("with a read budget low no cycle comes before the interval (retries wait for it)", async () => {
+    const gaps = await retryGaps(true);
+    assert.equal(gaps.length, 3);
+    // The interval (300 s) less its 10 % jitter at rng 0, never the one-minute retry.
+    for (const gap of gaps) assert.ok(gap >= 270_000, `gaps ${gaps.join(", ")}`);
+  });
+});
