@@ -145,7 +145,11 @@ export async function measureSize(
       .map((r) => Date.parse(r.time));
     const afterOurs = (await control.vms()).filter((vm) => vm.tags[TAG.name] === TAG.value);
     if (!afterOurs.every((vm) => vm.powerState === "running" && vm.startRequests === 1)) {
-      throw new Error(`N=${n}: after our cycle not every evicted VM runs with exactly one start request`);
+      throw new Error(
+        `N=${n}: after our cycle not every evicted VM runs with exactly one start request: ${JSON.stringify(
+          afterOurs.map((vm) => [vm.name, vm.powerState, vm.startRequests]),
+        )}; once said ${JSON.stringify(eviction.summary.vms?.filter((vm) => vm.tagged))}`,
+      );
     }
 
     // The original pattern, same world, same principal rights.
