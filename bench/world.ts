@@ -63,7 +63,14 @@ export function seedFor(n: number, principals: TestPrincipal[], settings: WorldS
     })),
     resourceGroups: [{ name: GROUP }],
     virtualMachines: vms,
-    timing: { startSeconds, evictionDelaySeconds: 0, retryAfterSeconds: RETRY_AFTER_SECONDS },
+    // The eviction is explained at once (its Resource Health annotation visible with it): the default
+    // restartWhen "evicted" would otherwise hold a start issued within the emulator's 1 s annotation delay.
+    timing: {
+      startSeconds,
+      evictionDelaySeconds: 0,
+      retryAfterSeconds: RETRY_AFTER_SECONDS,
+      annotationDelaySeconds: 0,
+    },
     listPageSize: LIST_PAGE_SIZE,
     faults: armLatencyMs > 0 ? [{ pathPattern: "^/subscriptions/", delayMs: armLatencyMs }] : [],
   };
