@@ -2,11 +2,10 @@
 // evictions), side by side against one emulator process, checked against its request log.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ClientCertificateCredential } from "@azure/identity";
 import { type EmulatorProcess, startEmulatorProcess } from "../demo/chain";
-import { ARM_SCOPE, createTestPrincipal, emulatorControl, trustEmulatorCa } from "../emulator/testing";
+import { createTestPrincipal, emulatorControl, trustEmulatorCa } from "../emulator/testing";
 import { type AzCalibration, calibrateAgainstAz } from "./az-calibration";
-import { type OriginalCycle, runOriginalCycle, totalRequests } from "./original";
+import { type OriginalCycle, originalTokenSource, runOriginalCycle, totalRequests } from "./original";
 import { median, type OnceSummary, runLoop, runOnce, type Subject } from "./ours";
 import {
   allTaggedRunning,
@@ -153,17 +152,7 @@ export async function measureSize(
     }
 
     // The original pattern, same world, same principal rights.
-    const credential = new ClientCertificateCredential(
-      TENANT,
-      theirs.clientId,
-      { certificate: theirs.pem },
-      { authorityHost: ready.authorityHost, disableInstanceDiscovery: true },
-    );
-    const token = async () => {
-      const result = await credential.getToken(ARM_SCOPE);
-      if (!result) throw new Error("no token for the original pattern");
-      return result.token;
-    };
+    const token = originalTokenSource(theirs, ready.authorityHost);
     const originalOptions = {
       armEndpoint: ready.armEndpoint,
       subscriptionId: SUBSCRIPTION,

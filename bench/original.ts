@@ -15,6 +15,9 @@
 //   Location URL. Each start completes before the next is sent.
 // Not modelled, in the original's favour: the Python start-up of every `az` process (a second or more each).
 import { Agent, request } from "node:https";
+import { ClientCertificateCredential } from "@azure/identity";
+import { ARM_SCOPE, type TestPrincipal } from "../emulator/testing";
+import { TENANT } from "./world";
 
 export interface OriginalRequests {
   list: number;
@@ -195,4 +198,25 @@ export async function runOriginalCycle(options: OriginalOptions): Promise<Origin
 export function totalRequests(requests: OriginalRequests, withPolls = true): number {
   const { poll, ...rest } = requests;
   return Object.values(rest).reduce((a, b) => a + b, 0) + (withPolls ? poll : 0);
+}
+
+/**
+ * The script's `az login --service-principal --tenant … -p cert.pem` as a token source for its requests:
+ * the same principal and emulator tenant, one cached credential (az keeps its token too).
+ */
+export function originalTokenSource(
+  principal: Pick<TestPrincipal, "clientId" | "pem">,
+  authorityHost: string,
+): () => Promise<string> {
+  const credential = new ClientCertificateCredential(
+    TENANT,
+    principal.clientId,
+    { certificate: principal.pem },
+    { authorityHost, disableInstanceDiscovery: true },
+  );
+  return async () => {
+    const result = await credential.getToken(ARM_SCOPE);
+    if (!result) throw new Error("no token for the original pattern");
+    return result.token;
+  };
 }

@@ -17,18 +17,16 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ClientCertificateCredential } from "@azure/identity";
 import { type EmulatorProcess, startEmulatorProcess } from "../demo/chain";
 import type { EmulatorSeed, SeedVirtualMachine } from "../emulator/index";
 import {
-  ARM_SCOPE,
   CONTRIBUTOR_ROLE_ID,
   createTestPrincipal,
   emulatorControl,
   trustEmulatorCa,
 } from "../emulator/testing";
 import { fleetStartsPerMinute, minStartSpacingMs } from "../runtime/src/schedule";
-import { runOriginalCycle } from "./original";
+import { originalTokenSource, runOriginalCycle } from "./original";
 import { liveChildren } from "./ours";
 import { SUBSCRIPTION, TAG, TENANT } from "./world";
 
@@ -281,17 +279,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
     await single.firstCycle();
     await fleet?.firstCycle();
 
-    const credential = new ClientCertificateCredential(
-      TENANT,
-      theirs.clientId,
-      { certificate: theirs.pem },
-      { authorityHost: ready.authorityHost, disableInstanceDiscovery: true },
-    );
-    const token = async () => {
-      const result = await credential.getToken(ARM_SCOPE);
-      if (!result) throw new Error("no token for the original pattern");
-      return result.token;
-    };
+    const token = originalTokenSource(theirs, ready.authorityHost);
     await token();
     const cycleOf = (resourceGroup: string) =>
       runOriginalCycle({

@@ -7,6 +7,7 @@ import { request } from "node:https";
 import * as tls from "node:tls";
 import { ClientCertificateCredential } from "@azure/identity";
 import { LEAST_PRIVILEGE_ACTIONS as RUNTIME_ROLE_ACTIONS } from "../runtime/src/roleActions";
+import type { RequestLogEntry } from "./control";
 import { type EmulatorSeed, type FaultRule, type RunningEmulator, startEmulator } from "./index";
 import { knownCas } from "./known-cas";
 import { createTestPrincipal, type TestPrincipal } from "./principal";
@@ -55,14 +56,8 @@ export interface ControlVm {
   location: string;
 }
 
-export interface LoggedRequest {
-  method: string;
-  path: string;
-  query: string;
-  status: number;
-  clientId?: string;
-  time: string;
-}
+/** One entry of the emulator's request log (`GET /_emulator/requests`), as control.ts records it. */
+export type LoggedRequest = RequestLogEntry;
 
 /** Typed client of the control API (`/_emulator/…`). Trusts the CA of emulators started in this process. */
 export function emulatorControl(armEndpoint: string, options: { caCertPem?: string } = {}) {
