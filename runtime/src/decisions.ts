@@ -203,6 +203,10 @@ export function instanceStateFromStatuses(
  * Decides, for every observed VM, whether this cycle starts it: exactly the tagged Spot
  * `Deallocate` VMs that are `deallocated`, not hibernated, not in a control-plane operation, not in
  * backoff and not already being started.
+ *
+ * `retryLeadMs`: a VM whose retry falls due within that much of `now` is started too (its start
+ * request waits for the due time, starts.ts): the loop wakes that much ahead of a retry, by about
+ * its own discovery time, so the request leaves when due rather than a discovery later.
  */
 export function selectRestartCandidates(
   vms: readonly ObservedVm[],
@@ -210,6 +214,7 @@ export function selectRestartCandidates(
   now: number,
   tag: RestartTag,
   inFlight: ReadonlySet<string> = new Set(),
+  retryLeadMs = 0,
 ): Decision[] {
   return vms.map((vm): Decision => {
     const ineligible = eligibility(vm, tag);
@@ -231,7 +236,9 @@ export function selectRestartCandidates(
       return { vm, action: "skip", reason: "provisioning-busy" };
     }
     const backoffUntil = state.vms[key]?.backoffUntil;
-    if (backoffUntil !== undefined && backoffUntil > now) return { vm, action: "skip", reason: "in-backoff" };
+    if (backoffUntil !== undefined && backoffUntil > now + retryLeadMs) {
+      return { vm, action: "skip", reason: "in-backoff" };
+    }
     return { vm, action: "start" };
   });
 }

@@ -22,7 +22,14 @@ import { Ledger, type ResourceGroupReport } from "./ledger";
 import type { Logger } from "./log";
 import { logSink } from "./logSink";
 import { PermissionWait } from "./permissionWait";
-import { minCycleGapFor, nextCycleAt, type RetryPolicy, retryPolicyFor, StartPacer } from "./schedule";
+import {
+  minCycleGapFor,
+  nextCycleAt,
+  RetryLead,
+  type RetryPolicy,
+  retryPolicyFor,
+  StartPacer,
+} from "./schedule";
 import { StartFollower, type StartResult } from "./starts";
 import type { StateStore } from "./state";
 import type { FatalError } from "./transitions";
@@ -98,6 +105,8 @@ export class Restarter {
   private onRetryScheduled: (() => void) | undefined;
   /** Why is it deallocated, and does that mean "start"? Tells what it decides on the bus. */
   private readonly causeGate: CauseGate;
+  /** How far ahead of a retry the loop wakes, from its measured discovery times (schedule.ts). */
+  private readonly lead: RetryLead;
 
   constructor(private readonly deps: RestarterDeps) {
     this.clock = deps.clock ?? systemClock;
@@ -105,6 +114,7 @@ export class Restarter {
     this.causeGate = deps.causeGate ?? CauseGate.startingEveryDeallocation(() => this.clock.now());
     this.rng = deps.rng ?? Math.random;
     this.retry = deps.settings.retry ?? retryPolicyFor(deps.settings.backoff);
+    this.lead = new RetryLead(deps.settings.minCycleGapMs ?? minCycleGapFor(this.retry));
     this.pacer = new StartPacer(
       this.clock,
       deps.settings.fleetStartsPerMinute,
@@ -197,6 +207,7 @@ export class Restarter {
     // `deallocated`); one that ends during discovery must still count as in flight for this cycle's
     // decisions, or the stale `deallocated` would start a VM that is running (BUG-4, test/RELIABILITY.md).
     const inFlightAtDiscovery = new Set(this.follower.keys());
+    const leadMs = this.lead.ms;
     const discovered = await discoverGroups(this.deps.api, settings.resourceGroups, settings.tag, signal, {
       // A VM we are starting is not read again: its start's outcome will tell.
       remembered: (vm) => {
@@ -209,7 +220,7 @@ export class Restarter {
           this.deps.budget?.readsLow() &&
           record?.powerState === "deallocated" &&
           record.backoffUntil !== undefined &&
-          record.backoffUntil > startedAt
+          record.backoffUntil > startedAt + leadMs
         ) {
           return { powerState: record.powerState };
         }
@@ -225,6 +236,7 @@ export class Restarter {
       now,
       settings.tag,
       new Set([...inFlightAtDiscovery, ...this.follower.keys()]),
+      leadMs,
     );
     // Only candidates that would be started are asked about (one Resource Graph query for all of them).
     const startable = decisions
@@ -236,6 +248,8 @@ export class Restarter {
       signal,
       (event) => this.emit(event),
     );
+    // From waking to issuing starts: how early the next wake for a retry should come.
+    this.lead.observe(this.clock.now() - startedAt);
     const starts: Promise<StartResult>[] = [];
     for (const decision of decisions) {
       if (decision.action !== "start") continue;
@@ -359,11 +373,12 @@ export class Restarter {
     }
   }
 
-  /** When the VMs waiting for a retry fall due. */
+  /** When to wake for the VMs waiting for a retry: their due times, less the measured discovery lead. */
   private *pendingRetryTimes(): Iterable<number> {
+    const leadMs = this.lead.ms;
     for (const record of Object.values(this.state.vms)) {
       if (record.backoffUntil === undefined || record.powerState !== "deallocated") continue;
-      if (!this.follower.has(vmKey(record.resourceGroup, record.name))) yield record.backoffUntil;
+      if (!this.follower.has(vmKey(record.resourceGroup, record.name))) yield record.backoffUntil - leadMs;
     }
   }
 

@@ -81,7 +81,10 @@ export interface Backoff {
 export interface RetryPolicy {
   /** No capacity: the gap between two start requests for the VM (about once a minute). */
   readonly capacityIntervalMs: number;
-  /** Up to this much is added to a capacity retry at random, so VMs that failed together drift apart. */
+  /**
+   * Up to this much is added at random to a VM's first capacity retry, so VMs that failed together
+   * are spread apart; later retries keep that phase (exactly `capacityIntervalMs` apart).
+   */
   readonly capacityJitterMs: number;
   /** The floor under every retry of one VM (request to request): `minStartSpacingMs` in production. */
   readonly minSpacingMs: number;
@@ -124,8 +127,11 @@ export function doubling(backoff: Backoff, attempts: number): number {
 /**
  * When the VM may be started again after a failed attempt (ms since epoch).
  *
- * - capacity: one `capacityIntervalMs` after the failed request, plus up to `capacityJitterMs`; a
- *   capacity outage is healed by Azure, not by waiting longer, so the interval never grows.
+ * - capacity: one `capacityIntervalMs` after the failed request; the first retry adds up to
+ *   `capacityJitterMs`, so VMs that failed together are spread apart, and later retries keep that
+ *   phase rather than drawing again (a fresh draw each time would stretch the mean gap beyond the
+ *   interval, and with it the wait after capacity returns). A capacity outage is healed by Azure, not
+ *   by waiting longer, so the interval never grows.
  * - price, quota, failed: their doubling backoff after the failure was known, less up to 20%
  *   jitter (never below the un-jittered delay's 80%).
  *
@@ -139,7 +145,8 @@ export function nextAttemptAt(
   const draw = Math.min(Math.max(rng(), 0), 1);
   let at: number;
   if (attempt.cause === "capacity") {
-    at = attempt.requestedAt + policy.capacityIntervalMs + Math.round(draw * policy.capacityJitterMs);
+    const jitter = attempt.attempts <= 1 ? Math.round(draw * policy.capacityJitterMs) : 0;
+    at = attempt.requestedAt + policy.capacityIntervalMs + jitter;
   } else {
     const ceiling = doubling(policy[attempt.cause], attempt.attempts);
     at = attempt.endedAt + Math.max(1, Math.round(ceiling * (1 - draw * 0.2)));
@@ -179,6 +186,37 @@ export const minCycleGapMs = 10_000;
  */
 export function minCycleGapFor(policy: Pick<RetryPolicy, "capacityIntervalMs">): number {
   return Math.min(minCycleGapMs, Math.round(policy.capacityIntervalMs / 4));
+}
+
+/**
+ * How far ahead of a retry's due time the loop wakes: about the time a cycle takes from waking to
+ * issuing its starts (listing, instance views, the cause query). Without it every retry would leave
+ * one discovery late, and since the next is due an interval after the request, the lateness would
+ * add up attempt after attempt (measured at x30 in the bench: ~70 s between attempts, not 60). The
+ * start request itself still waits for the due time (starts.ts), so waking early never shortens the
+ * spacing. The lead is the longest of the last few cycles' discovery times plus a quarter, and at
+ * most `maxMs` (a quarter of the capacity interval, never more than `minCycleGapMs`): a slow outlier
+ * cannot move cycles far from the interval.
+ */
+export class RetryLead {
+  private readonly recent: number[] = [];
+
+  constructor(
+    private readonly maxMs: number,
+    private readonly window = 5,
+  ) {}
+
+  /** A cycle took `ms` from waking until its starts were issued. */
+  observe(ms: number): void {
+    this.recent.push(Math.max(0, ms));
+    if (this.recent.length > this.window) this.recent.shift();
+  }
+
+  /** How early to wake for a retry (ms); 0 before any cycle was measured. */
+  get ms(): number {
+    if (this.recent.length === 0) return 0;
+    return Math.min(this.maxMs, Math.ceil(Math.max(...this.recent) * 1.25));
+  }
 }
 
 /** The message a quota failure is logged and reported with: it names the fix. */

@@ -77,6 +77,23 @@ describe("selectRestartCandidates: named cases", () => {
     assert.equal(decide(vm(), { vms: { [key]: { ...record, backoffUntil: now + 1 } } }), "in-backoff");
     assert.equal(decide(vm(), { vms: { [key]: { ...record, backoffUntil: now } } }), "start");
   });
+  it("with a retry lead, takes a VM due within the lead (its request waits for the due time) and no other", () => {
+    const key = vmKey("personal-network", "backup");
+    const record = { resourceGroup: "personal-network", name: "backup", startAttempts: 2 };
+    const at = (backoffUntil: number) =>
+      selectRestartCandidates(
+        [vm()],
+        { vms: { [key]: { ...record, backoffUntil } } },
+        now,
+        tag,
+        new Set(),
+        500,
+      )
+        .map((d) => (d.action === "start" ? "start" : d.reason))
+        .join();
+    assert.equal(at(now + 500), "start");
+    assert.equal(at(now + 501), "in-backoff");
+  });
   it("does not start a VM whose start is already in flight", () => {
     assert.equal(decide(vm(), empty, new Set([vmKey("Personal-Network", "BACKUP")])), "start-in-flight");
   });

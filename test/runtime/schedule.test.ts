@@ -19,6 +19,7 @@ import {
   nextCycleAt,
   quotaAdvice,
   type RetryCause,
+  RetryLead,
   StartPacer,
 } from "../../runtime/src/schedule";
 
@@ -122,6 +123,27 @@ describe("the retry schedule (pure)", () => {
     assert.deepEqual([1, 2, 10, 1_000].map(at), [t0 + MINUTE, t0 + MINUTE, t0 + MINUTE, t0 + MINUTE]);
   });
 
+  it("keeps a VM's capacity retries exactly one interval apart after the first: the jitter is drawn once", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 10_000 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 0, max: MINUTE - 1 }),
+        (attempts, r, tookMs) => {
+          const at = nextAttemptAt(
+            { cause: "capacity", attempts, requestedAt: t0, endedAt: t0 + tookMs },
+            () => r,
+          );
+          assert.equal(at - t0, MINUTE);
+        },
+      ),
+    );
+    // The first retry spreads VMs that failed together over the jitter (3 s in production).
+    const first = (r: number) =>
+      nextAttemptAt({ cause: "capacity", attempts: 1, requestedAt: t0, endedAt: t0 }, () => r) - t0;
+    assert.deepEqual([first(0), first(0.5), first(1)], [MINUTE, MINUTE + 1_500, MINUTE + 3_000]);
+  });
+
   it("backs price off from 2 minutes to at most 10, and quota from 15 minutes to 2 hours (no jitter at rng 0)", () => {
     const delays = (cause: RetryCause) =>
       [1, 2, 3, 4, 9].map(
@@ -163,6 +185,22 @@ describe("nextCycleAt", () => {
         },
       ),
     );
+  });
+});
+
+describe("RetryLead", () => {
+  it("wakes ahead by the longest recent discovery plus a quarter, within its cap, forgetting old outliers", () => {
+    const lead = new RetryLead(10_000, 3);
+    assert.equal(lead.ms, 0, "nothing measured yet: no lead");
+    lead.observe(400);
+    lead.observe(800);
+    assert.equal(lead.ms, 1_000);
+    lead.observe(60_000);
+    assert.equal(lead.ms, 10_000, "capped");
+    for (const ms of [100, 200, 300]) lead.observe(ms);
+    assert.equal(lead.ms, 375, "the outlier left the window");
+    lead.observe(-5);
+    assert.equal(lead.ms, 375);
   });
 });
 
