@@ -3,7 +3,11 @@
 // (test/program/config.test.ts asserts the exact wording).
 import * as pulumi from "@pulumi/pulumi";
 import { type NotificationEventName, notificationEventNames } from "./runtime/src/events";
-import { VM_SIZE_PATTERN } from "./runtime/src/fallback";
+import {
+  FALLBACK_AFTER_SECONDS,
+  FALLBACK_AFTER_SECONDS_RANGE,
+  VM_SIZE_PATTERN,
+} from "./runtime/src/fallback";
 import { type ChannelType, channelTypes } from "./runtime/src/notify/channels";
 
 export const CONFIG_NAMESPACE = "spot-restarter";
@@ -26,6 +30,11 @@ export interface SpotRestarterConfig {
    * Empty = no VM is ever resized, and the least-privilege role gets no write action.
    */
   readonly fallbackSizes: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Seconds a VM's starts must have failed for lack of capacity before it is resized to a fallback size. Always
+   * set (default FALLBACK_AFTER_SECONDS) and always exported; it means something only with `fallbackSizes`.
+   */
+  readonly fallbackAfterSeconds: number;
 }
 
 /** A notification channel, the runtime config's `notifications[]` object (docs/architecture.md). */
@@ -45,6 +54,7 @@ export interface RawConfig {
   readonly principalName?: string;
   readonly notifications?: string;
   readonly fallbackSizes?: string;
+  readonly fallbackAfterSeconds?: string;
 }
 
 export const DEFAULTS = {
@@ -52,6 +62,7 @@ export const DEFAULTS = {
   roleMode: "contributor" as RoleMode,
   certificateValidityDays: 365,
   certificateRenewalDays: 30,
+  fallbackAfterSeconds: FALLBACK_AFTER_SECONDS,
 } as const;
 
 // Ten years: long enough for any sensible choice, short enough to catch a typo (36500).
@@ -149,9 +160,10 @@ export function validateRoleMode(raw: string | undefined): RoleMode {
   );
 }
 
-/** A whole number of days within [min, max]; `fallback` when unset. */
-export function validateDays(
+/** A whole number of `unit` within [min, max]; `fallback` when unset. */
+function validateWholeNumber(
   name: string,
+  unit: string,
   raw: string | undefined,
   fallback: number,
   min: number,
@@ -161,11 +173,37 @@ export function validateDays(
   const value = Number(raw);
   if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
     throw new Error(
-      `${key(name)} must be a whole number of days from ${min} to ${max}, got ${JSON.stringify(raw)}. ` +
+      `${key(name)} must be a whole number of ${unit} from ${min} to ${max}, got ${JSON.stringify(raw)}. ` +
         `Fix: pulumi config set ${name} ${fallback}`,
     );
   }
   return value;
+}
+
+/** A whole number of days within [min, max]; `fallback` when unset. */
+export function validateDays(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  return validateWholeNumber(name, "days", raw, fallback, min, max);
+}
+
+/**
+ * `fallbackAfterSeconds`: the runtime config's field of the same name, with its range and default
+ * (runtime/src/fallback.ts), so the installer can write it unchanged.
+ */
+export function validateFallbackAfterSeconds(raw: string | undefined): number {
+  return validateWholeNumber(
+    "fallbackAfterSeconds",
+    "seconds",
+    raw,
+    DEFAULTS.fallbackAfterSeconds,
+    FALLBACK_AFTER_SECONDS_RANGE.min,
+    FALLBACK_AFTER_SECONDS_RANGE.max,
+  );
 }
 
 /** `pulumi up` re-issues the certificate `renewal` days before expiry, so that must come after issue. */
@@ -356,6 +394,7 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
   const principalName = validatePrincipalName(raw.principalName, stack);
   const notifications = validateNotifications(raw.notifications);
   const fallbackSizes = validateFallbackSizes(raw.fallbackSizes, restartableVms);
+  const fallbackAfterSeconds = validateFallbackAfterSeconds(raw.fallbackAfterSeconds);
   return {
     resourceGroupName,
     restartableVms,
@@ -365,6 +404,7 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
     principalName,
     notifications,
     fallbackSizes,
+    fallbackAfterSeconds,
   };
 }
 
@@ -392,6 +432,8 @@ function readRawConfig(config: pulumi.Config): SpotRestarterConfig {
       notifications: config.get("notifications"),
       // An object (VM name -> sizes), set with --path; arrives as JSON text like the lists.
       fallbackSizes: config.get("fallbackSizes"),
+      // An integer; Pulumi.yaml declares it (default FALLBACK_AFTER_SECONDS), so the CLI hands over "600" when unset.
+      fallbackAfterSeconds: config.get("fallbackAfterSeconds"),
     },
     pulumi.getStack(),
   );

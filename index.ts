@@ -19,3 +19,5 @@ export const installCommand = stack.installCommand;
 export const notifications = stack.notifications;
 /** VM name -> fallback sizes (`spot-restarter:fallbackSizes`, `{}` when none). */
 export const fallbackSizes = stack.fallbackSizes;
+/** Seconds of failed starts for capacity before a fallback size (`spot-restarter:fallbackAfterSeconds`, always set). */
+export const fallbackAfterSeconds = stack.fallbackAfterSeconds;

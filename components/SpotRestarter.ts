@@ -163,6 +163,11 @@ export interface SpotRestarterStackOutputs {
   readonly notifications: pulumi.Output<NotificationChannel[]>;
   /** VM name -> fallback sizes (`{}` when none): the installer writes them into the runtime config. */
   readonly fallbackSizes: pulumi.Output<Record<string, string[]>>;
+  /**
+   * Seconds of failed starts for capacity before a fallback size (`spot-restarter:fallbackAfterSeconds`).
+   * Always exported, also without fallbacks (where the installer ignores it), like `fallbackSizes`' `{}`.
+   */
+  readonly fallbackAfterSeconds: pulumi.Output<number>;
 }
 
 // Compile-time: the outputs above are exactly the contract's names (runtime/src/stackOutputNames.ts),
@@ -217,5 +222,6 @@ export function buildSpotRestarter(
     fallbackSizes: pulumi.output(
       Object.fromEntries(Object.entries(config.fallbackSizes).map(([vm, sizes]) => [vm, [...sizes]])),
     ),
+    fallbackAfterSeconds: pulumi.output(config.fallbackAfterSeconds),
   };
 }

@@ -34,6 +34,8 @@ export interface ProgramConfig {
   notifications?: Array<{ type: string; url: string; events?: string[] }>;
   /** Opt-in: VM name -> fallback sizes (`pulumi config set --path 'fallbackSizes.<vm>[0]' <size>`). */
   fallbackSizes?: Record<string, string[]>;
+  /** Seconds of capacity failures before a fallback size (`pulumi config set fallbackAfterSeconds 2`). */
+  fallbackAfterSeconds?: number;
 }
 
 export interface EmulatorEndpoints {

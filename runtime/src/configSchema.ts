@@ -6,7 +6,7 @@ import { z } from "zod";
 import { UNKNOWN_CAUSE_AFTER_SECONDS } from "./cause";
 import { cloudEndpointsProblem } from "./clouds";
 import { notificationEventNames } from "./events";
-import { FALLBACK_AFTER_SECONDS, VM_SIZE_PATTERN } from "./fallback";
+import { FALLBACK_AFTER_SECONDS, FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "./fallback";
 import { channelTypes } from "./notify/channels";
 import { tagSchema } from "./text";
 
@@ -331,12 +331,16 @@ export const configSchema = z.object({
           "opt-in: `<resourceGroup>/<vm>` -> VM sizes to resize a deallocated VM to, in order, when its own size has no Spot capacity (needs Microsoft.Compute/virtualMachines/write); it goes back to its own size at its next eviction",
       }),
     ),
-  fallbackAfterSeconds: int(0, 86_400, "seconds of failed starts for capacity before a fallback size")
+  fallbackAfterSeconds: int(
+    FALLBACK_AFTER_SECONDS_RANGE.min,
+    FALLBACK_AFTER_SECONDS_RANGE.max,
+    "seconds of failed starts for capacity before a fallback size",
+  )
     .default(FALLBACK_AFTER_SECONDS)
     .meta(
       meta({
         description:
-          "how long starts must have failed for lack of capacity before the VM is resized to its next fallback size",
+          "how long starts must have failed for lack of capacity before the VM is resized to its next fallback size (install writes it, with fallbackSizes, from spot-restarter:fallbackAfterSeconds)",
       }),
     ),
   notifications: z

@@ -13,8 +13,15 @@
 export const VM_SIZE_PATTERN =
   /^(?:Standard|Basic)_[A-Za-z][A-Za-z0-9]*(?:-[0-9]+[A-Za-z0-9]*)?(?:_[A-Za-z0-9]+)*$/;
 
-/** Default seconds of capacity failures before a VM is resized to a fallback size. */
+/**
+ * Default seconds of capacity failures before a VM is resized to a fallback size. The one source of it: the
+ * runtime schema (configSchema.ts), the Pulumi program (config.ts) and the installer (install/layout.ts) import it;
+ * Pulumi.yaml's declared default must equal it (test/program/project-files.test.ts).
+ */
 export const FALLBACK_AFTER_SECONDS = 600;
+
+/** The range `fallbackAfterSeconds` accepts, in the runtime config and in `pulumi config` alike: 0 to a day. */
+export const FALLBACK_AFTER_SECONDS_RANGE = { min: 0, max: 86_400 } as const;
 
 /** One entry of VirtualMachines_ListAvailableSizes' `value` (VirtualMachineSize, 2026-04-01). */
 export interface AvailableSize {

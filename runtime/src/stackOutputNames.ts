@@ -14,6 +14,7 @@ export const STACK_OUTPUT_NAMES = [
   "installCommand",
   "notifications",
   "fallbackSizes",
+  "fallbackAfterSeconds",
 ] as const;
 
 export type StackOutputName = (typeof STACK_OUTPUT_NAMES)[number];
@@ -23,7 +24,7 @@ export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem
 
 /**
  * Outputs the installer accepts the absence of (the program always exports them): ones a stack deployed by an
- * older version of the program lacks (notifications, fallbackSizes), and ones for people that the installer never reads, so
+ * older version of the program lacks (notifications, fallbackSizes, fallbackAfterSeconds), and ones for people that the installer never reads, so
  * a hand-written outputs file (a sovereign cloud, the emulator) may leave them out (installCommand). Every
  * other name is required.
  */
@@ -31,4 +32,5 @@ export const OPTIONAL_STACK_OUTPUTS: readonly StackOutputName[] = [
   "installCommand",
   "notifications",
   "fallbackSizes",
+  "fallbackAfterSeconds",
 ];

@@ -89,6 +89,7 @@ function rememberKey(pem: string): void {
 async function buildChain(options: {
   roleMode: ProgramConfig["roleMode"];
   fallbackSizes?: ProgramConfig["fallbackSizes"];
+  fallbackAfterSeconds?: ProgramConfig["fallbackAfterSeconds"];
   mutations?: Mutations;
   seed?: Partial<EmulatorSeed>;
   verify?: boolean;
@@ -105,6 +106,9 @@ async function buildChain(options: {
       restartableVms: [TAGGED],
       roleMode: options.roleMode,
       ...(options.fallbackSizes ? { fallbackSizes: options.fallbackSizes } : {}),
+      ...(options.fallbackAfterSeconds !== undefined
+        ? { fallbackAfterSeconds: options.fallbackAfterSeconds }
+        : {}),
     },
     outputsFile: join(dir, "stack-outputs.json"),
     mutations: options.mutations,
@@ -303,6 +307,8 @@ describe("fallback sizes through the whole chain (opt-in)", () => {
     const chain = await buildChain({
       roleMode: "least-privilege",
       fallbackSizes: { [TAGGED]: ["Standard_D2s_v5", "Standard_B2ms"] },
+      // Time scaled for the test (default 600 s), set as `pulumi config set fallbackAfterSeconds 2` would.
+      fallbackAfterSeconds: 2,
       seed: { faults: [{ vm: TAGGED, vmSize: "Standard_B2s", startFailsWith: "AllocationFailed" }] },
     });
     assert.equal(chain.installResult.code, 0, chain.installResult.stderr);
@@ -311,10 +317,13 @@ describe("fallback sizes through the whole chain (opt-in)", () => {
     assert.deepEqual(installed.fallbackSizes, {
       [`${GROUP}/${TAGGED}`]: ["Standard_D2s_v5", "Standard_B2ms"],
     });
-    // Time scaled for the test: capacity retried every second, fallback after 2 s (defaults 60 s and 600 s).
+    // spot-restarter:fallbackAfterSeconds -> stack output -> the host's config.
+    assert.equal(chain.applied.outputs.fallbackAfterSeconds, 2);
+    assert.equal(installed.fallbackAfterSeconds, 2);
+    // Time scaled for the test: capacity retried every second (default 60 s).
     writeFileSync(
       chain.runtime.config,
-      JSON.stringify({ ...installed, fallbackAfterSeconds: 2, retry: { capacitySeconds: 1 } }, null, 2),
+      JSON.stringify({ ...installed, retry: { capacitySeconds: 1 } }, null, 2),
     );
 
     const deadline = Date.now() + 30_000;

@@ -139,6 +139,7 @@ describe("install into a temporary root", () => {
       stackOutputsFor(certificate, {
         restartableVms: ["ubuntu-backup-server-spot", "build-box-spot"],
         fallbackSizes: { "build-box-spot": ["Standard_D2as_v5", "Standard_D2s_v5"] },
+        fallbackAfterSeconds: 300,
       }),
     );
     assert.equal((await installInto(root, {}, file)).code, 0);
@@ -147,14 +148,31 @@ describe("install into a temporary root", () => {
     assert.deepEqual(written.fallbackSizes, {
       "personal-network/build-box-spot": ["Standard_D2as_v5", "Standard_D2s_v5"],
     });
-    assert.equal(written.fallbackAfterSeconds, 600);
+    assert.equal(written.fallbackAfterSeconds, 300);
     const loaded = await loadConfig(configPath);
     assert.deepEqual(loaded.warnings, []);
     assert.deepEqual(loaded.config.fallbackSizes, written.fallbackSizes);
+    assert.equal(loaded.config.fallbackAfterSeconds, 300);
+
+    // A stack deployed before spot-restarter:fallbackAfterSeconds existed has fallbackSizes only: the default.
+    const olderRoot = tempDir("root");
+    const older = await writeStackOutputs(
+      stackOutputsFor(certificate, {
+        restartableVms: ["build-box-spot"],
+        fallbackSizes: { "build-box-spot": ["Standard_D2as_v5"] },
+      }),
+    );
+    assert.equal((await installInto(olderRoot, {}, older)).code, 0);
+    const olderConfig = JSON.parse(
+      await fs.readFile(join(olderRoot, "etc/spot-restarter/config.json"), "utf8"),
+    );
+    assert.equal(olderConfig.fallbackAfterSeconds, 600);
 
     // An empty object (the program's output without fallbacks) writes neither field.
     const plainRoot = tempDir("root");
-    const plain = await writeStackOutputs(stackOutputsFor(certificate, { fallbackSizes: {} }));
+    const plain = await writeStackOutputs(
+      stackOutputsFor(certificate, { fallbackSizes: {}, fallbackAfterSeconds: 300 }),
+    );
     assert.equal((await installInto(plainRoot, {}, plain)).code, 0);
     const plainConfig = JSON.parse(
       await fs.readFile(join(plainRoot, "etc/spot-restarter/config.json"), "utf8"),

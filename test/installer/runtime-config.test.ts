@@ -17,6 +17,7 @@ const outputs: StackOutputs = {
   certificateExpiresOn: "2027-01-01T00:00:00Z",
   notifications: [{ type: "ntfy", url: "https://ntfy.sh/some-topic", events: ["vm-evicted"] }],
   fallbackSizes: { backup: ["Standard_B2ms"] },
+  fallbackAfterSeconds: 90,
 };
 const configPath = "/etc/spot-restarter/config.json";
 
@@ -33,6 +34,27 @@ describe("the runtime config install writes", () => {
     assert.deepEqual(loaded.warnings, []);
     assert.equal(loaded.config.certificatePath, "/etc/spot-restarter/sp.pem");
     assert.deepEqual(loaded.config.fallbackSizes, { "personal-network/backup": ["Standard_B2ms"] });
+    assert.equal(loaded.config.fallbackAfterSeconds, 90);
+  });
+
+  test("fallbackAfterSeconds comes from the stack; an older stack without it gets the runtime's default", () => {
+    const runtimeDefault = parseConfig(
+      { ...JSON.parse(renderRuntimeConfig(outputs, undefined)), fallbackAfterSeconds: undefined },
+      configPath,
+    ).config.fallbackAfterSeconds;
+    const { fallbackAfterSeconds: _, ...older } = outputs;
+    const written = JSON.parse(renderRuntimeConfig(older, undefined));
+    assert.equal(written.fallbackAfterSeconds, runtimeDefault);
+    assert.equal(runtimeDefault, 600);
+    // 0 (resize at the first capacity failure) is a value, not "unset".
+    const zero = JSON.parse(renderRuntimeConfig({ ...outputs, fallbackAfterSeconds: 0 }, undefined));
+    assert.equal(parseConfig(zero, configPath).config.fallbackAfterSeconds, 0);
+  });
+
+  test("without fallback sizes, fallbackAfterSeconds (always in the stack) is not written: it would mean nothing", () => {
+    const written = JSON.parse(renderRuntimeConfig({ ...outputs, fallbackSizes: {} }, undefined));
+    assert.equal(written.fallbackSizes, undefined);
+    assert.equal(written.fallbackAfterSeconds, undefined);
   });
 
   test("names the state directory install prepares, which is also the runtime's default", () => {

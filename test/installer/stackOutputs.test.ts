@@ -133,6 +133,21 @@ describe("wrong types and formats name the key and what was expected", () => {
     ],
     ["installCommand an object", { installCommand: {} }, /installCommand is an object: expected a string/],
     [
+      "fallbackAfterSeconds as text",
+      { fallbackAfterSeconds: "600" },
+      /fallbackAfterSeconds is a string: expected a whole number of seconds from 0 to 86400 \(pulumi config spot-restarter:fallbackAfterSeconds\)/,
+    ],
+    [
+      "fallbackAfterSeconds above a day",
+      { fallbackAfterSeconds: 86_401 },
+      /fallbackAfterSeconds is not valid \(86401\): expected a whole number of seconds from 0 to 86400/,
+    ],
+    [
+      "fallbackAfterSeconds a fraction",
+      { fallbackAfterSeconds: 1.5 },
+      /fallbackAfterSeconds is not valid \(1\.5\): expected a whole number of seconds/,
+    ],
+    [
       "cloud with http",
       { cloud: { authorityHost: "http://x", armEndpoint: "https://y" } },
       /cloud\.authorityHost is not valid/,

@@ -46,6 +46,7 @@ const baseConfig: SpotRestarterConfig = {
   principalName: "spot-restarter-test",
   notifications: [],
   fallbackSizes: {},
+  fallbackAfterSeconds: 600,
 };
 
 let mocks: ProgramMocks;
@@ -381,6 +382,19 @@ describe("least-privilege mode with fallback sizes (opt-in)", () => {
       "build_box.2": ["Standard_D2as_v5", "Standard_D2s_v5"],
     });
     assert.equal(await pulumi.isSecret(built.fallbackSizes), false);
+  });
+
+  it("exports fallbackAfterSeconds as a plain number, with fallbacks and (unused, like fallbackSizes' {}) without", async () => {
+    const built = await build("fb3", {
+      restartableVms: ["build_box.2"],
+      fallbackSizes: { "build_box.2": ["Standard_D2as_v5"] },
+      fallbackAfterSeconds: 120,
+    });
+    assert.equal(await promiseOf(built.fallbackAfterSeconds), 120);
+    assert.equal(await pulumi.isSecret(built.fallbackAfterSeconds), false);
+    const none = await build("fb4", { fallbackAfterSeconds: 0 });
+    assert.deepEqual(await promiseOf(none.fallbackSizes), {});
+    assert.equal(await promiseOf(none.fallbackAfterSeconds), 0);
   });
 });
 

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import {
   parseConfig,
   validateDays,
+  validateFallbackAfterSeconds,
   validateFallbackSizes,
   validateNotifications,
   validateResourceGroupName,
@@ -12,6 +13,7 @@ import {
   validateRoleMode,
   validateVmName,
 } from "../../config";
+import { configSchema } from "../../runtime/src/configSchema";
 
 const valid = { resourceGroupName: "personal-network" };
 
@@ -26,6 +28,7 @@ describe("parseConfig", () => {
       principalName: "spot-restarter-dev",
       notifications: [],
       fallbackSizes: {},
+      fallbackAfterSeconds: 600,
     });
   });
 
@@ -39,6 +42,7 @@ describe("parseConfig", () => {
           certificateValidityDays: "90",
           certificateRenewalDays: "14",
           principalName: "my restarter",
+          fallbackAfterSeconds: "120",
         },
         "prod",
       ),
@@ -51,6 +55,7 @@ describe("parseConfig", () => {
         principalName: "my restarter",
         notifications: [],
         fallbackSizes: {},
+        fallbackAfterSeconds: 120,
       },
     );
   });
@@ -368,6 +373,48 @@ describe("validateFallbackSizes", () => {
         "dev",
       ).fallbackSizes,
       { "build-box-spot": ["Standard_D2as_v5"] },
+    );
+  });
+});
+
+describe("validateFallbackAfterSeconds", () => {
+  it("unset is the runtime's default; whole seconds from 0 to 86400 pass as numbers", () => {
+    assert.equal(validateFallbackAfterSeconds(undefined), 600);
+    assert.equal(validateFallbackAfterSeconds(""), 600);
+    assert.equal(validateFallbackAfterSeconds("0"), 0);
+    assert.equal(validateFallbackAfterSeconds("86400"), 86_400);
+    assert.equal(validateFallbackAfterSeconds(" 90 "), 90);
+  });
+
+  it("refuses anything else, naming the key, the range and the fix", () => {
+    for (const raw of ["-1", "86401", "1.5", "10m", "1e3", "true"]) {
+      assert.throws(() => validateFallbackAfterSeconds(raw), {
+        message:
+          `spot-restarter:fallbackAfterSeconds must be a whole number of seconds from 0 to 86400, got ${JSON.stringify(raw)}. ` +
+          "Fix: pulumi config set fallbackAfterSeconds 600",
+      });
+    }
+    assert.throws(
+      () => parseConfig({ ...valid, fallbackAfterSeconds: "ten minutes" }, "dev"),
+      /^Error: spot-restarter:fallbackAfterSeconds must be a whole number of seconds/,
+    );
+  });
+
+  it("accepts exactly what the runtime config's fallbackAfterSeconds accepts (the installer copies it)", () => {
+    const runtimeDefault = configSchema.shape.fallbackAfterSeconds.parse(undefined);
+    assert.equal(validateFallbackAfterSeconds(undefined), runtimeDefault);
+    fc.assert(
+      fc.property(fc.integer({ min: -1_000, max: 200_000 }), (seconds) => {
+        const runtime = configSchema.shape.fallbackAfterSeconds.safeParse(seconds).success;
+        let program: boolean;
+        try {
+          program = validateFallbackAfterSeconds(String(seconds)) === seconds;
+        } catch {
+          program = false;
+        }
+        return runtime === program;
+      }),
+      { examples: [[-1], [0], [86_400], [86_401]] },
     );
   });
 });

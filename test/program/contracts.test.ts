@@ -92,7 +92,11 @@ describe("stack output names: one list", () => {
 
   // Every name with a valid value, as the program exports them.
   const allOutputs = () =>
-    stackOutputsFor(certificate, { notifications: [], fallbackSizes: {} }) as Record<string, unknown>;
+    stackOutputsFor(certificate, {
+      notifications: [],
+      fallbackSizes: {},
+      fallbackAfterSeconds: 600,
+    }) as Record<string, unknown>;
 
   it("the installer accepts exactly these outputs", () => {
     const outputs = allOutputs();

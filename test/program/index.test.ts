@@ -27,6 +27,8 @@ before(async () => {
     "spot-restarter:certificateRenewalDays": "20",
     // As `pulumi config set --path 'fallbackSizes.vpn-dev[0]' Standard_D2as_v5` leaves it.
     "spot-restarter:fallbackSizes": JSON.stringify({ "vpn-dev": ["Standard_D2as_v5", "Standard_D2s_v5"] }),
+    // An integer key reaches the program as text, like the days above.
+    "spot-restarter:fallbackAfterSeconds": "900",
     // As `pulumi config set --secret --path 'notifications[0].url' …` leaves it: structured config
     // reaches the program as JSON text.
     "spot-restarter:notifications": JSON.stringify([
@@ -57,6 +59,7 @@ describe("index.ts stack outputs", () => {
     assert.deepEqual(await value("restartTag"), { name: "AttemptRestartAfterEviction", value: "true" });
     assert.deepEqual(await value("restartableVms"), ["ubuntu-backup-server-spot", "vpn-dev"]);
     assert.deepEqual(await value("fallbackSizes"), { "vpn-dev": ["Standard_D2as_v5", "Standard_D2s_v5"] });
+    assert.equal(await value("fallbackAfterSeconds"), 900);
     const expiresOn = String(await value("certificateExpiresOn"));
     assert.match(expiresOn, RFC3339);
     const days = (new Date(expiresOn).getTime() - Date.now()) / 86_400_000;

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DEFAULTS, parseConfig, type RawConfig } from "../../config";
+import { FALLBACK_AFTER_SECONDS } from "../../runtime/src/fallback";
 
 // js-yaml ships with @pulumi/pulumi (a direct dependency of it), which reads these very files.
 const yaml = require("js-yaml") as { load(text: string): unknown };
@@ -108,6 +109,7 @@ describe("Pulumi.yaml", () => {
     assert.deepEqual(Object.keys(config).sort(), [
       "certificateRenewalDays",
       "certificateValidityDays",
+      "fallbackAfterSeconds",
       "principalName",
       "resourceGroupName",
       "restartableVms",
@@ -127,6 +129,9 @@ describe("Pulumi.yaml", () => {
     assert.equal(config.certificateRenewalDays.type, "integer");
     assert.equal(config.certificateRenewalDays.default, DEFAULTS.certificateRenewalDays);
     assert.equal(config.principalName.type, "string");
+    assert.equal(config.fallbackAfterSeconds.type, "integer");
+    // The runtime's default, its one source: the CLI hands the program this value when the stack sets none.
+    assert.equal(config.fallbackAfterSeconds.default, FALLBACK_AFTER_SECONDS);
   });
 
   it("the CLI runs the README walkthrough's stack, and the program derives the principal name", () => {
@@ -138,6 +143,7 @@ describe("Pulumi.yaml", () => {
     assert.equal(parsed.resourceGroupName, "personal-network");
     assert.deepEqual(parsed.restartableVms, ["ubuntu-backup-server-spot", "build-box-spot"]);
     assert.equal(parsed.certificateValidityDays, DEFAULTS.certificateValidityDays);
+    assert.equal(parsed.fallbackAfterSeconds, FALLBACK_AFTER_SECONDS);
   });
 
   it("the CLI stops only a stack that lacks resourceGroupName, the one required key", () => {

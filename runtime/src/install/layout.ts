@@ -88,12 +88,14 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
   };
   if (outputs.notifications && outputs.notifications.length > 0) config.notifications = outputs.notifications;
   // Opt-in: only a stack with fallbacks makes the runtime resize anything (and grants it the write action).
+  // Without them fallbackAfterSeconds means nothing, so it is not written either (the stack always exports it).
   const fallbacks = Object.entries(outputs.fallbackSizes ?? {});
   if (fallbacks.length > 0) {
     config.fallbackSizes = Object.fromEntries(
       fallbacks.map(([vm, sizes]) => [`${outputs.resourceGroupName}/${vm}`, sizes]),
     );
-    config.fallbackAfterSeconds = FALLBACK_AFTER_SECONDS;
+    // From the stack (spot-restarter:fallbackAfterSeconds); a stack deployed before that key has none: the default.
+    config.fallbackAfterSeconds = outputs.fallbackAfterSeconds ?? FALLBACK_AFTER_SECONDS;
   }
   if (cloud) {
     config.cloud = {

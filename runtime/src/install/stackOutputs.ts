@@ -6,7 +6,7 @@ import { z } from "zod";
 import { jsonErrorPosition } from "../config";
 import { notificationChannelSchema, resourceGroupNamePattern } from "../configSchema";
 import { ConfigError } from "../errors";
-import { VM_SIZE_PATTERN } from "../fallback";
+import { FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../fallback";
 import type { StackOutputName } from "../stackOutputNames";
 import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../text";
 
@@ -33,6 +33,8 @@ export interface StackOutputs {
   notifications?: Array<z.output<typeof notificationChannelSchema>>;
   /** VM name -> fallback sizes (`{}` or absent: none; absent from stacks deployed before fallbacks). */
   fallbackSizes?: Record<string, string[]>;
+  /** Seconds of capacity failures before a fallback size; absent from stacks deployed before it (then the default). */
+  fallbackAfterSeconds?: number;
   /** Not a Pulumi output: added by hand (or by the demo) to reach a sovereign cloud or the emulator. */
   cloud?: CloudEndpoints;
 }
@@ -72,6 +74,7 @@ const EXPECTED: Record<StackOutputName | "cloud", string> & Record<keyof StackOu
     'a list of channels like [{"type": "ntfy", "url": "https://..."}] (pulumi config spot-restarter:notifications)',
   fallbackSizes:
     'an object from VM name to VM sizes like {"build-box-spot": ["Standard_D2as_v5"]} (pulumi config spot-restarter:fallbackSizes)',
+  fallbackAfterSeconds: `a whole number of seconds from ${FALLBACK_AFTER_SECONDS_RANGE.min} to ${FALLBACK_AFTER_SECONDS_RANGE.max} (pulumi config spot-restarter:fallbackAfterSeconds)`,
   cloud:
     'an object {"authorityHost": "https://...", "armEndpoint": "https://...", "audience"?: "https://..."}',
 };
@@ -90,6 +93,12 @@ const stackOutputsSchema = z.object({
   installCommand: z.string().optional(),
   notifications: z.array(notificationChannelSchema).optional(),
   fallbackSizes: z.record(z.string().min(1), z.array(z.string().regex(VM_SIZE_PATTERN)).min(1)).optional(),
+  fallbackAfterSeconds: z
+    .number()
+    .int()
+    .min(FALLBACK_AFTER_SECONDS_RANGE.min)
+    .max(FALLBACK_AFTER_SECONDS_RANGE.max)
+    .optional(),
   cloud: z
     .object({ authorityHost: httpsUrl, armEndpoint: httpsUrl, audience: httpsUrl.optional() })
     .optional(),
@@ -170,7 +179,8 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
             ? `${where} is missing: expected ${expected}; ${FROM_PULUMI} against a stack that \`pulumi up\` has deployed with this version of the program`
             : `${where} is missing: ${key} must be ${expected}`,
         );
-      } else if (issue.code === "invalid_type") {
+      } else if (issue.code === "invalid_type" && !(issue.expected === "int" && typeof value === "number")) {
+        // (A fraction where a whole number belongs is a number of the wrong form: "not valid" below.)
         problems.push(`${where} is ${typeName(value)}: expected ${expected}`);
       } else {
         // Format problems (GUID, date-time, URL, empty string); the value is quoted only when harmless.
@@ -178,7 +188,9 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
         const shown =
           key !== "certificatePem" && key !== "notifications" && typeof value === "string"
             ? ` (${quoteShort(value)})`
-            : "";
+            : typeof value === "number"
+              ? ` (${value})`
+              : "";
         // The tag's own rules (shared with the runtime's config) say exactly what is wrong.
         const expectation = key === "restartTag" ? issue.message.replace(/^expected /, "") : expected;
         problems.push(`${where} is not valid${shown}: expected ${expectation}`);
