@@ -14,6 +14,7 @@ import {
 import { discoverGroup } from "./discovery";
 import { permissionError, UsageError } from "./errors";
 import { resourceGroupMissingMessage } from "./events";
+import { describeSize } from "./fallback";
 import type { Logger } from "./log";
 import { type Pause, pauseFor } from "./pause";
 import type { CycleReport, FatalError, Restarter, StartResult } from "./restarter";
@@ -219,6 +220,13 @@ export interface StatusRow {
   } | null;
   /** `pause` in force: until this time, or "resume" (until `resume`). */
   readonly pausedUntil: string | null;
+  /** Its size now (`hardwareProfile.vmSize`), null when unknown (the list failed and state knows none). */
+  readonly vmSize: string | null;
+  /**
+   * Its own size while it runs or waits in a fallback size (`fallbackSizes`; state's `size.originalSize`), so
+   * `vmSize` is the fallback; null when it has its own size.
+   */
+  readonly originalVmSize: string | null;
 }
 
 export interface StatusReport {
@@ -254,6 +262,7 @@ export async function collectStatus(
     name: string,
     powerState: string | null,
     s: RestarterState,
+    listedSize?: string,
   ): StatusRow => {
     const record = s.vms[vmKey(resourceGroup, name)];
     return {
@@ -283,6 +292,7 @@ export async function collectStatus(
         if (!pause) return null;
         return pause.until === undefined ? "resume" : new Date(pause.until).toISOString();
       })(),
+      ...describeSize(listedSize, record?.size),
     };
   };
   for (const resourceGroup of settings.resourceGroups) {
@@ -311,7 +321,10 @@ export async function collectStatus(
       if (!candidate) continue;
       if (readFailure)
         errors.push(`${resourceGroup}/${vm.name}: ${describeAzureError(readFailure.error).message}`);
-      rows.set(vmKey(resourceGroup, vm.name), row(resourceGroup, vm.name, powerState ?? null, state));
+      rows.set(
+        vmKey(resourceGroup, vm.name),
+        row(resourceGroup, vm.name, powerState ?? null, state, vm.vmSize),
+      );
     }
   }
   return {
@@ -337,6 +350,7 @@ export function formatStatusTable(report: StatusReport): string {
     "BACKOFF UNTIL",
     "LAST CAUSE",
     "PAUSED UNTIL",
+    "SIZE",
   ];
   const lines = report.vms.map((r) => [
     `${r.resourceGroup}/${r.name}`,
@@ -350,6 +364,7 @@ export function formatStatusTable(report: StatusReport): string {
       ? `${r.lastCause.kind}${r.lastCause.by ? ` by ${r.lastCause.by}` : ""} ${r.lastCause.at}`
       : "-",
     r.pausedUntil ?? "-",
+    r.vmSize === null ? "?" : r.originalVmSize ? `${r.vmSize} (own: ${r.originalVmSize})` : r.vmSize,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
   const fmt = (cells: string[]) =>

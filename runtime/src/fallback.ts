@@ -100,6 +100,22 @@ export function planSize(facts: SizeFacts): SizePlan {
   return { kind: "fallback", from: currentSize, candidates };
 }
 
+/**
+ * What `status` shows of a VM's size: the size it has now (`hardwareProfile.vmSize` as listed; when the list could
+ * not be read, the size state says we resized it to, if Azure confirmed that), and its own size when that differs,
+ * i.e. while it runs or waits in a fallback size. A resize still unconfirmed (`resizing`) or a VM back at its own
+ * size shows no original size.
+ */
+export function describeSize(
+  listedSize: string | undefined,
+  size: SizeRecord | undefined,
+): { readonly vmSize: string | null; readonly originalVmSize: string | null } {
+  const vmSize = listedSize ?? (size?.phase === "resized" ? size.size : undefined);
+  if (vmSize === undefined) return { vmSize: null, originalVmSize: null };
+  const inFallback = size !== undefined && !same(vmSize, size.originalSize);
+  return { vmSize, originalVmSize: inFallback ? size.originalSize : null };
+}
+
 /** True when the size has a local temp (resource) disk; undefined when the listing does not say. */
 export function hasTempDisk(size: AvailableSize | undefined): boolean | undefined {
   if (size?.resourceDiskSizeInMB === undefined) return undefined;

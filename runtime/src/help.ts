@@ -43,7 +43,8 @@ Example:
   sudo spot-restarter run --config /etc/spot-restarter/config.json --log-format json
 `,
   status: `spot-restarter status: each tagged Spot VM with its live power state, last eviction seen, last
-start and its result, and backoff. Changes nothing.
+start and its result, backoff, last cause, pause, and size (with its own size beside it while it runs or
+waits in a fallback size: "Standard_D2as_v5 (own: Standard_D2s_v5)"). Changes nothing.
 
 Usage: spot-restarter status [--config FILE] [--json]
   --json      print the report as JSON on stdout instead of a table

@@ -95,9 +95,12 @@ describe("commands against the emulator", () => {
     assert.equal(backup.powerState, "running");
     assert.ok(backup.lastStartAt);
     assert.equal(backup.lastResult, "started");
+    // Its size as listed (the seed's), and no original size: it was never resized.
+    assert.equal(backup.vmSize, "Standard_B2s");
+    assert.equal(backup.originalVmSize, null);
     const table = await cli(["status"]);
-    assert.match(table.stdout, /^VM +POWER STATE +LAST EVICTION SEEN/);
-    assert.match(table.stdout, /personal-network\/backup +running/);
+    assert.match(table.stdout, /^VM +POWER STATE +LAST EVICTION SEEN.* PAUSED UNTIL {2}SIZE$/m);
+    assert.match(table.stdout, /^personal-network\/backup +running .* Standard_B2s$/m);
     // The lowest budget Azure reported to status's own reads (the emulator counts them down: budgets.ts).
     assert.match(
       table.stdout,

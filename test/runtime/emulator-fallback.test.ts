@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createCredential } from "../../runtime/src/auth";
 import { createArmVmApi } from "../../runtime/src/azure";
+import { collectStatus, formatStatusTable, type StatusRow } from "../../runtime/src/commands";
 import { vmKey } from "../../runtime/src/decisions";
 import { PermissionError } from "../../runtime/src/errors";
 import { createEventBus, type RestarterEvent } from "../../runtime/src/events";
@@ -64,7 +65,17 @@ function wire(world: World, fallbackSizes: Record<string, string[]>) {
       fallbackAfterMs: FALLBACK_AFTER_MS,
     },
   });
-  return { restarter, events };
+  /** What `status` reports about the VM (its JSON row and its table line), read through the same client. */
+  const status = async (): Promise<{ row: StatusRow | undefined; table: string }> => {
+    const report = await collectStatus(
+      api,
+      createFileStateStore(world.stateDir),
+      { resourceGroups: config.resourceGroups, tag: config.tag },
+      new AbortController().signal,
+    );
+    return { row: report.vms.find((vm) => vm.name === VM), table: formatStatusTable(report) };
+  };
+  return { restarter, events, status };
 }
 
 /** Runs cycles (each waiting for its starts) until `done` or the deadline. */
@@ -93,10 +104,12 @@ describe("fallback sizes: capacity missing for the VM's own size", () => {
   it("resizes it after fallbackAfterSeconds to the first allowed, offered fallback, starts it, and restores its size at the next eviction", async () => {
     // AllocationFailed only while the VM has its own size (emulator fault rule `vmSize`).
     await world.control.addFaults({ vm: VM, vmSize: ORIGINAL, startFailsWith: "AllocationFailed" });
-    const { restarter, events } = wire(world, {
+    const { restarter, events, status } = wire(world, {
       [`${resourceGroup}/${VM}`]: [WITH_TEMP_DISK, "Standard_Z9_v9", FALLBACK],
     });
     await restarter.init();
+    const before = await status();
+    assert.deepEqual([before.row?.vmSize, before.row?.originalVmSize], [ORIGINAL, null]);
     const running = async () => (await world.control.vm(resourceGroup, VM))?.powerState === "running";
     await cycleUntil(restarter, running);
 
@@ -139,9 +152,29 @@ describe("fallback sizes: capacity missing for the VM's own size", () => {
       { originalSize: ORIGINAL, size: FALLBACK, phase: "resized", at: 0, outage: 0 },
     );
 
+    // `status` shows it running in the fallback size, with its own size beside it (JSON and table).
+    const inFallback = await status();
+    assert.equal(inFallback.row?.powerState, "running");
+    assert.deepEqual([inFallback.row?.vmSize, inFallback.row?.originalVmSize], [FALLBACK, ORIGINAL]);
+    const [header, line] = inFallback.table.split("\n");
+    assert.match(header ?? "", /PAUSED UNTIL {2}SIZE$/);
+    assert.match(
+      line ?? "",
+      new RegExp(`^${resourceGroup}/${VM} +running .* ${FALLBACK} \\(own: ${ORIGINAL}\\)$`),
+    );
+
     // Capacity is back for its own size; at its next eviction it goes back to it first.
     await world.control.clearFaults();
     await world.control.evict(resourceGroup, VM);
+    // Evicted, it waits in the fallback size (deallocated) until the next cycle restores its own size.
+    const evictedAt = Date.now();
+    while ((await world.control.vm(resourceGroup, VM))?.powerState !== "deallocated") {
+      assert.ok(Date.now() - evictedAt < 10_000, "the eviction never completed");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const waiting = await status();
+    assert.equal(waiting.row?.powerState, "deallocated");
+    assert.deepEqual([waiting.row?.vmSize, waiting.row?.originalVmSize], [FALLBACK, ORIGINAL]);
     await cycleUntil(restarter, async () => {
       const now = await world.control.vm(resourceGroup, VM);
       return now?.powerState === "running" && now.vmSize === ORIGINAL;
@@ -165,6 +198,9 @@ describe("fallback sizes: capacity missing for the VM's own size", () => {
       undefined,
       "back at its size: nothing to remember",
     );
+    const restoredStatus = await status();
+    assert.deepEqual([restoredStatus.row?.vmSize, restoredStatus.row?.originalVmSize], [ORIGINAL, null]);
+    assert.match(restoredStatus.table.split("\n")[1] ?? "", new RegExp(` ${ORIGINAL}$`));
   });
 });
 

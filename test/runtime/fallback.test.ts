@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { chooseFallback, planSize, type SizeFacts } from "../../runtime/src/fallback";
+import { chooseFallback, describeSize, planSize, type SizeFacts } from "../../runtime/src/fallback";
 import { createFileStateStore } from "../../runtime/src/state";
 
 const MIN = 60_000;
@@ -171,5 +171,52 @@ describe("the state file keeps what a resize must remember", () => {
     const loaded = await store.load();
     assert.equal(loaded.problem, undefined);
     assert.deepEqual(loaded.state.vms["personal-network/build-box-spot"], record);
+  });
+});
+
+describe("describeSize (what status shows)", () => {
+  const resized = {
+    originalSize: "Standard_D2s_v5",
+    size: "Standard_D2as_v5",
+    phase: "resized",
+    at: 1,
+    outage: 1,
+  } as const;
+
+  it("a VM never resized: its listed size, no original", () => {
+    assert.deepEqual(describeSize("Standard_D2s_v5", undefined), {
+      vmSize: "Standard_D2s_v5",
+      originalVmSize: null,
+    });
+    assert.deepEqual(describeSize(undefined, undefined), { vmSize: null, originalVmSize: null });
+  });
+
+  it("in a fallback size (running or waiting): the listed size and its own size from state", () => {
+    assert.deepEqual(describeSize("Standard_D2as_v5", resized), {
+      vmSize: "Standard_D2as_v5",
+      originalVmSize: "Standard_D2s_v5",
+    });
+  });
+
+  it("back at its own size (ARM may change the case), or a resize not yet confirmed: no original", () => {
+    assert.deepEqual(describeSize("standard_d2s_v5", resized), {
+      vmSize: "standard_d2s_v5",
+      originalVmSize: null,
+    });
+    assert.deepEqual(describeSize("Standard_D2s_v5", { ...resized, phase: "resizing" }), {
+      vmSize: "Standard_D2s_v5",
+      originalVmSize: null,
+    });
+  });
+
+  it("the list unread: the size state says Azure confirmed, else unknown", () => {
+    assert.deepEqual(describeSize(undefined, resized), {
+      vmSize: "Standard_D2as_v5",
+      originalVmSize: "Standard_D2s_v5",
+    });
+    assert.deepEqual(describeSize(undefined, { ...resized, phase: "resizing" }), {
+      vmSize: null,
+      originalVmSize: null,
+    });
   });
 });
