@@ -150,12 +150,20 @@ export async function writeStateDirFile(stateDir: string, name: string, text: st
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const untrusted = await checkPrivateDirectory(stateDir, "write");
   if (untrusted) throw Object.assign(new Error(untrusted), { code: "EUNTRUSTEDSTATEDIR" });
-  const path = join(stateDir, name);
+  await writeFileAtomically(join(stateDir, name), text, 0o600);
+}
+
+/**
+ * Replaces `path` with `text` atomically, the file having `mode` from creation: a temporary file with a
+ * random name beside it, created exclusively and never through a symlink, fsynced, then renamed over
+ * `path`; it never outlives a failure. (The state directory's files, and the metrics textfile.)
+ */
+export async function writeFileAtomically(path: string, text: string, mode: number): Promise<void> {
   const temp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
   const handle = await open(
     temp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
+    mode,
   );
   try {
     try {

@@ -2,7 +2,7 @@
 // writes the textfile atomically and carries counters over between cron runs; the dashboard and the
 // alert rules use only the exported metric names.
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -154,6 +154,23 @@ describe("metrics: /metrics and the textfile", () => {
     );
     // Gauges are not carried over: they describe this run (which finished no cycle here).
     assert.equal(s.get("spot_restarter_last_cycle_timestamp_seconds"), 0);
+  });
+
+  it("never writes the textfile through a symlink planted where a temporary file could be predicted", async () => {
+    // The textfile directory belongs to node_exporter, not to us; a runtime running as root must not
+    // write through a link another user placed there (the earlier `<path>.<pid>.tmp` could be guessed).
+    const dir = mkdtempSync(join(tmpdir(), "spot-restarter-prom-"));
+    const path = join(dir, "spot-restarter.prom");
+    const victim = join(dir, "victim");
+    writeFileSync(victim, "untouched\n");
+    symlinkSync(victim, `${path}.${process.pid}.tmp`);
+    const metrics = createMetrics();
+    for (const event of lifecycle) metrics.sink(event);
+    await writeTextfile(metrics, path);
+    assert.equal(readFileSync(victim, "utf8"), "untouched\n");
+    assert.ok(lstatSync(path).isFile() && !lstatSync(path).isSymbolicLink());
+    assert.equal(lstatSync(path).mode & 0o044, 0o044, "readable by node_exporter");
+    assert.match(readFileSync(path, "utf8"), /spot_restarter_evictions_total/);
   });
 
   it("ignores a textfile that is missing or not ours", () => {

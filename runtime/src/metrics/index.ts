@@ -5,7 +5,6 @@
 // base units in the name, `_total` on counters, labels of bounded cardinality (VM and resource
 // group, an HTTP status or error code, never a message).
 import { readFileSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -13,6 +12,7 @@ import { requestKind } from "../azure";
 import { type BudgetTracker, remainingShare } from "../budgets";
 import type { EventSink } from "../events";
 import type { Logger } from "../log";
+import { writeFileAtomically } from "../state";
 import { metricNames } from "./names";
 
 export { exposedSeriesNames, metricNameList, metricNames } from "./names";
@@ -191,9 +191,8 @@ export function restoreCountersFromTextfile(metrics: Metrics, path: string): voi
 
 /** Writes the exposition atomically: node_exporter never reads a half-written file. */
 export async function writeTextfile(metrics: Metrics, path: string): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, await metrics.render(), { mode: 0o644 });
-  await rename(temporary, path);
+  // Readable by node_exporter; written as the state files are (never through a planted symlink, never half).
+  await writeFileAtomically(path, await metrics.render(), 0o644);
 }
 
 export interface MetricsServer {
