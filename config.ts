@@ -411,12 +411,35 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
 /** Reads `spot-restarter:*` from the current stack. The only caller of `pulumi.Config` in the project. */
 export function readConfig(): SpotRestarterConfig {
   const config = new pulumi.Config(CONFIG_NAMESPACE);
+  let parsed: SpotRestarterConfig;
   try {
-    return readRawConfig(config);
+    parsed = readRawConfig(config);
   } catch (cause) {
     // RunError: Pulumi prints just the message (key and fix), not a stack trace of this file.
     throw Object.assign(new pulumi.RunError((cause as Error).message), { cause });
   }
+  for (const warning of configWarnings(parsed)) void pulumi.log.warn(warning);
+  return parsed;
+}
+
+/**
+ * Settings that are valid but do nothing, said once per `pulumi up`. `fallbackAfterSeconds` without any
+ * `fallbackSizes`: the CLI always hands over Pulumi.yaml's default, so only a value other than it is one the
+ * user set.
+ */
+export function configWarnings(config: SpotRestarterConfig): string[] {
+  const warnings: string[] = [];
+  if (
+    Object.keys(config.fallbackSizes).length === 0 &&
+    config.fallbackAfterSeconds !== DEFAULTS.fallbackAfterSeconds
+  ) {
+    warnings.push(
+      `${key("fallbackAfterSeconds")} is ${config.fallbackAfterSeconds}, but no VM has ${key("fallbackSizes")}, so ` +
+        "nothing is ever resized and it has no effect. Fix: pulumi config set --path " +
+        "'fallbackSizes.<vm-name>[0]' Standard_D2as_v5, or pulumi config rm fallbackAfterSeconds",
+    );
+  }
+  return warnings;
 }
 
 function readRawConfig(config: pulumi.Config): SpotRestarterConfig {

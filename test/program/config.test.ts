@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
+  configWarnings,
   parseConfig,
   validateDays,
   validateFallbackAfterSeconds,
@@ -416,5 +417,31 @@ describe("validateFallbackAfterSeconds", () => {
       }),
       { examples: [[-1], [0], [86_400], [86_401]] },
     );
+  });
+});
+
+describe("configWarnings", () => {
+  it("fallbackAfterSeconds set without any fallbackSizes does nothing, and says so with the fix", () => {
+    const config = parseConfig({ ...valid, fallbackAfterSeconds: "120" }, "dev");
+    assert.deepEqual(configWarnings(config), [
+      "spot-restarter:fallbackAfterSeconds is 120, but no VM has spot-restarter:fallbackSizes, so nothing is ever " +
+        "resized and it has no effect. Fix: pulumi config set --path 'fallbackSizes.<vm-name>[0]' Standard_D2as_v5, " +
+        "or pulumi config rm fallbackAfterSeconds",
+    ]);
+  });
+
+  it("no warning for the default (the CLI always hands it over) or with fallback sizes", () => {
+    assert.deepEqual(configWarnings(parseConfig(valid, "dev")), []);
+    assert.deepEqual(configWarnings(parseConfig({ ...valid, fallbackAfterSeconds: "600" }, "dev")), []);
+    const withFallbacks = parseConfig(
+      {
+        ...valid,
+        restartableVms: '["build-box-spot"]',
+        fallbackSizes: '{"build-box-spot":["Standard_D2as_v5"]}',
+        fallbackAfterSeconds: "120",
+      },
+      "dev",
+    );
+    assert.deepEqual(configWarnings(withFallbacks), []);
   });
 });

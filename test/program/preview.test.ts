@@ -126,6 +126,17 @@ describe("pulumi preview of index.ts", { concurrency: true }, () => {
     assert.deepEqual(result.resources, []);
   });
 
+  it("fails before creating anything on a fallbackAfterSeconds that is not whole seconds in range", async () => {
+    const result = await preview({ config: { resourceGroupName: RG, fallbackAfterSeconds: "10m" } });
+    assert.equal(result.exitCode, 1);
+    assert.deepEqual(result.errors, [
+      'spot-restarter:fallbackAfterSeconds must be a whole number of seconds from 0 to 86400, got "10m". ' +
+        "Fix: pulumi config set fallbackAfterSeconds 600",
+    ]);
+    assert.deepEqual(result.kinds, ["RunError"], "printed without a stack trace");
+    assert.deepEqual(result.resources, []);
+  });
+
   it("fails on duplicate VM names from config", async () => {
     const result = await preview({ config: { resourceGroupName: RG, restartableVms: '["a","a"]' } });
     assert.equal(result.exitCode, 1);
