@@ -397,18 +397,26 @@ export function instanceViewJson(vm: VirtualMachine): Record<string, unknown> {
           message: vm.provisioningError.message,
           time: vm.lastStatusChange,
         }
-      : vm.provisioningState !== "Succeeded" && vm.provisioningState !== "Failed"
-        ? {
-            code: `ProvisioningState/${vm.provisioningState.toLowerCase()}`,
-            level: "Info",
-            displayStatus: vm.provisioningState,
-          }
-        : {
-            code: "ProvisioningState/succeeded",
-            level: "Info",
-            displayStatus: "Provisioning succeeded",
+      : vm.provisioningState === "Failed"
+        ? // Seeded `Failed` without an operation behind it: no error code to append.
+          {
+            code: "ProvisioningState/failed",
+            level: "Error",
+            displayStatus: "Provisioning failed",
             time: vm.lastStatusChange,
-          };
+          }
+        : vm.provisioningState !== "Succeeded"
+          ? {
+              code: `ProvisioningState/${vm.provisioningState.toLowerCase()}`,
+              level: "Info",
+              displayStatus: vm.provisioningState,
+            }
+          : {
+              code: "ProvisioningState/succeeded",
+              level: "Info",
+              displayStatus: "Provisioning succeeded",
+              time: vm.lastStatusChange,
+            };
   const running = vm.powerState === "running";
   return {
     computerName: running ? vm.name : undefined,

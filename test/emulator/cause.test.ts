@@ -96,6 +96,13 @@ describe("emulator: eviction cause (Resource Graph, Activity Log)", () => {
           priority: "Spot",
           provisioningState: "Creating",
         },
+        {
+          resourceGroup: "personal-network",
+          name: "failed-earlier",
+          priority: "Spot",
+          powerState: "deallocated",
+          provisioningState: "Failed",
+        },
         { resourceGroup: "personal-network", name: "no-policy", priority: "Spot", evictionPolicy: null },
         { resourceGroup: "personal-network", name: "worker", priority: "Spot", powerState: "running" },
       ],
@@ -180,6 +187,10 @@ describe("emulator: eviction cause (Resource Graph, Activity Log)", () => {
     assert.equal(listed.find((vm) => vm.name === "being-built")?.provisioningState, "Creating");
     const building = await compute.virtualMachines.instanceView(t.resourceGroup, "being-built");
     assert.equal(building.statuses?.[0]?.code, "ProvisioningState/creating");
+    // A seeded Failed shows failed (not succeeded), at level Error as Azure's failed states do.
+    const failed = await compute.virtualMachines.instanceView(t.resourceGroup, "failed-earlier");
+    assert.equal(failed.statuses?.[0]?.code, "ProvisioningState/failed");
+    assert.equal(failed.statuses?.[0]?.level, "Error");
     const noPolicy = listed.find((vm) => vm.name === "no-policy");
     assert.equal(noPolicy?.priority, "Spot");
     assert.equal(noPolicy?.evictionPolicy, undefined);
