@@ -5,7 +5,19 @@
 // ("Troubleshooting API throttling errors", https://learn.microsoft.com/troubleshoot/azure/virtual-machines/troubleshooting-throttling-errors).
 // The policy names and full counts are those real answers carry, as public Azure SDK test recordings
 // show them just after a first request: a VM list `Microsoft.Compute/HighCostGet3Min;139,Microsoft.Compute/HighCostGet30Min;699`,
-// a GET `LowCostGet3Min;3999,LowCostGet30Min;31999`, a VM write `PutVM3Min;239,PutVM30Min;1199`.
+// a GET `LowCostGet3Min;3999,LowCostGet30Min;31999`, a VM write `PutVM3Min;239,PutVM30Min;1199`,
+// and a poll of a VM's operation status (`GET …/providers/Microsoft.Compute/locations/{location}/operations/{id}`)
+// `GetOperation3Min;14797,GetOperation30Min;29797` after a few hundred polls (Azure/azure-sdk-for-js
+// sdk/compute/arm-compute/recordings/node/compute_test/recording_virtualmachines_delete_test.js,
+// 2021-11-30): full counts 15,000 and 30,000, the 3-minute one being the documented "Get Operation" budget
+// of 5,000 per minute per subscription ("Compute throttling limits",
+// https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits).
+//
+// Not modelled: Compute's per-VM buckets (the same page: "Update VM" 12 refilled at 4 per minute, "Low
+// Cost Get" 12 per minute, "Get Operation" 15 per minute, per VM). No public recording or page we could
+// find shows the policy name a real answer reports them under (searched Azure SDK for JS/Python and Azure
+// CLI recordings, the troubleshooting pages), and a made-up name in the header would teach the runtime a
+// contract Azure does not keep. They are left out until a real answer shows their names.
 // Resource Manager adds `x-ms-ratelimit-remaining-subscription-reads` (GET) or `-writes` (other
 // methods): its token buckets per subscription and principal, reads 250 refilled at 25 per second,
 // writes 200 refilled at 10 per second ("Understand how Azure Resource Manager throttles requests",
@@ -15,9 +27,16 @@
 // `TooManyRequests` detail and Retry-After until the window ends; ARM: `SubscriptionRequestsThrottled`);
 // without it (the default, so that fast tests and the benchmark are not throttled by the emulator
 // itself) the counts stop at 0 and nothing is refused: fault rules make throttling when a test wants it.
+//
+// Resource Graph has its own quota per caller ("Guidance for throttled requests in Azure Resource
+// Graph", https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests):
+// "a user can send at most 15 queries within every 5-second window"; every answer carries
+// `x-ms-user-quota-remaining` (queries left) and `x-ms-user-quota-resets-after` (`hh:mm:ss` until the
+// window resets), and a caller over quota gets 429 with Retry-After. Azure always enforces it, so
+// `rateLimits.resourceGraph.enforce` defaults to true (as the emulator did before it was configurable).
 import { z } from "zod";
 
-export type ComputePolicyGroup = "highCostGet" | "lowCostGet" | "putVm";
+export type ComputePolicyGroup = "highCostGet" | "lowCostGet" | "putVm" | "getOperation";
 
 /** The policies each group of requests is charged to, with their full counts and windows. */
 export const computePolicies: Record<
@@ -36,11 +55,24 @@ export const computePolicies: Record<
     { name: "PutVM3Min", limit: 240, windowSeconds: 180 },
     { name: "PutVM30Min", limit: 1_200, windowSeconds: 1_800 },
   ],
+  getOperation: [
+    { name: "GetOperation3Min", limit: 15_000, windowSeconds: 180 },
+    { name: "GetOperation30Min", limit: 30_000, windowSeconds: 1_800 },
+  ],
 };
 
 const bucketSchema = z.object({
   capacity: z.number().positive(),
   refillPerSecond: z.number().positive(),
+});
+
+const resourceGraphDefaults = { quota: 15, windowSeconds: 5, enforce: true };
+const resourceGraphSchema = z.object({
+  /** Queries per window per caller (15 documented). */
+  quota: z.number().int().nonnegative().default(resourceGraphDefaults.quota),
+  windowSeconds: z.number().positive().default(resourceGraphDefaults.windowSeconds),
+  /** Over quota answers 429 RateLimiting (Azure always does; false only counts). */
+  enforce: z.boolean().default(resourceGraphDefaults.enforce),
 });
 
 /** Seed `rateLimits`: all optional; limits by policy name (e.g. `{"PutVM3Min": 5}`). */
@@ -52,6 +84,7 @@ export const rateLimitsSchema = z
     windowScale: z.number().positive().default(1),
     armReads: bucketSchema.default({ capacity: 250, refillPerSecond: 25 }),
     armWrites: bucketSchema.default({ capacity: 200, refillPerSecond: 10 }),
+    resourceGraph: resourceGraphSchema.default(resourceGraphDefaults),
   })
   .default({
     enforce: false,
@@ -59,6 +92,7 @@ export const rateLimitsSchema = z
     windowScale: 1,
     armReads: { capacity: 250, refillPerSecond: 25 },
     armWrites: { capacity: 200, refillPerSecond: 10 },
+    resourceGraph: resourceGraphDefaults,
   });
 export type RateLimits = z.output<typeof rateLimitsSchema>;
 
@@ -111,6 +145,39 @@ export class RateLimiter {
     bucket.tokens = Math.max(0, bucket.tokens - 1);
     return {
       headers: { [`x-ms-ratelimit-remaining-subscription-${kind}`]: String(Math.floor(bucket.tokens)) },
+    };
+  }
+
+  /** Resource Graph's charge for one query by `principal`: its quota window (see the header comment). */
+  chargeResourceGraph(principal: string): Charge {
+    const { quota, windowSeconds, enforce } = this.settings.resourceGraph;
+    const now = this.now();
+    const key = `resource-graph|${principal}`.toLowerCase();
+    let window = this.windows.get(key);
+    if (!window || now >= window.startedAt + windowSeconds * 1000) {
+      window = { startedAt: now, used: 0 };
+      this.windows.set(key, window);
+    }
+    const resetsAfterMs = window.startedAt + windowSeconds * 1000 - now;
+    const resetsAfter = formatDuration(resetsAfterMs);
+    if (window.used >= quota && enforce) {
+      return {
+        headers: { "x-ms-user-quota-remaining": "0", "x-ms-user-quota-resets-after": resetsAfter },
+        throttled: {
+          status: 429,
+          code: "RateLimiting",
+          message:
+            "Client application has been throttled and should not attempt to repeat the request until an amount of time has elapsed. Please see https://aka.ms/resourcegraph-throttling for help.",
+          retryAfterSeconds: Math.max(1, Math.ceil(resetsAfterMs / 1000)),
+        },
+      };
+    }
+    window.used = Math.min(quota, window.used + 1);
+    return {
+      headers: {
+        "x-ms-user-quota-remaining": String(quota - window.used),
+        "x-ms-user-quota-resets-after": resetsAfter,
+      },
     };
   }
 
@@ -168,4 +235,13 @@ function header(states: Array<{ policy: { name: string }; limit: number; window:
   return states
     .map((s) => `Microsoft.Compute/${s.policy.name};${Math.max(0, s.limit - s.window.used)}`)
     .join(",");
+}
+
+/** `hh:mm:ss`, as `x-ms-user-quota-resets-after` carries it (rounded up to whole seconds). */
+function formatDuration(ms: number): string {
+  const seconds = Math.max(0, Math.ceil(ms / 1000));
+  const hh = String(Math.floor(seconds / 3600)).padStart(2, "0");
+  const mm = String(Math.floor((seconds % 3600) / 60)).padStart(2, "0");
+  const ss = String(seconds % 60).padStart(2, "0");
+  return `${hh}:${mm}:${ss}`;
 }

@@ -137,6 +137,8 @@ export function computeRoutes(): ArmRoute[] {
       method: "GET",
       pattern:
         "subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}/operations/{operationId}",
+      // Each poll is a "Get Operation" (GetOperation3Min/30Min, rateLimit.ts).
+      computePolicy: "getOperation",
       apiVersions: computeVersions("locations/operations"),
       handle: (ctx, params, env) => {
         const operation = env.world.operation(params.operationId as string);

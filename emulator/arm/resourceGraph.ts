@@ -8,9 +8,9 @@
 //   Resource Graph does (https://learn.microsoft.com/azure/governance/resource-graph/overview#permissions-in-azure-resource-graph).
 //   Health rows need the Resource Health read action at the VM's scope (HEALTH_READ_ACTION).
 // - Throttling: every answer carries x-ms-user-quota-remaining / x-ms-user-quota-resets-after (a
-//   quota of 15 queries per 5-second window per caller), and a caller over quota gets 429
-//   RateLimiting with Retry-After
-//   (https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
+//   quota of 15 queries per 5-second window per caller, seed `rateLimits.resourceGraph`), and a caller
+//   over quota gets 429 RateLimiting with Retry-After (rateLimit.ts, chargeResourceGraph;
+//   https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
 // - Freshness: an annotation becomes visible `timing.annotationDelaySeconds` after it happened.
 import { randomUUID } from "node:crypto";
 import { HttpError, jsonBody, sendJson } from "../http";
@@ -31,51 +31,25 @@ const RESOURCE_GRAPH_VERSIONS: ApiVersionPolicy = {
   versions: ["2019-04-01", "2021-03-01", "2022-10-01", "2024-04-01"],
 };
 
-const QUOTA = 15;
-const WINDOW_MS = 5_000;
-
-interface QuotaWindow {
-  startedAt: number;
-  used: number;
-}
-
 const supportMessage = () =>
   `Please provide below info when asking for support: timestamp = ${new Date().toISOString()}, correlationId = ${randomUUID()}.`;
 
 export function resourceGraphRoutes(): ArmRoute[] {
-  const windows = new Map<string, QuotaWindow>();
   return [
     {
       method: "POST",
       pattern: "providers/Microsoft.ResourceGraph/resources",
       apiVersions: RESOURCE_GRAPH_VERSIONS,
       handle: (ctx, _params, env) => {
-        const now = Date.now();
-        const callerKey = env.caller.objectId.toLowerCase();
-        let window = windows.get(callerKey);
-        if (!window || now - window.startedAt >= WINDOW_MS) {
-          window = { startedAt: now, used: 0 };
-          windows.set(callerKey, window);
+        // The caller's quota (rateLimit.ts, chargeResourceGraph): headers on every answer, 429 over quota.
+        const charge = env.world.rateLimiter.chargeResourceGraph(env.caller.objectId);
+        const quotaHeaders = charge.headers;
+        if (charge.throttled) {
+          throw new HttpError(charge.throttled.status, charge.throttled.code, charge.throttled.message, {
+            "Retry-After": String(charge.throttled.retryAfterSeconds),
+            ...quotaHeaders,
+          });
         }
-        const resetsAfterMs = window.startedAt + WINDOW_MS - now;
-        const resetsAfter = formatDuration(resetsAfterMs);
-        if (window.used >= QUOTA) {
-          throw new HttpError(
-            429,
-            "RateLimiting",
-            "Client application has been throttled and should not attempt to repeat the request until an amount of time has elapsed. Please see https://aka.ms/resourcegraph-throttling for help.",
-            {
-              "Retry-After": String(Math.max(1, Math.ceil(resetsAfterMs / 1000))),
-              "x-ms-user-quota-remaining": "0",
-              "x-ms-user-quota-resets-after": resetsAfter,
-            },
-          );
-        }
-        window.used += 1;
-        const quotaHeaders = {
-          "x-ms-user-quota-remaining": String(QUOTA - window.used),
-          "x-ms-user-quota-resets-after": resetsAfter,
-        };
         const body = jsonBody<{
           query?: unknown;
           subscriptions?: unknown;
@@ -127,14 +101,6 @@ export function resourceGraphRoutes(): ArmRoute[] {
       },
     },
   ];
-}
-
-function formatDuration(ms: number): string {
-  const seconds = Math.max(0, Math.ceil(ms / 1000));
-  const hh = String(Math.floor(seconds / 3600)).padStart(2, "0");
-  const mm = String(Math.floor((seconds % 3600) / 60)).padStart(2, "0");
-  const ss = String(seconds % 60).padStart(2, "0");
-  return `${hh}:${mm}:${ss}`;
 }
 
 function allowed(env: ArmEnv, action: string, scope: string): boolean {
