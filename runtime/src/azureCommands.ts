@@ -155,7 +155,13 @@ export async function runAzureCommand(
       // Why is a deallocated VM deallocated? Asked only with restartWhen "evicted"; pauses hold in both modes.
       const causeGate = new CauseGate({
         ...(config.restartWhen === "evicted"
-          ? { source: createArmCauseSource(config, credential, { counter }) }
+          ? {
+              source: createArmCauseSource(config, credential, {
+                counter,
+                policies: [budget.policy, ...(sinks?.armPolicies ?? [])],
+              }),
+              resourceGraphQuota: () => budget.resourceGraphQuota(),
+            }
           : {}),
         readPauses: () => readPauses(config.stateDir),
         settings: {

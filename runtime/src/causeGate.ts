@@ -7,7 +7,17 @@
 // when it leaves one (owner's stop, pause, hibernation). A signal that cannot be read (permission
 // missing, throttled, down) is reported once and degrades to "unknown": the VM is started after
 // unknownCauseAfterSeconds, as before this feature, never left down silently.
+//
+// Resource Graph's per-caller quota (15 queries per 5 s, "Guidance for throttled requests in Azure
+// Resource Graph", https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests)
+// is read off its answers (budgets.ts). When the last answer said it is nearly spent (below a quarter
+// left: other tools share the principal), the gate holds its query back until the quota resets rather
+// than be throttled. It does not fall back to "unknown, start it": only Resource Graph can say "evicted",
+// and the Activity Log (still asked) may miss an owner's stop, so a VM nothing explains waits for the
+// next query instead of being started past its unknownCauseAfterSeconds. Holding back never starts a
+// VM its owner stopped; at worst it delays an evicted VM by one quota window (seconds).
 import { describeAzureError } from "./azure";
+import { type BudgetReading, lowBudgetShare, remainingShare } from "./budgets";
 import {
   type CauseDecision,
   type CauseEvidence,
@@ -34,6 +44,8 @@ export interface CauseGateSettings {
 
 export interface CauseGateDeps {
   readonly source?: CauseSource;
+  /** Resource Graph's quota as its last answer reported it (BudgetTracker.resourceGraphQuota). */
+  readonly resourceGraphQuota?: () => BudgetReading | undefined;
   readonly readPauses: () => Promise<Pause[]>;
   readonly settings: CauseGateSettings;
   readonly now: () => number;
@@ -111,15 +123,19 @@ export class CauseGate {
         needing.push(candidate);
       }
     }
+    const quota = this.deps.resourceGraphQuota?.();
+    const heldBack =
+      needing.length > 0 && quota !== undefined && remainingShare(quota) < lowBudgetShare ? quota : undefined;
     if (needing.length > 0 && this.deps.source) {
-      await this.readAnnotations(needing, recordOf, evidence, signal);
+      if (heldBack) this.quotaLow(heldBack, now);
+      else await this.readAnnotations(needing, recordOf, evidence, signal);
       const unexplained = needing.filter((candidate) => (evidence.get(key(candidate)) ?? []).length === 0);
       await this.readActivity(unexplained, recordOf, evidence, signal);
     }
     for (const candidate of candidates) {
       const record = recordOf(candidate);
       const paused = pauseFor(pauses, candidate.resourceGroup, candidate.name, now);
-      const decision = decideOnDeallocation({
+      let decision = decideOnDeallocation({
         restartWhen: settings.restartWhen,
         unknownCauseAfterMs: settings.unknownCauseAfterMs,
         now,
@@ -129,6 +145,15 @@ export class CauseGate {
         hibernated: candidate.hibernated === true,
         ...(paused ? { pause: paused.until !== undefined ? { until: paused.until } : {} } : {}),
       });
+      if (
+        heldBack &&
+        decision.action === "start" &&
+        decision.cause === "unknown" &&
+        needing.includes(candidate)
+      ) {
+        // Not asked this cycle: wait for the quota rather than start a VM Resource Graph may say the owner stopped.
+        decision = { action: "wait", cause: "unknown", until: heldBack.resetsAt ?? now + 5_000 };
+      }
       if ("evidence" in decision && decision.evidence) record.cause = decision.evidence;
       this.report(candidate, record, decision, now);
       decisions.set(key(candidate), decision);
@@ -211,6 +236,20 @@ export class CauseGate {
         return;
       }
     }
+  }
+
+  /** Told once while the quota stays low; `cause-signal-back` follows once the query is asked again. */
+  private quotaLow(quota: BudgetReading, now: number): void {
+    if (this.troubles.get("resource-graph") === "quota-low") return;
+    this.troubles.set("resource-graph", "quota-low");
+    const until = quota.resetsAt !== undefined ? ` until ${new Date(quota.resetsAt).toISOString()}` : "";
+    this.emit({
+      type: "cause-signal-failed",
+      at: now,
+      signal: "resource-graph",
+      code: "quota-low",
+      message: `Resource Graph's query quota is nearly spent (${quota.remaining} of ${quota.full} left${until}): not asking ${signalLabel["resource-graph"]} this cycle; deallocated VMs nothing explains wait for the next query rather than start`,
+    });
   }
 
   private idOf(candidate: GateCandidate): string {

@@ -1,10 +1,14 @@
 // Where the eviction cause is read: Resource Graph (`@azure/arm-resourcegraph`, one query per cycle for
 // every candidate) and the Activity Log (`@azure/arm-monitor`, one filtered query per resource group),
-// with the same credential, cloud endpoint, token audience, retries and request timeout as the VM calls.
+// with the same credential, cloud endpoint, token audience, retries and request timeout as the VM calls,
+// and the same per-attempt policies (the budget reader of budgets.ts: ARM's
+// `x-ms-ratelimit-remaining-subscription-reads` on the Activity Log, Resource Graph's
+// `x-ms-user-quota-remaining` / `-resets-after` on its query; the metrics' request counter).
 // Behind a small interface (`CauseSource`) so the loop can run against the SDK (and the emulator) or a fake.
 import { MonitorClient } from "@azure/arm-monitor";
 import { ResourceGraphClient } from "@azure/arm-resourcegraph";
 import type { TokenCredential } from "@azure/core-auth";
+import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { type RequestCounter, requestTimeoutPolicy } from "./azure";
 import { type ActivityRecord, type AnnotationRecord, annotationsQuery } from "./cause";
 import type { RuntimeConfig } from "./config";
@@ -23,7 +27,7 @@ const ACTIVITY_LOG_RETENTION_MS = 89 * 24 * 3_600_000;
 export function createArmCauseSource(
   config: RuntimeConfig,
   credential: TokenCredential,
-  options: { counter?: RequestCounter } = {},
+  options: { counter?: RequestCounter; policies?: readonly PipelinePolicy[] } = {},
 ): CauseSource {
   const clientOptions = {
     endpoint: config.cloud.armEndpoint,
@@ -32,6 +36,7 @@ export function createArmCauseSource(
     additionalPolicies: [
       { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" as const },
       ...(options.counter ? [{ policy: options.counter.policy, position: "perRetry" as const }] : []),
+      ...(options.policies ?? []).map((policy) => ({ policy, position: "perRetry" as const })),
     ],
     userAgentOptions: { userAgentPrefix: "spot-restarter" },
   };

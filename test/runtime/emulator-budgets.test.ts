@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createCredential } from "../../runtime/src/auth";
 import { createArmVmApi, createRequestCounter } from "../../runtime/src/azure";
-import { BudgetTracker, parseBudgetHeaders } from "../../runtime/src/budgets";
+import { BudgetTracker, parseBudgetHeaders, RESOURCE_GRAPH_QUOTA } from "../../runtime/src/budgets";
 import { collectStatus, formatStatusTable, runOnce } from "../../runtime/src/commands";
 import { silentLogger } from "../../runtime/src/log";
 import { createMetrics } from "../../runtime/src/metrics/index";
@@ -64,6 +64,82 @@ describe("parsing the remaining-budget headers", () => {
       ),
       [],
     );
+  });
+});
+
+describe("budgets the fleet acts on, and those it only shows", () => {
+  const answer = (headers: Record<string, string>) => (name: string) => headers[name];
+
+  it("reads Resource Graph's quota and when it resets (the documented example: 10 left, 00:00:03)", () => {
+    // "Guidance for throttled requests in Azure Resource Graph": `x-ms-user-quota-remaining: 10`,
+    // `x-ms-user-quota-resets-after: 00:00:03` (https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
+    assert.deepEqual(
+      parseBudgetHeaders(
+        answer({ "x-ms-user-quota-remaining": "10", "x-ms-user-quota-resets-after": "00:00:03" }),
+      ),
+      [{ policy: RESOURCE_GRAPH_QUOTA, remaining: 10, resetsInMs: 3_000 }],
+    );
+    let now = 1_000_000;
+    const budget = new BudgetTracker(() => now);
+    budget.record(answer({ "x-ms-user-quota-remaining": "10", "x-ms-user-quota-resets-after": "00:00:03" }));
+    assert.equal(budget.resourceGraphQuota()?.remaining, 10);
+    assert.equal(budget.resourceGraphQuota()?.resetsAt, 1_003_000);
+    now += 3_000;
+    assert.equal(budget.resourceGraphQuota(), undefined, "the window has reset: the count says nothing now");
+    // The quota is the cause gate's concern, never the start pacer's nor the reads'.
+    budget.record(answer({ "x-ms-user-quota-remaining": "0", "x-ms-user-quota-resets-after": "00:00:05" }));
+    assert.equal(budget.startSlowdown(), 1);
+    assert.equal(budget.readsLow(), false);
+  });
+
+  it("a Get Operation budget running low slows starts (each start is followed by polls)", () => {
+    // Azure/azure-sdk-for-js sdk/compute/arm-compute/recordings/node/compute_test/recording_virtualmachines_delete_test.js:
+    // a VM operation poll answers `Microsoft.Compute/GetOperation3Min;14797,Microsoft.Compute/GetOperation30Min;29797`.
+    const budget = new BudgetTracker();
+    budget.record(
+      answer({
+        "x-ms-ratelimit-remaining-resource":
+          "Microsoft.Compute/GetOperation3Min;14797,Microsoft.Compute/GetOperation30Min;29797",
+      }),
+    );
+    assert.equal(budget.startSlowdown(), 1);
+    assert.equal(budget.lowest()?.full, 15_000);
+    // Other clients of the subscription have spent it down to 750 of 15000 (5%): a fifth of the rate.
+    budget.record(
+      answer({
+        "x-ms-ratelimit-remaining-resource":
+          "Microsoft.Compute/GetOperation3Min;750,Microsoft.Compute/GetOperation30Min;29000",
+      }),
+    );
+    assert.ok(Math.abs(budget.startSlowdown() - 750 / 15_000 / 0.25) < 1e-9, `${budget.startSlowdown()}`);
+    assert.equal(budget.readsLow(), false, "polls are not the reads that can wait");
+  });
+
+  it("a policy it has no documented count for is shown but never slows the fleet (per-VM buckets among them)", () => {
+    // A real Compute policy this runtime never spends and does not list, whose name looks like a read
+    // budget: a scale-set list answers `Microsoft.Compute/HighCostGetVMScaleSet3Min;170,
+    // Microsoft.Compute/HighCostGetVMScaleSet30Min;852` (palmerabollo/azure-throttling-exporter index.js,
+    // "Header example"). Here other clients have spent it down to 2.
+    const budget = new BudgetTracker();
+    const vmss = (three: number, thirty: number) =>
+      answer({
+        "x-ms-ratelimit-remaining-resource": `Microsoft.Compute/HighCostGetVMScaleSet3Min;${three},Microsoft.Compute/HighCostGetVMScaleSet30Min;${thirty}`,
+      });
+    budget.record(vmss(170, 852));
+    budget.record(vmss(2, 700));
+    const lowest = budget.lowest();
+    assert.equal(lowest?.policy, "Microsoft.Compute/HighCostGetVMScaleSet3Min");
+    assert.equal(lowest?.full, 170, "measured against the most seen");
+    assert.equal(budget.readsLow(), false, "not a budget this runtime's reads spend");
+    assert.equal(budget.startSlowdown(), 1);
+    // The listed High Cost Get at the same share does defer reads.
+    budget.record(
+      answer({
+        "x-ms-ratelimit-remaining-resource":
+          "Microsoft.Compute/HighCostGet3Min;2,Microsoft.Compute/HighCostGet30Min;600",
+      }),
+    );
+    assert.equal(budget.readsLow(), true);
   });
 });
 

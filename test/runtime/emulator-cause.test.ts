@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createCredential, verifyAuthentication } from "../../runtime/src/auth";
 import { createArmVmApi, createRequestCounter } from "../../runtime/src/azure";
+import { BudgetTracker, RESOURCE_GRAPH_QUOTA } from "../../runtime/src/budgets";
 import { CauseGate } from "../../runtime/src/causeGate";
 import { createArmCauseSource } from "../../runtime/src/causeSource";
 import { vmKey } from "../../runtime/src/decisions";
@@ -347,5 +348,101 @@ describe("the bundle: pause, resume and status with the last cause", () => {
     assert.equal(await startsOf(w, "owner-stopped"), 0);
     const bad = await cli("pause", "--vm", "paused-one", "--for", "soon");
     assert.equal(bad.code, 2);
+  });
+});
+
+// The cause signals' clients read Azure's budgets too (budgets.ts): ARM's
+// `x-ms-ratelimit-remaining-subscription-reads` on the Activity Log, and Resource Graph's per-caller quota
+// (`x-ms-user-quota-remaining`, `x-ms-user-quota-resets-after`: "Guidance for throttled requests in Azure
+// Resource Graph", https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
+// When that quota is nearly spent the gate holds its query back and starts nothing it cannot explain.
+describe("runtime: the cause gate and Resource Graph's quota", () => {
+  let w: World;
+  before(async () => {
+    // An 8-second quota window (15 queries, as documented) so the test can spend it and see it reset.
+    w = await startWorld(
+      [spotVm("quiet", { deallocatedBy: "unknown" }), spotVm("owner-stopped", { deallocatedBy: "owner" })],
+      { seed: { rateLimits: { resourceGraph: { quota: 15, windowSeconds: 8, enforce: true } } } },
+    );
+  });
+  after(() => w.emulator.stop());
+
+  it("reads the quota and ARM's read budget off the cause clients; holds the query back when nearly spent, then asks again once it resets", async () => {
+    const config = { ...w.config, armMaxRetries: 0 };
+    const credential = createCredential(config, { pem: w.principal.pem } as Parameters<
+      typeof createCredential
+    >[1]);
+    const objectId = await verifyAuthentication(credential, config);
+    const budget = new BudgetTracker();
+    const source = createArmCauseSource(config, credential, { policies: [budget.policy] });
+    // Other work of the same principal spends 12 of its 15 queries in this window.
+    for (let i = 0; i < 12; i++)
+      await source.readAnnotations([`/subscriptions/${config.subscriptionId}/x`], never);
+    const quota = budget.resourceGraphQuota();
+    assert.equal(quota?.policy, RESOURCE_GRAPH_QUOTA);
+    assert.equal(quota?.remaining, 3);
+    assert.equal(quota?.full, 15);
+    assert.ok((quota?.resetsAt ?? 0) > Date.now(), "known until the window resets");
+    await source.readActivity(resourceGroup, Date.now() - 60_000, never);
+    assert.ok(
+      budget.current().some((r) => r.policy === "subscription-reads"),
+      "the Activity Log's answer carries ARM's read budget",
+    );
+    // Neither is a budget the fleet's starts or reads slow down for.
+    assert.equal(budget.startSlowdown(), 1);
+    assert.equal(budget.readsLow(), false);
+
+    const log = recorder();
+    const causeGate = new CauseGate({
+      source,
+      resourceGraphQuota: () => budget.resourceGraphQuota(),
+      readPauses: () => readPauses(w.stateDir),
+      // Nothing explains `quiet`: without the hold-back it would be started at once.
+      settings: {
+        restartWhen: "evicted",
+        unknownCauseAfterMs: 0,
+        subscriptionId: config.subscriptionId,
+        self: { clientId: config.clientId, ...(objectId ? { objectId } : {}) },
+      },
+      now: Date.now,
+    });
+    const restarter = new Restarter({
+      api: createArmVmApi(config, credential, { pollIntervalMs: 100 }),
+      store: createFileStateStore(w.stateDir),
+      log,
+      settings: {
+        resourceGroups: config.resourceGroups,
+        tag: config.tag,
+        maxConcurrentStarts: 10,
+        backoff: { initialMs: 60_000, maxMs: 1_800_000 },
+        startTimeoutMs: 20_000,
+        intervalMs: 500,
+      },
+      causeGate,
+    });
+    await restarter.init();
+    const graphQueries = async () =>
+      (await w.control.requests()).filter((r) => /microsoft\.resourcegraph/i.test(r.path)).length;
+
+    await w.control.clearRequests();
+    await restarter.runCycle(never);
+    await restarter.waitForStarts();
+    assert.equal(await graphQueries(), 0, "the query is held back");
+    assert.equal(await startsOf(w, "quiet"), 0, "unexplained and not asked: it waits, not started");
+    assert.equal(await startsOf(w, "owner-stopped"), 0, "the Activity Log still says the owner stopped it");
+    const held = log.lines.filter((l) => l.event === "cause-signal-failed");
+    assert.equal(held.length, 1);
+    assert.equal(held[0]?.meta.code, "quota-low");
+
+    // Once the window has reset the reading is stale: the next cycle asks again.
+    await sleep(Math.max(0, (quota?.resetsAt ?? Date.now()) - Date.now()) + 300);
+    assert.equal(budget.resourceGraphQuota(), undefined);
+    await restarter.runCycle(never);
+    await restarter.waitForStarts();
+    assert.equal(await graphQueries(), 1);
+    assert.ok(log.lines.some((l) => l.event === "cause-signal-back"));
+    assert.equal(await startsOf(w, "quiet"), 1, "asked, still unexplained past unknownCauseAfter: started");
+    assert.equal(await startsOf(w, "owner-stopped"), 0);
+    assert.equal(budget.resourceGraphQuota()?.remaining, 14, "a fresh window");
   });
 });
