@@ -102,9 +102,9 @@ export function planSize(facts: SizeFacts): SizePlan {
 
 /**
  * What `status` shows of a VM's size: the size it has now (`hardwareProfile.vmSize` as listed; when the list could
- * not be read, the size state says we resized it to, if Azure confirmed that), and its own size when that differs,
- * i.e. while it runs or waits in a fallback size. A resize still unconfirmed (`resizing`) or a VM back at its own
- * size shows no original size.
+ * not be read, the size state says we resized it to, but only once Azure confirmed it: `resized`), and, while it
+ * runs or waits in a size other than the one state remembers as its own, that own size. A VM never resized, or
+ * back at its own size, shows none.
  */
 export function describeSize(
   listedSize: string | undefined,
