@@ -123,7 +123,13 @@ describe("dpkg --root with the amd64 package", () => {
   it("installs, removes (with the cron job install wrote) and purges (with the config)", async () => {
     const deb = requireArtefact(debs.amd64, "npm run build:host && npm run build:deb");
     const root = await scratchRoot();
-    for (const dir of ["var/lib/dpkg/info", "var/lib/dpkg/updates", "etc/cron.d", "etc/spot-restarter"]) {
+    for (const dir of [
+      "var/lib/dpkg/info",
+      "var/lib/dpkg/updates",
+      "etc/cron.d",
+      "etc/spot-restarter",
+      "etc/spot-restarter-cron",
+    ]) {
       await fs.mkdir(join(root, dir), { recursive: true });
     }
     await fs.writeFile(join(root, "var/lib/dpkg/status"), "");
@@ -144,15 +150,23 @@ describe("dpkg --root with the amd64 package", () => {
     // What `spot-restarter install --scheduler cron` would have written.
     await fs.writeFile(
       join(root, "etc/cron.d/spot-restarter"),
-      "* * * * * root /usr/bin/spot-restarter once\n",
+      "* * * * * spot-restarter /usr/bin/spot-restarter once --config /etc/spot-restarter-cron/config.json\n",
     );
     await fs.writeFile(join(root, "etc/spot-restarter/config.json"), "{}\n");
+    // The cron job's copies, its key among them (runtime/src/install/layout.ts PATHS.cronDir).
+    await fs.writeFile(join(root, "etc/spot-restarter-cron/config.json"), "{}\n");
+    await fs.writeFile(join(root, "etc/spot-restarter-cron/sp.pem"), "not a real key\n", { mode: 0o600 });
     dpkg("-r", "spot-restarter");
     assert.equal(existsSync(join(root, "usr/bin/spot-restarter")), false);
     assert.equal(existsSync(join(root, "etc/cron.d/spot-restarter")), false, "no cron job left to run");
     assert.equal(existsSync(join(root, "etc/spot-restarter/config.json")), true, "remove keeps the config");
     dpkg("-P", "spot-restarter");
     assert.equal(existsSync(join(root, "etc/spot-restarter")), false, "purge removes the config and key");
+    assert.equal(
+      existsSync(join(root, "etc/spot-restarter-cron")),
+      false,
+      "purge removes the cron job's copies of the config and key",
+    );
   });
 });
 
