@@ -125,7 +125,9 @@ export class CauseGate {
     }
     const quota = this.deps.resourceGraphQuota?.();
     const heldBack =
-      needing.length > 0 && quota !== undefined && remainingShare(quota) < lowBudgetShare ? quota : undefined;
+      this.deps.source && needing.length > 0 && quota !== undefined && remainingShare(quota) < lowBudgetShare
+        ? quota
+        : undefined;
     if (needing.length > 0 && this.deps.source) {
       if (heldBack) this.quotaLow(heldBack, now);
       else await this.readAnnotations(needing, recordOf, evidence, signal);
