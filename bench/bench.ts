@@ -86,6 +86,7 @@ async function main(): Promise<void> {
           timeScale: flags.timeScale,
           fleetVms: flags.outageFleet,
           fleetMinutes: 20,
+          phases: flags.outagePhases,
         })
       : undefined;
     const outageRealTime =
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
             timeScale: 1,
             fleetVms: 0,
             fleetMinutes: 0,
+            phases: flags.outagePhases,
           })
         : undefined;
 

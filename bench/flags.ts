@@ -20,9 +20,17 @@ export interface BenchFlags {
   readonly outageRealMinutes: number;
   /** VMs failing at once in the outage scenario's fleet run (budget check). */
   readonly outageFleet: number;
+  /** Runs per side and outage length, their outages ending spread over a minute. */
+  readonly outagePhases: number;
   /** Only the outage scenario (no sizes). */
   readonly outageOnly: boolean;
 }
+
+/**
+ * The capacity-outage scenario's runs per side and length (bench/outage.ts): 8 outages ending 7.5 s
+ * apart keep the phase mean's luck within ±3.75 s and still fit a 2-core machine at x30.
+ */
+export const DEFAULT_OUTAGE_PHASES = 8;
 
 /** Parses `argv`; a bad flag is reported naming it and what it takes, and the process exits 2. */
 export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFlags {
@@ -42,6 +50,7 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
       "outage-only": { type: "boolean", default: false },
       "outage-real-minutes": { type: "string" },
       "outage-fleet": { type: "string" },
+      "outage-phases": { type: "string", default: String(DEFAULT_OUTAGE_PHASES) },
     },
   });
   const quick = values.quick === true;
@@ -61,6 +70,7 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
     timeScale: Number(values["time-scale"]),
     outageRealMinutes: Number(values["outage-real-minutes"] ?? "0"),
     outageFleet: Number(values["outage-fleet"] ?? "100"),
+    outagePhases: Number(values["outage-phases"]),
     outageOnly: values["outage-only"] === true,
   };
   const bad = (flag: string, expected: string, got: unknown) => {
@@ -83,6 +93,8 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
     bad("outage-real-minutes", "minutes from 0 to 30", values["outage-real-minutes"]);
   if (!(Number.isInteger(flags.outageFleet) && flags.outageFleet >= 0 && flags.outageFleet <= 500))
     bad("outage-fleet", "a whole number of VMs from 0 to 500", values["outage-fleet"]);
+  if (!(Number.isInteger(flags.outagePhases) && flags.outagePhases >= 1 && flags.outagePhases <= 30))
+    bad("outage-phases", "a whole number of runs from 1 to 30", values["outage-phases"]);
   // Made now, not after the run: a missing folder must not cost the figures.
   mkdirSync(flags.out, { recursive: true });
   return flags;

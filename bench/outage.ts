@@ -26,6 +26,7 @@ import {
   trustEmulatorCa,
 } from "../emulator/testing";
 import { fleetStartsPerMinute, minStartSpacingMs } from "../runtime/src/schedule";
+import { type PreciseBack, preciseBack } from "./expected-wait";
 import { originalTokenSource, runOriginalCycle } from "./original";
 import { liveChildren } from "./ours";
 import { SUBSCRIPTION, TAG, TENANT } from "./world";
@@ -45,6 +46,8 @@ export interface OutageRun {
       worstBackAfterCapacityMinutes: number | null;
       /** Start requests per VM (mean over the phases). */
       startRequests: number;
+      /** From the gaps between its start requests during the outage (expected-wait.ts), emulated seconds. */
+      precise: PreciseBack;
     }
   >;
 }
@@ -68,6 +71,11 @@ export interface OutageResult {
   readonly startSeconds: number;
   /** Runs per side and length, their outages ending evenly spread over a minute. */
   readonly phases: number;
+  /**
+   * How late the bench may see a VM running (emulated seconds): its watcher's measured mean poll
+   * period (one control-API call and a 50 ms sleep), times the scale.
+   */
+  readonly observationSeconds: number;
   readonly runs: OutageRun[];
   readonly fleet: FleetRun | null;
 }
@@ -77,6 +85,8 @@ export interface OutageOptions {
   readonly timeScale: number;
   readonly fleetVms: number;
   readonly fleetMinutes: number;
+  /** Runs per side and length (their outages ending spread over a minute). */
+  readonly phases: number;
   readonly bundle: string;
   readonly workDir: string;
   readonly log: (text: string) => void;
@@ -92,16 +102,16 @@ const OLD_BACKOFF = { initialMinutes: 1, maxMinutes: 30 };
 const deadlineMinutes = (minutes: number) => minutes + 1 + OLD_BACKOFF.maxMinutes + 3;
 
 /**
- * Each (side, outage length) runs PHASES times, on one-VM resource groups whose outages end evenly
- * spread over a minute (L, L + 15 s, …): "back after capacity returned" depends on where the return
- * falls between two once-a-minute attempts, so one run alone says little; the mean over phases does.
+ * Each (side, outage length) runs `phases` times (flags.ts: 8 by default), on one-VM resource groups whose outages end evenly
+ * spread over a minute (with 8: L, L + 7.5 s, …): "back after capacity returned" depends on where the
+ * return falls between two once-a-minute attempts, so one run alone says little. The phase mean still
+ * carries up to half a phase step of luck per side; the precise figure (expected-wait.ts) does not.
  */
-const PHASES = 4;
-const phaseOffsetMinutes = (phase: number) => phase / PHASES;
+const phaseOffsetMinutes = (phase: number, phases: number) => phase / phases;
 const groupOf = (side: Side, minutes: number, phase: number) =>
   `outage-${side.toLowerCase()}-${minutes}-p${phase}`;
 const vmOf = (side: Side, minutes: number, phase: number) => `${side.toLowerCase()}-l${minutes}-p${phase}`;
-const phases = Array.from({ length: PHASES }, (_, i) => i);
+const phaseList = (phases: number) => Array.from({ length: phases }, (_, i) => i);
 const FLEET_GROUP = "outage-fleet";
 
 function seed(
@@ -109,6 +119,7 @@ function seed(
   principals: { clientId: string; objectId: string; certificatePem: string }[],
 ) {
   const vms: SeedVirtualMachine[] = [];
+  const phases = phaseList(options.phases);
   const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
     resourceGroup,
     name,
@@ -233,6 +244,8 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
   const scale = options.timeScale;
   const emulated = (realMs: number) => (realMs * scale) / 60_000; // emulated minutes
   const realMs = (emulatedMinutes: number) => (emulatedMinutes * 60_000) / scale;
+  const phases = phaseList(options.phases);
+  const phaseCount = options.phases;
   const [ours, theirs] = await Promise.all([createTestPrincipal(), createTestPrincipal()]);
   const dir = mkdtempSync(join(options.workDir, "outage-"));
   const seedFile = join(dir, "seed.json");
@@ -303,7 +316,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
           phases.map((phase) => ({
             vm: vmOf(side, m, phase),
             startFailsWith: "AllocationFailed",
-            forSeconds: realMs(m + phaseOffsetMinutes(phase)) / 1000,
+            forSeconds: realMs(m + phaseOffsetMinutes(phase, phaseCount)) / 1000,
           })),
         ),
       ),
@@ -357,32 +370,56 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
     const backAt = new Map<string, number>();
     const watched = all.map((vm) => vm.name);
     const deadline = t0 + realMs(deadlineMinutes(longest));
+    const watchStartedAt = Date.now();
+    let polls = 0;
     while (Date.now() < deadline && backAt.size < watched.length) {
       for (const vm of await retrying(() => control.vms())) {
         if (vm.powerState === "running" && !backAt.has(vm.name)) backAt.set(vm.name, Date.now());
       }
+      polls += 1;
       await sleep(50);
     }
+    // A VM is seen running at most one poll after it is: the mean poll period is the resolution.
+    const observationSeconds = polls ? emulated((Date.now() - watchStartedAt) / polls) * 60 : 0;
     stopping = true;
     clearInterval(cronTimer);
     await Promise.all([...oldLoops, ...cron]);
     const final = new Map((await retrying(() => control.vms())).map((vm) => [vm.name, vm]));
+    const requests = await retrying(() => control.requests());
+
+    // Accepted start requests per VM (ms since epoch), from the emulator's log.
+    const startRequestsAt = new Map<string, number[]>();
+    for (const r of requests) {
+      const match = /\/virtualMachines\/([^/]+)\/start$/i.exec(r.path);
+      if (r.method !== "POST" || !match || r.status < 200 || r.status >= 300) continue;
+      const vm = match[1] as string;
+      startRequestsAt.set(vm, [...(startRequestsAt.get(vm) ?? []), Date.parse(r.time)]);
+    }
 
     const runs: OutageRun[] = options.minutes.map((m) => {
       const sides = {} as OutageRun["sides"];
       for (const side of SIDES) {
         const after = phases.map((phase) => {
           const back = backAt.get(vmOf(side, m, phase));
-          return back === undefined ? null : emulated(back - t0) - (m + phaseOffsetMinutes(phase));
+          return back === undefined
+            ? null
+            : emulated(back - t0) - (m + phaseOffsetMinutes(phase, phaseCount));
         });
         const known = after.filter((a): a is number => a !== null);
         sides[side] = {
           backAfterCapacityMinutes:
-            known.length === PHASES ? known.reduce((a, b) => a + b, 0) / PHASES : null,
-          worstBackAfterCapacityMinutes: known.length === PHASES ? Math.max(...known) : null,
+            known.length === phaseCount ? known.reduce((a, b) => a + b, 0) / phaseCount : null,
+          worstBackAfterCapacityMinutes: known.length === phaseCount ? Math.max(...known) : null,
           startRequests:
             phases.reduce((sum, phase) => sum + (final.get(vmOf(side, m, phase))?.startRequests ?? 0), 0) /
-            PHASES,
+            phaseCount,
+          precise: preciseBack(
+            phases.map((phase) => ({
+              startRequestsAt: startRequestsAt.get(vmOf(side, m, phase)) ?? [],
+              runningAt: backAt.get(vmOf(side, m, phase)) ?? null,
+            })),
+            scale,
+          ),
         };
       }
       return { minutes: m, sides };
@@ -390,7 +427,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
 
     let fleetRun: FleetRun | null = null;
     if (fleetVms.length) {
-      const starts = (await retrying(() => control.requests()))
+      const starts = requests
         .filter((r) => r.method === "POST" && /\/virtualMachines\/fleet-\d+\/start$/i.test(r.path))
         .map((r) => ({ vm: r.path.split("/").at(-2) as string, at: emulated(Date.parse(r.time) - t0) }))
         .sort((a, b) => a.at - b.at);
@@ -418,7 +455,14 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
         allBack: fleetVms.every((vm) => backAt.has(vm)),
       };
     }
-    return { timeScale: scale, startSeconds: START_SECONDS, phases: PHASES, runs, fleet: fleetRun };
+    return {
+      timeScale: scale,
+      startSeconds: START_SECONDS,
+      phases: phaseCount,
+      observationSeconds,
+      runs,
+      fleet: fleetRun,
+    };
   } finally {
     stopping = true;
     for (const stop of stops) await stop().catch(() => undefined);

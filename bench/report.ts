@@ -208,39 +208,92 @@ const sideNames: Record<Side, string> = {
 };
 
 const minutes = (m: number | null) => (m === null ? "not back" : `${m.toFixed(1)} min`);
+const seconds = (v: number | null) => (v === null ? "-" : `${v.toFixed(1)} s`);
 
 /** The capacity-outage figures: per outage length and side, when the VM was back and what it cost. */
 export function outageTable(result: OutageResult): string {
   return table(
-    ["outage", "side", "back after capacity returned: mean", "worst", "start requests per VM"],
+    [
+      "outage",
+      "side",
+      "mean gap between start requests",
+      "expected back after capacity returns",
+      `phase mean (${result.phases} runs)`,
+      "worst",
+      "start requests per VM",
+    ],
     result.runs.flatMap((run) =>
-      SIDES.map((side) => [
-        `${run.minutes} min`,
-        sideNames[side],
-        minutes(run.sides[side].backAfterCapacityMinutes),
-        minutes(run.sides[side].worstBackAfterCapacityMinutes),
-        run.sides[side].startRequests.toFixed(1),
-      ]),
+      SIDES.map((side) => {
+        const { precise } = run.sides[side];
+        return [
+          `${run.minutes} min`,
+          sideNames[side],
+          seconds(precise.meanGapSeconds),
+          precise.expectedBackSeconds === null
+            ? "-"
+            : `${seconds(precise.expectedBackSeconds)} (${seconds(precise.expectedWaitSeconds)} + ${seconds(precise.startToRunningSeconds)})`,
+          minutes(run.sides[side].backAfterCapacityMinutes),
+          minutes(run.sides[side].worstBackAfterCapacityMinutes),
+          run.sides[side].startRequests.toFixed(1),
+        ];
+      }),
     ),
   );
 }
 
+/** Ours' retries are spread on purpose (runtime/src/schedule.ts, `capacityJitterMs`): up to 3 s per one-minute gap. */
+const OURS_RETRY_GAP_SECONDS = 60;
+const OURS_RETRY_JITTER_SECONDS = 3;
+
 /**
- * Issue 11's yardsticks: back within about a minute of capacity returning (mean over phases: half a
- * minute between attempts on average, plus the start itself, plus half a minute for the scaled
- * clock's coarser polls) and no later than the original (a quarter minute of noise allowed); a
- * failing fleet inside the budgets.
+ * What that spread costs the expected wait, by the same formula (Σg²/2Σg over gaps G + U(0, J)):
+ * ((G + J/2)² + J²/12) / (2 (G + J/2)) - G/2, about J/4 = 0.76 s. The original's cron has no such spread.
+ */
+export function retryJitterCostSeconds(
+  gap = OURS_RETRY_GAP_SECONDS,
+  jitter = OURS_RETRY_JITTER_SECONDS,
+): number {
+  const mean = gap + jitter / 2;
+  return (mean * mean + (jitter * jitter) / 12) / (2 * mean) - gap / 2;
+}
+
+/**
+ * How much later than the original ours may be, on the expected figure, and still count as "as good
+ * as" it (emulated seconds): the resolution of what was measured, not a margin for a slower schedule.
+ * - Observation: each side's start-to-running is the bench seeing the VM running, at most one watcher
+ *   poll late (`observationSeconds`, measured: one control-API call plus 50 ms, times the scale); two
+ *   sides with the same start can differ by up to that.
+ * - Ours' designed retry jitter (retryJitterCostSeconds). The gaps themselves are timestamps from
+ *   the emulator's log (1 ms real = 0.03 emulated s at x30): no allowance.
+ * A schedule 10 s slower than the original's minute (retries 70 s apart) costs 5 s of expected wait
+ * and is NOT MET at x30.
+ */
+export function outageTolerance(result: Pick<OutageResult, "observationSeconds">) {
+  const jitter = retryJitterCostSeconds();
+  return {
+    seconds: result.observationSeconds + jitter,
+    why: `${result.observationSeconds.toFixed(1)} s observation (a watcher poll) + ${jitter.toFixed(2)} s ours' designed retry jitter`,
+  };
+}
+
+/**
+ * Issue 11's yardsticks, on the precise figure (expected-wait.ts), the phase means shown beside it:
+ * back within about a minute of capacity returning (a retry once a minute, plus the start) and no
+ * later than the original beyond the measurement's resolution (outageTolerance); a failing fleet
+ * inside the budgets.
  */
 export function outageTargets(result: OutageResult) {
   const checks: { target: string; met: boolean; detail: string }[] = [];
-  const limit = 1 + result.startSeconds / 60;
+  const limitSeconds = 60 + result.startSeconds;
+  const tolerance = outageTolerance(result);
   for (const run of result.runs) {
-    const ours = run.sides.ours.backAfterCapacityMinutes;
-    const original = run.sides.original.backAfterCapacityMinutes;
+    const ours = run.sides.ours.precise.expectedBackSeconds;
+    const original = run.sides.original.precise.expectedBackSeconds;
     checks.push({
-      target: `outage ${run.minutes} min (clock x${result.timeScale}, mean of ${result.phases}): ours back within ${limit.toFixed(1)} min of capacity returning, no later than the original`,
-      met: ours !== null && ours <= limit && (original === null || ours <= original + 0.25),
-      detail: `ours ${minutes(ours)}, original ${minutes(original)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
+      target: `outage ${run.minutes} min (clock x${result.timeScale}, ${result.phases} runs per side): ours' expected back after capacity returns within ${limitSeconds} s (a retry a minute, plus the ${result.startSeconds} s start) and no later than the original's, tolerance ${tolerance.seconds.toFixed(1)} s (${tolerance.why})`,
+      met:
+        ours !== null && ours <= limitSeconds && (original === null || ours <= original + tolerance.seconds),
+      detail: `expected ours ${seconds(ours)}, original ${seconds(original)} (mean gaps ${seconds(run.sides.ours.precise.meanGapSeconds)} / ${seconds(run.sides.original.precise.meanGapSeconds)}); phase means ours ${minutes(run.sides.ours.backAfterCapacityMinutes)}, original ${minutes(run.sides.original.backAfterCapacityMinutes)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
     });
   }
   const fleet = result.fleet;
