@@ -46,7 +46,7 @@ export interface OutageRun {
       worstBackAfterCapacityMinutes: number | null;
       /** Start requests per VM (mean over the phases). */
       startRequests: number;
-      /** From the gaps between its start requests during the outage (expected-wait.ts), emulated seconds. */
+      /** From the gaps between its start requests during the outage (expected-wait.ts), emulated seconds; one history per phase. */
       precise: PreciseBack;
     }
   >;
@@ -76,6 +76,8 @@ export interface OutageResult {
    * period (one control-API call and a 50 ms sleep), times the scale.
    */
   readonly observationSeconds: number;
+  /** Every VM's accepted starts in the emulator's history match its request log. */
+  readonly startsCheckedAgainstLog: boolean;
   readonly runs: OutageRun[];
   readonly fleet: FleetRun | null;
 }
@@ -387,14 +389,24 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
     const final = new Map((await retrying(() => control.vms())).map((vm) => [vm.name, vm]));
     const requests = await retrying(() => control.requests());
 
-    // Accepted start requests per VM (ms since epoch), from the emulator's log.
+    // Accepted start requests per VM (ms since epoch): the emulator's history stamps each when it was
+    // accepted, the moment its capacity is decided (the request log's time is when the answer was
+    // written, a busy emulator's event loop later). The log's count of accepted starts checks it.
     const startRequestsAt = new Map<string, number[]>();
+    for (const vm of final.values())
+      startRequestsAt.set(
+        vm.name,
+        vm.history.filter((entry) => entry.event === "start-accepted").map((entry) => Date.parse(entry.at)),
+      );
+    const loggedStarts = new Map<string, number>();
     for (const r of requests) {
-      const match = /\/virtualMachines\/([^/]+)\/start$/i.exec(r.path);
-      if (r.method !== "POST" || !match || r.status < 200 || r.status >= 300) continue;
-      const vm = match[1] as string;
-      startRequestsAt.set(vm, [...(startRequestsAt.get(vm) ?? []), Date.parse(r.time)]);
+      const vm = /\/virtualMachines\/([^/]+)\/start$/i.exec(r.path)?.[1];
+      if (r.method === "POST" && vm && r.status >= 200 && r.status < 300)
+        loggedStarts.set(vm, (loggedStarts.get(vm) ?? 0) + 1);
     }
+    const startsCheckedAgainstLog = [...startRequestsAt].every(
+      ([vm, times]) => times.length === (loggedStarts.get(vm) ?? 0),
+    );
 
     const runs: OutageRun[] = options.minutes.map((m) => {
       const sides = {} as OutageRun["sides"];
@@ -460,6 +472,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
       startSeconds: START_SECONDS,
       phases: phaseCount,
       observationSeconds,
+      startsCheckedAgainstLog,
       runs,
       fleet: fleetRun,
     };

@@ -241,38 +241,43 @@ export function outageTable(result: OutageResult): string {
   );
 }
 
-/** Ours' retries are spread on purpose (runtime/src/schedule.ts, `capacityJitterMs`): up to 3 s per one-minute gap. */
-const OURS_RETRY_GAP_SECONDS = 60;
-const OURS_RETRY_JITTER_SECONDS = 3;
+/**
+ * Ours' first capacity retry after an eviction adds up to 3 s at random, so that VMs that failed
+ * together are spread apart; later retries keep that phase, exactly a minute apart
+ * (runtime/src/schedule.ts, `capacityJitterMs`; the bench's scaled config keeps the same 5 % of the
+ * interval). The original's cron has no such spread.
+ */
+const OURS_FIRST_RETRY_JITTER_SECONDS = 3;
 
 /**
- * What that spread costs the expected wait, by the same formula (Σg²/2Σg over gaps G + U(0, J)):
- * ((G + J/2)² + J²/12) / (2 (G + J/2)) - G/2, about J/4 = 0.76 s. The original's cron has no such spread.
+ * What that spread costs ours' expected wait when `share` of its gaps carry it: a gap G + U(0, J)
+ * instead of G adds J/2 to the mean gap and, by Σg²/2Σg, about J/4 to the wait where it applies.
+ * With 3 to 4 failed requests per VM (a 5-minute outage) that is a third of 0.75 s; over an hour, nothing.
  */
-export function retryJitterCostSeconds(
-  gap = OURS_RETRY_GAP_SECONDS,
-  jitter = OURS_RETRY_JITTER_SECONDS,
-): number {
-  const mean = gap + jitter / 2;
-  return (mean * mean + (jitter * jitter) / 12) / (2 * mean) - gap / 2;
+export function firstRetryJitterCostSeconds(share: number, jitter = OURS_FIRST_RETRY_JITTER_SECONDS): number {
+  return (Math.min(1, Math.max(0, share)) * jitter) / 4;
 }
 
 /**
  * How much later than the original ours may be, on the expected figure, and still count as "as good
- * as" it (emulated seconds): the resolution of what was measured, not a margin for a slower schedule.
- * - Observation: each side's start-to-running is the bench seeing the VM running, at most one watcher
- *   poll late (`observationSeconds`, measured: one control-API call plus 50 ms, times the scale); two
- *   sides with the same start can differ by up to that.
- * - Ours' designed retry jitter (retryJitterCostSeconds). The gaps themselves are timestamps from
- *   the emulator's log (1 ms real = 0.03 emulated s at x30): no allowance.
- * A schedule 10 s slower than the original's minute (retries 70 s apart) costs 5 s of expected wait
- * and is NOT MET at x30.
+ * as" it (emulated seconds): the resolution of what was measured and what ours spends on purpose, not
+ * a margin for a slower schedule.
+ * - Observation: each side's start-to-running ends when the bench sees the VM running, at most one
+ *   watcher poll late (`observationSeconds`, measured: one control-API call plus 50 ms, times the
+ *   scale); two sides with the same start can differ by up to that.
+ * - Ours' first-retry jitter (firstRetryJitterCostSeconds), on the share of ours' gaps that are a
+ *   VM's first retry (one per VM).
+ * The gaps themselves are the emulator's timestamps (1 ms real = 0.03 emulated s at x30): no allowance.
+ * Retries 70 s apart where the original's are 60 cost 5 s of expected wait: NOT MET.
  */
-export function outageTolerance(result: Pick<OutageResult, "observationSeconds">) {
-  const jitter = retryJitterCostSeconds();
+export function outageTolerance(
+  result: Pick<OutageResult, "observationSeconds" | "phases">,
+  oursGaps: number,
+): { seconds: number; why: string } {
+  const jitter = firstRetryJitterCostSeconds(oursGaps > 0 ? result.phases / oursGaps : 0);
   return {
     seconds: result.observationSeconds + jitter,
-    why: `${result.observationSeconds.toFixed(1)} s observation (a watcher poll) + ${jitter.toFixed(2)} s ours' designed retry jitter`,
+    why: `${result.observationSeconds.toFixed(1)} s observation (one watcher poll) + ${jitter.toFixed(2)} s ours' first-retry jitter`,
   };
 }
 
@@ -285,15 +290,18 @@ export function outageTolerance(result: Pick<OutageResult, "observationSeconds">
 export function outageTargets(result: OutageResult) {
   const checks: { target: string; met: boolean; detail: string }[] = [];
   const limitSeconds = 60 + result.startSeconds;
-  const tolerance = outageTolerance(result);
   for (const run of result.runs) {
+    const tolerance = outageTolerance(result, run.sides.ours.precise.gaps);
     const ours = run.sides.ours.precise.expectedBackSeconds;
     const original = run.sides.original.precise.expectedBackSeconds;
     checks.push({
       target: `outage ${run.minutes} min (clock x${result.timeScale}, ${result.phases} runs per side): ours' expected back after capacity returns within ${limitSeconds} s (a retry a minute, plus the ${result.startSeconds} s start) and no later than the original's, tolerance ${tolerance.seconds.toFixed(1)} s (${tolerance.why})`,
       met:
-        ours !== null && ours <= limitSeconds && (original === null || ours <= original + tolerance.seconds),
-      detail: `expected ours ${seconds(ours)}, original ${seconds(original)} (mean gaps ${seconds(run.sides.ours.precise.meanGapSeconds)} / ${seconds(run.sides.original.precise.meanGapSeconds)}); phase means ours ${minutes(run.sides.ours.backAfterCapacityMinutes)}, original ${minutes(run.sides.original.backAfterCapacityMinutes)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
+        result.startsCheckedAgainstLog &&
+        ours !== null &&
+        ours <= limitSeconds &&
+        (original === null || ours <= original + tolerance.seconds),
+      detail: `${result.startsCheckedAgainstLog ? "" : "start requests NOT matching the request log; "}expected ours ${seconds(ours)}, original ${seconds(original)} (mean gaps ${seconds(run.sides.ours.precise.meanGapSeconds)} / ${seconds(run.sides.original.precise.meanGapSeconds)}); phase means ours ${minutes(run.sides.ours.backAfterCapacityMinutes)}, original ${minutes(run.sides.original.backAfterCapacityMinutes)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
     });
   }
   const fleet = result.fleet;

@@ -10,7 +10,7 @@ import {
   type VmStartHistory,
 } from "../../bench/expected-wait";
 import type { OutageResult, OutageRun } from "../../bench/outage";
-import { outageTargets, outageTolerance, retryJitterCostSeconds } from "../../bench/report";
+import { firstRetryJitterCostSeconds, outageTargets, outageTolerance } from "../../bench/report";
 
 describe("expected wait from the gaps between start requests", () => {
   it("regular gaps of 60 s: half a gap, 30 s", () => {
@@ -78,23 +78,30 @@ describe("one side's precise figure, pooled over its phases (clock x30: 1 real m
   });
 });
 
-describe("the cost of ours' retry jitter, by formula and by the oracle", () => {
-  it("gaps of 60 s plus up to 3 s: ((61.5)^2 + 0.75) / 123 - 30 = 0.756 s", () => {
-    assert.ok(Math.abs(retryJitterCostSeconds(60, 3) - (3783 / 123 - 30)) < 1e-9);
+describe("the cost of ours' first-retry jitter, by formula and by the oracle", () => {
+  it("on every gap: a quarter of the jitter, 0.75 s; on a third of them, 0.25 s", () => {
+    assert.equal(firstRetryJitterCostSeconds(1), 0.75);
+    assert.equal(firstRetryJitterCostSeconds(1 / 3), 0.25);
+    assert.equal(firstRetryJitterCostSeconds(0), 0);
   });
 
-  it("agrees with the expected wait over gaps spread evenly over 60 to 63 s", () => {
+  it("agrees with the expected wait over gaps spread evenly over 60 to 63 s (exactly 0.756 s)", () => {
+    // ((61.5)^2 + 3^2/12) / 123 - 30 = 3783 / 123 - 30 = 0.7561: J/4 and a small variance term
     const gaps = Array.from({ length: 30_001 }, (_, i) => 60 + (3 * i) / 30_000);
     const byOracle = (expectedWaitSeconds(gaps) as number) - 30;
-    assert.ok(Math.abs(byOracle - retryJitterCostSeconds(60, 3)) < 1e-3, `${byOracle}`);
+    assert.ok(Math.abs(byOracle - 3783 / 123 + 30) < 1e-3, `${byOracle}`);
+    assert.ok(Math.abs(byOracle - firstRetryJitterCostSeconds(1)) < 0.01, `${byOracle}`);
   });
 });
 
 describe("the verdict: ours as good as or better than the original, on the expected figure", () => {
-  /** A side that retried every `gap` real ms (x30) and took `startMs` from its last request to running. */
-  const side = (gapMs: number, phases = 8, startMs = 1000) => {
-    const histories: VmStartHistory[] = Array.from({ length: phases }, (_, phase) => {
-      const times = Array.from({ length: 6 }, (_, i) => phase * 10 + i * gapMs);
+  /**
+   * A side whose 8 VMs each sent 6 start requests (x30: 1 real ms = 30 emulated ms): the first retry
+   * `firstGapMs` after the first request, then every `gapMs`; running `startMs` after the last.
+   */
+  const side = (gapMs: number, firstGapMs = gapMs, startMs = 1000) => {
+    const histories: VmStartHistory[] = Array.from({ length: 8 }, (_, phase) => {
+      const times = [phase * 10, ...Array.from({ length: 5 }, (_, i) => phase * 10 + firstGapMs + i * gapMs)];
       return { startRequestsAt: times, runningAt: (times.at(-1) as number) + startMs };
     });
     return {
@@ -104,47 +111,60 @@ describe("the verdict: ours as good as or better than the original, on the expec
       precise: preciseBack(histories, 30),
     };
   };
-  const result = (oursGapMs: number, originalGapMs: number): OutageResult => {
-    const run: OutageRun = {
-      minutes: 5,
-      sides: { ours: side(oursGapMs), original: side(originalGapMs), oldBackoff: side(6000) },
-    };
+  const result = (ours: ReturnType<typeof side>, original = side(2000), checked = true): OutageResult => {
+    const run: OutageRun = { minutes: 5, sides: { ours, original, oldBackoff: side(6000) } };
     return {
       timeScale: 30,
       startSeconds: 30,
       phases: 8,
       observationSeconds: 1.6,
+      startsCheckedAgainstLog: checked,
       runs: [run],
       fleet: null,
     };
   };
 
-  it("tolerance: the observation (a watcher poll) plus ours' designed jitter, 1.6 + 0.76 s", () => {
-    const tolerance = outageTolerance({ observationSeconds: 1.6 });
-    assert.ok(Math.abs(tolerance.seconds - 2.356) < 0.001, `${tolerance.seconds}`);
-    assert.match(tolerance.why, /1\.6 s observation .* 0\.76 s ours' designed retry jitter/);
+  it("tolerance: one watcher poll plus ours' first-retry jitter on its share of the gaps", () => {
+    // 8 VMs, 32 gaps: a quarter of them first retries, 0.75 s / 4
+    const tolerance = outageTolerance({ observationSeconds: 1.6, phases: 8 }, 32);
+    assert.equal(tolerance.seconds, 1.6 + 0.1875);
+    assert.match(
+      tolerance.why,
+      /1\.6 s observation \(one watcher poll\) \+ 0\.19 s ours' first-retry jitter/,
+    );
   });
 
   it("retries 60 s apart like the original: MET", () => {
-    const [check] = outageTargets(result(2000, 2000));
+    const [check] = outageTargets(result(side(2000)));
     assert.equal(check?.met, true, check?.detail);
   });
 
-  it("retries 61.5 s apart (the jitter's mean) against the original's 60: MET within the tolerance", () => {
-    // 30.75 + 30 = 60.75 s against 30 + 30 = 60 s
-    const [check] = outageTargets(result(2050, 2000));
+  it("the first retry 3 s late (the most jitter), then 60 s apart: MET", () => {
+    // gaps 63, 60, 60, 60: (3969 + 3 * 3600) / (2 * 243) = 30.39 s against 30 s
+    const [check] = outageTargets(result(side(2000, 2100)));
     assert.equal(check?.met, true, check?.detail);
   });
 
   it("retries 70 s apart against the original's 60: 5 s later on average, NOT MET", () => {
-    // 35 + 30 = 65 s against 60 s: 5 s > 2.36 s
-    const [check] = outageTargets(result(7000 / 3, 2000));
+    // 35 + 30 = 65 s against 30 + 30 = 60 s: 5 s > 1.79 s
+    const [check] = outageTargets(result(side(7000 / 3)));
     assert.equal(check?.met, false);
     assert.match(check?.detail ?? "", /expected ours 65\.0 s, original 60\.0 s/);
   });
 
-  it("faster than the original: MET", () => {
-    const [check] = outageTargets(result(1500, 2000));
+  it("retries 63 s apart: 1.5 s later, MET within a 1.6 s poll, NOT MET with a 0.8 s one", () => {
+    // 31.5 + 30 = 61.5 s against 60 s: 1.5 s <= 1.79 s
+    const [check] = outageTargets(result(side(2100)));
     assert.equal(check?.met, true, check?.detail);
+    // with a watcher twice as precise the same schedule is NOT MET
+    const precise = { ...result(side(2100)), observationSeconds: 0.8 };
+    assert.equal(outageTargets(precise)[0]?.met, false);
+  });
+
+  it("faster than the original: MET; start times not matching the request log: NOT MET", () => {
+    assert.equal(outageTargets(result(side(1500)))[0]?.met, true);
+    const [unchecked] = outageTargets(result(side(1500), side(2000), false));
+    assert.equal(unchecked?.met, false);
+    assert.match(unchecked?.detail ?? "", /NOT matching the request log/);
   });
 });
