@@ -46,8 +46,10 @@ export interface OutageRun {
       worstBackAfterCapacityMinutes: number | null;
       /** Start requests per VM (mean over the phases). */
       startRequests: number;
-      /** From the gaps between its start requests during the outage (expected-wait.ts), emulated seconds; one history per phase. */
+      /** From the gaps between its start requests during the outage (expected-wait.ts), emulated seconds. */
       precise: PreciseBack;
+      /** Per phase, emulated seconds since the outage began: what the figures come from. */
+      timeline: { capacityReturnedAt: number; startRequestsAt: number[]; runningAt: number | null }[];
     }
   >;
 }
@@ -432,6 +434,16 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
             })),
             scale,
           ),
+          // What the figures come from, per phase (emulated seconds since the outage began).
+          timeline: phases.map((phase) => {
+            const back = backAt.get(vmOf(side, m, phase));
+            const at = (time: number) => Math.round(emulated(time - t0) * 600) / 10;
+            return {
+              capacityReturnedAt: Math.round((m + phaseOffsetMinutes(phase, phaseCount)) * 600) / 10,
+              startRequestsAt: (startRequestsAt.get(vmOf(side, m, phase)) ?? []).map(at),
+              runningAt: back === undefined ? null : at(back),
+            };
+          }),
         };
       }
       return { minutes: m, sides };

@@ -109,6 +109,7 @@ describe("the verdict: ours as good as or better than the original, on the expec
       worstBackAfterCapacityMinutes: 1.3,
       startRequests: 6,
       precise: preciseBack(histories, 30),
+      timeline: [],
     };
   };
   const result = (ours: ReturnType<typeof side>, original = side(2000), checked = true): OutageResult => {
