@@ -117,29 +117,37 @@ const groupOf = (side: Side, minutes: number, phase: number) =>
 const vmOf = (side: Side, minutes: number, phase: number) => `${side.toLowerCase()}-l${minutes}-p${phase}`;
 const phaseList = (phases: number) => Array.from({ length: phases }, (_, i) => i);
 const FLEET_GROUP = "outage-fleet";
+/**
+ * Ours' single VMs share one resource group: ours starts every VM of a cycle at once, so they do not
+ * wait on each other, and its reads stay those of a user with one group (one list per cycle). The
+ * original's `az vm start` runs one after another per group, so each of its VMs has a group of its own.
+ */
+const OURS_GROUP = "outage-ours";
 
+/** A tagged Spot VM, running (the scenario evicts it). */
+const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
+  resourceGroup,
+  name,
+  priority: "Spot",
+  evictionPolicy: "Deallocate",
+  maxPrice: -1,
+  powerState: "running",
+  tags: { [TAG.name]: TAG.value },
+  publicIp: false,
+});
+
+/**
+ * One emulator's world, on the scaled clock: starts take START_SECONDS emulated, and Azure's budgets
+ * (the remaining-budget headers ours reads and slows down by) refill on the same clock: Compute's
+ * windows shortened and ARM's buckets refilled `timeScale` times faster. Unscaled they would drain
+ * 30 times too fast in emulated time and hold ours back for a budget Azure would not have spent.
+ */
 function seed(
-  options: OutageOptions,
+  vms: SeedVirtualMachine[],
   principals: { clientId: string; objectId: string; certificatePem: string }[],
-) {
-  const vms: SeedVirtualMachine[] = [];
-  const phases = phaseList(options.phases);
-  const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
-    resourceGroup,
-    name,
-    priority: "Spot",
-    evictionPolicy: "Deallocate",
-    maxPrice: -1,
-    powerState: "running",
-    tags: { [TAG.name]: TAG.value },
-    publicIp: false,
-  });
-  for (const minutes of options.minutes)
-    for (const side of SIDES)
-      for (const phase of phases) vms.push(spot(groupOf(side, minutes, phase), vmOf(side, minutes, phase)));
-  for (let i = 0; i < options.fleetVms; i++)
-    vms.push(spot(FLEET_GROUP, `fleet-${String(i).padStart(3, "0")}`));
-  const value: EmulatorSeed = {
+  timeScale: number,
+): EmulatorSeed {
+  return {
     tenantId: TENANT,
     subscriptionId: SUBSCRIPTION,
     principals,
@@ -150,14 +158,18 @@ function seed(
     })),
     virtualMachines: vms,
     timing: {
-      startSeconds: START_SECONDS / options.timeScale,
+      startSeconds: START_SECONDS / timeScale,
       evictionDelaySeconds: 0,
       retryAfterSeconds: 1,
       annotationDelaySeconds: 0,
     },
+    rateLimits: {
+      windowScale: 1 / timeScale,
+      armReads: { capacity: 250, refillPerSecond: 25 * timeScale },
+      armWrites: { capacity: 200, refillPerSecond: 10 * timeScale },
+    },
     faults: [],
   };
-  return value;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -252,58 +264,66 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
   const phaseCount = options.phases;
   const [ours, theirs] = await Promise.all([createTestPrincipal(), createTestPrincipal()]);
   const dir = mkdtempSync(join(options.workDir, "outage-"));
-  const seedFile = join(dir, "seed.json");
-  writeFileSync(
-    seedFile,
-    JSON.stringify(
-      seed(
-        options,
-        [ours, theirs].map((p) => ({
-          clientId: p.clientId,
-          objectId: p.objectId,
-          certificatePem: p.certificatePem,
-        })),
+  const asSeedPrincipal = (p: typeof ours) => ({
+    clientId: p.clientId,
+    objectId: p.objectId,
+    certificatePem: p.certificatePem,
+  });
+  // Three emulators, each side alone in its subscription as it would be in Azure: the budgets ours
+  // reads (a subscription's Compute list budget above all) count its own requests only, not the
+  // original's and the old backoff's lists of 2 x L x phases groups, nor the fleet's. The original and
+  // the old backoff read no budgets and share one.
+  const worldVms: Record<"ours" | "theirs" | "fleet", SeedVirtualMachine[]> = {
+    ours: options.minutes.flatMap((m) => phases.map((phase) => spot(OURS_GROUP, vmOf("ours", m, phase)))),
+    theirs: options.minutes.flatMap((m) =>
+      (["original", "oldBackoff"] as const).flatMap((side) =>
+        phases.map((phase) => spot(groupOf(side, m, phase), vmOf(side, m, phase))),
       ),
     ),
-  );
-  let emulator: EmulatorProcess | undefined;
+    fleet: Array.from({ length: options.fleetVms }, (_, i) =>
+      spot(FLEET_GROUP, `fleet-${String(i).padStart(3, "0")}`),
+    ),
+  };
+  const emulators: EmulatorProcess[] = [];
   const stops: Array<() => Promise<void>> = [];
   let stopping = false;
   try {
-    emulator = await startEmulatorProcess(seedFile);
-    options.running.add(emulator);
-    const { ready } = emulator;
-    const caCertPem = readFileSync(ready.caCertFile, "utf8");
-    const control = emulatorControl(ready.armEndpoint, { caCertPem });
-    trustEmulatorCa(caCertPem);
+    const startWorld = async (name: keyof typeof worldVms, principal: typeof ours) => {
+      const seedFile = join(dir, `seed-${name}.json`);
+      writeFileSync(seedFile, JSON.stringify(seed(worldVms[name], [asSeedPrincipal(principal)], scale)));
+      const emulator = await startEmulatorProcess(seedFile);
+      emulators.push(emulator);
+      options.running.add(emulator);
+      const { ready } = emulator;
+      const caCertPem = readFileSync(ready.caCertFile, "utf8");
+      trustEmulatorCa(caCertPem);
+      return { ready, caCertPem, control: emulatorControl(ready.armEndpoint, { caCertPem }) };
+    };
+    const [oursWorld, theirWorld, fleetWorld] = await Promise.all([
+      startWorld("ours", ours),
+      startWorld("theirs", theirs),
+      options.fleetVms > 0 ? startWorld("fleet", ours) : undefined,
+    ]);
+    const worlds = [oursWorld, theirWorld, ...(fleetWorld ? [fleetWorld] : [])];
 
     // Ours: one process for the single VMs, one for the fleet (its own state and pacer, as on its own host).
-    const single = startOurs(
-      options,
-      dir,
-      "ours",
-      options.minutes.flatMap((m) => phases.map((phase) => groupOf("ours", m, phase))),
-      ours.pem,
-      ours.clientId,
-      ready,
-    );
+    const single = startOurs(options, dir, "ours", [OURS_GROUP], ours.pem, ours.clientId, oursWorld.ready);
     stops.push(single.stop);
-    const fleet =
-      options.fleetVms > 0
-        ? startOurs(options, dir, "fleet", [FLEET_GROUP], ours.pem, ours.clientId, ready)
-        : undefined;
+    const fleet = fleetWorld
+      ? startOurs(options, dir, "fleet", [FLEET_GROUP], ours.pem, ours.clientId, fleetWorld.ready)
+      : undefined;
     if (fleet) stops.push(fleet.stop);
     await single.firstCycle();
     await fleet?.firstCycle();
 
-    const token = originalTokenSource(theirs, ready.authorityHost);
+    const token = originalTokenSource(theirs, theirWorld.ready.authorityHost);
     await token();
     const cycleOf = (resourceGroup: string) =>
       runOriginalCycle({
-        armEndpoint: ready.armEndpoint,
+        armEndpoint: theirWorld.ready.armEndpoint,
         subscriptionId: SUBSCRIPTION,
         resourceGroup,
-        caCertPem,
+        caCertPem: theirWorld.caCertPem,
         token,
         tag: TAG,
         maxStarts: Number.POSITIVE_INFINITY,
@@ -314,33 +334,39 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
     options.log(
       `outage: L = ${options.minutes.join(", ")} min${options.fleetVms ? ` and ${options.fleetVms} VMs for ${options.fleetMinutes} min` : ""}, clock x${scale} (about ${Math.ceil(realMs(deadlineMinutes(longest)) / 1000)} s at most)`,
     );
-    const faults = [
-      ...options.minutes.flatMap((m) =>
-        SIDES.flatMap((side) =>
-          phases.map((phase) => ({
-            vm: vmOf(side, m, phase),
-            startFailsWith: "AllocationFailed",
-            forSeconds: realMs(m + phaseOffsetMinutes(phase, phaseCount)) / 1000,
-          })),
-        ),
-      ),
-    ];
-    const fleetVms = (await control.vms())
-      .filter((vm) => vm.resourceGroup === FLEET_GROUP)
-      .map((vm) => vm.name);
-    if (fleetVms.length)
-      faults.push(
-        ...fleetVms.map((vm) => ({
-          vm,
-          startFailsWith: "AllocationFailed",
-          forSeconds: realMs(options.fleetMinutes) / 1000,
-        })),
+    const outageOf = (m: number, phase: number) => (vm: string) => ({
+      vm,
+      startFailsWith: "AllocationFailed",
+      forSeconds: realMs(m + phaseOffsetMinutes(phase, phaseCount)) / 1000,
+    });
+    const singleFaults = (sides: readonly Side[]) =>
+      options.minutes.flatMap((m) =>
+        sides.flatMap((side) => phases.map((phase) => outageOf(m, phase)(vmOf(side, m, phase)))),
       );
-    await control.clearRequests();
+    const fleetVms = worldVms.fleet.map((vm) => vm.name);
+    const faultsOf = new Map([
+      [oursWorld, singleFaults(["ours"])],
+      [theirWorld, singleFaults(["original", "oldBackoff"])],
+      ...(fleetWorld
+        ? [
+            [
+              fleetWorld,
+              fleetVms.map((vm) => ({
+                vm,
+                startFailsWith: "AllocationFailed",
+                forSeconds: realMs(options.fleetMinutes) / 1000,
+              })),
+            ] as const,
+          ]
+        : []),
+    ]);
+    await Promise.all(worlds.map((world) => world.control.clearRequests()));
     const t0 = Date.now();
-    await control.addFaults(...faults);
-    const all = await control.vms();
-    await Promise.all(all.map((vm) => control.evict(vm.resourceGroup, vm.name)));
+    await Promise.all(worlds.map((world) => world.control.addFaults(...(faultsOf.get(world) ?? []))));
+    const all = (
+      await Promise.all(worlds.map(async (world) => (await world.control.vms()).map((vm) => ({ vm, world }))))
+    ).flat();
+    await Promise.all(all.map(({ vm, world }) => world.control.evict(vm.resourceGroup, vm.name)));
 
     // The original's cron: every (scaled) minute, a new run whatever the last one is doing.
     const cron: Promise<unknown>[] = [];
@@ -372,12 +398,14 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
 
     // Watch every VM until it runs (or the deadline).
     const backAt = new Map<string, number>();
-    const watched = all.map((vm) => vm.name);
+    const watched = all.map(({ vm }) => vm.name);
+    const everyVm = async () =>
+      (await Promise.all(worlds.map((world) => retrying(() => world.control.vms())))).flat();
     const deadline = t0 + realMs(deadlineMinutes(longest));
     const watchStartedAt = Date.now();
     let polls = 0;
     while (Date.now() < deadline && backAt.size < watched.length) {
-      for (const vm of await retrying(() => control.vms())) {
+      for (const vm of await everyVm()) {
         if (vm.powerState === "running" && !backAt.has(vm.name)) backAt.set(vm.name, Date.now());
       }
       polls += 1;
@@ -388,8 +416,10 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
     stopping = true;
     clearInterval(cronTimer);
     await Promise.all([...oldLoops, ...cron]);
-    const final = new Map((await retrying(() => control.vms())).map((vm) => [vm.name, vm]));
-    const requests = await retrying(() => control.requests());
+    const final = new Map((await everyVm()).map((vm) => [vm.name, vm]));
+    const requests = (
+      await Promise.all(worlds.map((world) => retrying(() => world.control.requests())))
+    ).flat();
 
     // Accepted start requests per VM (ms since epoch): the emulator's history stamps each when it was
     // accepted, the moment its capacity is decided (the request log's time is when the answer was
@@ -491,7 +521,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
   } finally {
     stopping = true;
     for (const stop of stops) await stop().catch(() => undefined);
-    if (emulator) {
+    for (const emulator of emulators) {
       options.running.delete(emulator);
       await emulator.stop();
     }
