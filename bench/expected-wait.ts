@@ -11,7 +11,7 @@
 //
 // Only the start requests sent while the VM had no capacity count: the gap that capacity returned in
 // was itself picked by R (the length bias again), so it would tilt the estimate. To the wait is added
-// the time from the successful start request to the VM running, as observed.
+// the time from the successful start request to the VM running (the emulator's record of both).
 //
 // Written apart from the runtime on purpose (nothing from runtime/src): this checks its schedule.
 
@@ -35,17 +35,17 @@ export function gapsBetween(times: readonly number[]): number[] {
   return sorted.slice(1).map((time, i) => time - (sorted[i] as number));
 }
 
-/** One VM's start requests (ms since epoch) and when it was seen running. */
+/** One VM's start requests (ms since epoch) and when it was running again. */
 export interface VmStartHistory {
   /** Every accepted start request for the VM, in any order. */
   readonly startRequestsAt: readonly number[];
-  /** When the VM was seen running (ms since epoch); null: not back. */
+  /** When the VM was running again (ms since epoch); null: not back. */
   readonly runningAt: number | null;
 }
 
 /**
  * Splits a VM's start requests into those that failed for capacity and the one that succeeded: the
- * last request before the VM was seen running (it cannot be running before its start was requested;
+ * last request before the VM was running (it cannot be running before its start was requested;
  * none is sent once it runs). Null when the VM is not back or no request came before it ran.
  */
 export function splitAttempts(
@@ -66,7 +66,7 @@ export interface PreciseBack {
   readonly meanGapSeconds: number | null;
   /** Σg² / (2Σg) over the pooled gaps (emulated s). */
   readonly expectedWaitSeconds: number | null;
-  /** From the successful start request to running, as observed, mean over the VMs (emulated s). */
+  /** From the successful start request to running, mean over the VMs (emulated s). */
   readonly startToRunningSeconds: number | null;
   /** The expected wait plus start-to-running: when the VM is back after capacity returns (emulated s). */
   readonly expectedBackSeconds: number | null;

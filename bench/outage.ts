@@ -49,7 +49,13 @@ export interface OutageRun {
       /** From the gaps between its start requests during the outage (expected-wait.ts), emulated seconds. */
       precise: PreciseBack;
       /** Per phase, emulated seconds since the outage began: what the figures come from. */
-      timeline: { capacityReturnedAt: number; startRequestsAt: number[]; runningAt: number | null }[];
+      timeline: {
+        capacityReturnedAt: number;
+        startRequestsAt: number[];
+        /** The emulator's record; `seenRunningAt`: when the bench's watcher saw it. */
+        runningAt: number | null;
+        seenRunningAt: number | null;
+      }[];
     }
   >;
 }
@@ -74,10 +80,10 @@ export interface OutageResult {
   /** Runs per side and length, their outages ending evenly spread over a minute. */
   readonly phases: number;
   /**
-   * How late the bench may see a VM running (emulated seconds): its watcher's measured mean poll
-   * period (one control-API call and a 50 ms sleep), times the scale.
+   * The scaled clock's resolution (emulated seconds): the watcher's measured mean poll period (an
+   * HTTPS round trip to each emulator and a 50 ms timer), times the scale.
    */
-  readonly observationSeconds: number;
+  readonly resolutionSeconds: number;
   /** Every VM's accepted starts in the emulator's history match its request log. */
   readonly startsCheckedAgainstLog: boolean;
   readonly runs: OutageRun[];
@@ -411,8 +417,9 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
       polls += 1;
       await sleep(50);
     }
-    // A VM is seen running at most one poll after it is: the mean poll period is the resolution.
-    const observationSeconds = polls ? emulated((Date.now() - watchStartedAt) / polls) * 60 : 0;
+    // The scaled clock's resolution on this machine now: one poll is an HTTPS round trip to each
+    // emulator and a 50 ms timer, the kind of real-time latency every side's requests carry; times the scale.
+    const resolutionSeconds = polls ? emulated((Date.now() - watchStartedAt) / polls) * 60 : 0;
     stopping = true;
     clearInterval(cronTimer);
     await Promise.all([...oldLoops, ...cron]);
@@ -430,6 +437,13 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
         vm.name,
         vm.history.filter((entry) => entry.event === "start-accepted").map((entry) => Date.parse(entry.at)),
       );
+    // When each VM was running again, as the emulator recorded it (its start's end): the watcher sees
+    // it up to a poll later, and a busy moment made that 4 emulated seconds on one side in a trial run.
+    const runningAt = new Map<string, number>();
+    for (const vm of final.values()) {
+      const succeeded = vm.history.find((entry) => entry.event === "start-succeeded");
+      if (succeeded) runningAt.set(vm.name, Date.parse(succeeded.at));
+    }
     const loggedStarts = new Map<string, number>();
     for (const r of requests) {
       const vm = /\/virtualMachines\/([^/]+)\/start$/i.exec(r.path)?.[1];
@@ -460,7 +474,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
           precise: preciseBack(
             phases.map((phase) => ({
               startRequestsAt: startRequestsAt.get(vmOf(side, m, phase)) ?? [],
-              runningAt: backAt.get(vmOf(side, m, phase)) ?? null,
+              runningAt: runningAt.get(vmOf(side, m, phase)) ?? null,
             })),
             scale,
           ),
@@ -468,10 +482,12 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
           timeline: phases.map((phase) => {
             const back = backAt.get(vmOf(side, m, phase));
             const at = (time: number) => Math.round(emulated(time - t0) * 600) / 10;
+            const running = runningAt.get(vmOf(side, m, phase));
             return {
               capacityReturnedAt: Math.round((m + phaseOffsetMinutes(phase, phaseCount)) * 600) / 10,
               startRequestsAt: (startRequestsAt.get(vmOf(side, m, phase)) ?? []).map(at),
-              runningAt: back === undefined ? null : at(back),
+              runningAt: running === undefined ? null : at(running),
+              seenRunningAt: back === undefined ? null : at(back),
             };
           }),
         };
@@ -513,7 +529,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
       timeScale: scale,
       startSeconds: START_SECONDS,
       phases: phaseCount,
-      observationSeconds,
+      resolutionSeconds,
       startsCheckedAgainstLog,
       runs,
       fleet: fleetRun,

@@ -118,20 +118,20 @@ describe("the verdict: ours as good as or better than the original, on the expec
       timeScale: 30,
       startSeconds: 30,
       phases: 8,
-      observationSeconds: 1.6,
+      resolutionSeconds: 1.6,
       startsCheckedAgainstLog: checked,
       runs: [run],
       fleet: null,
     };
   };
 
-  it("tolerance: one watcher poll plus ours' first-retry jitter on its share of the gaps", () => {
+  it("tolerance: the scaled clock's resolution plus ours' first-retry jitter on its share of the gaps", () => {
     // 8 VMs, 32 gaps: a quarter of them first retries, 0.75 s / 4
-    const tolerance = outageTolerance({ observationSeconds: 1.6, phases: 8 }, 32);
+    const tolerance = outageTolerance({ resolutionSeconds: 1.6, phases: 8 }, 32);
     assert.equal(tolerance.seconds, 1.6 + 0.1875);
     assert.match(
       tolerance.why,
-      /1\.6 s observation \(one watcher poll\) \+ 0\.19 s ours' first-retry jitter/,
+      /1\.6 s the scaled clock's resolution \(one watcher poll\) \+ 0\.19 s ours' first-retry jitter/,
     );
   });
 
@@ -153,12 +153,12 @@ describe("the verdict: ours as good as or better than the original, on the expec
     assert.match(check?.detail ?? "", /expected ours 65\.0 s, original 60\.0 s/);
   });
 
-  it("retries 63 s apart: 1.5 s later, MET within a 1.6 s poll, NOT MET with a 0.8 s one", () => {
+  it("retries 63 s apart: 1.5 s later, MET at a 1.6 s resolution, NOT MET at 0.8 s", () => {
     // 31.5 + 30 = 61.5 s against 60 s: 1.5 s <= 1.79 s
     const [check] = outageTargets(result(side(2100)));
     assert.equal(check?.met, true, check?.detail);
-    // with a watcher twice as precise the same schedule is NOT MET
-    const precise = { ...result(side(2100)), observationSeconds: 0.8 };
+    // on a clock twice as fine the same schedule is NOT MET
+    const precise = { ...result(side(2100)), resolutionSeconds: 0.8 };
     assert.equal(outageTargets(precise)[0]?.met, false);
   });
 
