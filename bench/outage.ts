@@ -497,9 +497,9 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
 
     let fleetRun: FleetRun | null = null;
     if (fleetVms.length) {
-      const starts = requests
-        .filter((r) => r.method === "POST" && /\/virtualMachines\/fleet-\d+\/start$/i.test(r.path))
-        .map((r) => ({ vm: r.path.split("/").at(-2) as string, at: emulated(Date.parse(r.time) - t0) }))
+      // Accepted starts as the emulator's history stamps them (checked against the log above).
+      const starts = fleetVms
+        .flatMap((vm) => (startRequestsAt.get(vm) ?? []).map((at) => ({ vm, at: emulated(at - t0) })))
         .sort((a, b) => a.at - b.at);
       // The most start requests in any 60 emulated seconds (a sliding window), and per VM the shortest gap.
       let maxPerMinute = 0;

@@ -310,12 +310,14 @@ export function outageTargets(result: OutageResult) {
   const fleet = result.fleet;
   if (fleet) {
     checks.push({
-      target: `${fleet.vms} VMs without capacity for ${fleet.minutes} min: start requests within the budgets (${fleet.budgetStartsPerMinute} in any minute across VMs; per VM at least ${fleet.budgetGapPerVmSeconds} s apart)`,
+      target: `${fleet.vms} VMs without capacity for ${fleet.minutes} min: start requests within the budgets (${fleet.budgetStartsPerMinute} in any minute across VMs; per VM at least ${fleet.budgetGapPerVmSeconds} s apart, less the scaled clock's resolution ${Math.max(1, result.resolutionSeconds).toFixed(1)} s)`,
       met:
         fleet.maxStartsPerMinute <= fleet.budgetStartsPerMinute &&
         fleet.shortestGapPerVmSeconds !== null &&
-        // One emulated second of slack: the log's timestamps are the emulator's, the spacing the runtime's.
-        fleet.shortestGapPerVmSeconds >= fleet.budgetGapPerVmSeconds - 1 &&
+        // The timestamps are the emulator's, the spacing the runtime's: a request's transit varies by
+        // real milliseconds the scale magnifies, so the scaled clock's resolution (at least 1 s) is allowed.
+        fleet.shortestGapPerVmSeconds >=
+          fleet.budgetGapPerVmSeconds - Math.max(1, result.resolutionSeconds) &&
         fleet.allBack,
       detail: `at most ${fleet.maxStartsPerMinute} in a minute, shortest gap per VM ${fleet.shortestGapPerVmSeconds?.toFixed(1) ?? "-"} s, ${fleet.startRequests} in all; ${fleet.allBack ? "all back" : "NOT all back"}`,
     });
