@@ -69,6 +69,8 @@ export interface FleetRun {
   readonly budgetStartsPerMinute: number;
   /** The shortest gap between two start requests of one VM (emulated seconds). */
   readonly shortestGapPerVmSeconds: number | null;
+  /** The VM with that gap: its start requests (emulated seconds since the outage began). */
+  readonly shortestGap: { vm: string; startRequestsAt: number[] } | null;
   readonly budgetGapPerVmSeconds: number;
   readonly allBack: boolean;
 }
@@ -509,9 +511,18 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
       }
       const lastByVm = new Map<string, number>();
       let shortestGapSeconds = Number.POSITIVE_INFINITY;
+      let shortestGap: FleetRun["shortestGap"] = null;
       for (const start of starts) {
         const last = lastByVm.get(start.vm);
-        if (last !== undefined) shortestGapSeconds = Math.min(shortestGapSeconds, (start.at - last) * 60);
+        if (last !== undefined && (start.at - last) * 60 < shortestGapSeconds) {
+          shortestGapSeconds = (start.at - last) * 60;
+          shortestGap = {
+            vm: start.vm,
+            startRequestsAt: (startRequestsAt.get(start.vm) ?? []).map(
+              (at) => Math.round(emulated(at - t0) * 600) / 10,
+            ),
+          };
+        }
         lastByVm.set(start.vm, start.at);
       }
       fleetRun = {
@@ -521,6 +532,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
         maxStartsPerMinute: maxPerMinute,
         budgetStartsPerMinute: fleetStartsPerMinute,
         shortestGapPerVmSeconds: Number.isFinite(shortestGapSeconds) ? shortestGapSeconds : null,
+        shortestGap,
         budgetGapPerVmSeconds: minStartSpacingMs / 1000,
         allBack: fleetVms.every((vm) => backAt.has(vm)),
       };
