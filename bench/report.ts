@@ -304,7 +304,7 @@ export function outageTargets(result: OutageResult) {
         ours !== null &&
         ours <= limitSeconds &&
         (original === null || ours <= original + tolerance.seconds),
-      detail: `${result.startsCheckedAgainstLog ? "" : "start requests NOT matching the request log; "}expected ours ${seconds(ours)}, original ${seconds(original)} (mean gaps ${seconds(run.sides.ours.precise.meanGapSeconds)} / ${seconds(run.sides.original.precise.meanGapSeconds)}); phase means ours ${minutes(run.sides.ours.backAfterCapacityMinutes)}, original ${minutes(run.sides.original.backAfterCapacityMinutes)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
+      detail: `${result.startsCheckedAgainstLog ? "" : "start requests NOT matching the request log; "}${ours === null || original === null ? "no expected figure for a side: a VM not back, or no two start requests failed during the outage (too short to measure a gap); " : ""}expected ours ${seconds(ours)}, original ${seconds(original)} (mean gaps ${seconds(run.sides.ours.precise.meanGapSeconds)} / ${seconds(run.sides.original.precise.meanGapSeconds)}); phase means ours ${minutes(run.sides.ours.backAfterCapacityMinutes)}, original ${minutes(run.sides.original.backAfterCapacityMinutes)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
     });
   }
   const fleet = result.fleet;

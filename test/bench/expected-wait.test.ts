@@ -162,6 +162,17 @@ describe("the verdict: ours as good as or better than the original, on the expec
     assert.equal(outageTargets(precise)[0]?.met, false);
   });
 
+  it("an outage too short for two failed requests per VM: no expected figure, NOT MET, and says why", () => {
+    const once = {
+      ...side(2000),
+      precise: preciseBack([{ startRequestsAt: [0, 2000], runningAt: 3000 }], 30),
+    };
+    assert.equal(once.precise.expectedBackSeconds, null);
+    const [check] = outageTargets(result(once));
+    assert.equal(check?.met, false);
+    assert.match(check?.detail ?? "", /no two start requests failed during the outage/);
+  });
+
   it("faster than the original: MET; start times not matching the request log: NOT MET", () => {
     assert.equal(outageTargets(result(side(1500)))[0]?.met, true);
     const [unchecked] = outageTargets(result(side(1500), side(2000), false));
