@@ -182,7 +182,7 @@ async function main(): Promise<void> {
             outageTable(result),
             `Expected back = Σg²/(2Σg) over the gaps g between a VM's start requests while it had no capacity, pooled over the runs, + its successful start to running (bench/expected-wait.ts); times from the emulator's VM history, ${result.startsCheckedAgainstLog ? "checked against its request log: same counts" : "MISMATCH with its request log (see results.json)"}`,
             result.fleet
-              ? `Fleet: ${result.fleet.vms} VMs without capacity for ${result.fleet.minutes} min (ours): ${result.fleet.startRequests} start requests, at most ${result.fleet.maxStartsPerMinute} in any minute across VMs (budget ${result.fleet.budgetStartsPerMinute}), per VM at least ${result.fleet.shortestGapPerVmSeconds?.toFixed(1) ?? "-"} s apart (budget ${result.fleet.budgetGapPerVmSeconds} s); ${result.fleet.allBack ? "all back" : "NOT all back"}`
+              ? `Fleet: ${result.fleet.vms} VMs without capacity for ${result.fleet.minutes} min (ours): ${result.fleet.startRequests} start requests, at most ${result.fleet.maxStartsPerMinute} in any minute across VMs (budget ${result.fleet.budgetStartsPerMinute}), per VM at least ${result.fleet.shortestSentGapPerVmSeconds?.toFixed(1) ?? "-"} s apart as sent (budget ${result.fleet.budgetGapPerVmSeconds} s; ${result.fleet.shortestGapPerVmSeconds?.toFixed(1) ?? "-"} s as received, the scaled clock multiplying transit jitter; Compute's per-VM bucket ${result.fleet.perVmBucketOverdrawn ? "OVERDRAWN" : "never empty"}); ${result.fleet.allBack ? "all back" : "NOT all back"}`
               : "",
             "",
           ]

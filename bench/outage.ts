@@ -67,12 +67,45 @@ export interface FleetRun {
   /** The most start requests in any 60 emulated seconds, across the fleet. */
   readonly maxStartsPerMinute: number;
   readonly budgetStartsPerMinute: number;
-  /** The shortest gap between two start requests of one VM (emulated seconds). */
+  /** The shortest gap between two start requests of one VM as the runtime sent them (emulated seconds). */
+  readonly shortestSentGapPerVmSeconds: number | null;
+  /**
+   * The same as Azure (the emulator) accepted them: less by the requests' transit jitter, which the
+   * scaled clock multiplies (300 real ms in a 100-request burst are 9 emulated seconds at x30).
+   */
   readonly shortestGapPerVmSeconds: number | null;
   /** The VM with that gap: its start requests (emulated seconds since the outage began). */
   readonly shortestGap: { vm: string; startRequestsAt: number[] } | null;
   readonly budgetGapPerVmSeconds: number;
+  /**
+   * Whether any VM's accepted starts would have overdrawn Compute's documented per-VM Start bucket
+   * (12, refilled at 4 per minute), the budget Azure itself enforces on arrival.
+   */
+  readonly perVmBucketOverdrawn: boolean;
   readonly allBack: boolean;
+}
+
+/**
+ * Compute's "Update VM" policy per VM, as documented ("Throttling limits for Virtual machines",
+ * https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits): a bucket of 12 starts
+ * refilled at 4 per minute. Written here apart from runtime/src/schedule.ts, as the bench's oracle.
+ */
+const AZURE_START_BUCKET_PER_VM = { capacity: 12, refillPerMinute: 4 };
+
+/** True when the start times (emulated minutes, ascending) ever find the per-VM bucket empty. */
+export function overdrawsPerVmBucket(times: readonly number[]): boolean {
+  let tokens = AZURE_START_BUCKET_PER_VM.capacity;
+  let last = times[0] ?? 0;
+  for (const at of times) {
+    tokens = Math.min(
+      AZURE_START_BUCKET_PER_VM.capacity,
+      tokens + (at - last) * AZURE_START_BUCKET_PER_VM.refillPerMinute,
+    );
+    last = at;
+    if (tokens < 1) return true;
+    tokens -= 1;
+  }
+  return false;
 }
 
 export interface OutageResult {
@@ -239,12 +272,26 @@ function startOurs(
   liveChildren.add(child);
   let stderr = "";
   let cycles = 0;
+  let partial = "";
+  // When the runtime sent each start request (its `start-issued` log line: `at`, before the request
+  // left), per VM name: what the runtime controls, apart from the transit the scaled clock magnifies.
+  const sent = new Map<string, number[]>();
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
     stderr = (stderr + chunk).slice(-20_000);
     cycles += chunk.split('"event":"cycle-done"').length - 1;
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) {
+      if (!line.includes('"event":"start-issued"')) continue;
+      const { vm, at } = JSON.parse(line) as { vm: string; at: number };
+      const name = vm.split("/").at(-1) as string;
+      sent.set(name, [...(sent.get(name) ?? []), at]);
+    }
   });
   const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
   return {
+    /** The runtime's own send times (epoch ms) of each VM's start requests. */
+    sentAt: (vm: string) => sent.get(vm) ?? [],
     async firstCycle() {
       const started = Date.now();
       while (cycles === 0) {
@@ -525,8 +572,22 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
         }
         lastByVm.set(start.vm, start.at);
       }
+      // The same per VM from the runtime's own send times.
+      let shortestSent = Number.POSITIVE_INFINITY;
+      for (const vm of fleetVms) {
+        const times = fleet?.sentAt(vm) ?? [];
+        for (let i = 1; i < times.length; i++)
+          shortestSent = Math.min(shortestSent, emulated((times[i] ?? 0) - (times[i - 1] ?? 0)) * 60);
+      }
+      const perVmBucketOverdrawn = fleetVms.some((vm) =>
+        overdrawsPerVmBucket(
+          (startRequestsAt.get(vm) ?? []).map((at) => emulated(at - t0)).sort((a, b) => a - b),
+        ),
+      );
       fleetRun = {
         vms: fleetVms.length,
+        perVmBucketOverdrawn,
+        shortestSentGapPerVmSeconds: Number.isFinite(shortestSent) ? shortestSent : null,
         minutes: options.fleetMinutes,
         startRequests: starts.length,
         maxStartsPerMinute: maxPerMinute,
