@@ -273,8 +273,8 @@ function startOurs(
   let stderr = "";
   let cycles = 0;
   let partial = "";
-  // When the runtime sent each start request (its `start-issued` log line: `at`, before the request
-  // left), per VM name: what the runtime controls, apart from the transit the scaled clock magnifies.
+  // When the runtime sent each start request (its `start-issued` log line, stamped as the request
+  // leaves), per VM name: what the runtime controls, apart from the transit the scaled clock magnifies.
   const sent = new Map<string, number[]>();
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
     stderr = (stderr + chunk).slice(-20_000);
@@ -283,9 +283,9 @@ function startOurs(
     partial = lines.pop() ?? "";
     for (const line of lines) {
       if (!line.includes('"event":"start-issued"')) continue;
-      const { vm, at } = JSON.parse(line) as { vm: string; at: number };
+      const { vm, time } = JSON.parse(line) as { vm: string; time: string };
       const name = vm.split("/").at(-1) as string;
-      sent.set(name, [...(sent.get(name) ?? []), at]);
+      sent.set(name, [...(sent.get(name) ?? []), Date.parse(time)]);
     }
   });
   const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
