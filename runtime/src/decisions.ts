@@ -205,8 +205,9 @@ export function instanceStateFromStatuses(
  * backoff and not already being started.
  *
  * `retryLeadMs`: a VM whose retry falls due within that much of `now` is started too (its start
- * request waits for the due time, starts.ts): the loop wakes that much ahead of a retry, by about
- * its own discovery time, so the request leaves when due rather than a discovery later.
+ * request waits for the due time, starts.ts): the loop passes the time before its next cycle could
+ * begin (and wakes ahead of a retry by its own discovery time), so the request leaves when due rather
+ * than a discovery, or a gap between cycles, later.
  */
 export function selectRestartCandidates(
   vms: readonly ObservedVm[],

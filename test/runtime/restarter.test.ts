@@ -250,23 +250,26 @@ describe("Restarter cycle", () => {
 
   it("retries a persistent capacity failure once a minute (never doubling), and resets on success", async () => {
     const { api, restarter, clock, store, log } = setup([spot("busy")]);
+    // When each start request leaves: a cycle takes a retry due before the next cycle could begin
+    // and the request waits (on this fake clock, which a wait moves on) for the due time.
+    const attemptTimes: number[] = [];
     api.startBehaviour = async () => {
+      attemptTimes.push(clock.now());
       throw lroFailure("AllocationFailed");
     };
     await restarter.init();
     const key = vmKey("rg", "busy");
-    const attemptTimes: number[] = [];
     // Cycle every 10 s of fake time for 8 minutes.
     for (let t = 0; t < 48; t++) {
       const cycle = await restarter.runCycle(never);
-      if (cycle.starts.length) attemptTimes.push(clock.now());
       await Promise.all(cycle.starts);
       clock.time += 10_000;
     }
     const gaps = attemptTimes.slice(1).map((t, i) => (t - (attemptTimes[i] ?? 0)) / 1000);
     // rng 0 = no jitter: one minute from request to request, however long it lasts (schedule.ts).
-    assert.deepEqual(gaps, [60, 60, 60, 60, 60, 60, 60]);
-    assert.equal(restarter.currentState.vms[key]?.startAttempts, 8);
+    assert.ok(gaps.length >= 7, `${attemptTimes.length} attempts`);
+    assert.deepEqual(gaps, Array(gaps.length).fill(60));
+    assert.equal(restarter.currentState.vms[key]?.startAttempts, attemptTimes.length);
     assert.ok(log.events.includes("start-failed"));
 
     api.startBehaviour = async (vm) => {
