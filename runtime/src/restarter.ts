@@ -210,11 +210,11 @@ export class Restarter {
     // `deallocated`); one that ends during discovery must still count as in flight for this cycle's
     // decisions, or the stale `deallocated` would start a VM that is running (BUG-4, test/RELIABILITY.md).
     const inFlightAtDiscovery = new Set(this.follower.keys());
-    // A cycle takes the retries that fall due before the next cycle could begin (minCycleGapMs, never
-    // less than the wake lead); their requests wait for their due times (starts.ts). Left to the next
-    // cycle, a retry due just after this one would wait for the gap: up to 10 s late (seen in the bench,
-    // a retry 68.8 s after the last where 60 were due).
-    const leadMs = Math.max(this.lead.ms, this.minCycleGapMs);
+    // A cycle takes the retries that fall due before the next cycle could begin (minCycleGapMs, which
+    // also caps the wake lead, so it covers a cycle woken early for a retry); their requests wait for
+    // their due times (starts.ts). Left to the next cycle, a retry due just after this one would wait
+    // for the gap: up to 10 s late (seen in the bench, a retry 68.8 s after the last where 60 were due).
+    const leadMs = this.minCycleGapMs;
     const discovered = await discoverGroups(this.deps.api, settings.resourceGroups, settings.tag, signal, {
       // A VM we are starting is not read again: its start's outcome will tell.
       remembered: (vm) => {
