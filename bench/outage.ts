@@ -285,7 +285,9 @@ function startOurs(
       if (!line.includes('"event":"start-issued"')) continue;
       const { vm, time } = JSON.parse(line) as { vm: string; time: string };
       const name = vm.split("/").at(-1) as string;
-      sent.set(name, [...(sent.get(name) ?? []), Date.parse(time)]);
+      const times = sent.get(name) ?? [];
+      times.push(Date.parse(time));
+      sent.set(name, times);
     }
   });
   const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
