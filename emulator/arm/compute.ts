@@ -400,7 +400,8 @@ export function instanceViewJson(vm: VirtualMachine): Record<string, unknown> {
           time: vm.lastStatusChange,
         }
       : vm.provisioningState === "Failed"
-        ? // Seeded `Failed` without an operation behind it: no error code to append.
+        ? // Seeded `Failed` without an operation behind it: Azure would append an error code
+          // (`ProvisioningState/failed/<Code>`, as the branch above does); the seed has none to give.
           {
             code: "ProvisioningState/failed",
             level: "Error",

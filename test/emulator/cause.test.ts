@@ -187,7 +187,8 @@ describe("emulator: eviction cause (Resource Graph, Activity Log)", () => {
     assert.equal(listed.find((vm) => vm.name === "being-built")?.provisioningState, "Creating");
     const building = await compute.virtualMachines.instanceView(t.resourceGroup, "being-built");
     assert.equal(building.statuses?.[0]?.code, "ProvisioningState/creating");
-    // A seeded Failed shows failed (not succeeded), at level Error as Azure's failed states do.
+    // A seeded Failed shows failed (not succeeded), at level Error like the emulator's failed starts
+    // (emulator/README.md: without the error code Azure would append, which the seed cannot give).
     const failed = await compute.virtualMachines.instanceView(t.resourceGroup, "failed-earlier");
     assert.equal(failed.statuses?.[0]?.code, "ProvisioningState/failed");
     assert.equal(failed.statuses?.[0]?.level, "Error");
