@@ -2,13 +2,13 @@
 // pure function over plain strings, so every rule and every message is tested without Pulumi mocks
 // (test/program/config.test.ts asserts the exact wording).
 import * as pulumi from "@pulumi/pulumi";
-import { type NotificationEventName, notificationEventNames } from "./runtime/src/events";
 import {
   FALLBACK_AFTER_SECONDS,
   FALLBACK_AFTER_SECONDS_RANGE,
   VM_SIZE_PATTERN,
-} from "./runtime/src/fallback";
-import { type ChannelType, channelTypes } from "./runtime/src/notify/channels";
+} from "./runtime/src/loop/fallback";
+import { type NotificationEventName, notificationEventNames } from "./runtime/src/signals/events";
+import { type ChannelType, channelTypes } from "./runtime/src/signals/notify/channels";
 
 export const CONFIG_NAMESPACE = "spot-restarter";
 
@@ -193,7 +193,7 @@ export function validateDays(
 
 /**
  * `fallbackAfterSeconds`: the runtime config's field of the same name, with its range and default
- * (runtime/src/fallback.ts), so the installer can write it unchanged.
+ * (runtime/src/loop/fallback.ts), so the installer can write it unchanged.
  */
 export function validateFallbackAfterSeconds(raw: string | undefined): number {
   return validateWholeNumber(

@@ -4,8 +4,8 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { ArmRequestCounts } from "../runtime/src/azure";
-import type { OnceSummary as RuntimeOnceSummary } from "../runtime/src/commands";
+import type { ArmRequestCounts } from "../runtime/src/azure/azure";
+import type { OnceSummary as RuntimeOnceSummary } from "../runtime/src/cli/commands";
 import { type ProcessOptions, runProcess, spawnProcess } from "../support/process";
 
 export interface Measure {
@@ -18,7 +18,7 @@ export interface Measure {
 }
 
 /**
- * What `once --json` prints: the runtime's own contract (runtime/src/commands.ts), with the ARM request
+ * What `once --json` prints: the runtime's own contract (runtime/src/cli/commands.ts), with the ARM request
  * counts always present (the bundle counts its requests).
  */
 export type OnceSummary = Omit<RuntimeOnceSummary, "armRequests"> & {

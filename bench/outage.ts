@@ -1,6 +1,6 @@
 // The capacity-outage scenario (issue 11): Spot VMs evicted, then Azure has no capacity for them for L
 // minutes. When is each one back, and how many start requests did that cost, for
-//   - ours: the real bundle (`run`, default retry schedule: about once a minute, runtime/src/schedule.ts);
+//   - ours: the real bundle (`run`, default retry schedule: about once a minute, runtime/src/loop/schedule.ts);
 //   - the original: its cron job, once a minute, the whole `az vm list -d` + `az vm start` pattern
 //     (bench/original.ts);
 //   - the old backoff: the runtime before issue 11, re-enacted: a cycle every 30 s, and after a failed
@@ -13,7 +13,7 @@
 // same unscaled.
 //
 // A fleet run adds K VMs failing at once for ours alone and counts its start requests per emulated
-// minute against the budgets they must stay in (runtime/src/schedule.ts: a quarter of Compute's).
+// minute against the budgets they must stay in (runtime/src/loop/schedule.ts: a quarter of Compute's).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -25,7 +25,7 @@ import {
   emulatorControl,
   trustEmulatorCa,
 } from "../emulator/testing";
-import { fleetStartsPerMinute, minStartSpacingMs } from "../runtime/src/schedule";
+import { fleetStartsPerMinute, minStartSpacingMs } from "../runtime/src/loop/schedule";
 import { type PreciseBack, preciseBack } from "./expected-wait";
 import { originalTokenSource, runOriginalCycle } from "./original";
 import { liveChildren } from "./ours";
@@ -88,7 +88,7 @@ export interface FleetRun {
 /**
  * Compute's "Update VM" policy per VM, as documented ("Throttling limits for Virtual machines",
  * https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits): a bucket of 12 starts
- * refilled at 4 per minute. Written here apart from runtime/src/schedule.ts, as the bench's oracle.
+ * refilled at 4 per minute. Written here apart from runtime/src/loop/schedule.ts, as the bench's oracle.
  */
 const AZURE_START_BUCKET_PER_VM = { capacity: 12, refillPerMinute: 4 };
 

@@ -244,7 +244,7 @@ export function outageTable(result: OutageResult): string {
 /**
  * Ours' first capacity retry after an eviction adds up to 3 s at random, so that VMs that failed
  * together are spread apart; later retries keep that phase, exactly a minute apart
- * (runtime/src/schedule.ts, `capacityJitterMs`; the bench's scaled config keeps the same 5 % of the
+ * (runtime/src/loop/schedule.ts, `capacityJitterMs`; the bench's scaled config keeps the same 5 % of the
  * interval). The original's cron has no such spread.
  */
 const OURS_FIRST_RETRY_JITTER_SECONDS = 3;

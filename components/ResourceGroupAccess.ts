@@ -3,7 +3,7 @@ import * as authorization from "@pulumi/azure-native/authorization";
 import * as pulumi from "@pulumi/pulumi";
 import * as time from "@pulumiverse/time";
 import type { RoleMode } from "../config";
-import { LEAST_PRIVILEGE_ACTIONS, leastPrivilegeActions } from "../runtime/src/roleActions";
+import { LEAST_PRIVILEGE_ACTIONS, leastPrivilegeActions } from "../runtime/src/azure/roleActions";
 
 // The runtime's one list of the actions it needs (each with the feature that uses it).
 export { LEAST_PRIVILEGE_ACTIONS };
@@ -20,7 +20,7 @@ export interface ResourceGroupAccessArgs {
   readonly roleMode: RoleMode;
   /**
    * Plain: true when some VM has fallback sizes (config `fallbackSizes`). Only then does the least-privilege
-   * role gain the `fallback-size` actions (resizing writes the VM: runtime/src/roleActions.ts).
+   * role gain the `fallback-size` actions (resizing writes the VM: runtime/src/azure/roleActions.ts).
    */
   readonly fallbackSizes?: boolean;
   /** Base of the custom role's name (least-privilege mode); `customRoleName` makes it unique per tenant. */
@@ -77,7 +77,7 @@ export const CUSTOM_ROLE_REPLICATION_DELAY = "60s";
 
 /**
  * What the restart principal may do, and where: one role assignment on exactly the resource group,
- * either built-in Contributor or a custom role with only the runtime's actions (runtime/src/roleActions.ts),
+ * either built-in Contributor or a custom role with only the runtime's actions (runtime/src/azure/roleActions.ts),
  * assignable only there.
  */
 export class ResourceGroupAccess extends pulumi.ComponentResource {

@@ -1,7 +1,7 @@
 import * as authorization from "@pulumi/azure-native/authorization";
 import * as pulumi from "@pulumi/pulumi";
 import type { NotificationChannel, RoleMode, SpotRestarterConfig } from "../config";
-import type { StackOutputName } from "../runtime/src/stackOutputNames";
+import type { StackOutputName } from "../runtime/src/core/stackOutputNames";
 import { ResourceGroupAccess } from "./ResourceGroupAccess";
 import { RestartPrincipal } from "./RestartPrincipal";
 import { RESTART_TAG, RestartTag } from "./RestartTag";
@@ -170,7 +170,7 @@ export interface SpotRestarterStackOutputs {
   readonly fallbackAfterSeconds: pulumi.Output<number>;
 }
 
-// Compile-time: the outputs above are exactly the contract's names (runtime/src/stackOutputNames.ts),
+// Compile-time: the outputs above are exactly the contract's names (runtime/src/core/stackOutputNames.ts),
 // no more, no fewer; tsc fails here when one side gains or loses a name.
 type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const outputsMatchContract: SameKeys<keyof SpotRestarterStackOutputs, StackOutputName> = true;

@@ -13,10 +13,10 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type * as Pulumi from "@pulumi/pulumi";
+import { STACK_OUTPUT_NAMES } from "../runtime/src/core/stackOutputNames";
 // The stack outputs of docs/architecture.md, as `pulumi stack output --json --show-secrets` prints them: the
 // installer's own definition, so the harness cannot drift from what install accepts.
 import type { StackOutputs } from "../runtime/src/install/stackOutputs";
-import { STACK_OUTPUT_NAMES } from "../runtime/src/stackOutputNames";
 import { runProcess } from "../support/process";
 import type { AppliedResource, Mutations } from "./emulator-provider";
 

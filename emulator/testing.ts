@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import * as tls from "node:tls";
 import { ClientCertificateCredential } from "@azure/identity";
-import { LEAST_PRIVILEGE_ACTIONS as RUNTIME_ROLE_ACTIONS } from "../runtime/src/roleActions";
+import { LEAST_PRIVILEGE_ACTIONS as RUNTIME_ROLE_ACTIONS } from "../runtime/src/azure/roleActions";
 import type { RequestLogEntry } from "./control";
 import { type EmulatorSeed, type FaultRule, type RunningEmulator, startEmulator } from "./index";
 import { knownCas } from "./known-cas";
@@ -21,7 +21,7 @@ export const OWNER_ROLE_ID = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 export const USER_ACCESS_ADMINISTRATOR_ROLE_ID = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9";
 export const TAG_CONTRIBUTOR_ROLE_ID = "4a9ae827-6dc8-4573-8ac7-8239d42aa03f";
 export const RBAC_ADMINISTRATOR_ROLE_ID = "f58310d9-a9f6-439a-9e8d-f62e7b41a168";
-/** What the runtime needs and nothing more: the runtime's own list (runtime/src/roleActions.ts). */
+/** What the runtime needs and nothing more: the runtime's own list (runtime/src/azure/roleActions.ts). */
 export const LEAST_PRIVILEGE_ACTIONS: string[] = [...RUNTIME_ROLE_ACTIONS];
 /** Where the example seed lives (the blog's "personal-network" resource group). */
 export const EXAMPLE_SEED_FILE = `${__dirname}/examples/personal-network.json`;

@@ -1,9 +1,11 @@
 // spot-restarter's command line. Only wiring: parse arguments (cliArgs.ts), load config, dispatch to
 // the command (the ones that talk to Azure: azureCommands.ts); one handler at the bottom turns errors
 // into a message and an exit code.
-import { createArmVmApi } from "./azure";
-import { runAzureCommand } from "./azureCommands";
-import { installOptionsFrom, parseCommandLine, str, uninstallOptionsFrom } from "./cliArgs";
+import { createArmVmApi } from "./azure/azure";
+import { runAzureCommand } from "./cli/azureCommands";
+import { installOptionsFrom, parseCommandLine, str, uninstallOptionsFrom } from "./cli/cliArgs";
+import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./cli/doctor";
+import { nodeTooOld } from "./cli/nodeVersion";
 import {
   defaultConfigPath,
   describeConfig,
@@ -11,15 +13,13 @@ import {
   loadConfig,
   overridesFromEnv,
   overridesFromFlags,
-} from "./config";
-import { resourceGroupNamePattern } from "./configSchema";
-import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./doctor";
-import { ConfigError, exitCodes, RuntimeError, UsageError } from "./errors";
+} from "./config/config";
+import { resourceGroupNamePattern } from "./config/configSchema";
+import { ConfigError, exitCodes, RuntimeError, UsageError } from "./core/errors";
 import { install, uninstall } from "./install/index";
-import { createLogger, type LogFormat, type LogLevel } from "./log";
-import { nodeTooOld } from "./nodeVersion";
-import { sendTestNotifications } from "./notify/index";
-import { addPause, parseDuration, removePause } from "./pause";
+import { createLogger, type LogFormat, type LogLevel } from "./signals/log";
+import { sendTestNotifications } from "./signals/notify/index";
+import { addPause, parseDuration, removePause } from "./state/pause";
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<number> {
   const parsed = parseCommandLine(argv, env);

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { it } from "node:test";
-import { renderConfigReference } from "../../runtime/src/configDocs";
-import { describeConfigFields } from "../../runtime/src/configFields";
-import { configSchema } from "../../runtime/src/configSchema";
+import { renderConfigReference } from "../../runtime/src/config/configDocs";
+import { describeConfigFields } from "../../runtime/src/config/configFields";
+import { configSchema } from "../../runtime/src/config/configSchema";
 
 /** Table cells trimmed and separator rows shortened, as Biome's formatting pads them. */
 const normalise = (text: string) =>

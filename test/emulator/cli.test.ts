@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { EXAMPLE_SEED_FILE, emulatorControl } from "../../emulator/testing";
-import { parseConfig } from "../../runtime/src/config";
+import { parseConfig } from "../../runtime/src/config/config";
 
 const CLI = join(__dirname, "../../emulator/cli.ts");
 

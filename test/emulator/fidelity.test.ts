@@ -6,8 +6,8 @@ import { after, before, describe, it } from "node:test";
 import { ComputeManagementClient } from "@azure/arm-compute";
 import type { EmulatorSeed } from "../../emulator/seed";
 import { ARM_SCOPE, startTestEmulator, type TestEmulator } from "../../emulator/testing";
-import { createArmVmApi } from "../../runtime/src/azure";
-import { parseConfig } from "../../runtime/src/config";
+import { createArmVmApi } from "../../runtime/src/azure/azure";
+import { parseConfig } from "../../runtime/src/config/config";
 import { armFetch, rgPath, vmPath } from "./helpers";
 
 const SPOT = "ubuntu-backup-server-spot";

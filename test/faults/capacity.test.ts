@@ -1,7 +1,7 @@
 // Fault matrix, start failures: persistent AllocationFailed on one VM while another restarts at once
 // (attempts at a steady interval from the last request, never doubling; started within about one
 // interval once capacity returns), and SpotPriceGreaterThanProvidedMaxPrice reported distinctly, with
-// the VM's max price, backing off in minutes (runtime/src/schedule.ts; scaled down here by config).
+// the VM's max price, backing off in minutes (runtime/src/loop/schedule.ts; scaled down here by config).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { figure, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
@@ -42,7 +42,7 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       // budget (a 700 ms allowance failed on a loaded 2-core machine with gaps of 1.5-2.4 s).
       // 1. The policy. Each retry is scheduled (start-failed's backoffUntil) one interval after its
       //    attempt's request, plus at most 5 % jitter, or when the failure became known if that is later
-      //    (runtime/src/schedule.ts nextAttemptAt; on a loaded machine following a start can take longer
+      //    (runtime/src/loop/schedule.ts nextAttemptAt; on a loaded machine following a start can take longer
       //    than the interval). The request left the runtime (at requestedAt, which the log does not
       //    show) after the runtime logged start-issued and before Azure stamped it on arrival, so, per
       //    attempt: due <= max(arrival + interval * 1.05, failure logged) (no doubling), and the next
@@ -133,7 +133,7 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
     // Every list of the resource group (the first request of a cycle) takes `listDelayMs` longer. Were the
     // loop to wake when a retry is due, each attempt would leave one discovery late, and since the next
     // is due one interval after the request, attempts would come interval + discovery apart (the bench saw
-    // 70 s instead of 60 at x30). It wakes ahead instead (runtime/src/schedule.ts RetryLead) and the
+    // 70 s instead of 60 at x30). It wakes ahead instead (runtime/src/loop/schedule.ts RetryLead) and the
     // request waits for the due time (starts.ts), so attempts come one interval apart: never sooner (the
     // budget's floor), and later only by timer and transit noise, far less than the delay.
     const retrySeconds = 6;

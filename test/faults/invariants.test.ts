@@ -5,7 +5,7 @@
 //      the oracle remembers which and when, from the steps it took, never from the runtime);
 //   2. every tagged, evicted VM whose start can succeed is running within interval + one start time
 //      after the faults (and any backoff or Retry-After they caused) end;
-//   3. start attempts per VM never come faster than the retry schedule allows (runtime/src/schedule.ts,
+//   3. start attempts per VM never come faster than the retry schedule allows (runtime/src/loop/schedule.ts,
 //      scaled down: a capacity failure is retried one interval after its request, never doubling;
 //      price and other failures back off doubling from the failure).
 import "reflect-metadata";
@@ -14,17 +14,17 @@ import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import type { FaultRule, SeedVirtualMachine } from "../../emulator/index";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
-import { createCredential, verifyAuthentication } from "../../runtime/src/auth";
-import { createArmVmApi, describeAzureError, type VmApi } from "../../runtime/src/azure";
-import { CauseGate } from "../../runtime/src/causeGate";
-import { createArmCauseSource } from "../../runtime/src/causeSource";
-import { parseConfig } from "../../runtime/src/config";
-import { classifyStartOutcome, isBackoffOutcome } from "../../runtime/src/decisions";
-import { AuthError, PermissionError } from "../../runtime/src/errors";
-import { silentLogger } from "../../runtime/src/log";
-import { Restarter, type RestarterSettings } from "../../runtime/src/restarter";
-import { retryPolicyFor } from "../../runtime/src/schedule";
-import { createMemoryStateStore } from "../../runtime/src/state";
+import { createCredential, verifyAuthentication } from "../../runtime/src/azure/auth";
+import { createArmVmApi, describeAzureError, type VmApi } from "../../runtime/src/azure/azure";
+import { CauseGate } from "../../runtime/src/cause/causeGate";
+import { createArmCauseSource } from "../../runtime/src/cause/causeSource";
+import { parseConfig } from "../../runtime/src/config/config";
+import { AuthError, PermissionError } from "../../runtime/src/core/errors";
+import { classifyStartOutcome, isBackoffOutcome } from "../../runtime/src/loop/decisions";
+import { Restarter, type RestarterSettings } from "../../runtime/src/loop/restarter";
+import { retryPolicyFor } from "../../runtime/src/loop/schedule";
+import { silentLogger } from "../../runtime/src/signals/log";
+import { createMemoryStateStore } from "../../runtime/src/state/state";
 import { figure, resourceGroup, sleep } from "./harness";
 
 const TAG = { name: "AttemptRestartAfterEviction", value: "true" };

@@ -2,12 +2,12 @@
 // fake VmApi so the interleaving is forced rather than hoped for.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { explainAuthFailure } from "../../runtime/src/auth";
-import type { ListedVm, VmApi } from "../../runtime/src/azure";
-import { parseConfig } from "../../runtime/src/config";
-import { silentLogger } from "../../runtime/src/log";
-import { Restarter } from "../../runtime/src/restarter";
-import { createMemoryStateStore } from "../../runtime/src/state";
+import { explainAuthFailure } from "../../runtime/src/azure/auth";
+import type { ListedVm, VmApi } from "../../runtime/src/azure/azure";
+import { parseConfig } from "../../runtime/src/config/config";
+import { Restarter } from "../../runtime/src/loop/restarter";
+import { silentLogger } from "../../runtime/src/signals/log";
+import { createMemoryStateStore } from "../../runtime/src/state/state";
 
 function deferred<T = void>() {
   let resolve!: (value: T) => void;

@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, promises as fs } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadConfig } from "../../runtime/src/config";
+import { loadConfig } from "../../runtime/src/config/config";
 import { install, uninstall } from "../../runtime/src/install/index";
 import { skipUnlessTool } from "../helpers/tools";
 import {
@@ -565,7 +565,7 @@ describe("services on the real host (systemctl faked)", () => {
   });
 });
 
-// What `doctor --json` prints (runtime/src/doctor.ts): the installer reads nothing else.
+// What `doctor --json` prints (runtime/src/cli/doctor.ts): the installer reads nothing else.
 const doctorReport = (checks: Array<{ name: string; status: string; detail: string; fix?: string }>) => ({
   code: checks.some((check) => check.status === "fail") ? 1 : 0,
   stdout: `${JSON.stringify({ passed: !checks.some((check) => check.status === "fail"), checks })}\n`,

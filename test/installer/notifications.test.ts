@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { loadConfig, parseConfig } from "../../runtime/src/config";
+import { loadConfig, parseConfig } from "../../runtime/src/config/config";
 import { install } from "../../runtime/src/install/index";
 import { renderRuntimeConfig, renderSystemdUnit } from "../../runtime/src/install/layout";
 import { parseStackOutputs, StackOutputsError } from "../../runtime/src/install/stackOutputs";

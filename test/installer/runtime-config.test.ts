@@ -2,7 +2,7 @@
 // (every field one the runtime knows), the state directory, and the variable verification overrides it with.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { overridesFromEnv, parseConfig } from "../../runtime/src/config";
+import { overridesFromEnv, parseConfig } from "../../runtime/src/config/config";
 import { PATHS, renderRuntimeConfig, STATE_DIR_ENV } from "../../runtime/src/install/layout";
 import type { StackOutputs } from "../../runtime/src/install/stackOutputs";
 

@@ -24,7 +24,7 @@ before(async () => {
   await fs.writeFile(executable, EXECUTABLE_BYTES, { mode: 0o755 });
 });
 
-/** A passing `doctor --json` report (runtime/src/doctor.ts), what the verification reads. */
+/** A passing `doctor --json` report (runtime/src/cli/doctor.ts), what the verification reads. */
 const doctorPassed = () => ({
   code: 0,
   stdout: `${JSON.stringify({ passed: true, checks: [{ name: "token", status: "pass", detail: "signed in" }] })}\n`,

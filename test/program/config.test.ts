@@ -14,7 +14,7 @@ import {
   validateRoleMode,
   validateVmName,
 } from "../../config";
-import { configSchema } from "../../runtime/src/configSchema";
+import { configSchema } from "../../runtime/src/config/configSchema";
 
 const valid = { resourceGroupName: "personal-network" };
 

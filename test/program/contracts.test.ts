@@ -1,5 +1,5 @@
-// The lists several parts must agree on are exported once (runtime/src/roleActions.ts,
-// runtime/src/stackOutputNames.ts); this checks every consumer against them: the installer's parser, the
+// The lists several parts must agree on are exported once (runtime/src/azure/roleActions.ts,
+// runtime/src/core/stackOutputNames.ts); this checks every consumer against them: the installer's parser, the
 // runtime's permission names, the emulator's test role and the README. (The program's role and exports are
 // checked in components.test.ts and index.test.ts, which need Pulumi mocks.)
 import assert from "node:assert/strict";
@@ -7,16 +7,16 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { LEAST_PRIVILEGE_ACTIONS as EMULATOR_TEST_ROLE } from "../../emulator/testing";
-import { requiredPermission } from "../../runtime/src/decisions";
-import { parseStackOutputs, StackOutputsError } from "../../runtime/src/install/stackOutputs";
 import {
   actionsFor,
   LEAST_PRIVILEGE_ACTIONS,
   leastPrivilegeActions,
   ROLE_ACTIONS,
   ROLE_FEATURES,
-} from "../../runtime/src/roleActions";
-import { OPTIONAL_STACK_OUTPUTS, STACK_OUTPUT_NAMES } from "../../runtime/src/stackOutputNames";
+} from "../../runtime/src/azure/roleActions";
+import { OPTIONAL_STACK_OUTPUTS, STACK_OUTPUT_NAMES } from "../../runtime/src/core/stackOutputNames";
+import { parseStackOutputs, StackOutputsError } from "../../runtime/src/install/stackOutputs";
+import { requiredPermission } from "../../runtime/src/loop/decisions";
 import { createTestCertificate, stackOutputsFor, type TestCertificate } from "../installer/fixtures";
 
 const ROOT = join(__dirname, "..", "..");

@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { STACK_OUTPUT_NAMES } from "../../runtime/src/stackOutputNames";
+import { STACK_OUTPUT_NAMES } from "../../runtime/src/core/stackOutputNames";
 import { createProgramMocks, promiseOf, SUBSCRIPTION_ID, TENANT_ID } from "../../support/pulumi-mocks";
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // RFC 3339 date-time with a time zone (Z or ±hh:mm), optional fraction.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-// The contract's one list (runtime/src/stackOutputNames.ts).
+// The contract's one list (runtime/src/core/stackOutputNames.ts).
 const STACK_OUTPUTS = STACK_OUTPUT_NAMES;
 
 let program: Record<string, pulumi.Output<unknown>>;

@@ -14,10 +14,10 @@ import {
   loadCertificate,
   probeAuthority,
   tokenObjectId,
-} from "../../runtime/src/auth";
-import { withCallerHint } from "../../runtime/src/azureCommands";
-import { parseConfig } from "../../runtime/src/config";
-import { AuthError, PermissionError } from "../../runtime/src/errors";
+} from "../../runtime/src/azure/auth";
+import { withCallerHint } from "../../runtime/src/cli/azureCommands";
+import { parseConfig } from "../../runtime/src/config/config";
+import { AuthError, PermissionError } from "../../runtime/src/core/errors";
 import { createTestCertificate as makeCertificate } from "../../support/certificates";
 
 const day = 86_400_000;

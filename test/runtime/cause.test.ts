@@ -1,5 +1,5 @@
 // The eviction-cause decision: named cases from the issue, then properties against an oracle written
-// from the rules in README.md ("Evicted, or stopped by its owner?"), not from runtime/src/cause.ts.
+// from the rules in README.md ("Evicted, or stopped by its owner?"), not from runtime/src/cause/cause.ts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -11,7 +11,7 @@ import {
   decideOnDeallocation,
   evidenceFromAnnotation,
   ownerEvidenceFromActivity,
-} from "../../runtime/src/cause";
+} from "../../runtime/src/cause/cause";
 
 const T = Date.parse("2026-11-30T12:00:00Z");
 const MIN = 60_000;

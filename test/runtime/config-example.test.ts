@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { parseConfig } from "../../runtime/src/config";
-import { configSchema } from "../../runtime/src/configSchema";
+import { parseConfig } from "../../runtime/src/config/config";
+import { configSchema } from "../../runtime/src/config/configSchema";
 
 const EXAMPLE = join(__dirname, "../../runtime/examples/config.json");
 

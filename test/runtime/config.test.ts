@@ -12,9 +12,9 @@ import {
   overridesFromEnv,
   overridesFromFlags,
   parseConfig,
-} from "../../runtime/src/config";
-import { describeConfigFields, overridableFields } from "../../runtime/src/configFields";
-import { ConfigError } from "../../runtime/src/errors";
+} from "../../runtime/src/config/config";
+import { describeConfigFields, overridableFields } from "../../runtime/src/config/configFields";
+import { ConfigError } from "../../runtime/src/core/errors";
 
 const valid = {
   tenantId: "72f988bf-86f1-41af-91ab-2d7cd011db47",

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { describeAzureError } from "../../runtime/src/azure";
+import { describeAzureError } from "../../runtime/src/azure/azure";
 import {
   type AzureErrorFacts,
   capacityCodes,
@@ -13,7 +13,7 @@ import {
   type RestarterState,
   selectRestartCandidates,
   vmKey,
-} from "../../runtime/src/decisions";
+} from "../../runtime/src/loop/decisions";
 
 const tag = { name: "AttemptRestartAfterEviction", value: "true" };
 const now = Date.parse("2026-11-26T10:00:00Z");

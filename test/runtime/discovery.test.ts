@@ -4,9 +4,9 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createCredential } from "../../runtime/src/auth";
-import { createArmVmApi, type VmApi } from "../../runtime/src/azure";
-import { discoverGroup } from "../../runtime/src/discovery";
+import { createCredential } from "../../runtime/src/azure/auth";
+import { createArmVmApi, type VmApi } from "../../runtime/src/azure/azure";
+import { discoverGroup } from "../../runtime/src/loop/discovery";
 import { resourceGroup, spotVm, startWorld, type World } from "./harness";
 
 const never = new AbortController().signal;

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { createArmVmApi } from "../../runtime/src/azure";
-import { loadConfig } from "../../runtime/src/config";
+import { createArmVmApi } from "../../runtime/src/azure/azure";
+import { actionsFor, LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/azure/roleActions";
 import {
   actionPatternMatches,
   type DoctorCheck,
@@ -13,8 +13,8 @@ import {
   probeEndpoint,
   runDoctor,
   unrestartableReason,
-} from "../../runtime/src/doctor";
-import { actionsFor, LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/roleActions";
+} from "../../runtime/src/cli/doctor";
+import { loadConfig } from "../../runtime/src/config/config";
 import { type Row, spotVm, startRow } from "../faults/harness";
 
 const OPERATIONS_READ = "Microsoft.Compute/locations/operations/read";

@@ -6,14 +6,14 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createCredential } from "../../runtime/src/auth";
-import { createArmVmApi, createRequestCounter } from "../../runtime/src/azure";
-import { BudgetTracker, parseBudgetHeaders, RESOURCE_GRAPH_QUOTA } from "../../runtime/src/budgets";
-import { collectStatus, formatStatusTable, runOnce } from "../../runtime/src/commands";
-import { silentLogger } from "../../runtime/src/log";
-import { createMetrics } from "../../runtime/src/metrics/index";
-import { Restarter, type RestarterSettings } from "../../runtime/src/restarter";
-import { createFileStateStore } from "../../runtime/src/state";
+import { createCredential } from "../../runtime/src/azure/auth";
+import { createArmVmApi, createRequestCounter } from "../../runtime/src/azure/azure";
+import { BudgetTracker, parseBudgetHeaders, RESOURCE_GRAPH_QUOTA } from "../../runtime/src/azure/budgets";
+import { collectStatus, formatStatusTable, runOnce } from "../../runtime/src/cli/commands";
+import { Restarter, type RestarterSettings } from "../../runtime/src/loop/restarter";
+import { silentLogger } from "../../runtime/src/signals/log";
+import { createMetrics } from "../../runtime/src/signals/metrics/index";
+import { createFileStateStore } from "../../runtime/src/state/state";
 import { resourceGroup, spotVm, startWorld, type World } from "./harness";
 
 const never = new AbortController().signal;

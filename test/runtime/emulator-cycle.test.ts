@@ -4,14 +4,14 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createCredential, verifyAuthentication } from "../../runtime/src/auth";
-import { createArmVmApi, createRequestCounter, type VmApi } from "../../runtime/src/azure";
-import { runOnce } from "../../runtime/src/commands";
-import { vmKey } from "../../runtime/src/decisions";
-import { type Logger, silentLogger } from "../../runtime/src/log";
-import { Restarter, type RestarterSettings } from "../../runtime/src/restarter";
-import { retryPolicyFor } from "../../runtime/src/schedule";
-import { createFileStateStore } from "../../runtime/src/state";
+import { createCredential, verifyAuthentication } from "../../runtime/src/azure/auth";
+import { createArmVmApi, createRequestCounter, type VmApi } from "../../runtime/src/azure/azure";
+import { runOnce } from "../../runtime/src/cli/commands";
+import { vmKey } from "../../runtime/src/loop/decisions";
+import { Restarter, type RestarterSettings } from "../../runtime/src/loop/restarter";
+import { retryPolicyFor } from "../../runtime/src/loop/schedule";
+import { type Logger, silentLogger } from "../../runtime/src/signals/log";
+import { createFileStateStore } from "../../runtime/src/state/state";
 import { resourceGroup, spotVm, startWorld, type World } from "./harness";
 
 const never = new AbortController().signal;

@@ -1,4 +1,4 @@
-// Fallback sizes as pure decisions (runtime/src/fallback.ts), with plain objects; and the state file keeping
+// Fallback sizes as pure decisions (runtime/src/loop/fallback.ts), with plain objects; and the state file keeping
 // what a resize must remember across a crash. The end-to-end run is test/runtime/emulator-fallback.test.ts.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { chooseFallback, describeSize, planSize, type SizeFacts } from "../../runtime/src/fallback";
-import { createFileStateStore } from "../../runtime/src/state";
+import { chooseFallback, describeSize, planSize, type SizeFacts } from "../../runtime/src/loop/fallback";
+import { createFileStateStore } from "../../runtime/src/state/state";
 
 const MIN = 60_000;
 const base: SizeFacts = {

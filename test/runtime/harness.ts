@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
 import { startTestEmulator, type TestEmulator } from "../../emulator/testing";
-import { parseConfig, type RuntimeConfig } from "../../runtime/src/config";
+import { parseConfig, type RuntimeConfig } from "../../runtime/src/config/config";
 import { type ProcessResult, type RunningProcess, spawnProcess } from "../../support/process";
 import { resourceGroup, spotVm, writeRuntimeFiles } from "../../support/world";
 

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { lockFileName, tryAcquireLock } from "../../runtime/src/lock";
+import { lockFileName, tryAcquireLock } from "../../runtime/src/state/lock";
 
 describe("tryAcquireLock", () => {
   it("cannot be held twice, and can be taken again after release", async () => {

@@ -6,8 +6,8 @@ import { lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { RestarterEvent } from "../../runtime/src/events";
-import { silentLogger } from "../../runtime/src/log";
+import type { RestarterEvent } from "../../runtime/src/signals/events";
+import { silentLogger } from "../../runtime/src/signals/log";
 import {
   createMetrics,
   exposedSeriesNames,
@@ -15,7 +15,7 @@ import {
   restoreCountersFromTextfile,
   serveMetrics,
   writeTextfile,
-} from "../../runtime/src/metrics/index";
+} from "../../runtime/src/signals/metrics/index";
 
 const yaml = require("js-yaml") as { load(text: string): unknown };
 

@@ -4,16 +4,16 @@
 // URL redacted; vm-restart-failing is sent once per escalation step.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import type { NotificationEventName, RestarterEvent } from "../../runtime/src/events";
-import { createEventBus, notificationEventNames } from "../../runtime/src/events";
-import { createLogger } from "../../runtime/src/log";
-import { escalationStep } from "../../runtime/src/notify/escalation";
+import type { NotificationEventName, RestarterEvent } from "../../runtime/src/signals/events";
+import { createEventBus, notificationEventNames } from "../../runtime/src/signals/events";
+import { createLogger } from "../../runtime/src/signals/log";
+import { escalationStep } from "../../runtime/src/signals/notify/escalation";
 import {
   channelTypes,
   createNotifier,
   type NotificationChannelConfig,
   sendTestNotifications,
-} from "../../runtime/src/notify/index";
+} from "../../runtime/src/signals/notify/index";
 import { deadUrl, type ReceivedRequest, type Receiver, startReceiver } from "../helpers/receiver";
 
 const subscriptionId = "00000000-0000-0000-0000-000000000001";

@@ -3,9 +3,9 @@
 // restarter.test.ts, and against the emulator's replication delay in test/emulator/replication.test.ts.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PermissionError } from "../../runtime/src/errors";
-import { createEventBus, type RestarterEvent } from "../../runtime/src/events";
-import { PermissionWait, permissionRetryDelayMs } from "../../runtime/src/permissionWait";
+import { PermissionError } from "../../runtime/src/core/errors";
+import { PermissionWait, permissionRetryDelayMs } from "../../runtime/src/loop/permissionWait";
+import { createEventBus, type RestarterEvent } from "../../runtime/src/signals/events";
 
 const READ = "Microsoft.Compute/virtualMachines/read";
 

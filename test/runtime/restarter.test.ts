@@ -7,14 +7,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { ListedVm, VmApi } from "../../runtime/src/azure";
-import { runOnce } from "../../runtime/src/commands";
-import { vmKey } from "../../runtime/src/decisions";
-import { PermissionError } from "../../runtime/src/errors";
-import { createEventBus, type RestarterEvent } from "../../runtime/src/events";
-import { type Logger, silentLogger } from "../../runtime/src/log";
-import { type Clock, Restarter, type RestarterSettings } from "../../runtime/src/restarter";
-import { createFileStateStore, createMemoryStateStore } from "../../runtime/src/state";
+import type { ListedVm, VmApi } from "../../runtime/src/azure/azure";
+import { runOnce } from "../../runtime/src/cli/commands";
+import { PermissionError } from "../../runtime/src/core/errors";
+import { vmKey } from "../../runtime/src/loop/decisions";
+import { type Clock, Restarter, type RestarterSettings } from "../../runtime/src/loop/restarter";
+import { createEventBus, type RestarterEvent } from "../../runtime/src/signals/events";
+import { type Logger, silentLogger } from "../../runtime/src/signals/log";
+import { createFileStateStore, createMemoryStateStore } from "../../runtime/src/state/state";
 
 const tag = { name: "AttemptRestartAfterEviction", value: "true" };
 

@@ -1,5 +1,5 @@
 // The retry schedule against Azure's documented budgets. The oracles here are the documents' own
-// numbers and token buckets, written out in this file, not read back from runtime/src/schedule.ts:
+// numbers and token buckets, written out in this file, not read back from runtime/src/loop/schedule.ts:
 // - Compute "Update VM" (Start): per VM 4 per minute (bucket 12), per subscription 500 per minute
 //   (bucket 1,500). https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits
 // - Resource Manager writes: bucket 200, refill 10 per second.
@@ -21,7 +21,7 @@ import {
   type RetryCause,
   RetryLead,
   StartPacer,
-} from "../../runtime/src/schedule";
+} from "../../runtime/src/loop/schedule";
 
 const MINUTE = 60_000;
 const t0 = Date.parse("2026-11-30T12:00:00Z");

@@ -12,8 +12,8 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { addPause, pauseFileName, readPauses, removePause } from "../../runtime/src/pause";
-import { createFileStateStore, stateFileName } from "../../runtime/src/state";
+import { addPause, pauseFileName, readPauses, removePause } from "../../runtime/src/state/pause";
+import { createFileStateStore, stateFileName } from "../../runtime/src/state/state";
 import { removeTempDirs, tempDir } from "../installer/fixtures";
 
 after(removeTempDirs);

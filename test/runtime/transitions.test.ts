@@ -3,18 +3,18 @@
 // ends, or a read fails. Expected records and events are spelled out here, not derived from the code.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { AzureOutcome, VmRecord } from "../../runtime/src/decisions";
-import { AuthError, PermissionError } from "../../runtime/src/errors";
-import { describeEvent, type RestarterEvent } from "../../runtime/src/events";
-import { logLine } from "../../runtime/src/logSink";
-import { retryPolicyFor } from "../../runtime/src/schedule";
+import { AuthError, PermissionError } from "../../runtime/src/core/errors";
+import type { AzureOutcome, VmRecord } from "../../runtime/src/loop/decisions";
+import { retryPolicyFor } from "../../runtime/src/loop/schedule";
 import {
   observePowerState,
   readFailed,
   type StartEnd,
   startEnded,
   startIssued,
-} from "../../runtime/src/transitions";
+} from "../../runtime/src/loop/transitions";
+import { describeEvent, type RestarterEvent } from "../../runtime/src/signals/events";
+import { logLine } from "../../runtime/src/signals/logSink";
 
 const vm = { resourceGroup: "rg", name: "backup", maxPrice: -1 };
 const t0 = Date.parse("2026-11-30T10:00:00Z");

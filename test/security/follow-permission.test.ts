@@ -3,7 +3,7 @@
 // by its full name and that the start itself went through; not leave the user guessing why `once` failed.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/roleActions";
+import { LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/azure/roleActions";
 import { type Row, spotVm, startRow } from "../faults/harness";
 
 const OPERATIONS_READ = "Microsoft.Compute/locations/operations/read";

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { MICROSOFT_CLOUDS } from "../../runtime/src/clouds";
-import { loadConfig, parseConfig } from "../../runtime/src/config";
+import { MICROSOFT_CLOUDS } from "../../runtime/src/azure/clouds";
+import { loadConfig, parseConfig } from "../../runtime/src/config/config";
 import { install } from "../../runtime/src/install/index";
 import { renderRuntimeConfig } from "../../runtime/src/install/layout";
 import {
@@ -148,7 +148,7 @@ describe("item 4: a Microsoft authority's token goes only to that cloud's Resour
   });
 });
 
-// Written apart from runtime/src/text.ts: C0 but the newline that ends each line, DEL, C1, bidi.
+// Written apart from runtime/src/core/text.ts: C0 but the newline that ends each line, DEL, C1, bidi.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding raw control characters is the point.
 const RAW_CONTROL_CHARACTER = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
 

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { createFileStateStore } from "../../runtime/src/state";
+import { createFileStateStore } from "../../runtime/src/state/state";
 import { removeTempDirs, tempDir } from "../installer/fixtures";
 
 const NOBODY = 65534;

@@ -2,7 +2,7 @@
 // getent, the verification), where its output goes, and how an expected failure becomes a message and
 // an exit code (the runtime's errors, errors.ts). Tests replace any of it through `InstallerHost`.
 import { spawn } from "node:child_process";
-import { exitCodes, RuntimeError } from "../errors";
+import { exitCodes, RuntimeError } from "../core/errors";
 import { shellQuote } from "./layout";
 import type { InstallSource } from "./self";
 import { StackOutputsError } from "./stackOutputs";

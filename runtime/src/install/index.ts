@@ -2,9 +2,9 @@
 // Order matters: everything is read and validated before the first byte is written, so bad stack
 // outputs leave the host as it was.
 import { resolve } from "node:path";
-import { cloudEndpointsProblem } from "../clouds";
-import { UsageError } from "../errors";
-import { MINIMUM_NODE_MAJOR } from "../nodeVersion";
+import { cloudEndpointsProblem } from "../azure/clouds";
+import { MINIMUM_NODE_MAJOR } from "../cli/nodeVersion";
+import { UsageError } from "../core/errors";
 import {
   checkNodeVersion,
   checkPrivileges,

@@ -1,8 +1,8 @@
 // What install writes, as plain data: paths, modes and file contents. Pure functions, so the
 // tests and --dry-run see exactly what a real install would write.
-import { envVariableFor } from "../configFields";
-import { configSchema, type RuntimeConfigFile } from "../configSchema";
-import { FALLBACK_AFTER_SECONDS } from "../fallback";
+import { envVariableFor } from "../config/configFields";
+import { configSchema, type RuntimeConfigFile } from "../config/configSchema";
+import { FALLBACK_AFTER_SECONDS } from "../loop/fallback";
 import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 
 /** Absolute paths on the target host; the installer prefixes them with --root. */

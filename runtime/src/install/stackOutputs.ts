@@ -3,12 +3,12 @@
 // must not reach a terminal, a CI log or a bug report.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
-import { jsonErrorPosition } from "../config";
-import { notificationChannelSchema, resourceGroupNamePattern } from "../configSchema";
-import { ConfigError } from "../errors";
-import { FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../fallback";
-import type { StackOutputName } from "../stackOutputNames";
-import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../text";
+import { jsonErrorPosition } from "../config/config";
+import { notificationChannelSchema, resourceGroupNamePattern } from "../config/configSchema";
+import { ConfigError } from "../core/errors";
+import type { StackOutputName } from "../core/stackOutputNames";
+import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../core/text";
+import { FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../loop/fallback";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (docs/architecture.md runtime config `cloud`). */
 export interface CloudEndpoints {

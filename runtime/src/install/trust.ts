@@ -3,7 +3,7 @@
 // that names the path and the fix, or undefined.
 import { constants, promises as fs } from "node:fs";
 import { join } from "node:path";
-import { fixHint, ownedAndNotWritable, PathTrustError, walkComponents } from "../fsSafe";
+import { fixHint, ownedAndNotWritable, PathTrustError, walkComponents } from "../state/fsSafe";
 
 /**
  * The Node.js that the wrapper, the unit and the cron line run as root (the .cjs bundle's install):

@@ -3,7 +3,7 @@
 import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type DoctorCheck, formatDoctorReport } from "../doctor";
+import { type DoctorCheck, formatDoctorReport } from "../cli/doctor";
 import { underRoot } from "./files";
 import { type CommandResult, type Context, commandLine } from "./host";
 import { PATHS, STATE_DIR_ENV, shellQuote } from "./layout";

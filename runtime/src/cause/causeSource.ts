@@ -1,0 +1,85 @@
+// Where the eviction cause is read: Resource Graph (`@azure/arm-resourcegraph`, one query per cycle for
+// every candidate) and the Activity Log (`@azure/arm-monitor`, one filtered query per resource group),
+// with the same credential, cloud endpoint, token audience, retries and request timeout as the VM calls,
+// and the same per-attempt policies (the budget reader of budgets.ts: ARM's
+// `x-ms-ratelimit-remaining-subscription-reads` on the Activity Log, Resource Graph's
+// `x-ms-user-quota-remaining` / `-resets-after` on its query; the metrics' request counter).
+// Behind a small interface (`CauseSource`) so the loop can run against the SDK (and the emulator) or a fake.
+import { MonitorClient } from "@azure/arm-monitor";
+import { ResourceGraphClient } from "@azure/arm-resourcegraph";
+import type { TokenCredential } from "@azure/core-auth";
+import type { PipelinePolicy } from "@azure/core-rest-pipeline";
+import { type RequestCounter, requestTimeoutPolicy } from "../azure/azure";
+import { tokenScope } from "../azure/credential";
+import type { RuntimeConfig } from "../config/config";
+import { type ActivityRecord, type AnnotationRecord, annotationsQuery } from "./cause";
+
+export interface CauseSource {
+  /** The latest Resource Health annotation of each of these VMs that has one. One Resource Graph query. */
+  readAnnotations(vmIds: readonly string[], signal: AbortSignal): Promise<AnnotationRecord[]>;
+  /** The group's Activity Log entries since `since` (ms), newest first. One query (and its pages). */
+  readActivity(resourceGroup: string, since: number, signal: AbortSignal): Promise<ActivityRecord[]>;
+}
+
+/** The Activity Log keeps 90 days; a query reaching further back is refused. */
+const ACTIVITY_LOG_RETENTION_MS = 89 * 24 * 3_600_000;
+
+export function createArmCauseSource(
+  config: RuntimeConfig,
+  credential: TokenCredential,
+  options: { counter?: RequestCounter; policies?: readonly PipelinePolicy[] } = {},
+): CauseSource {
+  const clientOptions = {
+    endpoint: config.cloud.armEndpoint,
+    credentials: { scopes: [tokenScope(config)] },
+    retryOptions: { maxRetries: config.armMaxRetries },
+    additionalPolicies: [
+      { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" as const },
+      ...(options.counter ? [{ policy: options.counter.policy, position: "perRetry" as const }] : []),
+      ...(options.policies ?? []).map((policy) => ({ policy, position: "perRetry" as const })),
+    ],
+    userAgentOptions: { userAgentPrefix: "spot-restarter" },
+  };
+  const graph = new ResourceGraphClient(credential, clientOptions);
+  const monitor = new MonitorClient(credential, config.subscriptionId, clientOptions);
+  return {
+    async readAnnotations(vmIds, signal) {
+      if (vmIds.length === 0) return [];
+      const response = await graph.resources(
+        { query: annotationsQuery(vmIds), subscriptions: [config.subscriptionId] },
+        { abortSignal: signal },
+      );
+      const rows = Array.isArray(response.data) ? (response.data as Array<Record<string, unknown>>) : [];
+      const out: AnnotationRecord[] = [];
+      for (const row of rows) {
+        const occurredAt = Date.parse(String(row.occurredTime ?? ""));
+        if (typeof row.targetResourceId !== "string" || typeof row.annotationName !== "string") continue;
+        if (Number.isNaN(occurredAt)) continue;
+        out.push({
+          targetResourceId: row.targetResourceId,
+          annotationName: row.annotationName,
+          ...(typeof row.context === "string" ? { context: row.context } : {}),
+          occurredAt,
+        });
+      }
+      return out;
+    },
+    async readActivity(resourceGroup, since, signal) {
+      const from = new Date(Math.max(since, Date.now() - ACTIVITY_LOG_RETENTION_MS)).toISOString();
+      const filter = `eventTimestamp ge '${from}' and resourceGroupName eq '${resourceGroup.replace(/'/g, "")}'`;
+      const out: ActivityRecord[] = [];
+      for await (const event of monitor.activityLogs.list(filter, { abortSignal: signal })) {
+        const claims = event.claims ?? {};
+        out.push({
+          resourceId: event.resourceId,
+          operationName: event.operationName?.value,
+          status: event.status?.value,
+          caller: event.caller,
+          callerObjectId: claims["http://schemas.microsoft.com/identity/claims/objectidentifier"],
+          at: event.eventTimestamp ? new Date(event.eventTimestamp).getTime() : undefined,
+        });
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,418 @@
+// `spot-restarter doctor --config F`: checks, against Azure, everything the runtime needs, and prints each
+// check with pass/fail and the fix. The installer's verification runs it too. Checks, in order (a later one
+// is skipped, not failed, when an earlier one it needs failed):
+//   endpoints and CA -> clock skew -> certificate -> token -> per resource group: the group, the caller's
+//   effective actions there (ARM's Permissions API) against the actions each enabled feature needs, and
+//   each tagged VM's priority and eviction policy.
+import { request } from "node:https";
+import type { TokenCredential } from "@azure/core-auth";
+import {
+  armToken,
+  certificateExpiry,
+  createCredential,
+  type LoadedCertificate,
+  loadCertificate,
+  verifyAuthentication,
+} from "../azure/auth";
+import { tlsTrustCodes } from "../azure/authFailure";
+import type { ListedVm, VmApi } from "../azure/azure";
+import { actionsFor, type RoleAction, type RoleFeature } from "../azure/roleActions";
+import type { RuntimeConfig } from "../config/config";
+import { hasRestartTag } from "../loop/decisions";
+
+export type CheckStatus = "pass" | "warn" | "fail" | "skip";
+
+export interface DoctorCheck {
+  /** Short name: `endpoints`, `clock`, `certificate`, `token`, `resource-group rg`, … */
+  readonly name: string;
+  readonly status: CheckStatus;
+  readonly detail: string;
+  /** What to do about a `fail` or `warn`. */
+  readonly fix?: string;
+}
+
+/** The largest clock difference Entra ID tolerates in a client assertion's nbf/exp (5 minutes). */
+export const maxClockSkewMs = 5 * 60_000;
+
+/**
+ * The runtime features a config enables, each needing the actions runtime/src/azure/roleActions.ts lists under it.
+ * `restart` always; `simulate-eviction` always (the command is there to test the chain, and the program's
+ * least-privilege role grants it). A feature that adds actions adds its condition here.
+ */
+export function enabledFeatures(config: RuntimeConfig): RoleFeature[] {
+  // Asking Azure why a VM is deallocated is on unless every deallocation is restarted (restartWhen).
+  const features: RoleFeature[] =
+    config.restartWhen === "deallocated"
+      ? ["restart", "simulate-eviction"]
+      : ["restart", "eviction-cause", "simulate-eviction"];
+  // Resizing (opt-in) needs the VM's write action: checked only when some VM has fallback sizes.
+  if (Object.keys(config.fallbackSizes).length > 0) features.push("fallback-size");
+  return features;
+}
+
+/** Azure's permission patterns: case-insensitive, `*` matches any run of characters (including `/`). */
+export function actionPatternMatches(pattern: string, action: string): boolean {
+  const source = pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${source}$`, "i").test(action);
+}
+
+/** One entry of the Permissions API's `value` (Permissions_ListForResourceGroup, 2022-04-01). */
+export interface PermissionEntry {
+  readonly actions?: readonly string[];
+  readonly notActions?: readonly string[];
+}
+
+/**
+ * The needed actions the caller does not have. An action is granted when one entry (one role assignment)
+ * matches it in `actions` and not in that same entry's `notActions`: notActions subtract within a role,
+ * never across roles (learn.microsoft.com/azure/role-based-access-control/role-definitions#notactions).
+ */
+export function missingActions(
+  needed: readonly RoleAction[],
+  permissions: readonly PermissionEntry[],
+): RoleAction[] {
+  return needed.filter(
+    (entry) =>
+      !permissions.some(
+        (permission) =>
+          (permission.actions ?? []).some((pattern) => actionPatternMatches(pattern, entry.action)) &&
+          !(permission.notActions ?? []).some((pattern) => actionPatternMatches(pattern, entry.action)),
+      ),
+  );
+}
+
+/** A tagged VM the runtime would never restart, and why; undefined when it is a restartable Spot VM. */
+export function unrestartableReason(vm: Pick<ListedVm, "priority" | "evictionPolicy">): string | undefined {
+  const priority = vm.priority ?? "Regular";
+  if (!/^spot/i.test(priority)) return `priority ${priority}: only Spot VMs are evicted`;
+  if ((vm.evictionPolicy ?? "Deallocate").toLowerCase() === "delete") {
+    return "eviction policy Delete: Azure deletes it on eviction, nothing is left to start";
+  }
+  return undefined;
+}
+
+/** An HTTPS GET with no credentials: reachability, TLS trust and the server's clock (`Date`). */
+export type EndpointProbe =
+  | { kind: "answered"; status: number; date?: Date; body: string }
+  | { kind: "tls"; code: string }
+  | { kind: "unreachable"; code: string };
+
+export function probeEndpoint(url: string, headers: Record<string, string> = {}, timeoutMs = 10_000) {
+  return new Promise<EndpointProbe>((resolve) => {
+    const req = request(url, { method: "GET", timeout: timeoutMs, headers }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        if (body.length < 65_536) body += chunk;
+      });
+      res.on("end", () => {
+        const header = res.headers.date;
+        const date = header ? new Date(header) : undefined;
+        resolve({
+          kind: "answered",
+          status: res.statusCode ?? 0,
+          date: date && !Number.isNaN(date.getTime()) ? date : undefined,
+          body,
+        });
+      });
+      res.on("error", () => resolve({ kind: "unreachable", code: "ECONNRESET" }));
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
+    req.on("error", (error: NodeJS.ErrnoException) => {
+      const code = error.code ?? "UNKNOWN";
+      resolve(tlsTrustCodes.has(code) ? { kind: "tls", code } : { kind: "unreachable", code });
+    });
+    req.end();
+  });
+}
+
+export interface DoctorDeps {
+  readonly now: () => Date;
+  readonly probe: typeof probeEndpoint;
+  /** The VM list of a group (the runtime's own ARM client); built from the credential. */
+  readonly vmApi: (credential: TokenCredential) => VmApi;
+}
+
+const caFix =
+  "if the endpoint uses a private CA (sovereign cloud, emulator), point NODE_EXTRA_CA_CERTS at its PEM " +
+  "(install: --extra-ca-certs FILE); otherwise fix this host's CA store or proxy";
+
+function endpointCheck(name: string, url: string, probe: EndpointProbe): DoctorCheck {
+  if (probe.kind === "tls") {
+    return {
+      name,
+      status: "fail",
+      detail: `${url}: the TLS certificate is not trusted (${probe.code})`,
+      fix: caFix,
+    };
+  }
+  if (probe.kind === "unreachable") {
+    return {
+      name,
+      status: "fail",
+      detail: `${url}: unreachable (${probe.code})`,
+      fix: 'check DNS, outbound HTTPS (port 443) and the config\'s "cloud" endpoints',
+    };
+  }
+  return { name, status: "pass", detail: `${url} answers over trusted HTTPS (HTTP ${probe.status})` };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The ARM error body's `{error: {code, message}}`, if it is one. */
+function armError(body: string): { code?: string; message?: string } {
+  try {
+    const parsed = JSON.parse(body) as { error?: { code?: string; message?: string } };
+    return parsed.error ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/** Runs every check; never throws for what it checks (a failure is a `fail` check). */
+export async function runDoctor(
+  config: RuntimeConfig,
+  signal: AbortSignal,
+  deps: DoctorDeps,
+): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+  const { authorityHost, armEndpoint } = config.cloud;
+
+  // Endpoints and CA. The authority's tenant metadata and ARM's subscription (unauthenticated: 401) both
+  // prove DNS, routing and TLS trust, and carry the server's clock.
+  const authorityUrl = `${authorityHost}/${encodeURIComponent(config.tenantId)}/v2.0/.well-known/openid-configuration`;
+  const armUrl = `${armEndpoint}/subscriptions/${encodeURIComponent(config.subscriptionId)}?api-version=2022-12-01`;
+  const [authorityProbe, armProbe] = await Promise.all([deps.probe(authorityUrl), deps.probe(armUrl)]);
+  checks.push(endpointCheck("endpoint: Entra ID", authorityHost, authorityProbe));
+  if (authorityProbe.kind === "answered" && authorityProbe.status === 400) {
+    checks[checks.length - 1] = {
+      name: "endpoint: Entra ID",
+      status: "fail",
+      detail: `${authorityHost} does not know tenant ${config.tenantId} (HTTP 400)`,
+      fix: 'check "tenantId" in the config (the stack output tenantId)',
+    };
+  }
+  checks.push(endpointCheck("endpoint: Resource Manager", armEndpoint, armProbe));
+
+  // Clock skew against the servers' Date headers (whole seconds).
+  const serverDate =
+    (armProbe.kind === "answered" ? armProbe.date : undefined) ??
+    (authorityProbe.kind === "answered" ? authorityProbe.date : undefined);
+  const now = deps.now();
+  if (!serverDate) {
+    checks.push({ name: "clock", status: "skip", detail: "no server answered with a Date header" });
+  } else {
+    const skewMs = now.getTime() - serverDate.getTime();
+    const seconds = Math.round(skewMs / 1000);
+    checks.push(
+      Math.abs(skewMs) > maxClockSkewMs
+        ? {
+            name: "clock",
+            status: "fail",
+            detail: `this host's clock is ${Math.abs(seconds)} s ${seconds > 0 ? "ahead of" : "behind"} Azure's: Entra ID refuses client assertions outside their validity window`,
+            fix: "synchronise the clock (timedatectl set-ntp true, or chrony/ntpd)",
+          }
+        : { name: "clock", status: "pass", detail: `within ${Math.abs(seconds)} s of Azure's` },
+    );
+  }
+
+  // Certificate: readable, private, holds its own key, currently valid.
+  let certificate: LoadedCertificate | undefined;
+  try {
+    certificate = await loadCertificate(config.certificatePath, now);
+    const expiry = certificateExpiry(certificate, now);
+    checks.push({
+      name: "certificate",
+      status: expiry.expiresSoon ? "warn" : "pass",
+      detail: `${certificate.subject}, key matches, valid until ${certificate.notAfter.toISOString()} (${expiry.daysLeft} days)`,
+      fix: expiry.expiresSoon
+        ? "run `pulumi up` (it re-issues the certificate) and the install command again"
+        : undefined,
+    });
+  } catch (error) {
+    checks.push({
+      name: "certificate",
+      status: "fail",
+      detail: errorText(error),
+      fix: "run the install command again from `pulumi stack output --json --show-secrets`",
+    });
+  }
+
+  // Token.
+  let credential: TokenCredential | undefined;
+  let objectId: string | undefined;
+  if (!certificate) {
+    checks.push({ name: "token", status: "skip", detail: "needs a usable certificate" });
+  } else {
+    credential = createCredential(config, certificate);
+    try {
+      objectId = await verifyAuthentication(credential, config, signal);
+      checks.push({
+        name: "token",
+        status: "pass",
+        detail: `signed in to tenant ${config.tenantId} as client ${config.clientId}${objectId ? ` (service principal object id ${objectId})` : ""}`,
+      });
+    } catch (error) {
+      credential = undefined;
+      checks.push({
+        name: "token",
+        status: "fail",
+        detail: errorText(error),
+        fix:
+          "compare tenantId and clientId with the stack outputs; a service principal or certificate created " +
+          "moments ago can take a few minutes to be usable (AADSTS700016 / AADSTS700027): run doctor again",
+      });
+    }
+  }
+
+  const features = enabledFeatures(config);
+  const needed = actionsFor(features);
+  for (const resourceGroup of config.resourceGroups) {
+    const name = `resource group ${resourceGroup}`;
+    if (!credential) {
+      checks.push({ name, status: "skip", detail: "needs a token" });
+      continue;
+    }
+    checks.push(
+      ...(await checkResourceGroup(config, resourceGroup, credential, needed, objectId, signal, deps)),
+    );
+  }
+  return checks;
+}
+
+async function checkResourceGroup(
+  config: RuntimeConfig,
+  resourceGroup: string,
+  credential: TokenCredential,
+  needed: readonly RoleAction[],
+  objectId: string | undefined,
+  signal: AbortSignal,
+  deps: DoctorDeps,
+): Promise<DoctorCheck[]> {
+  const scope = `/subscriptions/${config.subscriptionId}/resourceGroups/${resourceGroup}`;
+  const checks: DoctorCheck[] = [];
+  let token: string;
+  try {
+    token = await armToken(credential, config, signal);
+  } catch (error) {
+    return [{ name: `resource group ${resourceGroup}`, status: "fail", detail: errorText(error) }];
+  }
+  // The caller's effective permissions at the group: ARM's Permissions API
+  // (GET {group}/providers/Microsoft.Authorization/permissions, Permissions_ListForResourceGroup).
+  const url = `${config.cloud.armEndpoint}${scope}/providers/Microsoft.Authorization/permissions?api-version=2022-04-01`;
+  const answer = await deps.probe(url, { Authorization: `Bearer ${token}` });
+  if (answer.kind !== "answered") {
+    return [endpointCheck(`resource group ${resourceGroup}`, config.cloud.armEndpoint, answer)];
+  }
+  const error = armError(answer.body);
+  if (answer.status === 404 || error.code === "ResourceGroupNotFound") {
+    return [
+      {
+        name: `resource group ${resourceGroup}`,
+        status: "fail",
+        detail: `does not exist in subscription ${config.subscriptionId} (${error.code ?? `HTTP ${answer.status}`})`,
+        fix: 'check "resourceGroups" in the config and "subscriptionId" (the stack outputs resourceGroupName and subscriptionId)',
+      },
+    ];
+  }
+  if (answer.status !== 200) {
+    return [
+      {
+        name: `resource group ${resourceGroup}`,
+        status: "fail",
+        detail: `the Permissions API answered HTTP ${answer.status}${error.code ? ` ${error.code}: ${error.message}` : ""}`,
+      },
+    ];
+  }
+  checks.push({ name: `resource group ${resourceGroup}`, status: "pass", detail: `exists (${scope})` });
+  const permissions = ((JSON.parse(answer.body) as { value?: PermissionEntry[] }).value ??
+    []) as PermissionEntry[];
+  const missing = missingActions(needed, permissions);
+  const who = objectId ? `service principal object id ${objectId}` : `client ${config.clientId}`;
+  checks.push(
+    missing.length === 0
+      ? {
+          name: `permissions on ${resourceGroup}`,
+          status: "pass",
+          detail: `has all ${needed.length} actions the enabled features need`,
+        }
+      : {
+          name: `permissions on ${resourceGroup}`,
+          status: "fail",
+          detail: `missing ${missing.map((entry) => `${entry.action} (${entry.feature}: ${entry.usedFor})`).join(", ")}${permissions.length === 0 ? "; no role is assigned to this principal at or above the group" : ""}`,
+          fix:
+            `grant them to ${who} at ${scope}: \`pulumi up\` with this version of the program (roleMode ` +
+            "least-privilege defines the role with every action" +
+            (missing.some((entry) => entry.feature === "fallback-size")
+              ? ", the fallback-size ones only while spot-restarter:fallbackSizes is set"
+              : "") +
+            "; Contributor has them all), or add them to the " +
+            "assigned role; a role assigned moments ago can take a few minutes to apply",
+        },
+  );
+
+  // Each tagged VM: the list is what the runtime reads every cycle.
+  let vms: ListedVm[];
+  try {
+    vms = await deps.vmApi(credential).listVms(resourceGroup, signal);
+  } catch (cause) {
+    checks.push({
+      name: `VMs in ${resourceGroup}`,
+      status: "fail",
+      detail: `cannot list the group's VMs: ${errorText(cause)}`,
+      fix: "grant Microsoft.Compute/virtualMachines/read at the group",
+    });
+    return checks;
+  }
+  const tagged = vms.filter((vm) => hasRestartTag(vm.tags, config.tag));
+  if (tagged.length === 0) {
+    checks.push({
+      name: `VMs in ${resourceGroup}`,
+      status: "warn",
+      detail: `no VM carries ${config.tag.name}=${config.tag.value}: nothing will be restarted`,
+      fix: "list the VMs in the stack (pulumi config set --path 'restartableVms[0]' <vm>) and run `pulumi up`",
+    });
+    return checks;
+  }
+  for (const vm of tagged) {
+    const reason = unrestartableReason(vm);
+    checks.push(
+      reason
+        ? {
+            name: `VM ${resourceGroup}/${vm.name}`,
+            status: "fail",
+            detail: `tagged for restart, but ${reason}`,
+            fix: "recreate it as a Spot VM with eviction policy Deallocate, or remove it from restartableVms and run `pulumi up`",
+          }
+        : {
+            name: `VM ${resourceGroup}/${vm.name}`,
+            status: "pass",
+            detail: `${vm.priority}, eviction policy ${vm.evictionPolicy ?? "Deallocate"}`,
+          },
+    );
+  }
+  return checks;
+}
+
+/** True when no check failed (warnings and skips of checks that could not run are not failures). */
+export function doctorPassed(checks: readonly DoctorCheck[]): boolean {
+  return checks.every((check) => check.status !== "fail");
+}
+
+const marks: Record<CheckStatus, string> = { pass: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };
+
+/** One line per check, then its fix indented under it. */
+export function formatDoctorReport(checks: readonly DoctorCheck[]): string {
+  return checks
+    .map(
+      (check) =>
+        `${marks[check.status]} ${check.name}: ${check.detail}${check.fix && check.status !== "pass" ? `\n     fix: ${check.fix}` : ""}`,
+    )
+    .join("\n")
+    .concat("\n");
+}

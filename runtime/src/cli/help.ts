@@ -1,0 +1,138 @@
+// `spot-restarter <command> --help`: each command's own flags, defaults and an example; and the hint for
+// the classic slip of `npm run spot-restarter once --config F` (npm keeps flags before a `--` for itself).
+
+import { defaultConfigPath as configPath } from "../config/config";
+import { overridableFields } from "../config/configFields";
+
+/** The flags overriding config fields, one line each, from the config schema (description, default). */
+export function configFlagLines(): string {
+  return overridableFields
+    .map(
+      (f) =>
+        `  ${`--${f.flag} ${f.arg}`.padEnd(24)} ${f.description}${f.default === undefined ? "" : ` (default ${f.default})`}`,
+    )
+    .join("\n");
+}
+
+const common = `Options shared with once, run, status, simulate-eviction, notify-test, doctor:
+  --config FILE            config file (default ${configPath}; env SPOT_RESTARTER_CONFIG)
+${configFlagLines()}
+  --print-config           log the effective configuration (no secrets) before running
+  -h, --help               this help`;
+
+const commandHelp: Record<string, string> = {
+  once: `spot-restarter once: one cycle (for cron). Lists each configured resource group once, reads the
+power state of the tagged Spot VMs, starts the deallocated ones and waits for those starts (each up to
+startTimeoutSeconds, default 900). Exit 0 when the cycle ran, also when another run holds the lock.
+
+Usage: spot-restarter once [--config FILE] [--dry-run] [--json]
+  --dry-run   decide and report, start nothing, write no state (needs no lock)
+  --json      print a summary object on stdout (format: runtime/README.md)
+${common}
+
+Example:
+  sudo spot-restarter once --dry-run --json
+`,
+  run: `spot-restarter run: the loop (for systemd). A cycle every intervalSeconds (default 30) ± 10 %;
+SIGTERM or SIGINT end it within seconds with the state saved. Exit 5 if another instance holds the lock.
+
+Usage: spot-restarter run [--config FILE] [--interval-seconds N]
+${common}
+
+Example:
+  sudo spot-restarter run --config /etc/spot-restarter/config.json --log-format json
+`,
+  status: `spot-restarter status: each tagged Spot VM with its live power state, last eviction seen, last
+start and its result, backoff, last cause, pause, and size (with its own size beside it while it runs or
+waits in a fallback size: "Standard_D2as_v5 (own: Standard_D2s_v5)"). Changes nothing.
+
+Usage: spot-restarter status [--config FILE] [--json]
+  --json      print the report as JSON on stdout instead of a table
+${common}
+
+Example:
+  sudo spot-restarter status
+`,
+  "simulate-eviction": `spot-restarter simulate-eviction: asks Azure to evict a running Spot VM, to test the whole
+chain (Azure deallocates it within about 30 s; then once/run start it again). A VM that is already
+deallocated cannot be evicted: once/run will start it.
+
+Usage: spot-restarter simulate-eviction --vm NAME [--resource-group NAME] [--config FILE]
+  --vm NAME               the Spot VM (required)
+  --resource-group NAME   its group (default: the only configured group, else the one that has it)
+${common}
+
+Example:
+  sudo spot-restarter simulate-eviction --vm ubuntu-backup-server-spot
+`,
+  "notify-test": `spot-restarter notify-test: sends one test message to each notification channel of the config.
+
+Usage: spot-restarter notify-test [--config FILE]
+${common}
+
+Example:
+  sudo spot-restarter notify-test
+`,
+  doctor: `spot-restarter doctor: checks, against Azure, everything a cycle needs: clock, endpoints and CA,
+certificate, token, resource groups, the principal's effective permissions and the tagged VMs. Each check
+passes or fails with its fix; exit 1 if one fails.
+
+Usage: spot-restarter doctor [--config FILE] [--json]
+  --json      print the checks as JSON on stdout
+${common}
+
+Example:
+  sudo spot-restarter doctor
+`,
+  install: `spot-restarter install: installs spot-restarter on this host from the Pulumi stack outputs
+(\`pulumi stack output --json --show-secrets\`), then verifies it can log in and list the resource group.
+
+Usage: spot-restarter install --stack-outputs FILE|- [options]
+  --stack-outputs FILE|-   the outputs JSON, or - for standard input (required)
+  --root DIR               install under DIR instead of / (for a look, or an image; default /)
+  --scheduler NAME         systemd (default: a service running \`run\`) or cron (\`once\` a minute)
+  --dry-run                show every file (path and mode, never the key) and command; change nothing
+  --no-verify              skip the verification (one \`once --dry-run\` against Azure)
+  --authority-host URL     Entra ID authority of a sovereign cloud or the emulator (with --arm-endpoint;
+                           default https://login.microsoftonline.com)
+  --arm-endpoint URL       Resource Manager endpoint (with --authority-host; default https://management.azure.com)
+  --audience URL           token audience (default https://management.azure.com)
+  --extra-ca-certs FILE    a private CA to trust (installed beside the config, used as NODE_EXTRA_CA_CERTS)
+  -h, --help               this help
+
+Example:
+  pulumi stack output --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -
+`,
+  uninstall: `spot-restarter uninstall: stops and removes what install wrote, the key included.
+
+Usage: spot-restarter uninstall [--root DIR] [--dry-run] [--keep-state]
+  --root DIR       the root install used (default /)
+  --dry-run        show what would be removed; remove nothing
+  --keep-state     keep the state directory (/var/lib/spot-restarter)
+  -h, --help       this help
+
+Example:
+  sudo spot-restarter uninstall --keep-state
+`,
+};
+
+/** The help of one command, or undefined for a command without its own (the global usage applies). */
+export function helpFor(command: string): string | undefined {
+  return Object.hasOwn(commandHelp, command) ? commandHelp[command] : undefined;
+}
+
+/**
+ * Run as `npm run spot-restarter once --config F` (no `--`), npm keeps `--config` for itself (as
+ * npm_config_config) and passes F on as a stray argument. Names the flags npm took, and the fix.
+ */
+export function npmDashDashHint(
+  env: NodeJS.ProcessEnv,
+  script: string,
+  command: string,
+  optionNames: readonly string[],
+): string | undefined {
+  if (env.npm_lifecycle_event !== script) return undefined;
+  const taken = optionNames.filter((name) => env[`npm_config_${name.replaceAll("-", "_")}`] !== undefined);
+  if (taken.length === 0) return undefined;
+  return `npm took ${taken.map((n) => `--${n}`).join(", ")} for itself: put \`--\` between the script and its arguments, e.g. \`npm run -s ${script} -- ${command} --${taken[0]} …\``;
+}

@@ -1,0 +1,128 @@
+// Discovery: what the tagged Spot VMs of a resource group look like now, with the fewest ARM reads
+// Compute's throttling allows (docs/architecture.md, "Azure facts"): one list per group (a "High Cost Get"),
+// then an instance view per tagged Spot `Deallocate` candidate only (a per-VM "Low Cost Get"),
+// never one per VM in the group. Shared by the loop (restarter.ts) and `status` (commands.ts);
+// it reads and classifies, and decides and remembers nothing: callers interpret the result.
+import { isCredentialError } from "../azure/authFailure";
+import type { ListedVm, VmApi } from "../azure/azure";
+import { describeAzureError } from "../azure/azure";
+import {
+  type ArmOperation,
+  type AzureOutcome,
+  classifyStartOutcome,
+  isRestartCandidate,
+  type RestartTag,
+} from "./decisions";
+
+/** Why a read failed: the credential got no token, or ARM answered an error (classified once). */
+export type ReadFailure =
+  | { readonly kind: "token"; readonly error: unknown }
+  | { readonly kind: "azure"; readonly outcome: AzureOutcome; readonly error: unknown };
+
+/** One listed VM and, for a candidate, its power state or why it could not be read. */
+export interface DiscoveredVm {
+  readonly vm: ListedVm;
+  /** Tagged Spot `Deallocate`: the only VMs whose instance view is read. */
+  readonly candidate: boolean;
+  /**
+   * `read`: from the instance view (`powerState` undefined when it has no PowerState status);
+   * `remembered`: not read, the caller supplied it (a start in flight); `failed`: see `failure`;
+   * `not-read`: not a candidate.
+   */
+  readonly source: "read" | "remembered" | "failed" | "not-read";
+  readonly powerState: string | undefined;
+  /** From the instance view, when read (`ProvisioningState/<state>`, lower-cased). */
+  readonly provisioningState?: string;
+  /** The instance view says `HibernationState/Hibernated`. */
+  readonly hibernated?: boolean;
+  readonly failure?: ReadFailure;
+}
+
+export interface GroupDiscovery {
+  readonly resourceGroup: string;
+  /** Set when the list itself failed; `vms` is then empty. */
+  readonly listFailure?: ReadFailure;
+  /** Every VM the list returned, in its order. */
+  readonly vms: readonly DiscoveredVm[];
+}
+
+export interface DiscoveryOptions {
+  /**
+   * For a candidate whose instance view must not be read now (a start in flight: its outcome will
+   * tell), the power state to use instead; undefined = read it. Called before any read is awaited.
+   */
+  readonly remembered?: (vm: ListedVm) => { powerState: string | undefined } | undefined;
+}
+
+/** Classifies what an ARM read threw. */
+export function classifyReadFailure(error: unknown, operation: ArmOperation): ReadFailure {
+  if (isCredentialError(error)) return { kind: "token", error };
+  return { kind: "azure", outcome: classifyStartOutcome(describeAzureError(error), operation), error };
+}
+
+/**
+ * Lists one resource group and reads the instance view of its candidates, concurrently. Read
+ * failures are returned, not thrown; only an abort of `signal` rejects.
+ */
+export async function discoverGroup(
+  api: VmApi,
+  resourceGroup: string,
+  tag: RestartTag,
+  signal: AbortSignal,
+  options: DiscoveryOptions = {},
+): Promise<GroupDiscovery> {
+  let listed: ListedVm[];
+  try {
+    listed = await api.listVms(resourceGroup, signal);
+  } catch (error) {
+    if (signal.aborted) throw error;
+    return { resourceGroup, listFailure: classifyReadFailure(error, "list"), vms: [] };
+  }
+  const vms = await Promise.all(
+    listed.map(async (vm): Promise<DiscoveredVm> => {
+      if (!isRestartCandidate(vm, tag)) {
+        return { vm, candidate: false, source: "not-read", powerState: undefined };
+      }
+      const remembered = options.remembered?.(vm);
+      if (remembered) {
+        return { vm, candidate: true, source: "remembered", powerState: remembered.powerState };
+      }
+      try {
+        const { powerState, provisioningState, hibernated } = await api.readInstanceState(
+          resourceGroup,
+          vm.name,
+          signal,
+        );
+        return {
+          vm,
+          candidate: true,
+          source: "read",
+          powerState,
+          ...(provisioningState !== undefined ? { provisioningState } : {}),
+          ...(hibernated ? { hibernated } : {}),
+        };
+      } catch (error) {
+        if (signal.aborted) throw error;
+        return {
+          vm,
+          candidate: true,
+          source: "failed",
+          powerState: undefined,
+          failure: classifyReadFailure(error, "instanceView"),
+        };
+      }
+    }),
+  );
+  return { resourceGroup, vms };
+}
+
+/** Discovers every group concurrently (one list each). */
+export function discoverGroups(
+  api: VmApi,
+  resourceGroups: readonly string[],
+  tag: RestartTag,
+  signal: AbortSignal,
+  options: DiscoveryOptions = {},
+): Promise<GroupDiscovery[]> {
+  return Promise.all(resourceGroups.map((rg) => discoverGroup(api, rg, tag, signal, options)));
+}

@@ -1,0 +1,312 @@
+// When to try a failed start again, derived from Azure's own throttling budgets rather than from
+// caution. Pure functions over plain data (and one small pacer with an injected clock), so tests
+// check them with properties: never faster than the budget, never slower than the policy.
+//
+// The budgets, and where they come from:
+//
+// - Compute ("Compute throttling limits", https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits,
+//   table "Throttling limits for Virtual machines"; token buckets, per region):
+//   Start is in the "Update VM" policy: per VM a bucket of 12 refilled at 4 per minute; per
+//   subscription 1,500 refilled at 500 per minute. "Low Cost Get" (GET, instanceView,
+//   vmSizes): per VM 12 per minute (bucket 36), per subscription 8,000 per minute. "High Cost Get"
+//   (List): per subscription only, 300 per minute (bucket 900). "Get Operation" (polls): per VM 15
+//   per minute, per subscription 5,000 per minute.
+// - Resource Manager ("Understand how Azure Resource Manager throttles requests",
+//   https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling,
+//   "Regional throttling and token bucket algorithm"): per subscription, per principal and per
+//   region, writes: a bucket of 200 refilled at 10 per second; reads: 250 refilled at 25 per second.
+// - Both answer 429 with `Retry-After` once a budget is spent ("Troubleshooting API throttling
+//   errors", https://learn.microsoft.com/troubleshoot/azure/virtual-machines/troubleshooting-throttling-errors);
+//   the loop waits that out (`throttledUntil`) and the SDK pipeline retries the request itself.
+
+import type { RuntimeConfig } from "../config/config";
+import type { BackoffPolicy, StartOutcomeKind } from "./decisions";
+
+/** A token bucket as Azure documents it: `capacity` tokens, `refillPerMinute` added each minute. */
+export interface TokenBucketBudget {
+  readonly capacity: number;
+  readonly refillPerMinute: number;
+}
+
+/** The documented budgets this schedule is derived from (sources in the header comment). */
+export const azureBudgets = {
+  /** Compute "Update VM" policy (Start), per VM. */
+  startPerVm: { capacity: 12, refillPerMinute: 4 },
+  /** Compute "Update VM" policy (Start), per subscription and region. */
+  startPerSubscription: { capacity: 1_500, refillPerMinute: 500 },
+  /** Compute "Low Cost Get" (instanceView, GET, vmSizes), per VM. */
+  lowCostGetPerVm: { capacity: 36, refillPerMinute: 12 },
+  /** Compute "High Cost Get" (List), per subscription and region. */
+  listPerSubscription: { capacity: 900, refillPerMinute: 300 },
+  /** Resource Manager writes (every POST/PUT/PATCH), per subscription, principal and region. */
+  armWrites: { capacity: 200, refillPerMinute: 10 * 60 },
+  /** Resource Manager reads (every GET), per subscription, principal and region. */
+  armReads: { capacity: 250, refillPerMinute: 25 * 60 },
+} as const satisfies Record<string, TokenBucketBudget>;
+
+/**
+ * The share of a budget this runtime allows itself: a quarter, so that the owner's portal, `az`,
+ * Terraform and other automation in the same subscription keep the rest.
+ */
+export const budgetShare = 0.25;
+
+/**
+ * The shortest gap between two start requests for one VM: a quarter of its Start budget's refill
+ * (4 per minute) is one per minute. No setting makes the runtime retry a VM faster than this.
+ */
+export const minStartSpacingMs = Math.round(60_000 / (azureBudgets.startPerVm.refillPerMinute * budgetShare));
+
+/**
+ * Start requests per minute across all VMs: a quarter of the tighter of the subscription's Start
+ * refill (500 per minute) and ARM's write refill (600 per minute), i.e. 125 per minute.
+ */
+export const fleetStartsPerMinute = Math.floor(
+  Math.min(azureBudgets.startPerSubscription.refillPerMinute, azureBudgets.armWrites.refillPerMinute) *
+    budgetShare,
+);
+
+/**
+ * How many start requests may leave at once before pacing begins: a quarter of ARM's write bucket
+ * (200), so the evictions of one cycle (a whole region reclaiming Spot capacity) are all requested
+ * at once, while retries of a large fleet are spread out.
+ */
+export const fleetStartBurst = Math.floor(azureBudgets.armWrites.capacity * budgetShare);
+
+/** A doubling backoff with a floor and a cap. */
+export interface Backoff {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+export interface RetryPolicy {
+  /** No capacity: the gap between two start requests for the VM (about once a minute). */
+  readonly capacityIntervalMs: number;
+  /**
+   * Up to this much is added at random to a VM's first capacity retry, so VMs that failed together
+   * are spread apart; later retries keep that phase (exactly `capacityIntervalMs` apart).
+   */
+  readonly capacityJitterMs: number;
+  /** The floor under every retry of one VM (request to request): `minStartSpacingMs` in production. */
+  readonly minSpacingMs: number;
+  /** The Spot price is above `maxPrice`: prices move within minutes, so minutes, not hours. */
+  readonly price: Backoff;
+  /** Quota or policy (`OperationNotAllowed`): it does not heal by itself; someone must raise it. */
+  readonly quota: Backoff;
+  /** Anything unexpected: back off so we never tight-loop (the config's `backoff`). */
+  readonly failed: Backoff;
+}
+
+export const defaultRetryPolicy: RetryPolicy = {
+  capacityIntervalMs: minStartSpacingMs,
+  capacityJitterMs: 3_000,
+  minSpacingMs: minStartSpacingMs,
+  price: { initialMs: 2 * 60_000, maxMs: 10 * 60_000 },
+  quota: { initialMs: 15 * 60_000, maxMs: 2 * 60 * 60_000 },
+  failed: { initialMs: 60_000, maxMs: 30 * 60_000 },
+};
+
+/** The outcomes that schedule a retry (the rest retry next cycle, or never). */
+export type RetryCause = Extract<StartOutcomeKind, "capacity" | "price" | "quota" | "failed">;
+
+export interface FailedAttempt {
+  readonly cause: RetryCause;
+  /** Consecutive failed attempts, this one included (>= 1). */
+  readonly attempts: number;
+  /** When the start request left (ms since epoch). */
+  readonly requestedAt: number;
+  /** When its failure was known (>= requestedAt). */
+  readonly endedAt: number;
+}
+
+/** `initialMs` doubling per attempt up to `maxMs`. */
+export function doubling(backoff: Backoff, attempts: number): number {
+  const exponent = Math.max(0, Math.min(attempts - 1, 52));
+  return Math.min(backoff.maxMs, backoff.initialMs * 2 ** exponent);
+}
+
+/**
+ * When the VM may be started again after a failed attempt (ms since epoch).
+ *
+ * - capacity: one `capacityIntervalMs` after the failed request; the first retry adds up to
+ *   `capacityJitterMs`, so VMs that failed together are spread apart, and later retries keep that
+ *   phase rather than drawing again (a fresh draw each time would stretch the mean gap beyond the
+ *   interval, and with it the wait after capacity returns). A capacity outage is healed by Azure, not
+ *   by waiting longer, so the interval never grows.
+ * - price, quota, failed: their doubling backoff after the failure was known, less up to 20%
+ *   jitter (never below the un-jittered delay's 80%).
+ *
+ * Never earlier than `minSpacingMs` after the failed request, nor than the failure itself.
+ */
+export function nextAttemptAt(
+  attempt: FailedAttempt,
+  rng: () => number,
+  policy = defaultRetryPolicy,
+): number {
+  const draw = Math.min(Math.max(rng(), 0), 1);
+  let at: number;
+  if (attempt.cause === "capacity") {
+    const jitter = attempt.attempts <= 1 ? Math.round(draw * policy.capacityJitterMs) : 0;
+    at = attempt.requestedAt + policy.capacityIntervalMs + jitter;
+  } else {
+    const ceiling = doubling(policy[attempt.cause], attempt.attempts);
+    at = attempt.endedAt + Math.max(1, Math.round(ceiling * (1 - draw * 0.2)));
+  }
+  return Math.max(at, attempt.requestedAt + policy.minSpacingMs, attempt.endedAt);
+}
+
+/**
+ * When the loop should wake for its next cycle: after `intervalMs`, or earlier when a VM's retry
+ * falls due before that (so a retry is not held back by up to a whole interval), but never sooner
+ * than `minCycleGapMs` after the last cycle began (each cycle lists every resource group: a "High
+ * Cost Get"). `retryTimes` are the VMs' `backoffUntil`; those due before the last cycle began were
+ * that cycle's to take (or it skipped them for another reason) and do not bring the wake forward.
+ */
+export function nextCycleAt(
+  lastCycleAt: number,
+  intervalMs: number,
+  minCycleGapMs: number,
+  retryTimes: Iterable<number>,
+): number {
+  const regular = lastCycleAt + intervalMs;
+  let earliest = regular;
+  for (const at of retryTimes) if (at > lastCycleAt && at < earliest) earliest = at;
+  return Math.max(earliest, lastCycleAt + Math.min(minCycleGapMs, intervalMs));
+}
+
+/**
+ * The shortest gap between two cycles when a retry is due early: at most one list per resource
+ * group every 10 s, 6 per minute, 2% of the subscription's List refill (300 per minute).
+ */
+export const minCycleGapMs = 10_000;
+
+/**
+ * The minimum gap between cycles for a policy: `minCycleGapMs`, or a quarter of the capacity
+ * interval when that is shorter (a scaled-down interval in tests), so that a retry is never held
+ * back by more than a quarter of its interval.
+ */
+export function minCycleGapFor(policy: Pick<RetryPolicy, "capacityIntervalMs">): number {
+  return Math.min(minCycleGapMs, Math.round(policy.capacityIntervalMs / 4));
+}
+
+/**
+ * How far ahead of a retry's due time the loop wakes: about the time a cycle takes from waking to
+ * issuing its starts (listing, instance views, the cause query). Without it every retry would leave
+ * one discovery late, and since the next is due an interval after the request, the lateness would
+ * add up attempt after attempt (measured at x30 in the bench: ~70 s between attempts, not 60). The
+ * start request itself still waits for the due time (starts.ts), so waking early never shortens the
+ * spacing. The lead is the longest of the last few cycles' discovery times plus a quarter, and at
+ * most `maxMs` (a quarter of the capacity interval, never more than `minCycleGapMs`): a slow outlier
+ * cannot move cycles far from the interval.
+ */
+export class RetryLead {
+  private readonly recent: number[] = [];
+
+  constructor(
+    private readonly maxMs: number,
+    private readonly window = 5,
+  ) {}
+
+  /** A cycle took `ms` from waking until its starts were issued. */
+  observe(ms: number): void {
+    this.recent.push(Math.max(0, ms));
+    if (this.recent.length > this.window) this.recent.shift();
+  }
+
+  /** How early to wake for a retry (ms); 0 before any cycle was measured. */
+  get ms(): number {
+    if (this.recent.length === 0) return 0;
+    return Math.min(this.maxMs, Math.ceil(Math.max(...this.recent) * 1.25));
+  }
+}
+
+/** The message a quota failure is logged and reported with: it names the fix. */
+export function quotaAdvice(code: string, azureMessage: string): string {
+  return `a quota or policy refused the start (${code}): it will not clear by itself; raise the Spot vCPU quota for this region and VM family (Azure portal > Quotas > Compute, or \`az quota update\`), or lift the policy; retrying rarely. Azure said: ${azureMessage}`;
+}
+
+export interface PacerClock {
+  now(): number;
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * Paces start requests across all VMs: a token bucket of `burst` requests refilled at
+ * `perMinute`, with `slowdown` (0 < s <= 1, from the remaining budgets Azure reports) scaling the
+ * refill. Callers wait their turn in order; a wait takes an AbortSignal.
+ */
+export class StartPacer {
+  private tokens: number;
+  private updatedAt: number;
+  private queue: Promise<void> = Promise.resolve();
+  private slowdown = 1;
+
+  constructor(
+    private readonly clock: PacerClock,
+    private readonly perMinute = fleetStartsPerMinute,
+    private readonly burst = fleetStartBurst,
+  ) {
+    this.tokens = burst;
+    this.updatedAt = clock.now();
+  }
+
+  /** Scales the refill rate (1 = full rate); the budget reader lowers it before Azure throttles. */
+  setSlowdown(factor: number): void {
+    this.slowdown = Math.min(1, Math.max(0.01, factor));
+  }
+
+  get currentSlowdown(): number {
+    return this.slowdown;
+  }
+
+  /** Resolves when one start request may leave. */
+  take(signal: AbortSignal): Promise<void> {
+    const turn = this.queue.then(() => this.waitForToken(signal));
+    // A waiter that gives up (aborted) must not block those behind it.
+    this.queue = turn.catch(() => {});
+    return turn;
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    const rate = (this.perMinute * this.slowdown) / 60_000;
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.updatedAt) * rate);
+    this.updatedAt = now;
+  }
+
+  private async waitForToken(signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    this.refill();
+    while (this.tokens < 1) {
+      const rate = (this.perMinute * this.slowdown) / 60_000;
+      await this.clock.sleep(Math.ceil((1 - this.tokens) / rate), signal);
+      this.refill();
+    }
+    this.tokens -= 1;
+  }
+}
+
+/** The retry policy for a BackoffPolicy (the config's `backoff`: unexpected failures only). */
+export function retryPolicyFor(failed: BackoffPolicy, overrides: Partial<RetryPolicy> = {}): RetryPolicy {
+  return { ...defaultRetryPolicy, failed, ...overrides };
+}
+
+/**
+ * The retry policy a config asks for. A `retry.capacitySeconds` below the budget's floor (tests
+ * only; the config loader warns) lowers the floor with it.
+ */
+export function retryPolicyFromConfig(config: Pick<RuntimeConfig, "backoff" | "retry">): RetryPolicy {
+  const ms = (b: { initialSeconds: number; maxSeconds: number }): Backoff => ({
+    initialMs: b.initialSeconds * 1000,
+    maxMs: Math.max(b.initialSeconds, b.maxSeconds) * 1000,
+  });
+  const capacityIntervalMs = config.retry.capacitySeconds * 1000;
+  return {
+    ...defaultRetryPolicy,
+    capacityIntervalMs,
+    capacityJitterMs: Math.min(defaultRetryPolicy.capacityJitterMs, capacityIntervalMs * 0.05),
+    minSpacingMs: Math.min(minStartSpacingMs, capacityIntervalMs),
+    price: ms(config.retry.price),
+    quota: ms(config.retry.quota),
+    failed: ms(config.backoff),
+  };
+}
