@@ -125,6 +125,17 @@ export function warmResourceGraph(): void {
 
 /** Parses and checks `query`, then runs it over `tables`. Throws KustoQueryError / KustoNotImplementedError. */
 export function runQuery(query: string, tables: Record<ResourceGraphTable, Row[]>): Row[] {
+  return runQueryDetailed(query, tables).rows;
+}
+
+/** A query's rows, and whether a `take`/`limit` operator shaped them (which rules out paging). */
+export interface QueryOutcome {
+  rows: Row[];
+  usesTake: boolean;
+}
+
+/** runQuery, also saying whether the query limited its own rows (Resource Graph then cannot page it). */
+export function runQueryDetailed(query: string, tables: Record<ResourceGraphTable, Row[]>): QueryOutcome {
   const k = kusto();
   const root = k.parse(query);
   const statements = descendants(k, root, "ExpressionStatement");
@@ -132,7 +143,8 @@ export function runQuery(query: string, tables: Record<ResourceGraphTable, Row[]
     throw new KustoNotImplementedError("the emulator runs single-statement queries only (no let)");
   }
   const evaluator = new Evaluator(k, tables);
-  return evaluator.tabular(childNodes(statements[0])[0]);
+  const rows = evaluator.tabular(childNodes(statements[0])[0]);
+  return { rows, usesTake: evaluator.usesTake };
 }
 
 function children(node: BridgeNode): BridgeNode[] {
@@ -207,6 +219,9 @@ function compare(a: unknown, b: unknown): number {
 }
 
 class Evaluator {
+  /** A take/limit operator ran (Resource Graph answers such a query without a $skipToken). */
+  usesTake = false;
+
   constructor(
     private readonly k: Kusto,
     private readonly tables: Record<ResourceGraphTable, Row[]>,
@@ -262,6 +277,7 @@ class Evaluator {
         });
       }
       case "TakeOperator": {
+        this.usesTake = true;
         const count = Number(this.scalar(parts[parts.length - 1], {}));
         return rows.slice(0, count);
       }

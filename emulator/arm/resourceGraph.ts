@@ -12,18 +12,38 @@
 //   over quota gets 429 RateLimiting with Retry-After (rateLimit.ts, chargeResourceGraph;
 //   https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
 // - Freshness: an annotation becomes visible `timing.annotationDelaySeconds` after it happened.
-import { randomUUID } from "node:crypto";
+// - Pages (pageOf): 100 rows unless `options.$top` asks for more, up to 1000 (the spec's bounds:
+//   resourcegraph.json 2024-04-01 QueryRequestOptions `$top` minimum 1, maximum 1000); when more rows
+//   remain, `$skipToken` (examples ResourcesFirstPageQuery.json / ResourcesNextPageQuery.json:
+//   totalRecords 386, count 3, resultTruncated "false", $skipToken set), passed back in
+//   `options.$skipToken` with the same query and scopes. A query that limits itself (take/limit) or
+//   whose columns are all dynamic cannot be paged: `resultTruncated: "true"` and no $skipToken
+//   (https://learn.microsoft.com/azure/governance/resource-graph/concepts/paging-results).
+//   The default of 100 is the figure the contract and the older work-with-data page give (today's page
+//   says 1000; MicrosoftDocs/azure-docs#16527 traces the 100 to the CLI's --first): the smaller one
+//   catches a client that forgets `$top`.
+import { createHash, randomUUID } from "node:crypto";
 import { HttpError, jsonBody, sendJson } from "../http";
 import { isAllowed } from "../rbac";
 import type { Annotation, World } from "../state";
 import type { ApiVersionPolicy } from "./apiVersions";
 import { instanceViewJson, vmJson } from "./compute";
 import { vmId } from "./ids";
-import { KustoNotImplementedError, KustoQueryError, type Row, runQuery, serializeRows } from "./kusto";
+import {
+  KustoNotImplementedError,
+  KustoQueryError,
+  type Row,
+  runQueryDetailed,
+  serializeRows,
+} from "./kusto";
 import type { ArmEnv, ArmRoute } from "./router";
 
 /** The action that lets a caller see a VM's Resource Health records (annotations) in Resource Graph. */
 export const HEALTH_READ_ACTION = "Microsoft.ResourceHealth/availabilityStatuses/read";
+
+/** Rows in one answer when the request sets no `$top`, and the most `$top` may ask for. */
+export const RESOURCE_GRAPH_DEFAULT_TOP = 100;
+export const RESOURCE_GRAPH_MAX_TOP = 1000;
 
 /** The stable api-versions: the folders of azure-rest-api-specs resourcegraph/…/ResourceGraph/stable. */
 const RESOURCE_GRAPH_VERSIONS: ApiVersionPolicy = {
@@ -53,7 +73,7 @@ export function resourceGraphRoutes(): ArmRoute[] {
         const body = jsonBody<{
           query?: unknown;
           subscriptions?: unknown;
-          options?: { resultFormat?: string };
+          options?: { resultFormat?: string; $top?: unknown; $skip?: unknown; $skipToken?: unknown };
         }>(ctx);
         if (typeof body.query !== "string" || body.query.trim() === "") {
           throw new HttpError(400, "BadRequest", supportMessage(), quotaHeaders, [
@@ -64,9 +84,16 @@ export function resourceGraphRoutes(): ArmRoute[] {
         const inScope =
           subscriptions === undefined ||
           subscriptions.some((s) => s.toLowerCase() === env.world.subscriptionId.toLowerCase());
+        // The page asked for is checked before the query runs: a bad option is the request's fault.
+        const fingerprint = queryFingerprint(body.query, subscriptions);
+        const window = pageWindow(body.options ?? {}, fingerprint, quotaHeaders);
         let rows: Row[];
+        let usesTake: boolean;
         try {
-          rows = runQuery(body.query, inScope ? tablesFor(env) : { resources: [], healthresources: [] });
+          ({ rows, usesTake } = runQueryDetailed(
+            body.query,
+            inScope ? tablesFor(env) : { resources: [], healthresources: [] },
+          ));
         } catch (error) {
           if (error instanceof KustoQueryError) {
             throw new HttpError(400, "BadRequest", supportMessage(), quotaHeaders, [
@@ -91,16 +118,97 @@ export function resourceGraphRoutes(): ArmRoute[] {
           }
           throw error;
         }
-        const data = serializeRows(rows);
-        sendJson(
-          ctx,
-          200,
-          { totalRecords: data.length, count: data.length, data, facets: [], resultTruncated: "false" },
-          quotaHeaders,
-        );
+        sendJson(ctx, 200, pageOf(serializeRows(rows), window, usesTake, fingerprint), quotaHeaders);
       },
     },
   ];
+}
+
+/** What a skip token carries: where the next page starts, and which query and scopes it belongs to. */
+interface SkipToken {
+  offset: number;
+  fingerprint: string;
+}
+
+function queryFingerprint(query: string, subscriptions: string[] | undefined): string {
+  const scopes = (subscriptions ?? []).map((s) => s.toLowerCase()).sort();
+  return createHash("sha256")
+    .update(JSON.stringify([query, scopes]))
+    .digest("base64url")
+    .slice(0, 16);
+}
+
+function badOption(message: string, headers: Record<string, string>): HttpError {
+  // Azure's own code for a bad paging option is not documented; the emulator names itself.
+  return new HttpError(400, "BadRequest", supportMessage(), headers, [
+    { code: "EmulatorInvalidQueryOptions", message },
+  ]);
+}
+
+/** The rows one request asks for: from `offset`, at most `top`. */
+function pageWindow(
+  options: { $top?: unknown; $skip?: unknown; $skipToken?: unknown },
+  fingerprint: string,
+  headers: Record<string, string>,
+): { offset: number; top: number } {
+  const top = options.$top ?? RESOURCE_GRAPH_DEFAULT_TOP;
+  if (!Number.isInteger(top) || (top as number) < 1 || (top as number) > RESOURCE_GRAPH_MAX_TOP) {
+    throw badOption(
+      `$top must be an integer from 1 to ${RESOURCE_GRAPH_MAX_TOP}, got ${String(top)}.`,
+      headers,
+    );
+  }
+  let offset = 0;
+  if (options.$skipToken !== undefined) {
+    let token: SkipToken | undefined;
+    try {
+      token = JSON.parse(Buffer.from(String(options.$skipToken), "base64").toString("utf8")) as SkipToken;
+    } catch {
+      token = undefined;
+    }
+    if (!token || !Number.isInteger(token.offset) || token.fingerprint !== fingerprint) {
+      throw badOption("$skipToken does not belong to this query and these subscriptions.", headers);
+    }
+    offset = token.offset;
+  }
+  // `$skip` overrides the token's offset (QueryRequestOptions `$skip`).
+  if (options.$skip !== undefined) {
+    if (!Number.isInteger(options.$skip) || (options.$skip as number) < 0) {
+      throw badOption(`$skip must be an integer from 0, got ${String(options.$skip)}.`, headers);
+    }
+    offset = options.$skip as number;
+  }
+  return { offset, top: top as number };
+}
+
+/** One page of a query's rows, with the fields Azure's QueryResponse carries. */
+function pageOf(
+  rows: Row[],
+  window: { offset: number; top: number },
+  usesTake: boolean,
+  fingerprint: string,
+): Record<string, unknown> {
+  const data = rows.slice(window.offset, window.offset + window.top);
+  const end = window.offset + data.length;
+  const more = end < rows.length;
+  // Paging is impossible for a query that limits itself or whose columns are all dynamic or null:
+  // Azure then says resultTruncated "true" and sends no $skipToken (paging-results).
+  const allDynamic =
+    rows.length > 0 &&
+    rows.every((row) => Object.values(row).every((v) => v === null || typeof v === "object"));
+  const pageable = !usesTake && !allDynamic;
+  const body: Record<string, unknown> = {
+    totalRecords: rows.length,
+    count: data.length,
+    data,
+    facets: [],
+    resultTruncated: more && !pageable ? "true" : "false",
+  };
+  if (more && pageable) {
+    const token: SkipToken = { offset: end, fingerprint };
+    body.$skipToken = Buffer.from(JSON.stringify(token)).toString("base64");
+  }
+  return body;
 }
 
 function allowed(env: ArmEnv, action: string, scope: string): boolean {

@@ -11,11 +11,15 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { type RequestCounter, requestTimeoutPolicy } from "../azure/azure";
 import { tokenScope } from "../azure/credential";
+import { queryByIdBatches } from "../azure/resourceGraph";
 import type { RuntimeConfig } from "../config/config";
 import { type ActivityRecord, type AnnotationRecord, annotationsQuery } from "./cause";
 
 export interface CauseSource {
-  /** The latest Resource Health annotation of each of these VMs that has one. One Resource Graph query. */
+  /**
+   * The latest Resource Health annotation of each of these VMs that has one. One Resource Graph query
+   * per batch of ids, every page of it (azure/resourceGraph.ts).
+   */
   readAnnotations(vmIds: readonly string[], signal: AbortSignal): Promise<AnnotationRecord[]>;
   /** The group's Activity Log entries since `since` (ms), newest first. One query (and its pages). */
   readActivity(resourceGroup: string, since: number, signal: AbortSignal): Promise<ActivityRecord[]>;
@@ -45,11 +49,13 @@ export function createArmCauseSource(
   return {
     async readAnnotations(vmIds, signal) {
       if (vmIds.length === 0) return [];
-      const response = await graph.resources(
-        { query: annotationsQuery(vmIds), subscriptions: [config.subscriptionId] },
-        { abortSignal: signal },
+      const { rows } = await queryByIdBatches(
+        graph,
+        vmIds,
+        annotationsQuery,
+        { subscriptions: [config.subscriptionId] },
+        signal,
       );
-      const rows = Array.isArray(response.data) ? (response.data as Array<Record<string, unknown>>) : [];
       const out: AnnotationRecord[] = [];
       for (const row of rows) {
         const occurredAt = Date.parse(String(row.occurredTime ?? ""));
