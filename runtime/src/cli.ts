@@ -1,11 +1,13 @@
 // spot-restarter's command line. Only wiring: parse arguments (cliArgs.ts), load config, dispatch to
 // the command (the ones that talk to Azure: azureCommands.ts); one handler at the bottom turns errors
 // into a message and an exit code.
+import { createCredential, loadCertificate } from "./azure/auth";
 import { createArmVmApi } from "./azure/azure";
 import { runAzureCommand } from "./cli/azureCommands";
 import { installOptionsFrom, parseCommandLine, str, uninstallOptionsFrom } from "./cli/cliArgs";
 import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./cli/doctor";
 import { nodeTooOld } from "./cli/nodeVersion";
+import { runPauseCommand } from "./cli/pauseCommand";
 import {
   defaultConfigPath,
   describeConfig,
@@ -14,12 +16,11 @@ import {
   overridesFromEnv,
   overridesFromFlags,
 } from "./config/config";
-import { resourceGroupNamePattern } from "./config/configSchema";
-import { ConfigError, exitCodes, RuntimeError, UsageError } from "./core/errors";
+import { ConfigError, exitCodes, messageChain, RuntimeError } from "./core/errors";
 import { install, uninstall } from "./install/index";
 import { createLogger, type LogFormat, type LogLevel } from "./signals/log";
 import { sendTestNotifications } from "./signals/notify/index";
-import { addPause, parseDuration, removePause } from "./state/pause";
+import { createFileStateStore } from "./state/state";
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<number> {
   const parsed = parseCommandLine(argv, env);
@@ -50,48 +51,27 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
   }
 
   if (command === "pause" || command === "resume") {
-    // Needs no Azure and no lock: a file of its own in the state directory, read by the loop each cycle.
-    const vm = str(values.vm);
-    if (!vm || !/^[\w.-]{1,64}$/.test(vm)) {
-      throw new UsageError(`${command}: --vm NAME is required (1-64 letters, digits, _ . -)`);
-    }
-    const resourceGroup = str(values["resource-group"]);
-    if (resourceGroup !== undefined && !resourceGroupNamePattern.test(resourceGroup)) {
-      throw new UsageError(`${command}: --resource-group expects a resource group name`);
-    }
-    if (command === "resume") {
-      const removed = await removePause(config.stateDir, vm, resourceGroup);
-      log.info(
-        removed ? "resumed" : "not-paused",
-        { vm },
-        removed ? "pause ended: the loop may start this VM again" : "this VM was not paused",
-      );
-      return exitCodes.ok;
-    }
-    const forText = str(values.for);
-    const forMs = forText === undefined ? undefined : parseDuration(forText);
-    if (forText !== undefined && forMs === undefined) {
-      throw new UsageError(
-        `pause: --for expects a duration like 2h, 30m, 1d or 1h30m, got ${JSON.stringify(forText)}`,
-      );
-    }
-    const now = Date.now();
-    await addPause(
-      config.stateDir,
+    // No lock (a file of its own in the state directory, read by the loop each cycle); Azure only to
+    // check the name, and the state file's VMs when Azure does not answer.
+    return runPauseCommand(
+      command,
+      values,
+      config,
+      log,
       {
-        name: vm,
-        ...(resourceGroup ? { resourceGroup } : {}),
-        ...(forMs ? { until: now + forMs } : {}),
-        at: now,
+        api: async () => {
+          try {
+            const certificate = await loadCertificate(config.certificatePath, new Date());
+            return createArmVmApi(config, createCredential(config, certificate));
+          } catch (error) {
+            return { unavailable: messageChain(error) };
+          }
+        },
+        loadState: async () => (await createFileStateStore(config.stateDir).load()).state,
+        now: Date.now,
       },
-      now,
+      signal,
     );
-    log.info(
-      "paused",
-      { vm, until: forMs ? new Date(now + forMs).toISOString() : "resume" },
-      forMs ? "the loop leaves this VM alone until then" : "the loop leaves this VM alone until `resume`",
-    );
-    return exitCodes.ok;
   }
 
   if (command === "doctor") {

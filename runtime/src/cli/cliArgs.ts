@@ -35,6 +35,7 @@ status:             [--json]
 doctor:             [--json]
 simulate-eviction:  --vm NAME [--resource-group NAME]
 pause:              --vm NAME [--for DURATION (e.g. 2h, 30m, 1d; default: until resume)] [--resource-group NAME]
+                    [--force (a VM not seen yet: the name is not checked against the tagged Spot VMs)]
 resume:             --vm NAME [--resource-group NAME]
 install:            --stack-outputs FILE|- [--root DIR] [--scheduler systemd|cron] [--dry-run] [--no-verify]
                     [--verify-wait-seconds N (default 300: replication of a new principal/role)]
@@ -67,6 +68,7 @@ export const commandOptions = {
     vm: { type: "string" },
     for: { type: "string" },
     "resource-group": { type: "string" },
+    force: { type: "boolean" },
   },
   resume: { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
   doctor: { ...commonOptions, json: { type: "boolean" } },

@@ -3,8 +3,14 @@
 // holds the lock and owns state.json, while pause/resume must work beside it. The loop reads the file
 // every cycle; each write is atomic (state.ts's writeStateDirFile: temp file + fsync + rename), so the
 // loop sees the old or the new file.
+//
+// The same trust rules as state.json (fsSafe.ts, checkPrivateDirectory): pauses from a directory another
+// user may write are not obeyed (issue 25, item 3: a planted pause would keep an evicted VM down), and
+// root writes this file for the directory's owner (the cron layout's state directory is the service
+// user's: `sudo spot-restarter pause` must work there too, issue 23, item 2).
 import { join } from "node:path";
 import { z } from "zod";
+import { checkPrivateDirectory } from "./fsSafe";
 import { readStateDirFile, writeStateDirFile } from "./state";
 
 export const pauseFileName = "pauses.json";
@@ -44,8 +50,14 @@ export function pauseFor(
   );
 }
 
+/**
+ * The pauses in force or not; [] when there is no file. Throws (the loop then warns and obeys none) when
+ * the directory fails the state directory's trust rules or the file is not a pauses file.
+ */
 export async function readPauses(stateDir: string): Promise<Pause[]> {
   const path = join(stateDir, pauseFileName);
+  const untrusted = await checkPrivateDirectory(stateDir, "read");
+  if (untrusted) throw new Error(`${untrusted}; ignoring its ${pauseFileName}`);
   let text: string;
   try {
     text = await readStateDirFile(path);
@@ -59,15 +71,21 @@ export async function readPauses(stateDir: string): Promise<Pause[]> {
 }
 
 function writePauses(stateDir: string, pauses: readonly Pause[]): Promise<void> {
-  return writeStateDirFile(stateDir, pauseFileName, `${JSON.stringify({ version: 1, pauses }, null, 2)}\n`);
+  return writeStateDirFile(stateDir, pauseFileName, `${JSON.stringify({ version: 1, pauses }, null, 2)}\n`, {
+    forDirectoryOwner: true,
+  });
 }
 
-/** Adds (or replaces) the pause of a VM; expired pauses are dropped on the way. */
-export async function addPause(stateDir: string, pause: Pause, now: number): Promise<void> {
-  const kept = (await readPauses(stateDir)).filter(
-    (p) => (p.until === undefined || p.until > now) && !samePause(p, pause),
-  );
-  await writePauses(stateDir, [...kept, pause]);
+/**
+ * Adds (or replaces) the pause of a VM; expired pauses are dropped on the way. Returns the pause in
+ * force that it replaced, if any (the command says so: a second pause is no silent change).
+ */
+export async function addPause(stateDir: string, pause: Pause, now: number): Promise<Pause | undefined> {
+  const current = await readPauses(stateDir);
+  const live = (p: Pause) => p.until === undefined || p.until > now;
+  const replaced = current.find((p) => live(p) && samePause(p, pause));
+  await writePauses(stateDir, [...current.filter((p) => live(p) && !samePause(p, pause)), pause]);
+  return replaced;
 }
 
 /** Removes every pause of the VM; returns how many there were. */

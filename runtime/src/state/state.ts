@@ -4,7 +4,7 @@
 // reported and rebuilt from the next observation: never fatal.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { jsonErrorPosition } from "../config/config";
@@ -146,8 +146,24 @@ export async function readStateDirFile(path: string): Promise<string> {
  * a symlink (nothing planted is written to), fsynced, then renamed over the file, so a reader or a
  * crash sees the old file or the new one, never half of one. The temporary file never outlives a failure.
  */
-export async function writeStateDirFile(stateDir: string, name: string, text: string): Promise<void> {
+export async function writeStateDirFile(
+  stateDir: string,
+  name: string,
+  text: string,
+  options: { forDirectoryOwner?: boolean } = {},
+): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  if (options.forDirectoryOwner && process.getuid?.() === 0) {
+    // Root writing for the service (`sudo spot-restarter pause` in the cron layout, whose state directory
+    // is the service user's): the directory must pass the same rules as for reading state (one owner,
+    // writable by nobody else), and the file is handed to that owner before it appears, so the service
+    // can read it (0600) and root never trusts a directory another user may write.
+    const untrusted = await checkPrivateDirectory(stateDir, "read");
+    if (untrusted) throw Object.assign(new Error(untrusted), { code: "EUNTRUSTEDSTATEDIR" });
+    const owner = await stat(stateDir);
+    await writeFileAtomically(join(stateDir, name), text, 0o600, { uid: owner.uid, gid: owner.gid });
+    return;
+  }
   const untrusted = await checkPrivateDirectory(stateDir, "write");
   if (untrusted) throw Object.assign(new Error(untrusted), { code: "EUNTRUSTEDSTATEDIR" });
   await writeFileAtomically(join(stateDir, name), text, 0o600);
@@ -158,7 +174,12 @@ export async function writeStateDirFile(stateDir: string, name: string, text: st
  * random name beside it, created exclusively and never through a symlink, fsynced, then renamed over
  * `path`; it never outlives a failure. (The state directory's files, and the metrics textfile.)
  */
-export async function writeFileAtomically(path: string, text: string, mode: number): Promise<void> {
+export async function writeFileAtomically(
+  path: string,
+  text: string,
+  mode: number,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
   const temp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
   const handle = await open(
     temp,
@@ -167,6 +188,8 @@ export async function writeFileAtomically(path: string, text: string, mode: numb
   );
   try {
     try {
+      // On the open handle, never by name: the file is the one created above, whatever the name holds now.
+      if (owner) await handle.chown(owner.uid, owner.gid);
       await handle.writeFile(text);
       await handle.sync();
     } finally {
