@@ -3,6 +3,12 @@
 // (test/program/config.test.ts asserts the exact wording).
 import * as pulumi from "@pulumi/pulumi";
 import {
+  parseVmId,
+  type ResourceGroupRef,
+  resourceGroupKey,
+  type VmRef,
+} from "./runtime/src/core/resourceIds";
+import {
   FALLBACK_AFTER_SECONDS,
   FALLBACK_AFTER_SECONDS_RANGE,
   VM_SIZE_PATTERN,
@@ -99,6 +105,15 @@ export function validateResourceGroupName(value: string | undefined): string {
  * We accept the portable subset (as PSRule's Azure.VM.Name does): letters, digits, '-', '_' and '.',
  * starting with a letter or digit, not ending with '.' or '-'.
  */
+const VM_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$/;
+/** The resource group rule of validateResourceGroupName, for a group inside an entry. */
+const RESOURCE_GROUP_NAME = /^[\p{L}\p{N}_().-]{1,90}$/u;
+const isResourceGroupName = (group: string) => RESOURCE_GROUP_NAME.test(group) && !group.endsWith(".");
+
+const ENTRY_FORMS =
+  "a VM name (in resourceGroupName), <resource-group>/<vm-name>, or a full VM id " +
+  "(/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>)";
+
 export function validateVmName(value: unknown, index: number): string {
   const where = `${key("restartableVms")}[${index}]`;
   if (typeof value !== "string") {
@@ -107,7 +122,7 @@ export function validateVmName(value: unknown, index: number): string {
         `Fix: pulumi config set --path 'restartableVms[${index}]' <vm-name>`,
     );
   }
-  if (!/^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$/.test(value)) {
+  if (!VM_NAME.test(value)) {
     throw new Error(
       `${where} "${value}" is not a valid Azure VM name: use 1-64 letters, digits, '-', '_' or '.', ` +
         "starting with a letter or digit and not ending with '.' or '-'. " +
@@ -117,8 +132,62 @@ export function validateVmName(value: unknown, index: number): string {
   return value;
 }
 
-/** The list of VMs to tag: a JSON array of distinct valid names (Azure compares names case-insensitively). */
-export function validateRestartableVms(raw: string | undefined): string[] {
+/**
+ * One `restartableVms` entry (issue 28): `name` (a VM in `resourceGroupName`), `group/name`, or a full VM id.
+ * `subscriptionId` is set only for a full id (lower-cased); `group/name` whose group is `resourceGroupName`
+ * (any case) is the plain name, so both spellings are one VM and keep one resource.
+ */
+export interface RestartableVm extends VmRef {
+  /** The entry as written in config. */
+  readonly entry: string;
+}
+
+/** Parses entry `index` of restartableVms; throws naming the entry and the fix. */
+export function parseRestartableVm(value: unknown, index: number, resourceGroupName: string): RestartableVm {
+  const where = `${key("restartableVms")}[${index}]`;
+  const fix = `Fix: pulumi config set --path 'restartableVms[${index}]'`;
+  if (typeof value === "string" && value.startsWith("/")) {
+    const id = parseVmId(value);
+    if (!id) {
+      throw new Error(
+        `${where} "${value}" is not a VM resource id: expected ` +
+          "/subscriptions/<subscription-id>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name> " +
+          `(as \`az vm show -g <group> -n <name> --query id -o tsv\` prints it). ${fix} <vm-id>`,
+      );
+    }
+    if (!isResourceGroupName(id.resourceGroup) || !VM_NAME.test(id.name)) {
+      throw new Error(
+        `${where} "${value}" names an invalid resource group or VM name (${ENTRY_FORMS}). ${fix} <vm-id>`,
+      );
+    }
+    return { entry: value, ...id };
+  }
+  if (typeof value === "string" && value.includes("/")) {
+    const parts = value.split("/");
+    const [group, name] = parts;
+    if (parts.length !== 2 || !isResourceGroupName(group) || !VM_NAME.test(name)) {
+      throw new Error(
+        `${where} "${value}" is not <resource-group>/<vm-name>: expected ${ENTRY_FORMS}. ${fix} build-rg/build-box-spot`,
+      );
+    }
+    return group.toLowerCase() === resourceGroupName.toLowerCase()
+      ? { entry: value, resourceGroup: resourceGroupName, name }
+      : { entry: value, resourceGroup: group, name };
+  }
+  return { entry: validateVmName(value, index), resourceGroup: resourceGroupName, name: value as string };
+}
+
+/** What makes two entries one VM: its group (in its subscription) and name, compared as ARM does. */
+export function restartableVmKey(vm: VmRef): string {
+  return `${resourceGroupKey(vm)}/${vm.name.toLowerCase()}`;
+}
+
+/**
+ * The list of VMs to tag: a JSON array of distinct valid entries (Azure compares names case-insensitively).
+ * `resourceGroupName` (the stack's group) is where a plain name lives; it defaults to "" only for callers
+ * checking the list alone.
+ */
+export function validateRestartableVms(raw: string | undefined, resourceGroupName = ""): string[] {
   if (raw === undefined || raw.trim() === "") return [...DEFAULTS.restartableVms];
   let parsed: unknown;
   try {
@@ -136,19 +205,49 @@ export function validateRestartableVms(raw: string | undefined): string[] {
         "Fix: pulumi config rm restartableVms && pulumi config set --path 'restartableVms[0]' <vm-name>",
     );
   }
-  const names = parsed.map((value, index) => validateVmName(value, index));
+  const vms = parsed.map((value, index) => parseRestartableVm(value, index, resourceGroupName));
   const seen = new Map<string, number>();
-  names.forEach((name, index) => {
-    const first = seen.get(name.toLowerCase());
+  vms.forEach((vm, index) => {
+    const first = seen.get(restartableVmKey(vm));
     if (first !== undefined) {
       throw new Error(
-        `${key("restartableVms")} lists "${name}" twice (entries ${first} and ${index}; Azure VM names are ` +
-          `case-insensitive). Fix: pulumi config rm --path 'restartableVms[${index}]'`,
+        `${key("restartableVms")} lists "${vm.entry}" twice (entries ${first} and ${index} name the same VM; ` +
+          `Azure VM and resource group names are case-insensitive). Fix: pulumi config rm --path 'restartableVms[${index}]'`,
       );
     }
-    seen.set(name.toLowerCase(), index);
+    seen.set(restartableVmKey(vm), index);
   });
-  return names;
+  return vms.map((vm) => vm.entry);
+}
+
+/** The parsed entries of an already validated list. */
+export function restartableVmsOf(config: Pick<SpotRestarterConfig, "resourceGroupName" | "restartableVms">) {
+  return config.restartableVms.map((entry, index) =>
+    parseRestartableVm(entry, index, config.resourceGroupName),
+  );
+}
+
+/**
+ * The scopes the principal's role is assigned on (issue 28): `resourceGroupName` first (its assignment keeps
+ * its resource, also with no VM there), then each other group holding a listed VM, once each, in list order.
+ * The one list that feeds the role assignments, the custom role's assignableScopes, and the `resourceGroups`
+ * stack output (which becomes the runtime config's `resourceGroups`).
+ */
+export function restartScopes(
+  config: Pick<SpotRestarterConfig, "resourceGroupName" | "restartableVms">,
+): ResourceGroupRef[] {
+  const scopes: ResourceGroupRef[] = [{ resourceGroup: config.resourceGroupName }];
+  const seen = new Set([resourceGroupKey(scopes[0])]);
+  for (const vm of restartableVmsOf(config)) {
+    const scope: ResourceGroupRef =
+      vm.subscriptionId === undefined
+        ? { resourceGroup: vm.resourceGroup }
+        : { subscriptionId: vm.subscriptionId, resourceGroup: vm.resourceGroup };
+    if (seen.has(resourceGroupKey(scope))) continue;
+    seen.add(resourceGroupKey(scope));
+    scopes.push(scope);
+  }
+  return scopes;
 }
 
 export function validateRoleMode(raw: string | undefined): RoleMode {
@@ -297,9 +396,12 @@ export function validateNotifications(raw: string | undefined): NotificationChan
   });
 }
 
-/** `--path` for a key of `fallbackSizes`: bracket-quoted when the VM name holds a '.' (Pulumi's path syntax). */
+/**
+ * `--path` for a key of `fallbackSizes`: bracket-quoted when the key holds a '.' or a '/' (a VM name with a
+ * dot, a `group/name` entry or a full id; Pulumi's path syntax).
+ */
 function fallbackPath(vm: string, index: number): string {
-  return vm.includes(".") ? `fallbackSizes["${vm}"][${index}]` : `fallbackSizes.${vm}[${index}]`;
+  return /[./]/.test(vm) ? `fallbackSizes["${vm}"][${index}]` : `fallbackSizes.${vm}[${index}]`;
 }
 
 /**
@@ -374,7 +476,7 @@ export function validateFallbackSizes(
 /** Validates every key; the first problem found is thrown, naming the key and the fix. */
 export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig {
   const resourceGroupName = validateResourceGroupName(raw.resourceGroupName);
-  const restartableVms = validateRestartableVms(raw.restartableVms);
+  const restartableVms = validateRestartableVms(raw.restartableVms, resourceGroupName);
   const roleMode = validateRoleMode(raw.roleMode);
   const certificateValidityDays = validateDays(
     "certificateValidityDays",

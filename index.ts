@@ -10,6 +10,8 @@ export const tenantId = stack.tenantId;
 export const subscriptionId = stack.subscriptionId;
 export const clientId = stack.clientId;
 export const resourceGroupName = stack.resourceGroupName;
+/** Every group the principal may act in, as `/subscriptions/<id>/resourceGroups/<name>` (resourceGroupName's first). */
+export const resourceGroups = stack.resourceGroups;
 export const restartTag = stack.restartTag;
 export const restartableVms = stack.restartableVms;
 export const certificatePem = stack.certificatePem;

@@ -25,6 +25,22 @@ export interface ResourceGroupAccessArgs {
   readonly fallbackSizes?: boolean;
   /** Base of the custom role's name (least-privilege mode); `customRoleName` makes it unique per tenant. */
   readonly customRoleName?: pulumi.Input<string>;
+  /**
+   * Plain list: further resource groups (issue 28: a listed VM lives there) that get the same role
+   * assignment. The first group (`subscriptionId`/`resourceGroupName`) keeps its resources' names, so a
+   * stack that adds groups replaces nothing it had.
+   */
+  readonly otherScopes?: readonly OtherScope[];
+}
+
+/** A further group of ResourceGroupAccessArgs.otherScopes. */
+export interface OtherScope {
+  /** Names its assignment (`<name>-assignment-<key>`): stable, and unique among the scopes. */
+  readonly key: string;
+  readonly subscriptionId: pulumi.Input<string>;
+  readonly resourceGroupName: string;
+  /** The explicit azure-native provider of another subscription (absent: the stack's own). */
+  readonly provider?: pulumi.ProviderResource;
 }
 
 /** Built-in Contributor. https://learn.microsoft.com/azure/role-based-access-control/built-in-roles */
@@ -86,6 +102,10 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
   /** Subscription-level id of the assigned role definition. */
   public readonly roleDefinitionId: pulumi.Output<string>;
   public readonly roleAssignmentId: pulumi.Output<string>;
+  /** Every group's id, `scope` first: the assignments' scopes (and the custom role's assignableScopes). */
+  public readonly scopes: pulumi.Output<string[]>;
+  /** Resolves once every group's assignment exists. */
+  public readonly roleAssignmentIds: pulumi.Output<string[]>;
 
   constructor(name: string, args: ResourceGroupAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     super("spot-restarter:access:ResourceGroupAccess", name, {}, opts);
@@ -93,24 +113,38 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
     this.scope = pulumi
       .all([args.subscriptionId, args.resourceGroupName])
       .apply(([subscriptionId, resourceGroupName]) => resourceGroupScope(subscriptionId, resourceGroupName));
+    const others = (args.otherScopes ?? []).map((other) => ({
+      ...other,
+      scope: pulumi
+        .output(other.subscriptionId)
+        .apply((subscriptionId) => resourceGroupScope(subscriptionId, other.resourceGroupName)),
+    }));
+    this.scopes = pulumi.all([this.scope, ...others.map((other) => other.scope)]);
 
     let dependsOn: pulumi.Resource[] = [];
     // The assignment's role definition id: for a new custom role, it comes out of the replication wait,
     // so the assignment cannot be sent before the wait ended (a data dependency, not only an ordering).
     let assignedRoleDefinitionId: pulumi.Output<string>;
+    // The same role, referenced from another group's subscription (as `az role assignment create` builds the
+    // id: the assignment scope's subscription; a custom role is one tenant-wide object, whatever subscription
+    // prefixes its id).
+    let roleDefinitionIdIn: (subscriptionId: pulumi.Input<string>) => pulumi.Output<string>;
     if (args.roleMode === "contributor") {
       this.roleDefinitionId = pulumi
         .output(args.subscriptionId)
         .apply((subscriptionId) => subscriptionRoleDefinitionId(subscriptionId, CONTRIBUTOR_ROLE_GUID));
       // A built-in role exists everywhere already: nothing to wait for.
       assignedRoleDefinitionId = this.roleDefinitionId;
+      roleDefinitionIdIn = (subscriptionId) =>
+        pulumi.output(subscriptionId).apply((id) => subscriptionRoleDefinitionId(id, CONTRIBUTOR_ROLE_GUID));
     } else {
       const baseName = args.customRoleName ?? name;
       const roleGuid = pulumi
         .all([this.scope, baseName])
         .apply(([scope, roleName]) => stableRoleGuid(scope, roleName));
-      // Created at, and assignable only at, the resource group: the role cannot be used anywhere else,
-      // and defining it needs no rights beyond the group.
+      // Created at the (first) resource group, assignable only at the groups: the role cannot be used anywhere
+      // else, and defining it needs no rights beyond them. The GUID comes from the first group alone, so adding
+      // groups updates the role's assignableScopes in place instead of replacing it.
       const role = new authorization.RoleDefinition(
         `${name}-role`,
         {
@@ -125,7 +159,7 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
               notActions: [],
             },
           ],
-          assignableScopes: [this.scope],
+          assignableScopes: this.scopes,
         },
         { parent: this },
       );
@@ -133,12 +167,20 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
         .all([args.subscriptionId, roleGuid])
         .apply(([subscriptionId, guid]) => subscriptionRoleDefinitionId(subscriptionId, guid));
       // Waits once after the role is created, and again whenever it is replaced (its id is a trigger);
-      // an update of its actions keeps the role, so nothing waits then.
+      // an update of its actions keeps the role, so nothing waits then. With further groups, their list is a
+      // trigger too: a group added to assignableScopes is an update that has to replicate before an assignment
+      // there can name the role. (A single-group stack keeps exactly its old triggers: nothing is replaced.)
       const replicated = new time.Sleep(
         `${name}-role-replication`,
         {
           createDuration: CUSTOM_ROLE_REPLICATION_DELAY,
-          triggers: { roleDefinitionId: this.roleDefinitionId, roleDefinitionResourceId: role.id },
+          triggers: {
+            roleDefinitionId: this.roleDefinitionId,
+            roleDefinitionResourceId: role.id,
+            ...(others.length > 0
+              ? { assignableScopes: this.scopes.apply((scopes) => scopes.join(",")) }
+              : {}),
+          },
         },
         { parent: this, dependsOn: [role] },
       );
@@ -146,6 +188,11 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
       assignedRoleDefinitionId = pulumi
         .all([replicated.triggers, this.roleDefinitionId])
         .apply(([triggers, fallback]) => triggers?.roleDefinitionId ?? fallback);
+      // Through the wait as well (its triggers), so no group's assignment is sent before the role replicated.
+      roleDefinitionIdIn = (subscriptionId) =>
+        pulumi
+          .all([subscriptionId, replicated.triggers, roleGuid])
+          .apply(([id, , guid]) => subscriptionRoleDefinitionId(id, guid));
     }
 
     // principalType skips ARM's directory lookup of a service principal that may not have replicated yet.
@@ -162,9 +209,26 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
       { parent: this, dependsOn },
     );
     this.roleAssignmentId = assignment.id;
+    const otherAssignments = others.map(
+      (other) =>
+        new authorization.RoleAssignment(
+          `${name}-assignment-${other.key}`,
+          {
+            scope: other.scope,
+            principalId: args.principalId,
+            principalType: "ServicePrincipal",
+            roleDefinitionId: roleDefinitionIdIn(other.subscriptionId),
+            description: "spot-restarter: restart evicted Spot VMs in this resource group.",
+          },
+          { parent: this, dependsOn, ...(other.provider ? { provider: other.provider } : {}) },
+        ),
+    );
+    this.roleAssignmentIds = pulumi.all([assignment.id, ...otherAssignments.map((other) => other.id)]);
 
     this.registerOutputs({
       scope: this.scope,
+      scopes: this.scopes,
+      roleAssignmentIds: this.roleAssignmentIds,
       roleDefinitionId: this.roleDefinitionId,
       roleAssignmentId: this.roleAssignmentId,
     });

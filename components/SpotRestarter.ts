@@ -1,14 +1,27 @@
 import * as authorization from "@pulumi/azure-native/authorization";
+import { Provider } from "@pulumi/azure-native/provider";
 import * as pulumi from "@pulumi/pulumi";
-import type { NotificationChannel, RoleMode, SpotRestarterConfig } from "../config";
+import {
+  type NotificationChannel,
+  type RestartableVm,
+  type RoleMode,
+  restartableVmsOf,
+  restartScopes,
+  type SpotRestarterConfig,
+} from "../config";
+import { type ResourceGroupRef, resourceGroupId } from "../runtime/src/core/resourceIds";
 import type { StackOutputName } from "../runtime/src/core/stackOutputNames";
-import { ResourceGroupAccess } from "./ResourceGroupAccess";
+import { type OtherScope, ResourceGroupAccess } from "./ResourceGroupAccess";
 import { RestartPrincipal } from "./RestartPrincipal";
 import { RESTART_TAG, RestartTag } from "./RestartTag";
 
 export interface SpotRestarterArgs {
-  readonly resourceGroupName: pulumi.Input<string>;
-  /** Plain: one RestartTag per entry, so the list must be known before the program runs. */
+  /** Plain: where a plain VM name lives, and the first scope (its resources keep their names). */
+  readonly resourceGroupName: string;
+  /**
+   * Plain: one RestartTag per entry, so the list must be known before the program runs. Entries as
+   * config.ts validateRestartableVms checked them: `name`, `group/name` or a full VM id.
+   */
   readonly restartableVms: readonly string[];
   /** Plain: it decides which resources exist (see ResourceGroupAccessArgs.roleMode). */
   readonly roleMode: RoleMode;
@@ -36,9 +49,44 @@ export function buildInstallCommand(stack: string, host: string = INSTALL_HOST_P
   );
 }
 
-/** The RestartTag component's name for a VM: case-insensitive like the VM name itself. */
-export function restartTagResourceName(componentName: string, vmName: string): string {
-  return `${componentName}-tag-${vmName.toLowerCase()}`;
+/**
+ * The RestartTag component's name for a VM: case-insensitive like the VM name itself. A VM in the stack's own
+ * group keeps the name it always had (`<component>-tag-<vm>`); one elsewhere is named by its group (and
+ * subscription) too. '/' cannot occur in a VM or group name, so no two VMs share a name.
+ */
+export function restartTagResourceName(
+  componentName: string,
+  vmName: string,
+  where: ResourceGroupRef & { ownResourceGroup?: string } = { resourceGroup: "" },
+): string {
+  const own =
+    where.subscriptionId === undefined &&
+    (where.resourceGroup === "" ||
+      where.resourceGroup.toLowerCase() === (where.ownResourceGroup ?? where.resourceGroup).toLowerCase());
+  const prefix = own
+    ? ""
+    : `${where.subscriptionId === undefined ? "" : `${where.subscriptionId}/`}${where.resourceGroup.toLowerCase()}/`;
+  return `${componentName}-tag-${prefix}${vmName.toLowerCase()}`;
+}
+
+/** The key naming a further scope's resources (`<access>-assignment-<key>`): `group` or `subscription/group`. */
+export function scopeKey(scope: ResourceGroupRef): string {
+  return `${scope.subscriptionId === undefined ? "" : `${scope.subscriptionId}/`}${scope.resourceGroup.toLowerCase()}`;
+}
+
+/**
+ * A full VM id is for a VM in another subscription (it gets its own provider). One in the stack's own
+ * subscription is refused: written as `group/name` it is the same VM under another resource name, and the
+ * two spellings could not be told apart before the subscription is known.
+ */
+export function assertOtherSubscription(vm: RestartableVm, index: number, ownSubscriptionId: string): void {
+  if (vm.subscriptionId !== undefined && vm.subscriptionId === ownSubscriptionId.toLowerCase()) {
+    throw new Error(
+      `spot-restarter:restartableVms[${index}] "${vm.entry}" is a full VM id in the stack's own subscription ` +
+        `${ownSubscriptionId}: write it as ${vm.resourceGroup}/${vm.name} (a full id is for a VM in another subscription). ` +
+        `Fix: pulumi config set --path 'restartableVms[${index}]' ${vm.resourceGroup}/${vm.name}`,
+    );
+  }
 }
 
 /** azuread and azure-native must be logged in to the same tenant, or the role would name a stranger. */
@@ -64,6 +112,8 @@ export class SpotRestarter extends pulumi.ComponentResource {
   public readonly clientId: pulumi.Output<string>;
   public readonly servicePrincipalObjectId: pulumi.Output<string>;
   public readonly resourceGroupName: pulumi.Output<string>;
+  /** Every group the principal may act in, as `/subscriptions/<id>/resourceGroups/<name>`: the first is resourceGroupName's. */
+  public readonly resourceGroups: pulumi.Output<string[]>;
   public readonly restartTag: pulumi.Output<{ name: string; value: string }>;
   public readonly restartableVms: pulumi.Output<string[]>;
   public readonly certificatePem: pulumi.Output<string>;
@@ -84,6 +134,47 @@ export class SpotRestarter extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // A fault here (a full id in the own subscription) stops every resource of that subscription: the explicit
+    // provider's subscription id is where it is checked, so it fails `pulumi preview` before anything is made.
+    const vms = restartableVmsOf(args);
+    const scopes = restartScopes(args);
+    const providers = new Map<string, Provider>();
+    for (const [index, vm] of vms.entries()) {
+      const subscriptionId = vm.subscriptionId;
+      if (subscriptionId === undefined || providers.has(subscriptionId)) continue;
+      // Another subscription of the tenant gets its own explicit provider: getVirtualMachine reads the VM in
+      // the provider's subscription. It signs in like the default provider would from the environment (az
+      // login, ARM_* variables), in the default provider's tenant.
+      providers.set(
+        subscriptionId,
+        new Provider(
+          `${name}-provider-${subscriptionId}`,
+          {
+            subscriptionId: arm.subscriptionId.apply((own) => {
+              try {
+                assertOtherSubscription(vm, index, own);
+              } catch (cause) {
+                throw Object.assign(new pulumi.ResourceError((cause as Error).message, this, true), {
+                  cause,
+                });
+              }
+              return subscriptionId;
+            }),
+            tenantId: arm.tenantId,
+          },
+          { parent: this },
+        ),
+      );
+    }
+    const providerFor = (where: ResourceGroupRef) =>
+      where.subscriptionId === undefined ? undefined : providers.get(where.subscriptionId);
+
+    const otherScopes: OtherScope[] = scopes.slice(1).map((scope) => ({
+      key: scopeKey(scope),
+      subscriptionId: scope.subscriptionId ?? arm.subscriptionId,
+      resourceGroupName: scope.resourceGroup,
+      provider: providerFor(scope),
+    }));
     const access = new ResourceGroupAccess(
       `${name}-access`,
       {
@@ -93,6 +184,7 @@ export class SpotRestarter extends pulumi.ComponentResource {
         roleMode: args.roleMode,
         fallbackSizes: Object.keys(args.fallbackSizes ?? {}).length > 0,
         customRoleName: pulumi.interpolate`${args.principalName} (restart Spot VMs in ${args.resourceGroupName})`,
+        otherScopes,
       },
       { parent: this },
     );
@@ -102,18 +194,21 @@ export class SpotRestarter extends pulumi.ComponentResource {
     // Pulumi create the new tag (PATCH Merge, a no-op on the same VM) and then delete the old one (PATCH
     // Delete of our tag), leaving the VM untagged. The alias keeps stacks deployed before this naming (when
     // the resource name kept the entry's case) from going through that same create-then-delete.
-    // (Two entries that differ only in case are refused by config.ts validateRestartableVms.)
-    const tags = args.restartableVms.map(
-      (vmName) =>
-        new RestartTag(
-          restartTagResourceName(name, vmName),
-          { resourceGroupName: args.resourceGroupName, vmName },
-          {
-            parent: this,
-            aliases: vmName === vmName.toLowerCase() ? [] : [{ name: `${name}-tag-${vmName}` }],
-          },
-        ),
-    );
+    // (Two entries that name one VM are refused by config.ts validateRestartableVms.) A VM in the stack's own
+    // group keeps this name however its entry is written (`vm` or `<group>/vm`).
+    const tags = vms.map((vm) => {
+      const own = vm.subscriptionId === undefined && vm.resourceGroup === args.resourceGroupName;
+      const provider = providerFor(vm);
+      return new RestartTag(
+        restartTagResourceName(name, vm.name, { ...vm, ownResourceGroup: args.resourceGroupName }),
+        { resourceGroupName: vm.resourceGroup, vmName: vm.name },
+        {
+          parent: this,
+          aliases: own && vm.name !== vm.name.toLowerCase() ? [{ name: `${name}-tag-${vm.name}` }] : [],
+          ...(provider ? { provider } : {}),
+        },
+      );
+    });
 
     this.tenantId = pulumi.all([principal.tenantId, arm.tenantId]).apply(([entraTenantId, armTenantId]) => {
       try {
@@ -129,8 +224,15 @@ export class SpotRestarter extends pulumi.ComponentResource {
     this.resourceGroupName = pulumi
       .all([args.resourceGroupName, access.roleAssignmentId])
       .apply(([resourceGroupName]) => resourceGroupName);
+    // The scopes' ids, once every group's assignment exists (like resourceGroupName above).
+    this.resourceGroups = pulumi
+      .all([arm.subscriptionId, access.roleAssignmentIds])
+      .apply(([own]) =>
+        scopes.map((scope) => resourceGroupId(scope.subscriptionId ?? own, scope.resourceGroup)),
+      );
     this.restartTag = pulumi.output({ name: RESTART_TAG.name, value: RESTART_TAG.value });
-    this.restartableVms = pulumi.all(tags.map((tag) => tag.vmName));
+    // The entries as written (`name`, `group/name` or a full id), once each VM carries the tag.
+    this.restartableVms = pulumi.all(tags.map((tag, index) => tag.vmId.apply(() => vms[index].entry)));
     this.certificatePem = principal.certificatePem;
     this.certificateExpiresOn = principal.certificateExpiresOn;
 
@@ -140,6 +242,7 @@ export class SpotRestarter extends pulumi.ComponentResource {
       clientId: this.clientId,
       servicePrincipalObjectId: this.servicePrincipalObjectId,
       resourceGroupName: this.resourceGroupName,
+      resourceGroups: this.resourceGroups,
       restartTag: this.restartTag,
       restartableVms: this.restartableVms,
       certificatePem: this.certificatePem,
@@ -154,6 +257,8 @@ export interface SpotRestarterStackOutputs {
   readonly subscriptionId: pulumi.Output<string>;
   readonly clientId: pulumi.Output<string>;
   readonly resourceGroupName: pulumi.Output<string>;
+  /** The groups the principal may act in, as resource-group ids (issue 28); the runtime config's resourceGroups. */
+  readonly resourceGroups: pulumi.Output<string[]>;
   readonly restartTag: pulumi.Output<{ name: string; value: string }>;
   readonly restartableVms: pulumi.Output<string[]>;
   readonly certificatePem: pulumi.Output<string>;
@@ -212,6 +317,7 @@ export function buildSpotRestarter(
     subscriptionId: component.subscriptionId,
     clientId: component.clientId,
     resourceGroupName: component.resourceGroupName,
+    resourceGroups: component.resourceGroups,
     restartTag: component.restartTag,
     restartableVms: component.restartableVms,
     certificatePem: component.certificatePem,

@@ -21,6 +21,8 @@ export const SUBSCRIPTION_ID = "22222222-2222-4222-8222-222222222222";
 export const DEPLOYER_OBJECT_ID = "33333333-3333-4333-8333-333333333333";
 
 export interface MockVm {
+  /** Default: SUBSCRIPTION_ID (the default provider's). */
+  readonly subscriptionId?: string;
   readonly resourceGroup: string;
   readonly name: string;
   readonly priority?: "Spot" | "Regular" | "Low";
@@ -35,6 +37,8 @@ export interface RecordedResource {
   readonly secretInputs: readonly string[];
   readonly id: string;
   readonly state: Record<string, unknown>;
+  /** The explicit provider's reference (`<urn>::<id>`), when the resource names one. */
+  readonly provider?: string;
 }
 
 export interface ProgramMocks {
@@ -51,8 +55,20 @@ export interface ProgramMocks {
   readonly tenantRoleNames: Map<string, string>;
 }
 
-export function vmId(resourceGroup: string, name: string): string {
-  return `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/virtualMachines/${name}`;
+export function vmId(resourceGroup: string, name: string, subscriptionId = SUBSCRIPTION_ID): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/virtualMachines/${name}`;
+}
+
+/** An explicit provider's subscription, from the `provider` reference (`<urn>::<id>`) an invoke names. */
+function providerSubscription(recorded: ProgramMocks, reference: string | undefined): string | undefined {
+  if (!reference) return undefined;
+  const urn = reference.slice(0, reference.lastIndexOf("::"));
+  const name = urn.slice(urn.lastIndexOf("::") + 2);
+  const provider = recorded.resources.find(
+    (resource) => resource.type === "pulumi:providers:azure-native" && resource.name === name,
+  );
+  if (!provider) throw new Error(`mock: invoke names unknown provider ${reference}`);
+  return String(provider.inputs.subscriptionId);
 }
 
 // terraform-provider-tls allowed_uses -> X.509 bits (internal/provider/common_cert.go).
@@ -250,6 +266,9 @@ async function resourceResult(args: MockResourceArgs, recorded: ProgramMocks): P
         state: { ...inputs },
       };
     }
+    case "pulumi:providers:azure-native":
+      // An explicit provider for another subscription: nothing in Azure, its inputs are its configuration.
+      return { id: randomUUID(), state: { ...inputs } };
     case "azure-native:resources:TagAtScope":
       return {
         id: `${inputs.scope}/providers/Microsoft.Resources/tags/default`,
@@ -283,6 +302,7 @@ export function createProgramMocks(vms: MockVm[] = []): ProgramMocks {
             secretInputs: Object.keys(wrapped).filter((key) => isWrappedSecret(wrapped[key])),
             id: result.id ?? "",
             state: result.state,
+            ...(args.provider ? { provider: args.provider } : {}),
           });
         }
         return result;
@@ -309,8 +329,13 @@ export function createProgramMocks(vms: MockVm[] = []): ProgramMocks {
               resourceGroupName: string;
               vmName: string;
             };
+            // The provider's subscription decides where the VM is read (an explicit one for another subscription).
+            const subscriptionId =
+              providerSubscription(recorded, args.provider) ?? recorded.armSubscriptionId;
             const vm = recorded.vms.find(
               (candidate) =>
+                (candidate.subscriptionId ?? SUBSCRIPTION_ID).toLowerCase() ===
+                  subscriptionId.toLowerCase() &&
                 candidate.resourceGroup.toLowerCase() === resourceGroupName.toLowerCase() &&
                 candidate.name.toLowerCase() === vmName.toLowerCase(),
             );
@@ -321,7 +346,7 @@ export function createProgramMocks(vms: MockVm[] = []): ProgramMocks {
               throw Object.assign(new Error(details), { details });
             }
             return {
-              id: vmId(vm.resourceGroup, vm.name),
+              id: vmId(vm.resourceGroup, vm.name, vm.subscriptionId),
               name: vm.name,
               location: "eastus",
               priority: vm.priority ?? "Spot",

@@ -37,6 +37,30 @@ describe("the runtime config install writes", () => {
     assert.equal(loaded.config.fallbackAfterSeconds, 90);
   });
 
+  test("resourceGroups comes from the stack's one list of scopes (names in its subscription); an older stack has resourceGroupName alone", () => {
+    const sub = outputs.subscriptionId;
+    const written = JSON.parse(
+      renderRuntimeConfig(
+        {
+          ...outputs,
+          resourceGroups: [
+            `/subscriptions/${sub}/resourceGroups/personal-network`,
+            `/subscriptions/${sub.toUpperCase()}/resourceGroups/build-rg`,
+          ],
+          restartableVms: ["backup", "build-rg/box"],
+          fallbackSizes: { "build-rg/box": ["Standard_D2as_v5"] },
+        },
+        undefined,
+      ),
+    );
+    assert.deepEqual(written.resourceGroups, ["personal-network", "build-rg"]);
+    const loaded = parseConfig(written, configPath);
+    assert.deepEqual(loaded.config.resourceGroups, ["personal-network", "build-rg"]);
+    assert.deepEqual(loaded.config.fallbackSizes, { "build-rg/box": ["Standard_D2as_v5"] });
+    const { resourceGroups: _, ...older } = outputs;
+    assert.deepEqual(JSON.parse(renderRuntimeConfig(older, undefined)).resourceGroups, ["personal-network"]);
+  });
+
   test("fallbackAfterSeconds comes from the stack; an older stack without it gets the runtime's default", () => {
     const runtimeDefault = parseConfig(
       { ...JSON.parse(renderRuntimeConfig(outputs, undefined)), fallbackAfterSeconds: undefined },

@@ -106,6 +106,16 @@ describe("wrong types and formats name the key and what was expected", () => {
     ["subscriptionId an array", { subscriptionId: [] }, /subscriptionId is an array: expected/],
     ["resourceGroupName empty", { resourceGroupName: "" }, /resourceGroupName is not valid \(""\)/],
     [
+      "resourceGroups a name, not an id",
+      { resourceGroups: ["personal-network"] },
+      /resourceGroups\.0 is not valid \("personal-network"\): expected a list of resource group ids like \/subscriptions\/<subscription-id>\/resourceGroups\/<name>/,
+    ],
+    [
+      "resourceGroups empty",
+      { resourceGroups: [] },
+      /resourceGroups is not valid: expected a list of resource group ids/,
+    ],
+    [
       "restartTag a string",
       { restartTag: "AttemptRestartAfterEviction=true" },
       /restartTag is a string: expected an object/,

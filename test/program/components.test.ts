@@ -425,8 +425,153 @@ describe("VM names are case-insensitive", () => {
   it("two entries that differ only in case are refused before anything is built", () => {
     assert.throws(
       () => parseConfig({ resourceGroupName: RG, restartableVms: '["build-box","Build-Box"]' }, "test"),
-      /lists "Build-Box" twice \(entries 0 and 1; Azure VM names are case-insensitive\)/,
+      /lists "Build-Box" twice \(entries 0 and 1 name the same VM; Azure VM and resource group names are case-insensitive\)/,
     );
+  });
+});
+
+describe("VMs in other groups and subscriptions of the tenant (issue 28)", () => {
+  const OTHER_SUB = "55555555-5555-4555-8555-555555555555";
+  const BUILD_SCOPE = `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/build-rg`;
+  const LAB_SCOPE = `/subscriptions/${OTHER_SUB}/resourceGroups/lab`;
+  const labId = vmId("lab", "lab-1", OTHER_SUB);
+  const entries = ["ubuntu-backup-server-spot", "build-rg/build-box-spot", labId];
+  const provider = `mg-provider-${OTHER_SUB}`;
+  let built: Built;
+  before(async () => {
+    mocks.vms.push(
+      { resourceGroup: "build-rg", name: "build-box-spot" },
+      // Only in the other subscription: read through the default provider, it would be a 404.
+      { subscriptionId: OTHER_SUB, resourceGroup: "lab", name: "lab-1" },
+    );
+    built = await build("mg", { roleMode: "least-privilege", restartableVms: entries });
+  });
+
+  it("assigns the role on each group holding a tagged VM, to the service principal", () => {
+    const sp = findResource(mocks, T.servicePrincipal, "mg-principal-sp");
+    const assignments = byPrefix(T.roleAssignment, "mg");
+    assert.deepEqual(
+      assignments.map((a) => [a.name, a.inputs.scope]),
+      [
+        ["mg-access-assignment", RG_SCOPE],
+        ["mg-access-assignment-build-rg", BUILD_SCOPE],
+        [`mg-access-assignment-${OTHER_SUB}/lab`, LAB_SCOPE],
+      ],
+    );
+    for (const assignment of assignments) {
+      assert.equal(assignment.inputs.principalId, sp.state.objectId);
+      assert.equal(assignment.inputs.principalType, "ServicePrincipal");
+    }
+  });
+
+  it("the least-privilege role is assignable at exactly those groups, and each group's id names it from its subscription", () => {
+    const role = findResource(mocks, T.roleDefinition, "mg-access-role");
+    assert.equal(role.inputs.scope, RG_SCOPE, "created where it always was");
+    assert.deepEqual(role.inputs.assignableScopes, [RG_SCOPE, BUILD_SCOPE, LAB_SCOPE]);
+    const guid = String(role.inputs.roleDefinitionId);
+    const inSub = (sub: string) =>
+      `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
+    assert.equal(
+      findResource(mocks, T.roleAssignment, "mg-access-assignment-build-rg").inputs.roleDefinitionId,
+      inSub(SUBSCRIPTION_ID),
+    );
+    assert.equal(
+      findResource(mocks, T.roleAssignment, `mg-access-assignment-${OTHER_SUB}/lab`).inputs.roleDefinitionId,
+      inSub(OTHER_SUB),
+    );
+    // Every assignment waits for the role to replicate; the wait is triggered by the group list too.
+    const order = mocks.resources.map((resource) => resource.name);
+    for (const name of [
+      "mg-access-assignment",
+      "mg-access-assignment-build-rg",
+      `mg-access-assignment-${OTHER_SUB}/lab`,
+    ]) {
+      assert.ok(order.indexOf("mg-access-role-replication") < order.indexOf(name), name);
+    }
+    const wait = findResource(mocks, T.sleep, "mg-access-role-replication");
+    assert.equal(
+      (wait.inputs.triggers as Record<string, string>).assignableScopes,
+      [RG_SCOPE, BUILD_SCOPE, LAB_SCOPE].join(","),
+    );
+  });
+
+  it("tags each VM where it lives; the other subscription's VM through its own explicit provider", () => {
+    assert.deepEqual(
+      byPrefix(T.tagAtScope, "mg").map((tag) => [tag.name, tag.inputs.scope]),
+      [
+        ["mg-tag-ubuntu-backup-server-spot-tags", vmId(RG, "ubuntu-backup-server-spot")],
+        ["mg-tag-build-rg/build-box-spot-tags", vmId("build-rg", "build-box-spot")],
+        [`mg-tag-${OTHER_SUB}/lab/lab-1-tags`, labId],
+      ],
+    );
+    const providers = resourcesOfType(mocks, "pulumi:providers:azure-native", "mg-");
+    assert.deepEqual(
+      providers.map((p) => [p.name, p.inputs.subscriptionId, p.inputs.tenantId]),
+      [[provider, OTHER_SUB, TENANT_ID]],
+    );
+    const lookup = mocks.calls.find(
+      (call) => call.token === "azure-native:compute:getVirtualMachine" && call.inputs.vmName === "lab-1",
+    );
+    assert.match(String(lookup?.provider), new RegExp(`::${provider}::`));
+    assert.match(
+      String(findResource(mocks, T.tagAtScope, `mg-tag-${OTHER_SUB}/lab/lab-1-tags`).provider),
+      new RegExp(`::${provider}::`),
+    );
+    assert.match(
+      String(findResource(mocks, T.roleAssignment, `mg-access-assignment-${OTHER_SUB}/lab`).provider),
+      new RegExp(`::${provider}::`),
+    );
+    // The stack's own subscription needs no explicit provider.
+    assert.equal(
+      findResource(mocks, T.tagAtScope, "mg-tag-build-rg/build-box-spot-tags").provider,
+      undefined,
+    );
+  });
+
+  it("exports resourceGroups (the same scopes, as ids) and the entries as written", async () => {
+    assert.deepEqual(await promiseOf(built.resourceGroups), [RG_SCOPE, BUILD_SCOPE, LAB_SCOPE]);
+    assert.deepEqual(await promiseOf(built.restartableVms), entries);
+    assert.equal(await promiseOf(built.resourceGroupName), RG);
+  });
+
+  it("keeps every resource of a one-group stack when groups are added: same URNs, same inputs that force replacement", async () => {
+    // Before: the VMs in resourceGroupName only. After: one written as <own group>/<name>, plus two elsewhere.
+    await build("keep1", {
+      roleMode: "least-privilege",
+      restartableVms: ["ubuntu-backup-server-spot", "build_box.2"],
+    });
+    await build("keep2", {
+      roleMode: "least-privilege",
+      restartableVms: [
+        "Personal-Network/ubuntu-backup-server-spot",
+        "build_box.2",
+        "build-rg/build-box-spot",
+        labId,
+      ],
+    });
+    const urns = [
+      ...(pulumi.runtime.getMonitor() as unknown as { resources: Map<string, unknown> }).resources.keys(),
+    ];
+    const named = (prefix: string) =>
+      urns
+        .filter((urn) => new RegExp(`::${prefix}(-|$)`).test(urn))
+        .map((urn) => urn.replace(new RegExp(`::${prefix}(?=-|$)`), "::STACK"));
+    const before = named("keep1");
+    const after = new Set(named("keep2"));
+    assert.ok(before.length > 10);
+    for (const urn of before) assert.ok(after.has(urn), `kept: ${urn}`);
+    // The inputs azure-native replaces a resource for (its scope, its role or role GUID) are the same.
+    const forceNew: Record<string, string[]> = {
+      [T.tagAtScope]: ["scope"],
+      [T.roleAssignment]: ["scope", "roleDefinitionId", "principalType"],
+      [T.roleDefinition]: ["scope", "roleDefinitionId", "roleName"],
+    };
+    for (const [type, keys] of Object.entries(forceNew)) {
+      for (const old of byPrefix(type, "keep1")) {
+        const now = findResource(mocks, type, old.name.replace(/^keep1/, "keep2"));
+        for (const key of keys) assert.deepEqual(now.inputs[key], old.inputs[key], `${old.name}.${key}`);
+      }
+    }
   });
 });
 

@@ -5,6 +5,8 @@ import fc from "fast-check";
 import {
   configWarnings,
   parseConfig,
+  parseRestartableVm,
+  restartScopes,
   validateDays,
   validateFallbackAfterSeconds,
   validateFallbackSizes,
@@ -17,6 +19,7 @@ import {
 import { configSchema } from "../../runtime/src/config/configSchema";
 
 const valid = { resourceGroupName: "personal-network" };
+const OTHER_SUB = "44444444-4444-4444-8444-444444444444";
 
 describe("parseConfig", () => {
   it("applies the docs/architecture.md defaults", () => {
@@ -188,9 +191,91 @@ describe("validateRestartableVms", () => {
   it("rejects duplicates, case-insensitively like Azure", () => {
     assert.throws(() => validateRestartableVms('["vm1","vm2","VM1"]'), {
       message:
-        'spot-restarter:restartableVms lists "VM1" twice (entries 0 and 2; Azure VM names are case-insensitive). ' +
-        "Fix: pulumi config rm --path 'restartableVms[2]'",
+        'spot-restarter:restartableVms lists "VM1" twice (entries 0 and 2 name the same VM; Azure VM and resource ' +
+        "group names are case-insensitive). Fix: pulumi config rm --path 'restartableVms[2]'",
     });
+  });
+
+  it("takes name, group/name and a full VM id (issue 28), each as written", () => {
+    const entries = [
+      "ubuntu-backup-server-spot",
+      "build-rg/build-box-spot",
+      `/subscriptions/${OTHER_SUB}/resourceGroups/Lab/providers/Microsoft.Compute/virtualMachines/lab-1`,
+    ];
+    assert.deepEqual(validateRestartableVms(JSON.stringify(entries), "personal-network"), entries);
+    assert.deepEqual(
+      entries.map((entry, index) => parseRestartableVm(entry, index, "personal-network")),
+      [
+        { entry: entries[0], resourceGroup: "personal-network", name: "ubuntu-backup-server-spot" },
+        { entry: entries[1], resourceGroup: "build-rg", name: "build-box-spot" },
+        { entry: entries[2], subscriptionId: OTHER_SUB, resourceGroup: "Lab", name: "lab-1" },
+      ],
+    );
+  });
+
+  it("refuses one VM written twice in two forms or cases (name vs own-group/name, group case, id case)", () => {
+    const twice = (list: string[]) => () => validateRestartableVms(JSON.stringify(list), "personal-network");
+    assert.throws(twice(["vm1", "Personal-Network/VM1"]), {
+      message:
+        'spot-restarter:restartableVms lists "Personal-Network/VM1" twice (entries 0 and 1 name the same VM; ' +
+        "Azure VM and resource group names are case-insensitive). Fix: pulumi config rm --path 'restartableVms[1]'",
+    });
+    assert.throws(twice(["build-rg/box", "BUILD-RG/Box"]), /entries 0 and 1 name the same VM/);
+    const id = `/subscriptions/${OTHER_SUB}/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/lab-1`;
+    assert.throws(
+      twice([id, id.toUpperCase().replace("/SUBSCRIPTIONS/", "/subscriptions/")]),
+      /entries 0 and 1/,
+    );
+    // The same name in two groups is two VMs.
+    assert.deepEqual(validateRestartableVms('["box","build-rg/box"]', "personal-network"), [
+      "box",
+      "build-rg/box",
+    ]);
+  });
+
+  it("names the entry and the fix for a malformed group/name or id", () => {
+    assert.throws(() => validateRestartableVms('["ok","a/b/c"]', "rg"), {
+      message:
+        'spot-restarter:restartableVms[1] "a/b/c" is not <resource-group>/<vm-name>: expected a VM name (in ' +
+        "resourceGroupName), <resource-group>/<vm-name>, or a full VM id " +
+        "(/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Compute/virtualMachines/<name>). " +
+        "Fix: pulumi config set --path 'restartableVms[1]' build-rg/build-box-spot",
+    });
+    assert.throws(() => validateRestartableVms('["rg./vm"]', "rg"), /restartableVms\[0\] "rg\.\/vm" is not/);
+    assert.throws(
+      () =>
+        validateRestartableVms(
+          '["/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v"]',
+          "rg",
+        ),
+      {
+        message:
+          'spot-restarter:restartableVms[0] "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v" ' +
+          "is not a VM resource id: expected /subscriptions/<subscription-id>/resourceGroups/<group>/providers/" +
+          "Microsoft.Compute/virtualMachines/<name> (as `az vm show -g <group> -n <name> --query id -o tsv` prints it). " +
+          "Fix: pulumi config set --path 'restartableVms[0]' <vm-id>",
+      },
+    );
+  });
+});
+
+describe("restartScopes", () => {
+  it("is resourceGroupName first, then each other group holding a listed VM once, in list order", () => {
+    const restartableVms = [
+      "a",
+      "build-rg/b",
+      "Build-RG/c",
+      "personal-network/d",
+      `/subscriptions/${OTHER_SUB}/resourceGroups/build-rg/providers/Microsoft.Compute/virtualMachines/e`,
+    ];
+    assert.deepEqual(restartScopes({ resourceGroupName: "personal-network", restartableVms }), [
+      { resourceGroup: "personal-network" },
+      { resourceGroup: "build-rg" },
+      { subscriptionId: OTHER_SUB, resourceGroup: "build-rg" },
+    ]);
+    assert.deepEqual(restartScopes({ resourceGroupName: "personal-network", restartableVms: [] }), [
+      { resourceGroup: "personal-network" },
+    ]);
   });
 
   it("rejects a value that is not a list", () => {

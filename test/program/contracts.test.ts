@@ -96,6 +96,7 @@ describe("stack output names: one list", () => {
       notifications: [],
       fallbackSizes: {},
       fallbackAfterSeconds: 600,
+      resourceGroups: ["/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/personal-network"],
     }) as Record<string, unknown>;
 
   it("the installer accepts exactly these outputs", () => {

@@ -56,6 +56,9 @@ describe("index.ts stack outputs", () => {
     assert.equal(await value("subscriptionId"), SUBSCRIPTION_ID);
     assert.match(String(await value("clientId")), GUID);
     assert.equal(await value("resourceGroupName"), "personal-network");
+    assert.deepEqual(await value("resourceGroups"), [
+      `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/personal-network`,
+    ]);
     assert.deepEqual(await value("restartTag"), { name: "AttemptRestartAfterEviction", value: "true" });
     assert.deepEqual(await value("restartableVms"), ["ubuntu-backup-server-spot", "vpn-dev"]);
     assert.deepEqual(await value("fallbackSizes"), { "vpn-dev": ["Standard_D2as_v5", "Standard_D2s_v5"] });

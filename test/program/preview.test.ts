@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { MockVm } from "../../support/pulumi-mocks";
+import { type MockVm, SUBSCRIPTION_ID } from "../../support/pulumi-mocks";
 
 const FIXTURE = join(__dirname, "fixtures", "preview.ts");
 const RG = "personal-network";
@@ -137,11 +137,51 @@ describe("pulumi preview of index.ts", { concurrency: true }, () => {
     assert.deepEqual(result.resources, []);
   });
 
+  it("tags VMs in two groups (issue 28: name and group/name) and exports both groups", async () => {
+    const result = await preview({
+      config: {
+        resourceGroupName: RG,
+        restartableVms: '["ubuntu-backup-server-spot","build-rg/build-box-spot"]',
+      },
+      vms: [
+        { resourceGroup: RG, name: "ubuntu-backup-server-spot" },
+        { resourceGroup: "build-rg", name: "build-box-spot" },
+      ],
+    });
+    assert.deepEqual(result.errors, []);
+    for (const resource of [
+      "azure-native:resources:TagAtScope::spot-restarter-tag-ubuntu-backup-server-spot-tags",
+      "azure-native:resources:TagAtScope::spot-restarter-tag-build-rg/build-box-spot-tags",
+      "azure-native:authorization:RoleAssignment::spot-restarter-access-assignment",
+      "azure-native:authorization:RoleAssignment::spot-restarter-access-assignment-build-rg",
+    ]) {
+      assert.ok(result.resources.includes(resource), `${resource} in:\n${result.resources.join("\n")}`);
+    }
+  });
+
+  it("refuses a full VM id in the stack's own subscription, naming the entry and the group/name to write", async () => {
+    const id = `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/build-rg/providers/Microsoft.Compute/virtualMachines/build-box-spot`;
+    const result = await preview({
+      config: { resourceGroupName: RG, restartableVms: JSON.stringify([id]) },
+      vms: [{ resourceGroup: "build-rg", name: "build-box-spot" }],
+    });
+    assert.equal(result.exitCode, 1);
+    const expected =
+      `spot-restarter:restartableVms[0] "${id}" is a full VM id in the stack's own subscription ${SUBSCRIPTION_ID}: ` +
+      "write it as build-rg/build-box-spot (a full id is for a VM in another subscription). " +
+      "Fix: pulumi config set --path 'restartableVms[0]' build-rg/build-box-spot";
+    assert.ok(
+      result.errors.some((line) => line.endsWith(expected)),
+      `missing:\n${expected}\nin:\n${result.errors.join("\n")}`,
+    );
+    assert.ok(!result.resources.some((resource) => resource.includes("TagAtScope")), "nothing tagged");
+  });
+
   it("fails on duplicate VM names from config", async () => {
     const result = await preview({ config: { resourceGroupName: RG, restartableVms: '["a","a"]' } });
     assert.equal(result.exitCode, 1);
     assert.deepEqual(result.errors, [
-      'spot-restarter:restartableVms lists "a" twice (entries 0 and 1; Azure VM names are case-insensitive). ' +
+      'spot-restarter:restartableVms lists "a" twice (entries 0 and 1 name the same VM; Azure VM and resource group names are case-insensitive). ' +
         "Fix: pulumi config rm --path 'restartableVms[1]'",
     ]);
   });

@@ -7,6 +7,7 @@ export const STACK_OUTPUT_NAMES = [
   "subscriptionId",
   "clientId",
   "resourceGroupName",
+  "resourceGroups",
   "restartTag",
   "restartableVms",
   "certificatePem",
@@ -24,7 +25,7 @@ export const SECRET_STACK_OUTPUTS: readonly StackOutputName[] = ["certificatePem
 
 /**
  * Outputs the installer accepts the absence of (the program always exports them): ones a stack deployed by an
- * older version of the program lacks (notifications, fallbackSizes, fallbackAfterSeconds), and ones for people that the installer never reads, so
+ * older version of the program lacks (notifications, fallbackSizes, fallbackAfterSeconds, resourceGroups), and ones for people that the installer never reads, so
  * a hand-written outputs file (a sovereign cloud, the emulator) may leave them out (installCommand). Every
  * other name is required.
  */
@@ -33,4 +34,5 @@ export const OPTIONAL_STACK_OUTPUTS: readonly StackOutputName[] = [
   "notifications",
   "fallbackSizes",
   "fallbackAfterSeconds",
+  "resourceGroups",
 ];

@@ -2,6 +2,7 @@
 // tests and --dry-run see exactly what a real install would write.
 import { envVariableFor } from "../config/configFields";
 import { configSchema, type RuntimeConfigFile } from "../config/configSchema";
+import { parseResourceGroupId, parseVmId } from "../core/resourceIds";
 import { FALLBACK_AFTER_SECONDS } from "../loop/fallback";
 import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 
@@ -71,6 +72,27 @@ export interface PlannedFile {
 export type PlannedEntry = PlannedDirectory | PlannedFile;
 
 /**
+ * The runtime config's `resourceGroups` from the stack's one list of scopes (the `resourceGroups` output, issue
+ * 28): a group in the stack's subscription by its name (as before), one in another subscription by its id. A
+ * stack deployed before that output has resourceGroupName alone.
+ */
+export function runtimeResourceGroups(outputs: StackOutputs): string[] {
+  if (!outputs.resourceGroups) return [outputs.resourceGroupName];
+  return outputs.resourceGroups.map((id) => {
+    const group = parseResourceGroupId(id);
+    if (!group) return id; // parseStackOutputs checked each id
+    return group.subscriptionId === outputs.subscriptionId.toLowerCase() ? group.resourceGroup : id;
+  });
+}
+
+/** The runtime's `fallbackSizes` key (`<resourceGroup>/<vm>`) of a restartableVms entry. */
+export function fallbackSizesKey(resourceGroupName: string, entry: string): string {
+  const id = parseVmId(entry);
+  if (id) return `${id.resourceGroup}/${id.name}`;
+  return entry.includes("/") ? entry : `${resourceGroupName}/${entry}`;
+}
+
+/**
  * The runtime config file (docs/architecture.md "Runtime config file"), typed as the schema's input
  * (`RuntimeConfigFile`): the installer cannot write a field the runtime does not know (and would ignore).
  */
@@ -80,7 +102,7 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
     clientId: outputs.clientId,
     subscriptionId: outputs.subscriptionId,
     certificatePath: CONFIG_CERTIFICATE_PATH,
-    resourceGroups: [outputs.resourceGroupName],
+    resourceGroups: runtimeResourceGroups(outputs),
     tag: { name: outputs.restartTag.name, value: outputs.restartTag.value },
     // Written out (the runtime's default, from its schema) so that the admin sees the knob.
     intervalSeconds: configSchema.shape.intervalSeconds.parse(undefined),
@@ -92,7 +114,7 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
   const fallbacks = Object.entries(outputs.fallbackSizes ?? {});
   if (fallbacks.length > 0) {
     config.fallbackSizes = Object.fromEntries(
-      fallbacks.map(([vm, sizes]) => [`${outputs.resourceGroupName}/${vm}`, sizes]),
+      fallbacks.map(([vm, sizes]) => [fallbackSizesKey(outputs.resourceGroupName, vm), sizes]),
     );
     // From the stack (spot-restarter:fallbackAfterSeconds); a stack deployed before that key has none: the default.
     config.fallbackAfterSeconds = outputs.fallbackAfterSeconds ?? FALLBACK_AFTER_SECONDS;

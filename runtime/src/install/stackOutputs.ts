@@ -6,6 +6,7 @@ import { z } from "zod";
 import { jsonErrorPosition } from "../config/config";
 import { notificationChannelSchema, resourceGroupNamePattern } from "../config/configSchema";
 import { ConfigError } from "../core/errors";
+import { parseResourceGroupId } from "../core/resourceIds";
 import type { StackOutputName } from "../core/stackOutputNames";
 import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../core/text";
 import { FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../loop/fallback";
@@ -22,7 +23,13 @@ export interface StackOutputs {
   subscriptionId: string;
   clientId: string;
   resourceGroupName: string;
+  /**
+   * The groups the principal may act in, as `/subscriptions/<id>/resourceGroups/<name>` ids (issue 28).
+   * Absent from stacks deployed before it: then resourceGroupName alone.
+   */
+  resourceGroups?: string[];
   restartTag: { name: string; value: string };
+  /** Entries as written in Pulumi config: `name`, `group/name` or a full VM id. */
   restartableVms: string[];
   /** Certificate then private key, one PEM. Secret: never print it. */
   certificatePem: string;
@@ -66,6 +73,8 @@ const EXPECTED: Record<StackOutputName | "cloud", string> & Record<keyof StackOu
   resourceGroupName:
     "the name of the resource group holding the Spot VMs (1-90 letters, digits, - _ . ( ), not ending in '.')",
   restartTag: 'an object {"name": "...", "value": "..."} naming the restart tag',
+  resourceGroups:
+    "a list of resource group ids like /subscriptions/<subscription-id>/resourceGroups/<name> (at least one)",
   restartableVms: "an array of VM names (strings)",
   certificatePem: "one PEM with the certificate then its PKCS#8 private key",
   certificateExpiresOn: "the certificate's expiry as an RFC 3339 date-time",
@@ -86,6 +95,15 @@ const stackOutputsSchema = z.object({
   subscriptionId: z.guid(),
   clientId: z.guid(),
   resourceGroupName: z.string().regex(resourceGroupNamePattern),
+  resourceGroups: z
+    .array(
+      z.string().refine((id) => {
+        const group = parseResourceGroupId(id);
+        return group !== undefined && resourceGroupNamePattern.test(group.resourceGroup);
+      }),
+    )
+    .min(1)
+    .optional(),
   restartTag: tagSchema,
   restartableVms: z.array(z.string().min(1)),
   certificatePem: z.string().min(1),
