@@ -22,6 +22,9 @@
 // methods): its token buckets per subscription and principal, reads 250 refilled at 25 per second,
 // writes 200 refilled at 10 per second ("Understand how Azure Resource Manager throttles requests",
 // https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
+// The same page: each kind also has a subscription-wide "global" limit, 15 times one principal's, shared by
+// every principal; answers report it as `x-ms-ratelimit-remaining-subscription-global-reads` / `-writes`
+// (a recorded answer: `-reads: 249` beside `-global-reads: 3749`).
 //
 // With `enforce`, a spent budget answers 429 as Azure does (Compute: `OperationNotAllowed` with a
 // `TooManyRequests` detail and Retry-After until the window ends; ARM: `SubscriptionRequestsThrottled`);
@@ -116,23 +119,31 @@ export class RateLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** ARM's charge for one request by `principal` (reads for GET, writes otherwise). */
+  /** ARM's charge for one request by `principal` (reads for GET, writes otherwise), and the subscription's global one. */
   chargeArm(method: string, subscriptionId: string, principal: string): Charge {
     const kind = method === "GET" || method === "HEAD" ? "reads" : "writes";
-    const budget = kind === "reads" ? this.settings.armReads : this.settings.armWrites;
-    const key = `${subscriptionId}|${principal}|${kind}`.toLowerCase();
-    const now = this.now();
-    const bucket = this.buckets.get(key) ?? { tokens: budget.capacity, at: now };
-    bucket.tokens = Math.min(
-      budget.capacity,
-      bucket.tokens + ((now - bucket.at) / 1000) * budget.refillPerSecond,
-    );
-    bucket.at = now;
-    this.buckets.set(key, bucket);
-    if (bucket.tokens < 1 && this.settings.enforce) {
-      const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / budget.refillPerSecond));
+    const own = kind === "reads" ? this.settings.armReads : this.settings.armWrites;
+    const global = { capacity: own.capacity * 15, refillPerSecond: own.refillPerSecond * 15 };
+    const buckets = [
+      {
+        header: `x-ms-ratelimit-remaining-subscription-${kind}`,
+        budget: own,
+        key: `${subscriptionId}|${principal}|${kind}`,
+      },
+      {
+        header: `x-ms-ratelimit-remaining-subscription-global-${kind}`,
+        budget: global,
+        key: `${subscriptionId}|global|${kind}`,
+      },
+    ].map(({ header, budget, key }) => ({ header, budget, bucket: this.refill(key.toLowerCase(), budget) }));
+    const spent = buckets.find((b) => b.bucket.tokens < 1);
+    if (spent && this.settings.enforce) {
+      const retryAfterSeconds = Math.max(
+        1,
+        Math.ceil((1 - spent.bucket.tokens) / spent.budget.refillPerSecond),
+      );
       return {
-        headers: { [`x-ms-ratelimit-remaining-subscription-${kind}`]: "0" },
+        headers: Object.fromEntries(buckets.map((b) => [b.header, String(Math.floor(b.bucket.tokens))])),
         throttled: {
           status: 429,
           code: "SubscriptionRequestsThrottled",
@@ -142,10 +153,22 @@ export class RateLimiter {
         },
       };
     }
-    bucket.tokens = Math.max(0, bucket.tokens - 1);
+    for (const b of buckets) b.bucket.tokens = Math.max(0, b.bucket.tokens - 1);
     return {
-      headers: { [`x-ms-ratelimit-remaining-subscription-${kind}`]: String(Math.floor(bucket.tokens)) },
+      headers: Object.fromEntries(buckets.map((b) => [b.header, String(Math.floor(b.bucket.tokens))])),
     };
+  }
+
+  private refill(key: string, budget: { capacity: number; refillPerSecond: number }) {
+    const now = this.now();
+    const bucket = this.buckets.get(key) ?? { tokens: budget.capacity, at: now };
+    bucket.tokens = Math.min(
+      budget.capacity,
+      bucket.tokens + ((now - bucket.at) / 1000) * budget.refillPerSecond,
+    );
+    bucket.at = now;
+    this.buckets.set(key, bucket);
+    return bucket;
   }
 
   /** Resource Graph's charge for one query by `principal`: its quota window (see the header comment). */

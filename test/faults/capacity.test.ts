@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { figure, resourceGroup, sleep, spawnRuntime, spotVm, startRow } from "./harness";
 
-/** `retry.capacitySeconds` (production: 60 s, a quarter of Compute's per-VM Start budget). */
+/** `retry.capacitySeconds` (production: 20 s, stretching to 60 s as Azure's budgets run low). */
 const capacitySeconds = 1;
 /** The cycle interval: longer than the capacity interval, so a retry due between cycles must wake the loop. */
 const intervalMs = 3_000;
@@ -123,6 +123,79 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       figure(
         "allocation-failed",
         `healthy VM: 1 start, same cycle; failing VM: attempts ${gaps.join(", ")} ms apart (interval ${capacitySeconds * 1000} ms, cycle ${intervalMs} ms); ${total} attempts in all; capacity back → start issued after ${firstStartAfter - clearedAt} ms, running after ${runningAt - clearedAt} ms`,
+      );
+    } finally {
+      await row.close();
+    }
+  });
+
+  it("a Start budget header below half stretches the capacity interval; a 429 with Retry-After still pauses every request", async () => {
+    // Other clients of the subscription have spent PutVM3Min down to 100 of the 240 a window starts with
+    // (Azure/azure-sdk-for-js arm-compute recordings: `PutVM3Min;239` after one write): the emulator reports
+    // `Microsoft.Compute/PutVM3Min;<100 - n>` after our n-th start, so the runtime's retry after it must come
+    // at 2 s stretched toward 6 s by (0.5 - share) / 0.25 (runtime/src/loop/schedule.ts capacityIntervalFor).
+    const retry = { capacitySeconds: 2, capacityMaxSeconds: 6 };
+    const row = await startRow([spotVm("thin-budget")], {
+      startSeconds: 0.2,
+      seed: { rateLimits: { limits: { PutVM3Min: 100 } } },
+      config: { retry, intervalSeconds: 9, armMaxRetries: 0 },
+    });
+    try {
+      await row.control.addFaults({ vm: "thin-budget", startFailsWith: "AllocationFailed" });
+      const runtime = await spawnRuntime(row);
+      await runtime.waitFor("start-failed", (l) => Number(l.attempts) >= 4, 90_000);
+      const issued = runtime.events("start-issued").map((l) => l.at);
+      const failures = runtime.events("start-failed");
+      const expected = (n: number) => {
+        const share = (100 - n) / 240;
+        const pull = Math.min(1, Math.max(0, (0.5 - share) / 0.25));
+        return Math.ceil(
+          retry.capacitySeconds * 1000 + (retry.capacityMaxSeconds - retry.capacitySeconds) * 1000 * pull,
+        );
+      };
+      // From the second failure on (the first retry carries up to 5 % jitter): due exactly the stretched
+      // interval after its request, or when the failure was known if that is later; judged on the runtime's
+      // own send and log times, not on how fast the machine is.
+      for (let n = 2; n <= 3; n++) {
+        const due = Date.parse(String(failures[n - 1]?.backoffUntil));
+        const sent = issued[n - 1] ?? Number.NaN;
+        assert.equal(
+          due,
+          Math.max(sent + expected(n), failures[n - 1]?.at ?? Number.NaN),
+          `attempt ${n}: retry due ${due - sent} ms after it was sent (stretched interval ${expected(n)} ms)`,
+        );
+        assert.ok(expected(n) > retry.capacitySeconds * 1000, "the interval did stretch");
+        assert.ok((issued[n] ?? 0) >= due, `attempt ${n + 1} sent before it was due`);
+      }
+
+      // Now Azure throttles the next start (429, Retry-After longer than the interval): every request
+      // waits it out, the capacity retries included.
+      const retryAfterSeconds = 8;
+      await row.control.addFaults({
+        method: "POST",
+        pathPattern: "/thin-budget/start$",
+        status: 429,
+        retryAfterSeconds,
+        errorCode: "TooManyRequests",
+        times: 1,
+      });
+      const throttled = await runtime.waitFor("throttled", () => true, 60_000);
+      await runtime.waitFor("start-issued", (l) => l.at > throttled.at, 60_000);
+      await runtime.stop();
+      const requests = await row.armRequests();
+      const refused = requests.find((r) => r.status === 429);
+      assert.ok(refused, "the 429 was served");
+      const refusedAt = Date.parse(refused.time);
+      const after = requests.filter((r) => Date.parse(r.time) > refusedAt);
+      assert.ok(after.length > 0, "requests resumed");
+      for (const r of after)
+        assert.ok(
+          Date.parse(r.time) >= refusedAt + retryAfterSeconds * 1000 - 60,
+          `${r.method} ${r.path} ${Date.parse(r.time) - refusedAt} ms after a 429 with Retry-After ${retryAfterSeconds} s`,
+        );
+      figure(
+        "budget-stretch",
+        `PutVM3Min 100 of 240: retries due ${[2, 3].map(expected).join(", ")} ms after their requests (interval 2000 ms, cap 6000 ms); after a 429 (Retry-After ${retryAfterSeconds} s) the next request ${Math.min(...after.map((r) => Date.parse(r.time))) - refusedAt} ms later`,
       );
     } finally {
       await row.close();

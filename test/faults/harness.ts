@@ -58,6 +58,8 @@ export async function startRow(
     /** The custom role's actions with role `least-privilege`. */
     actions?: readonly string[];
     stateDir?: string;
+    /** More seed fields (e.g. `rateLimits`). */
+    seed?: Partial<EmulatorSeed>;
   } = {},
 ): Promise<Row> {
   const world = await startWorld(vms, {
@@ -67,6 +69,7 @@ export async function startRow(
     role: options.role,
     actions: options.actions,
     stateDir: options.stateDir,
+    seed: options.seed,
     dirPrefix: "fault",
     config: { backoff: { initialSeconds: 2, maxSeconds: 8 }, startTimeoutSeconds: 30, ...options.config },
   });

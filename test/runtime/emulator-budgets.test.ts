@@ -70,6 +70,70 @@ describe("parsing the remaining-budget headers", () => {
 describe("budgets the fleet acts on, and those it only shows", () => {
   const answer = (headers: Record<string, string>) => (name: string) => headers[name];
 
+  it("learns a policy's full count from the most it has seen, never below the floor public answers start from", () => {
+    // A subscription whose PutVM budget starts at 741: `Microsoft.Compute/PutVM3Min;740,Microsoft.Compute/PutVM30Min;3695`
+    // (a public Go throttling exporter's header examples). Measured against a fixed 240, 500 left would read as
+    // everything left; against what was seen it is two thirds.
+    const budget = new BudgetTracker();
+    budget.record(
+      answer({
+        "x-ms-ratelimit-remaining-resource":
+          "Microsoft.Compute/PutVM3Min;740,Microsoft.Compute/PutVM30Min;3695",
+      }),
+    );
+    budget.record(
+      answer({
+        "x-ms-ratelimit-remaining-resource":
+          "Microsoft.Compute/PutVM3Min;300,Microsoft.Compute/PutVM30Min;3600",
+      }),
+    );
+    const put = budget.current().find((r) => r.policy === "Microsoft.Compute/PutVM3Min");
+    assert.equal(put?.full, 740);
+    assert.ok(Math.abs((budget.startBudgetShare() ?? 1) - 300 / 740) < 1e-9, `${budget.startBudgetShare()}`);
+    // `GetOperation3Min;49999` seen in another subscription: the same.
+    budget.record(
+      answer({ "x-ms-ratelimit-remaining-resource": "Microsoft.Compute/GetOperation3Min;49999" }),
+    );
+    assert.equal(
+      budget.current().find((r) => r.policy === "Microsoft.Compute/GetOperation3Min")?.full,
+      49_999,
+    );
+    // A runtime begun in a busy window (100 left, the first it sees) does not take 100 for the whole: the
+    // floor (239 left after one write in the arm-compute recordings) holds until more is seen.
+    const fresh = new BudgetTracker();
+    fresh.record(answer({ "x-ms-ratelimit-remaining-resource": "Microsoft.Compute/PutVM3Min;100" }));
+    assert.equal(fresh.current()[0]?.full, 240);
+    assert.ok(Math.abs((fresh.startBudgetShare() ?? 1) - 100 / 240) < 1e-9);
+  });
+
+  it("reads ARM's subscription-global counts too (249 of 250 beside 3749 of 15 x 250 in a real answer)", () => {
+    // A recorded ARM answer: `x-ms-ratelimit-remaining-subscription-reads: 249`,
+    // `x-ms-ratelimit-remaining-subscription-global-reads: 3749`; the global limit is 15 times one principal's
+    // ("Understand how Azure Resource Manager throttles requests", regional throttling).
+    const headers = answer({
+      "x-ms-ratelimit-remaining-subscription-reads": "249",
+      "x-ms-ratelimit-remaining-subscription-global-reads": "3749",
+    });
+    assert.deepEqual(parseBudgetHeaders(headers), [
+      { policy: "subscription-reads", remaining: 249 },
+      { policy: "subscription-global-reads", remaining: 3749 },
+    ]);
+    const budget = new BudgetTracker();
+    budget.record(headers);
+    assert.equal(budget.readsLow(), false);
+    // Other principals spent the global budget: reads that can wait, wait, though this principal's own is full.
+    budget.record(
+      answer({
+        "x-ms-ratelimit-remaining-subscription-reads": "249",
+        "x-ms-ratelimit-remaining-subscription-global-reads": "600",
+      }),
+    );
+    assert.equal(budget.lowest()?.policy, "subscription-global-reads");
+    assert.equal(budget.readsLow(), true);
+    budget.record(answer({ "x-ms-ratelimit-remaining-subscription-global-writes": "1000" }));
+    assert.ok(Math.abs((budget.startBudgetShare() ?? 1) - 1000 / 3000) < 1e-9);
+  });
+
   it("reads Resource Graph's quota and when it resets (the documented example: 10 left, 00:00:03)", () => {
     // "Guidance for throttled requests in Azure Resource Graph": `x-ms-user-quota-remaining: 10`,
     // `x-ms-user-quota-resets-after: 00:00:03` (https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
@@ -173,6 +237,7 @@ describe("budgets against the emulator", () => {
       "Microsoft.Compute/LowCostGet3Min",
       "Microsoft.Compute/LowCostGet30Min",
       "subscription-reads",
+      "subscription-global-reads",
     ]) {
       assert.ok(policies.includes(policy), `${policy} in ${policies.join(", ")}`);
     }

@@ -248,7 +248,7 @@ describe("Restarter cycle", () => {
     await Promise.all(first.starts);
   });
 
-  it("retries a persistent capacity failure once a minute (never doubling), and resets on success", async () => {
+  it("retries a persistent capacity failure every 20 s (never doubling), and resets on success", async () => {
     const { api, restarter, clock, store, log } = setup([spot("busy")]);
     // When each start request leaves: a cycle takes a retry due before the next cycle could begin
     // and the request waits (on this fake clock, which a wait moves on) for the due time.
@@ -266,9 +266,9 @@ describe("Restarter cycle", () => {
       clock.time += 10_000;
     }
     const gaps = attemptTimes.slice(1).map((t, i) => (t - (attemptTimes[i] ?? 0)) / 1000);
-    // rng 0 = no jitter: one minute from request to request, however long it lasts (schedule.ts).
+    // rng 0 = no jitter: 20 s from request to request, however long it lasts (schedule.ts).
     assert.ok(gaps.length >= 7, `${attemptTimes.length} attempts`);
-    assert.deepEqual(gaps, Array(gaps.length).fill(60));
+    assert.deepEqual(gaps, Array(gaps.length).fill(20));
     assert.equal(restarter.currentState.vms[key]?.startAttempts, attemptTimes.length);
     assert.ok(log.events.includes("start-failed"));
 
@@ -523,7 +523,7 @@ describe("Restarter loop: Azure's remaining budgets (budgets.ts)", () => {
     }
   }
 
-  async function retryGaps(readsLow: boolean): Promise<number[]> {
+  async function retryGaps(readsLow: boolean, startBudgetShare?: number): Promise<number[]> {
     const clock = new SettlingClock();
     const api = new FakeApi([spot("full")], clock);
     const loop = new AbortController();
@@ -538,7 +538,7 @@ describe("Restarter loop: Azure's remaining budgets (budgets.ts)", () => {
       settings: { ...settings, intervalMs: 300_000 },
       clock,
       rng: () => 0,
-      budget: { readsLow: () => readsLow, startSlowdown: () => 1 },
+      budget: { readsLow: () => readsLow, startSlowdown: () => 1, startBudgetShare: () => startBudgetShare },
     });
     await restarter.init();
     await restarter.runLoop(loop.signal);
@@ -546,10 +546,14 @@ describe("Restarter loop: Azure's remaining budgets (budgets.ts)", () => {
     return at.slice(1).map((t, i) => t - (at[i] ?? t));
   }
 
-  it("with budgets plentiful a capacity retry wakes the loop early (about a minute apart)", async () => {
-    const gaps = await retryGaps(false);
-    assert.equal(gaps.length, 3);
-    for (const gap of gaps) assert.ok(gap >= 60_000 && gap < 90_000, `gaps ${gaps.join(", ")}`);
+  it("with budgets plentiful a capacity retry wakes the loop early (20 s apart, as sent)", async () => {
+    const gaps = await retryGaps(false, 0.9);
+    assert.deepEqual(gaps, [20_000, 20_000, 20_000]);
+  });
+
+  it("with the subscription's Start budget below half the capacity interval stretches (3/8 left: 40 s; a quarter: 60 s)", async () => {
+    assert.deepEqual(await retryGaps(false, 0.375), [40_000, 40_000, 40_000]);
+    assert.deepEqual(await retryGaps(false, 0.25), [60_000, 60_000, 60_000]);
   });
 
   it("with a read budget low no cycle comes before the interval (retries wait for it)", async () => {

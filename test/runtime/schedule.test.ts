@@ -4,12 +4,14 @@
 //   (bucket 1,500). https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits
 // - Resource Manager writes: bucket 200, refill 10 per second.
 //   https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling
-// - The policy (issue 11): a VM without capacity is tried about once a minute, never faster than a
-//   quarter of its Start budget (one per minute); price: minutes; quota: long and said clearly.
+// - The policy (issues 11, 30): a VM without capacity is tried every 20 s while budgets are plentiful,
+//   stretching toward once a minute as they run low, never faster than its Start bucket refills (one per
+//   15 s, so the bucket never drains); price: minutes; quota: long and said clearly.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
+  capacityIntervalFor,
   defaultRetryPolicy,
   type FailedAttempt,
   fleetStartBurst,
@@ -26,9 +28,12 @@ import {
 const MINUTE = 60_000;
 const t0 = Date.parse("2026-11-30T12:00:00Z");
 
-/** Documented per-VM Start refill, and the quarter of it the issue allows. */
+/** Documented per-VM Start refill (4 a minute, bucket 12): one start per refill at most. */
 const perVmStartsPerMinute = 4;
-const floorMs = MINUTE / (perVmStartsPerMinute / 4);
+const floorMs = MINUTE / perVmStartsPerMinute;
+/** Issue 30's default interval, and how far it stretches (once a minute, the schedule before it). */
+const intervalMs = 20_000;
+const stretchedMs = MINUTE;
 
 /** A clock whose sleeps advance time at once (waits are serialised by the pacer's queue). */
 function virtualClock(start = t0) {
@@ -71,16 +76,18 @@ const attemptArb = fc
   .map(({ tookMs, ...a }): FailedAttempt => ({ ...a, endedAt: a.requestedAt + tookMs }));
 
 describe("the retry schedule (pure)", () => {
-  it("derives one start per minute per VM and 125 per minute across VMs from the documented budgets", () => {
+  it("derives one start per 15 s per VM at most, 20 s by default, and 125 per minute across VMs from the documented budgets", () => {
     assert.equal(minStartSpacingMs, floorMs);
+    assert.equal(defaultRetryPolicy.minSpacingMs, floorMs);
+    assert.equal(defaultRetryPolicy.capacityMaxIntervalMs, stretchedMs);
     // A quarter of min(500 per minute Start, 600 per minute ARM writes).
     assert.equal(fleetStartsPerMinute, Math.floor(Math.min(500, 10 * 60) / 4));
     // A quarter of ARM's write bucket.
     assert.equal(fleetStartBurst, 200 / 4);
-    assert.equal(defaultRetryPolicy.capacityIntervalMs, MINUTE);
+    assert.equal(defaultRetryPolicy.capacityIntervalMs, intervalMs);
   });
 
-  it("never retries a VM faster than a quarter of its Start budget, whatever the cause and the draw", () => {
+  it("never retries a VM faster than its Start bucket refills, whatever the cause and the draw", () => {
     fc.assert(
       fc.property(attemptArb, fc.double({ min: 0, max: 1, noNaN: true }), (attempt, r) => {
         const at = nextAttemptAt(attempt, () => r);
@@ -90,7 +97,7 @@ describe("the retry schedule (pure)", () => {
     );
   });
 
-  it("never slower than the policy: capacity about once a minute, price within minutes, quota within hours", () => {
+  it("never slower than the policy: capacity every 20 s, price within minutes, quota within hours", () => {
     fc.assert(
       fc.property(attemptArb, fc.double({ min: 0, max: 1, noNaN: true }), (attempt, r) => {
         const at = nextAttemptAt(attempt, () => r);
@@ -98,8 +105,11 @@ describe("the retry schedule (pure)", () => {
         const sinceFailure = at - attempt.endedAt;
         switch (attempt.cause) {
           case "capacity":
-            // One minute (plus a few seconds of jitter) after the request, or at once if Azure took longer to say no.
-            assert.ok(sinceRequest <= MINUTE + 3_000 || sinceFailure === 0, `capacity: ${sinceRequest} ms`);
+            // 20 s (plus a few seconds of jitter) after the request, or at once if Azure took longer to say no.
+            assert.ok(
+              sinceRequest <= intervalMs + 3_000 || sinceFailure === 0,
+              `capacity: ${sinceRequest} ms`,
+            );
             break;
           case "price":
             assert.ok(sinceFailure <= 10 * MINUTE, `price: ${sinceFailure} ms`);
@@ -120,7 +130,10 @@ describe("the retry schedule (pure)", () => {
   it("does not grow the capacity interval however long the outage lasts", () => {
     const at = (attempts: number) =>
       nextAttemptAt({ cause: "capacity", attempts, requestedAt: t0, endedAt: t0 + 5_000 }, () => 0);
-    assert.deepEqual([1, 2, 10, 1_000].map(at), [t0 + MINUTE, t0 + MINUTE, t0 + MINUTE, t0 + MINUTE]);
+    assert.deepEqual(
+      [1, 2, 10, 1_000].map(at),
+      [1, 2, 3, 4].map(() => t0 + intervalMs),
+    );
   });
 
   it("keeps a VM's capacity retries exactly one interval apart after the first: the jitter is drawn once", () => {
@@ -128,20 +141,109 @@ describe("the retry schedule (pure)", () => {
       fc.property(
         fc.integer({ min: 2, max: 10_000 }),
         fc.double({ min: 0, max: 1, noNaN: true }),
-        fc.integer({ min: 0, max: MINUTE - 1 }),
+        fc.integer({ min: 0, max: intervalMs - 1 }),
         (attempts, r, tookMs) => {
           const at = nextAttemptAt(
             { cause: "capacity", attempts, requestedAt: t0, endedAt: t0 + tookMs },
             () => r,
           );
-          assert.equal(at - t0, MINUTE);
+          assert.equal(at - t0, intervalMs);
         },
       ),
     );
     // The first retry spreads VMs that failed together over the jitter (3 s in production).
     const first = (r: number) =>
       nextAttemptAt({ cause: "capacity", attempts: 1, requestedAt: t0, endedAt: t0 }, () => r) - t0;
-    assert.deepEqual([first(0), first(0.5), first(1)], [MINUTE, MINUTE + 1_500, MINUTE + 3_000]);
+    assert.deepEqual([first(0), first(0.5), first(1)], [intervalMs, intervalMs + 1_500, intervalMs + 3_000]);
+  });
+
+  it("stretches the capacity interval from 20 s toward 60 s as the subscription's Start budget falls from half to a quarter", () => {
+    const at = (startBudgetShare: number | undefined) =>
+      capacityIntervalFor(defaultRetryPolicy, { startBudgetShare, vmsRetrying: 1, fleetStartsPerMinute });
+    assert.equal(at(undefined), intervalMs, "no reading: the default");
+    assert.equal(at(1), intervalMs);
+    assert.equal(at(0.5), intervalMs, "half left: not yet");
+    assert.equal(at(0.375), (intervalMs + stretchedMs) / 2);
+    assert.equal(at(0.25), stretchedMs);
+    assert.equal(at(0.01), stretchedMs, "below a quarter the pacer slows starts further, not the interval");
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (a, b) => {
+          const [low, high] = a < b ? [a, b] : [b, a];
+          assert.ok(at(low) >= at(high), "less left never retries sooner");
+          assert.ok(at(low) >= intervalMs && at(low) <= stretchedMs);
+        },
+      ),
+    );
+  });
+
+  it("stretches it so that the VMs being retried stay within the fleet's starts per minute (up to 60 s)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1_000 }),
+        fc.integer({ min: 1, max: 1_000 }),
+        (vms, perMinute) => {
+          const interval = capacityIntervalFor(defaultRetryPolicy, {
+            vmsRetrying: vms,
+            fleetStartsPerMinute: perMinute,
+          });
+          assert.ok(interval >= intervalMs && interval <= stretchedMs);
+          // The fleet's rate at this interval: within the budget unless the cap was reached (the pacer holds the rest).
+          if (interval < stretchedMs)
+            assert.ok((vms * MINUTE) / interval <= perMinute + 1e-9, `${vms} VMs at ${interval} ms`);
+        },
+      ),
+    );
+    // 100 VMs at 125 a minute: 48 s apart.
+    assert.equal(capacityIntervalFor(defaultRetryPolicy, { vmsRetrying: 100, fleetStartsPerMinute }), 48_000);
+    assert.equal(
+      capacityIntervalFor(defaultRetryPolicy, { vmsRetrying: 5, fleetStartsPerMinute }),
+      intervalMs,
+    );
+  });
+
+  it("never drains a VM's own Start bucket: however the interval stretches and shrinks, at most one start per 15 s and 12 in any 3 minutes", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            share: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+            vms: fc.integer({ min: 1, max: 500 }),
+            tookMs: fc.integer({ min: 0, max: 90_000 }),
+            draw: fc.double({ min: 0, max: 1, noNaN: true }),
+          }),
+          { minLength: 1, maxLength: 60 },
+        ),
+        (steps) => {
+          const bucket = tokenBucket(12, perVmStartsPerMinute / MINUTE);
+          const sent: number[] = [];
+          let requestedAt = t0;
+          steps.forEach((step, i) => {
+            assert.ok(bucket.take(requestedAt), `start ${i + 1} found the VM's bucket empty`);
+            sent.push(requestedAt);
+            const policy = {
+              ...defaultRetryPolicy,
+              capacityIntervalMs: capacityIntervalFor(defaultRetryPolicy, {
+                startBudgetShare: step.share,
+                vmsRetrying: step.vms,
+                fleetStartsPerMinute,
+              }),
+            };
+            requestedAt = nextAttemptAt(
+              { cause: "capacity", attempts: i + 1, requestedAt, endedAt: requestedAt + step.tookMs },
+              () => step.draw,
+              policy,
+            );
+          });
+          for (const at of sent) {
+            const inWindow = sent.filter((t) => t >= at && t < at + 3 * MINUTE).length;
+            assert.ok(inWindow <= 12, `${inWindow} starts in 3 minutes`);
+          }
+        },
+      ),
+    );
   });
 
   it("backs price off from 2 minutes to at most 10, and quota from 15 minutes to 2 hours (no jitter at rng 0)", () => {
@@ -260,15 +362,21 @@ describe("K VMs without capacity at once (schedule + pacer on a virtual clock)",
       const requestedAt = clock.now();
       requests.push({ vm, at: requestedAt });
       attempts[vm] = (attempts[vm] ?? 0) + 1;
+      // As the start follower does: the interval stretched for the k VMs being retried (starts.ts).
+      const policy = {
+        ...defaultRetryPolicy,
+        capacityIntervalMs: capacityIntervalFor(defaultRetryPolicy, { vmsRetrying: k, fleetStartsPerMinute }),
+      };
       due[vm] = nextAttemptAt(
         { cause: "capacity", attempts: attempts[vm] ?? 1, requestedAt, endedAt: requestedAt + tookMs(vm) },
         rng,
+        policy,
       );
     }
     return requests;
   }
 
-  it("K = 100: start requests stay inside Compute's and ARM's budgets, and each VM is still tried about once a minute", async () => {
+  it("K = 1..120: start requests stay inside Compute's and ARM's budgets, and each VM is still tried at least once a minute", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 120 }),
@@ -293,9 +401,9 @@ describe("K VMs without capacity at once (schedule + pacer on a virtual clock)",
             const previous = last.get(vm);
             if (previous !== undefined) {
               assert.ok(at - previous >= floorMs, `VM ${vm} retried after ${at - previous} ms`);
-              // About once a minute: the interval, Azure's answer time, and at most the pacer's queue
-              // of the whole fleet (k requests at 125 per minute).
-              const slack = MINUTE + 3_000 + (took[vm % took.length] ?? 0) + (k / 125) * MINUTE;
+              // At most once a minute (the stretched interval), Azure's answer time, and at most the
+              // pacer's queue of the whole fleet (k requests at 125 per minute).
+              const slack = stretchedMs + 3_000 + (took[vm % took.length] ?? 0) + (k / 125) * MINUTE;
               assert.ok(at - previous <= slack, `VM ${vm} waited ${at - previous} ms`);
             }
             last.set(vm, at);

@@ -170,21 +170,25 @@ describe("starts", () => {
     assert.equal(line?.meta.startSeconds, 30);
   });
 
-  it("no capacity: one more attempt, retried a minute after the failed request, never doubling (rng 0 = no jitter)", () => {
+  it("no capacity: one more attempt, retried 20 s after the failed request, never doubling (rng 0 = no jitter)", () => {
     const outcome: AzureOutcome = { kind: "capacity", code: "AllocationFailed", message: "no capacity" };
-    const { record, events } = startEnded(evicted, vm, outcome, ctx);
+    // Azure took 30 s to say no, longer than the interval: the retry is due as soon as it is known.
+    assert.equal(startEnded(evicted, vm, outcome, ctx).record.backoffUntil, ctx.now);
+    const quick = { ...ctx, now: t0 + 105_000 };
+    const { record, events } = startEnded(evicted, vm, outcome, quick);
     assert.equal(record.startAttempts, 2);
-    assert.equal(record.backoffUntil, t0 + 100_000 + 60_000);
+    assert.equal(record.backoffUntil, t0 + 100_000 + 20_000);
     assert.equal(
-      startEnded({ ...evicted, startAttempts: 40 }, vm, outcome, ctx).record.backoffUntil,
-      t0 + 160_000,
+      startEnded({ ...evicted, startAttempts: 40 }, vm, outcome, quick).record.backoffUntil,
+      t0 + 120_000,
       "however many attempts failed",
     );
     assert.equal(record.evictedSince, t0, "still down since the eviction");
     // Fallback sizes count the capacity outage from the first failed request, and not from later ones.
-    assert.equal(record.capacityFailingSince, ctx.requestedAt);
+    assert.equal(record.capacityFailingSince, quick.requestedAt);
     assert.equal(
-      startEnded({ ...evicted, capacityFailingSince: t0 + 5 }, vm, outcome, ctx).record.capacityFailingSince,
+      startEnded({ ...evicted, capacityFailingSince: t0 + 5 }, vm, outcome, quick).record
+        .capacityFailingSince,
       t0 + 5,
     );
     assert.equal(
@@ -198,17 +202,17 @@ describe("starts", () => {
       type: "start-failed",
       resourceGroup: "rg",
       vm: "backup",
-      at: t0 + 130_000,
+      at: t0 + 105_000,
       outcome: "capacity",
       code: "AllocationFailed",
       message: "no capacity",
       attempts: 2,
-      backoffUntil: t0 + 160_000,
-      backoffSeconds: 30,
+      backoffUntil: t0 + 120_000,
+      backoffSeconds: 15,
       maxPrice: undefined,
     });
     assert.equal(logLine(failed as RestarterEvent)?.name, "start-failed");
-    assert.equal(logLine(failed as RestarterEvent)?.meta.backoffUntil, "2026-11-30T10:02:40.000Z");
+    assert.equal(logLine(failed as RestarterEvent)?.meta.backoffUntil, "2026-11-30T10:02:00.000Z");
   });
 
   it("quota: a long backoff, and the message says what to raise", () => {

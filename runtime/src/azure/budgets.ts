@@ -7,13 +7,21 @@
 // Resource Manager adds `x-ms-ratelimit-remaining-subscription-reads` (GET) or `-writes` (others)
 // ("Understand how Azure Resource Manager throttles requests",
 // https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
-// The full counts below are those real answers start from (Azure/azure-sdk-for-js arm-compute test
-// recordings: `HighCostGet3Min;139,HighCostGet30Min;699` after one list, `LowCostGet3Min;3999,
-// LowCostGet30Min;31998` after a GET, `PutVM3Min;239,PutVM30Min;1199` after a write) and ARM's buckets
-// (reads 250, writes 200). Polls of a VM operation report `GetOperation3Min;14797,GetOperation30Min;29797`
-// after a few hundred (Azure/azure-sdk-for-js sdk/compute/arm-compute/recordings/node/compute_test/
-// recording_virtualmachines_delete_test.js): 15,000 and 30,000, the documented 5,000 per minute per
-// subscription ("Compute throttling limits", https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits).
+// ARM's regional buckets also have a subscription-wide "global" limit, 15 times one principal's, shared by
+// every principal (the same page, "Regional throttling and token bucket algorithm"), reported as
+// `x-ms-ratelimit-remaining-subscription-global-reads` / `-global-writes` (a real answer carries
+// `-reads: 249` beside `-global-reads: 3749`: 250 and 15 x 250).
+//
+// Full counts are learned, not assumed: a policy's full count is the largest remaining value seen for it
+// (a fresh window answers its full count less one), never below the smallest full count public answers
+// start from, so that a runtime begun in an already busy window does not take what is left for the whole.
+// Those floors: Azure/azure-sdk-for-js arm-compute test recordings (`HighCostGet3Min;139,HighCostGet30Min;699`
+// after one list, `LowCostGet3Min;3999,LowCostGet30Min;31998` after a GET, `PutVM3Min;239,PutVM30Min;1199`
+// after a write; polls `GetOperation3Min;14797,GetOperation30Min;29797` after a few hundred, in
+// sdk/compute/arm-compute/recordings/node/compute_test/recording_virtualmachines_delete_test.js) and ARM's
+// buckets (reads 250, writes 200, global 15 times that). Other subscriptions start higher: a public Go
+// throttling exporter records `PutVM3Min;740,PutVM30Min;3695`, and `GetOperation3Min;49999` is seen too;
+// measured against a fixed 240, 500 left of 740 would read as plenty while a third is spent.
 // Resource Graph (the cause gate's query) reports its own per-caller quota instead:
 // `x-ms-user-quota-remaining` (queries left, 15 per 5-second window) and `x-ms-user-quota-resets-after`
 // (`hh:mm:ss`) ("Guidance for throttled requests in Azure Resource Graph",
@@ -44,8 +52,11 @@ export interface BudgetReading {
 /** The name a Resource Graph quota reading goes by (`x-ms-user-quota-remaining`). */
 export const RESOURCE_GRAPH_QUOTA = "resource-graph-quota";
 
-/** The full counts of the policies this runtime's requests meet (sources in the header comment). */
-export const knownFullCounts: Readonly<Record<string, number>> = {
+/**
+ * The subscription-wide policies this runtime's requests meet, each with the least its full count is taken
+ * to be (sources in the header comment); the full count itself is the most seen above that.
+ */
+export const fullCountFloors: Readonly<Record<string, number>> = {
   "Microsoft.Compute/HighCostGet3Min": 140,
   "Microsoft.Compute/HighCostGet30Min": 700,
   "Microsoft.Compute/LowCostGet3Min": 4_000,
@@ -56,6 +67,8 @@ export const knownFullCounts: Readonly<Record<string, number>> = {
   "Microsoft.Compute/GetOperation30Min": 30_000,
   "subscription-reads": 250,
   "subscription-writes": 200,
+  "subscription-global-reads": 15 * 250,
+  "subscription-global-writes": 15 * 200,
   [RESOURCE_GRAPH_QUOTA]: 15,
 };
 
@@ -66,13 +79,13 @@ export const knownFullCounts: Readonly<Record<string, number>> = {
 export const lowBudgetShare = budgetShare;
 
 /** Policies whose budget reads spend (lists, instance views). */
-const READ_POLICY = /^(Microsoft\.Compute\/(HighCostGet|LowCostGet)|subscription-reads$)/i;
+const READ_POLICY = /^(Microsoft\.Compute\/(HighCostGet|LowCostGet)|subscription-(global-)?reads$)/i;
 /** Policies starts spend: the start itself (PutVM, ARM writes) and the polls that follow it (GetOperation). */
-const START_POLICY = /^(Microsoft\.Compute\/(PutVM|GetOperation)|subscription-writes$)/i;
+const START_POLICY = /^(Microsoft\.Compute\/(PutVM|GetOperation)|subscription-(global-)?writes$)/i;
 
-/** Only the subscription-wide policies listed in `knownFullCounts` are acted on (see the header comment). */
+/** Only the subscription-wide policies listed in `fullCountFloors` are acted on (see the header comment). */
 const actsOnFleet = (r: BudgetReading): boolean =>
-  r.policy !== RESOURCE_GRAPH_QUOTA && Object.hasOwn(knownFullCounts, r.policy);
+  r.policy !== RESOURCE_GRAPH_QUOTA && Object.hasOwn(fullCountFloors, r.policy);
 
 /**
  * How long a reading says anything: a Compute policy's window (its name ends in `3Min`, `30Min`);
@@ -103,7 +116,7 @@ export function parseBudgetHeaders(get: (name: string) => string | undefined): A
     const match = /^\s*([A-Za-z0-9.]+\/[A-Za-z0-9_.-]+);\s*(\d+)\s*$/.exec(entry);
     if (match) out.push({ policy: match[1] as string, remaining: Number(match[2]) });
   }
-  for (const kind of ["reads", "writes"] as const) {
+  for (const kind of ["reads", "writes", "global-reads", "global-writes"] as const) {
     const value = get(`x-ms-ratelimit-remaining-subscription-${kind}`)?.trim();
     if (value && /^\d+$/.test(value)) out.push({ policy: `subscription-${kind}`, remaining: Number(value) });
   }
@@ -134,6 +147,8 @@ export function lowestReading(readings: Iterable<BudgetReading>): BudgetReading 
 export interface BudgetGauge {
   readsLow(): boolean;
   startSlowdown(): number;
+  /** The lowest share left of the subscription budgets starts spend (0..1), if any was reported. */
+  startBudgetShare?(): number | undefined;
 }
 
 export class BudgetTracker implements BudgetGauge {
@@ -162,12 +177,12 @@ export class BudgetTracker implements BudgetGauge {
   record(get: (name: string) => string | undefined): void {
     const at = this.now();
     for (const { policy, remaining, resetsInMs } of parseBudgetHeaders(get)) {
-      const known = knownFullCounts[policy];
-      const seen = Math.max(remaining, this.readings.get(policy)?.full ?? 0);
+      // The most seen (a fresh window answers its full count less one), never below the floor.
+      const full = Math.max(remaining, this.readings.get(policy)?.full ?? 0, fullCountFloors[policy] ?? 0);
       const reading: BudgetReading = {
         policy,
         remaining,
-        full: known ?? seen,
+        full,
         at,
         ...(resetsInMs !== undefined ? { resetsAt: at + resetsInMs } : {}),
       };
@@ -214,11 +229,19 @@ export class BudgetTracker implements BudgetGauge {
    * then in proportion to what is left (a tenth of the low mark: a tenth of the rate), never below 0.05.
    */
   startSlowdown(): number {
-    const writes = this.current().filter((r) => actsOnFleet(r) && START_POLICY.test(r.policy));
-    const lowest = lowestReading(writes);
-    if (!lowest) return 1;
-    const share = remainingShare(lowest);
+    const share = this.startBudgetShare();
+    if (share === undefined) return 1;
     return share >= lowBudgetShare ? 1 : Math.max(0.05, share / lowBudgetShare);
+  }
+
+  /**
+   * What is left of the subscription budgets starts spend (PutVM, the polls that follow a start, ARM's
+   * writes), the lowest share within its window; the capacity retry interval stretches as it falls
+   * below half (schedule.ts `capacityIntervalFor`).
+   */
+  startBudgetShare(): number | undefined {
+    const lowest = lowestReading(this.current().filter((r) => actsOnFleet(r) && START_POLICY.test(r.policy)));
+    return lowest ? remainingShare(lowest) : undefined;
   }
 }
 

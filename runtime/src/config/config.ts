@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../core/errors";
 import { escapeControlCharacters } from "../core/text";
-import { fleetStartsPerMinute } from "../loop/schedule";
+import { fleetStartsPerMinute, minStartSpacingMs } from "../loop/schedule";
 import { redactUrl } from "../signals/notify/redact";
 import { fieldMeta, innerSchema, overridableFields } from "./configFields";
 import { type ConfigField, configSchema, type RuntimeConfig } from "./configSchema";
@@ -160,9 +160,9 @@ export function parseConfig(
       `intervalSeconds is ${value.intervalSeconds}: below 10 s every cycle spends ARM read budget; use it for tests only`,
     );
   }
-  if (value.retry.capacitySeconds < 60) {
+  if (value.retry.capacitySeconds < minStartSpacingMs / 1000) {
     warnings.push(
-      `retry.capacitySeconds is ${value.retry.capacitySeconds}: below 60 s starts exceed a quarter of Compute's per-VM Start budget (4 per minute); use it for tests only`,
+      `retry.capacitySeconds is ${value.retry.capacitySeconds}: below ${minStartSpacingMs / 1000} s starts outrun Compute's per-VM Start refill (4 per minute) and drain its bucket; use it for tests only`,
     );
   }
   if (value.retry.fleetStartsPerMinute > fleetStartsPerMinute) {

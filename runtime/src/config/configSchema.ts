@@ -212,13 +212,25 @@ export const configSchema = z.object({
         capacitySeconds: seconds(
           0.1,
           3_600,
-          "seconds between start attempts of a VM Azure has no capacity for (60 by default: a quarter of Compute's per-VM Start budget)",
+          "seconds between start attempts of a VM Azure has no capacity for (20 by default; 15 is one per refill of Compute's per-VM Start budget)",
+        )
+          .default(20)
+          .meta(
+            meta({
+              description:
+                "no capacity: seconds from one start request to the next while Azure's budgets are plentiful (below 15 exceeds Compute's per-VM Start refill of 4 a minute: tests only)",
+            }),
+          ),
+        capacityMaxSeconds: seconds(
+          0.1,
+          3_600,
+          "the longest capacity retry interval as budgets run low (60 by default)",
         )
           .default(60)
           .meta(
             meta({
               description:
-                "no capacity: seconds from one start request to the next (below 60 exceeds a quarter of Compute's per-VM Start budget: tests only)",
+                "no capacity: the interval stretches up to this as the subscription's Start budget falls below half or the fleet reaches fleetStartsPerMinute",
             }),
           ),
         fleetStartsPerMinute: int(1, 100_000, "start requests per minute across all VMs")
@@ -252,10 +264,11 @@ export const configSchema = z.object({
           .default({ initialSeconds: 900, maxSeconds: 7_200 })
           .meta(meta({ description: "quota or policy refused the start: long backoff doubling" })),
       },
-      { error: 'expected an object like {"capacitySeconds": 60}' },
+      { error: 'expected an object like {"capacitySeconds": 20}' },
     )
     .default({
-      capacitySeconds: 60,
+      capacitySeconds: 20,
+      capacityMaxSeconds: 60,
       fleetStartsPerMinute: 125,
       price: { initialSeconds: 120, maxSeconds: 600 },
       quota: { initialSeconds: 900, maxSeconds: 7_200 },

@@ -138,6 +138,7 @@ export class Restarter {
       rng: this.rng,
       retry: this.retry,
       pacer: this.pacer,
+      fleetStartsPerMinute: deps.settings.fleetStartsPerMinute,
       budget: deps.budget,
       maxConcurrentStarts: deps.settings.maxConcurrentStarts,
       startTimeoutMs: deps.settings.startTimeoutMs,

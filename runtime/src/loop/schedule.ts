@@ -18,6 +18,13 @@
 // - Both answer 429 with `Retry-After` once a budget is spent ("Troubleshooting API throttling
 //   errors", https://learn.microsoft.com/troubleshoot/azure/virtual-machines/troubleshooting-throttling-errors);
 //   the loop waits that out (`throttledUntil`) and the SDK pipeline retries the request itself.
+//
+// A VM without capacity is retried every `retry.capacitySeconds` (20 s by default), never sooner than
+// 15 s after its last request: one start per refill of its own "Update VM" bucket (4 per minute), so the
+// bucket is spent as fast as it refills and never drains (at most 12, its capacity, in any 3 minutes).
+// The interval stretches toward `retry.capacityMaxSeconds` (60 s) as the subscription's Start budget
+// Azure reports (budgets.ts) falls below half, or as the VMs being retried would together exceed
+// `retry.fleetStartsPerMinute`; beyond that the start pacer slows and a 429's Retry-After pauses all.
 
 import type { RuntimeConfig } from "../config/config";
 import type { BackoffPolicy, StartOutcomeKind } from "./decisions";
@@ -51,10 +58,24 @@ export const azureBudgets = {
 export const budgetShare = 0.25;
 
 /**
- * The shortest gap between two start requests for one VM: a quarter of its Start budget's refill
- * (4 per minute) is one per minute. No setting makes the runtime retry a VM faster than this.
+ * The shortest gap between two start requests for one VM: one per token its Start bucket refills
+ * (4 per minute: 15 s), so the bucket never drains. No production setting retries a VM faster.
  */
-export const minStartSpacingMs = Math.round(60_000 / (azureBudgets.startPerVm.refillPerMinute * budgetShare));
+export const minStartSpacingMs = Math.round(60_000 / azureBudgets.startPerVm.refillPerMinute);
+
+/** The default gap between capacity retries of one VM: 20 s, a quarter more than the floor (jitter, transit). */
+export const defaultCapacityIntervalMs = 20_000;
+
+/**
+ * How far the capacity interval stretches as budgets run low: once a minute, a quarter of the VM's own
+ * Start refill (the schedule before issue 30). Beyond it, only Azure's throttling slows the fleet further.
+ */
+export const stretchedCapacityIntervalMs = Math.round(
+  60_000 / (azureBudgets.startPerVm.refillPerMinute * budgetShare),
+);
+
+/** Below this share of a subscription Start budget the capacity interval begins to stretch. */
+export const stretchFromShare = 0.5;
 
 /**
  * Start requests per minute across all VMs: a quarter of the tighter of the subscription's Start
@@ -79,8 +100,10 @@ export interface Backoff {
 }
 
 export interface RetryPolicy {
-  /** No capacity: the gap between two start requests for the VM (about once a minute). */
+  /** No capacity: the gap between two start requests for the VM while budgets are plentiful (20 s). */
   readonly capacityIntervalMs: number;
+  /** The most `capacityIntervalMs` stretches to as budgets run low (`capacityIntervalFor`). */
+  readonly capacityMaxIntervalMs: number;
   /**
    * Up to this much is added at random to a VM's first capacity retry, so VMs that failed together
    * are spread apart; later retries keep that phase (exactly `capacityIntervalMs` apart).
@@ -97,7 +120,8 @@ export interface RetryPolicy {
 }
 
 export const defaultRetryPolicy: RetryPolicy = {
-  capacityIntervalMs: minStartSpacingMs,
+  capacityIntervalMs: defaultCapacityIntervalMs,
+  capacityMaxIntervalMs: stretchedCapacityIntervalMs,
   capacityJitterMs: 3_000,
   minSpacingMs: minStartSpacingMs,
   price: { initialMs: 2 * 60_000, maxMs: 10 * 60_000 },
@@ -152,6 +176,34 @@ export function nextAttemptAt(
     at = attempt.endedAt + Math.max(1, Math.round(ceiling * (1 - draw * 0.2)));
   }
   return Math.max(at, attempt.requestedAt + policy.minSpacingMs, attempt.endedAt);
+}
+
+/** What the capacity interval is stretched by: Azure's reported Start budget and the fleet's own rate. */
+export interface RetryPressure {
+  /** The lowest share left of the subscription's Start budgets (budgets.ts), if reported. */
+  readonly startBudgetShare?: number;
+  /** VMs waiting for a capacity retry, this one included. */
+  readonly vmsRetrying: number;
+  /** The fleet's start requests per minute (`retry.fleetStartsPerMinute`). */
+  readonly fleetStartsPerMinute: number;
+}
+
+/**
+ * The capacity interval now: `capacityIntervalMs` while the subscription's Start budget has at least half
+ * left and the VMs being retried stay within `fleetStartsPerMinute`; stretched linearly toward
+ * `capacityMaxIntervalMs` as the budget falls from half to a quarter (where the pacer starts slowing
+ * too), and at least the gap that keeps `vmsRetrying` VMs within the fleet's rate (up to the same cap).
+ */
+export function capacityIntervalFor(policy: RetryPolicy, pressure: RetryPressure): number {
+  const base = policy.capacityIntervalMs;
+  const most = Math.max(base, policy.capacityMaxIntervalMs);
+  const share = pressure.startBudgetShare;
+  const budgetPull =
+    share === undefined
+      ? 0
+      : Math.min(1, Math.max(0, (stretchFromShare - share) / (stretchFromShare - budgetShare)));
+  const fleetGap = (Math.max(0, pressure.vmsRetrying) * 60_000) / Math.max(1, pressure.fleetStartsPerMinute);
+  return Math.ceil(Math.max(base + (most - base) * budgetPull, Math.min(most, fleetGap), base));
 }
 
 /**
@@ -291,7 +343,7 @@ export function retryPolicyFor(failed: BackoffPolicy, overrides: Partial<RetryPo
 }
 
 /**
- * The retry policy a config asks for. A `retry.capacitySeconds` below the budget's floor (tests
+ * The retry policy a config asks for. A `retry.capacitySeconds` below the budget's floor of 15 s (tests
  * only; the config loader warns) lowers the floor with it.
  */
 export function retryPolicyFromConfig(config: Pick<RuntimeConfig, "backoff" | "retry">): RetryPolicy {
@@ -303,6 +355,7 @@ export function retryPolicyFromConfig(config: Pick<RuntimeConfig, "backoff" | "r
   return {
     ...defaultRetryPolicy,
     capacityIntervalMs,
+    capacityMaxIntervalMs: Math.max(capacityIntervalMs, config.retry.capacityMaxSeconds * 1000),
     capacityJitterMs: Math.min(defaultRetryPolicy.capacityJitterMs, capacityIntervalMs * 0.05),
     minSpacingMs: Math.min(minStartSpacingMs, capacityIntervalMs),
     price: ms(config.retry.price),

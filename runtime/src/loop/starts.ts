@@ -12,7 +12,7 @@ import type { RestarterEvent } from "../signals/events";
 import { classifyStartOutcome, type ObservedVm, requiredPermission, type VmRecord, vmKey } from "./decisions";
 import { chooseFallback, planSize } from "./fallback";
 import type { Ledger } from "./ledger";
-import type { RetryPolicy, StartPacer } from "./schedule";
+import { capacityIntervalFor, fleetStartsPerMinute, type RetryPolicy, type StartPacer } from "./schedule";
 import { Semaphore } from "./semaphore";
 import { type FatalError, newRecord, type StartEnd, startEnded, startIssued } from "./transitions";
 
@@ -35,6 +35,8 @@ export interface StartFollowerDeps {
   readonly rng: () => number;
   readonly retry: RetryPolicy;
   readonly pacer: StartPacer;
+  /** The fleet's start rate (`retry.fleetStartsPerMinute`): capacity retries stretch to stay within it. */
+  readonly fleetStartsPerMinute?: number;
   /** Slows the pacer as Azure's write budgets run low (budgets.ts). */
   readonly budget?: BudgetGauge;
   readonly maxConcurrentStarts: number;
@@ -319,6 +321,24 @@ export class StartFollower {
     await ledger.persist();
   }
 
+  /**
+   * The retry policy with the capacity interval as budgets allow now (schedule.ts `capacityIntervalFor`):
+   * stretched by the subscription's Start budget Azure reports and by how many VMs are being retried.
+   */
+  private retryNow(key: string): RetryPolicy {
+    const { retry, ledger, budget } = this.deps;
+    let vmsRetrying = 1;
+    // The others in a capacity outage (failing since, not yet started): each will be retried at this pace.
+    for (const [other, record] of Object.entries(ledger.state.vms))
+      if (other !== key && record.capacityFailingSince !== undefined) vmsRetrying += 1;
+    const capacityIntervalMs = capacityIntervalFor(retry, {
+      startBudgetShare: budget?.startBudgetShare?.(),
+      vmsRetrying,
+      fleetStartsPerMinute: this.deps.fleetStartsPerMinute ?? fleetStartsPerMinute,
+    });
+    return capacityIntervalMs === retry.capacityIntervalMs ? retry : { ...retry, capacityIntervalMs };
+  }
+
   private reportSkipped(key: string, event: Extract<RestarterEvent, { type: "vm-resize-skipped" }>): void {
     const said = `${event.toSize ?? ""} ${event.reason}`;
     if (this.skipsReported.get(key) === said) return;
@@ -341,7 +361,7 @@ export class StartFollower {
     const change = startEnded(current ?? issued, vm, outcome, {
       requestedAt,
       now,
-      retry: this.deps.retry,
+      retry: this.retryNow(key),
       rng: this.deps.rng,
     });
     if (current) ledger.state.vms[key] = change.record;
