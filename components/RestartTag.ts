@@ -1,6 +1,7 @@
 import * as compute from "@pulumi/azure-native/compute";
 import * as resources from "@pulumi/azure-native/resources";
 import * as pulumi from "@pulumi/pulumi";
+import { describeSpotIneligibility, spotIneligibility } from "../runtime/src/core/spotEligibility";
 
 /** The tag the runtime looks for (docs/architecture.md). Changing it strands every host already installed. */
 export const RESTART_TAG = { name: "AttemptRestartAfterEviction", value: "true" } as const;
@@ -26,9 +27,10 @@ const describe = (cause: unknown) =>
   (cause instanceof Error ? cause.message : String(cause)).replace(/\.$/, "");
 
 /**
- * Only a Spot VM with eviction policy Deallocate survives an eviction as something that can be started
- * again; a Delete VM is gone, and a regular VM is never evicted.
- * https://learn.microsoft.com/azure/virtual-machines/spot-vms#eviction-policy
+ * Only a Spot (or SpotPlus) VM with eviction policy Deallocate (Azure's default when absent) survives an
+ * eviction as something that can be started again; a Delete VM is gone, and a regular VM is never evicted.
+ * The rule is the runtime's own (runtime/src/core/spotEligibility.ts), so `pulumi up`, `doctor` and the
+ * loop accept the same VMs.
  */
 export function assertRestartableSpotVm(
   vm: VirtualMachineFacts,
@@ -36,18 +38,20 @@ export function assertRestartableSpotVm(
   vmName: string,
 ): void {
   const where = `VM "${vmName}" in resource group "${resourceGroupName}"`;
-  if ((vm.priority ?? "Regular").toLowerCase() !== "spot") {
+  const reason = spotIneligibility(vm);
+  if (reason === "not-spot") {
     throw new Error(
       `${where} is not a Spot VM (priority: ${vm.priority ?? "Regular"}); only evicted Spot VMs need restarting. ` +
         removeHint(vmName),
     );
   }
-  if ((vm.evictionPolicy ?? "Deallocate").toLowerCase() === "delete") {
+  if (reason === "eviction-policy-delete") {
     throw new Error(
       `${where} has eviction policy Delete: Azure deletes it on eviction, so there is nothing to restart. ` +
         `Recreate it with --eviction-policy Deallocate. ${removeHint(vmName)}`,
     );
   }
+  if (reason) throw new Error(`${where} has ${describeSpotIneligibility(vm, reason)}. ${removeHint(vmName)}`);
 }
 
 /**

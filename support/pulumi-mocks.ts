@@ -25,8 +25,10 @@ export interface MockVm {
   readonly subscriptionId?: string;
   readonly resourceGroup: string;
   readonly name: string;
-  readonly priority?: "Spot" | "Regular" | "Low";
-  readonly evictionPolicy?: "Deallocate" | "Delete";
+  /** Default Spot; `null`: the answer has no `priority` (a VM created without one, Regular). */
+  readonly priority?: "Spot" | "SpotPlus" | "Regular" | "Low" | null;
+  /** Default Deallocate; `null`: the answer has no `evictionPolicy` (Azure's default, Deallocate). */
+  readonly evictionPolicy?: "Deallocate" | "Delete" | null;
 }
 
 export interface RecordedResource {
@@ -349,8 +351,8 @@ export function createProgramMocks(vms: MockVm[] = []): ProgramMocks {
               id: vmId(vm.resourceGroup, vm.name, vm.subscriptionId),
               name: vm.name,
               location: "eastus",
-              priority: vm.priority ?? "Spot",
-              evictionPolicy: vm.evictionPolicy ?? "Deallocate",
+              ...(vm.priority === null ? {} : { priority: vm.priority ?? "Spot" }),
+              ...(vm.evictionPolicy === null ? {} : { evictionPolicy: vm.evictionPolicy ?? "Deallocate" }),
               billingProfile: { maxPrice: -1 },
               tags: { owner: "someone-else" },
               azureApiVersion: "2024-11-01",

@@ -1,49 +1,11 @@
 // The program as `pulumi preview` runs it (index.ts, preview mode, mocks) in a child process: bad config
 // and bad VMs must stop it with a message that names the problem and the fix.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { type MockVm, SUBSCRIPTION_ID } from "../../support/pulumi-mocks";
+import { SUBSCRIPTION_ID } from "../../support/pulumi-mocks";
+import { preview } from "./fixtures/runPreview";
 
-const FIXTURE = join(__dirname, "fixtures", "preview.ts");
 const RG = "personal-network";
-
-interface PreviewResult {
-  exitCode: number;
-  /** Each failure's message. */
-  errors: string[];
-  /** The error class of each failure (RunError, ResourceError or Error), in the same order. */
-  kinds: string[];
-  resources: string[];
-}
-
-function preview(scenario: {
-  config: Record<string, string>;
-  vms?: MockVm[];
-  armTenantId?: string;
-}): Promise<PreviewResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", FIXTURE],
-      // A hang guard, not a time claim: five children compile the program at once (about 10 s each
-      // alone; 30 s ran out at load 16 on 2 cores).
-      { env: { ...process.env, SCENARIO: JSON.stringify(scenario) }, timeout: 180_000 },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== "number") return reject(error);
-        const last = stdout.trim().split("\n").at(-1) ?? "{}";
-        const lines = stderr.split("\n").filter((line) => line.includes("\t"));
-        resolve({
-          exitCode: typeof error?.code === "number" ? error.code : 0,
-          errors: lines.map((line) => line.slice(line.indexOf("\t") + 1)),
-          kinds: lines.map((line) => line.slice(0, line.indexOf("\t"))),
-          resources: (JSON.parse(last) as { resources?: string[] }).resources ?? [],
-        });
-      },
-    );
-  });
-}
 
 describe("pulumi preview of index.ts", { concurrency: true }, () => {
   it("succeeds for good config and Spot VMs, tagging each", async () => {

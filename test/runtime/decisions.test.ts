@@ -66,8 +66,9 @@ describe("selectRestartCandidates: named cases", () => {
   });
   it("never starts a Spot VM with eviction policy Delete", () => {
     assert.equal(decide(vm({ evictionPolicy: "Delete" })), "eviction-policy-delete");
-    // A Spot VM sent without the field is reported for what it is (issue 10, item 4).
-    assert.equal(decide(vm({ evictionPolicy: undefined })), "eviction-policy-missing");
+    // A Spot VM sent without the field has Azure's default, Deallocate ("Deallocate (default) or
+    // Delete": azure-compute-docs spot-vms.md, "Eviction policy"; issue 24 item 1).
+    assert.equal(decide(vm({ evictionPolicy: undefined })), "start");
     // SpotPlus (api-version 2026-04-01) is a Spot VM too.
     assert.equal(decide(vm({ priority: "SpotPlus" })), "start");
   });
@@ -209,7 +210,8 @@ function eligible(v: ObservedVm): boolean {
   );
   return (
     (same(v.priority, "Spot") || same(v.priority, "SpotPlus")) &&
-    same(v.evictionPolicy, "Deallocate") &&
+    // Absent = Azure's default, Deallocate (azure-compute-docs spot-vms.md, "Eviction policy").
+    same(v.evictionPolicy ?? "Deallocate", "Deallocate") &&
     tagged &&
     v.powerState === "deallocated"
   );

@@ -18,6 +18,11 @@ import { tlsTrustCodes } from "../azure/authFailure";
 import type { ListedVm, VmApi } from "../azure/azure";
 import { actionsFor, type RoleAction, type RoleFeature } from "../azure/roleActions";
 import type { RuntimeConfig } from "../config/config";
+import {
+  describeSpotIneligibility,
+  effectiveEvictionPolicy,
+  spotIneligibility,
+} from "../core/spotEligibility";
 import { hasRestartTag } from "../loop/decisions";
 
 export type CheckStatus = "pass" | "warn" | "fail" | "skip";
@@ -84,14 +89,13 @@ export function missingActions(
   );
 }
 
-/** A tagged VM the runtime would never restart, and why; undefined when it is a restartable Spot VM. */
+/**
+ * A tagged VM the runtime would never restart, and why; undefined when it is a restartable Spot VM.
+ * The rule is the loop's own (core/spotEligibility.ts).
+ */
 export function unrestartableReason(vm: Pick<ListedVm, "priority" | "evictionPolicy">): string | undefined {
-  const priority = vm.priority ?? "Regular";
-  if (!/^spot/i.test(priority)) return `priority ${priority}: only Spot VMs are evicted`;
-  if ((vm.evictionPolicy ?? "Deallocate").toLowerCase() === "delete") {
-    return "eviction policy Delete: Azure deletes it on eviction, nothing is left to start";
-  }
-  return undefined;
+  const reason = spotIneligibility(vm);
+  return reason ? describeSpotIneligibility(vm, reason) : undefined;
 }
 
 /** An HTTPS GET with no credentials: reachability, TLS trust and the server's clock (`Date`). */
@@ -392,7 +396,7 @@ async function checkResourceGroup(
         : {
             name: `VM ${resourceGroup}/${vm.name}`,
             status: "pass",
-            detail: `${vm.priority}, eviction policy ${vm.evictionPolicy ?? "Deallocate"}`,
+            detail: `${vm.priority}, eviction policy ${effectiveEvictionPolicy(vm)}${vm.evictionPolicy ? "" : " (Azure's default)"}`,
           },
     );
   }

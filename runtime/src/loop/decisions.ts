@@ -2,6 +2,7 @@
 // error is classified, how long a VM backs off. No I/O here, so tests use plain objects and
 // fast-check properties.
 
+import { type SpotIneligibility, spotIneligibility } from "../core/spotEligibility";
 import type { SizeRecord } from "./fallback";
 
 /** Power states as the instance view reports them (`PowerState/<state>`). */
@@ -85,10 +86,8 @@ export interface RestarterState {
 }
 
 export type SkipReason =
-  | "not-spot"
-  | "eviction-policy-delete"
-  /** A Spot VM answered without `evictionPolicy`: reported as such, not guessed to be `Delete` or `Deallocate`. */
-  | "eviction-policy-missing"
+  /** Never restartable (core/spotEligibility.ts, the rule `pulumi up` and `doctor` apply too). */
+  | SpotIneligibility
   | "untagged"
   | "power-state-unknown"
   | "running"
@@ -123,8 +122,8 @@ export function hasRestartTag(tags: Readonly<Record<string, string>> | undefined
 }
 
 /**
- * A VM whose instance view is worth reading: Spot, evicted to deallocation (a `Delete` Spot VM is
- * gone after eviction), and tagged for restart.
+ * A VM whose instance view is worth reading: Spot or SpotPlus, evicted to deallocation (a `Delete` Spot
+ * VM is gone after eviction; no policy means Azure's default, Deallocate), and tagged for restart.
  */
 export function isRestartCandidate(
   vm: Pick<ObservedVm, "priority" | "evictionPolicy" | "tags">,
@@ -137,11 +136,8 @@ function eligibility(
   vm: Pick<ObservedVm, "priority" | "evictionPolicy" | "tags">,
   tag: RestartTag,
 ): SkipReason | undefined {
-  // `SpotPlus` (api-version 2026-04-01) is a Spot VM too.
-  const priority = vm.priority?.toLowerCase();
-  if (priority !== "spot" && priority !== "spotplus") return "not-spot";
-  if (vm.evictionPolicy === undefined || vm.evictionPolicy === "") return "eviction-policy-missing";
-  if (vm.evictionPolicy.toLowerCase() !== "deallocate") return "eviction-policy-delete";
+  const never = spotIneligibility(vm);
+  if (never) return never;
   if (!hasRestartTag(vm.tags, tag)) return "untagged";
   return undefined;
 }
