@@ -41,6 +41,11 @@ export interface SpotRestarterConfig {
    * set (default FALLBACK_AFTER_SECONDS) and always exported; it means something only with `fallbackSizes`.
    */
   readonly fallbackAfterSeconds: number;
+  /**
+   * Opt-in: only when true does the least-privilege role hold `simulateEviction/action` (the runtime's
+   * identity could otherwise evict any Spot VM in the group). Contributor can always evict.
+   */
+  readonly allowSimulateEviction: boolean;
 }
 
 /** A notification channel, the runtime config's `notifications[]` object (docs/architecture.md). */
@@ -61,6 +66,7 @@ export interface RawConfig {
   readonly notifications?: string;
   readonly fallbackSizes?: string;
   readonly fallbackAfterSeconds?: string;
+  readonly allowSimulateEviction?: string;
 }
 
 export const DEFAULTS = {
@@ -69,6 +75,7 @@ export const DEFAULTS = {
   certificateValidityDays: 365,
   certificateRenewalDays: 30,
   fallbackAfterSeconds: FALLBACK_AFTER_SECONDS,
+  allowSimulateEviction: false,
 } as const;
 
 // Ten years: long enough for any sensible choice, short enough to catch a typo (36500).
@@ -305,6 +312,16 @@ export function validateFallbackAfterSeconds(raw: string | undefined): number {
   );
 }
 
+/** A boolean key: Pulumi hands over "true" or "false" (a declared `type: boolean`); unset = `fallback`. */
+export function validateBoolean(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  throw new Error(
+    `${key(name)} must be true or false, got ${JSON.stringify(raw)}. Fix: pulumi config set ${name} ${String(fallback)}`,
+  );
+}
+
 /** `pulumi up` re-issues the certificate `renewal` days before expiry, so that must come after issue. */
 export function validateCertificateLifetime(validityDays: number, renewalDays: number): void {
   if (validityDays <= renewalDays) {
@@ -497,6 +514,11 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
   const notifications = validateNotifications(raw.notifications);
   const fallbackSizes = validateFallbackSizes(raw.fallbackSizes, restartableVms);
   const fallbackAfterSeconds = validateFallbackAfterSeconds(raw.fallbackAfterSeconds);
+  const allowSimulateEviction = validateBoolean(
+    "allowSimulateEviction",
+    raw.allowSimulateEviction,
+    DEFAULTS.allowSimulateEviction,
+  );
   return {
     resourceGroupName,
     restartableVms,
@@ -507,6 +529,7 @@ export function parseConfig(raw: RawConfig, stack: string): SpotRestarterConfig 
     notifications,
     fallbackSizes,
     fallbackAfterSeconds,
+    allowSimulateEviction,
   };
 }
 
@@ -559,6 +582,8 @@ function readRawConfig(config: pulumi.Config): SpotRestarterConfig {
       fallbackSizes: config.get("fallbackSizes"),
       // An integer; Pulumi.yaml declares it (default FALLBACK_AFTER_SECONDS), so the CLI hands over "600" when unset.
       fallbackAfterSeconds: config.get("fallbackAfterSeconds"),
+      // A boolean; Pulumi.yaml declares it (default false), so the CLI hands over "false" when unset.
+      allowSimulateEviction: config.get("allowSimulateEviction"),
     },
     pulumi.getStack(),
   );

@@ -23,6 +23,11 @@ export interface ResourceGroupAccessArgs {
    * role gain the `fallback-size` actions (resizing writes the VM: runtime/src/azure/roleActions.ts).
    */
   readonly fallbackSizes?: boolean;
+  /**
+   * Plain: true when `spot-restarter:allowSimulateEviction` is set. Only then does the least-privilege role gain
+   * `simulateEviction/action`; without it the identity cannot evict a Spot VM (runtime/src/azure/roleActions.ts).
+   */
+  readonly allowSimulateEviction?: boolean;
   /** Base of the custom role's name (least-privilege mode); `customRoleName` makes it unique per tenant. */
   readonly customRoleName?: pulumi.Input<string>;
   /**
@@ -155,7 +160,10 @@ export class ResourceGroupAccess extends pulumi.ComponentResource {
           description: "spot-restarter: find evicted Spot VMs in this resource group and start them again.",
           permissions: [
             {
-              actions: leastPrivilegeActions({ fallbackSizes: args.fallbackSizes === true }),
+              actions: leastPrivilegeActions({
+                fallbackSizes: args.fallbackSizes === true,
+                simulateEviction: args.allowSimulateEviction === true,
+              }),
               notActions: [],
             },
           ],

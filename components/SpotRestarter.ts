@@ -30,6 +30,8 @@ export interface SpotRestarterArgs {
   readonly principalName: pulumi.Input<string>;
   /** Plain: VM name -> fallback sizes; non-empty grants the role the resize actions (ResourceGroupAccessArgs). */
   readonly fallbackSizes?: Readonly<Record<string, readonly string[]>>;
+  /** Plain: true grants the least-privilege role `simulateEviction/action` (ResourceGroupAccessArgs). */
+  readonly allowSimulateEviction?: boolean;
 }
 
 /** Shown in `installCommand` where the user's host goes; README "What each output is for" explains it. */
@@ -183,6 +185,7 @@ export class SpotRestarter extends pulumi.ComponentResource {
         principalId: principal.servicePrincipalObjectId,
         roleMode: args.roleMode,
         fallbackSizes: Object.keys(args.fallbackSizes ?? {}).length > 0,
+        allowSimulateEviction: args.allowSimulateEviction === true,
         customRoleName: pulumi.interpolate`${args.principalName} (restart Spot VMs in ${args.resourceGroupName})`,
         otherScopes,
       },
@@ -308,6 +311,7 @@ export function buildSpotRestarter(
       certificateRenewalDays: config.certificateRenewalDays,
       principalName: config.principalName,
       fallbackSizes: config.fallbackSizes,
+      allowSimulateEviction: config.allowSimulateEviction,
     },
     options.opts,
   );

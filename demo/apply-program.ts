@@ -36,6 +36,8 @@ export interface ProgramConfig {
   fallbackSizes?: Record<string, string[]>;
   /** Seconds of capacity failures before a fallback size (`pulumi config set fallbackAfterSeconds 2`). */
   fallbackAfterSeconds?: number;
+  /** Opt-in: the least-privilege role may evict (`pulumi config set allowSimulateEviction true`). */
+  allowSimulateEviction?: boolean;
 }
 
 export interface EmulatorEndpoints {

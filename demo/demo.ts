@@ -293,7 +293,7 @@ async function main(): Promise<void> {
   );
   const receiver = await startNotificationReceiver();
   detail(
-    "pulumi config set --path 'notifications[0].type' webhook; pulumi config set --secret --path 'notifications[0].url' <a local receiver>",
+    "pulumi config set --path 'notifications[0].type' webhook; pulumi config set --secret --path 'notifications[0].url' <a local receiver>; pulumi config set allowSimulateEviction true",
   );
   const applied: AppliedStack = await applyProgram({
     emulator: ready,
@@ -302,6 +302,8 @@ async function main(): Promise<void> {
       restartableVms: [TAGGED, OWNED],
       roleMode,
       notifications: [{ type: "webhook", url: receiver.url }],
+      // The demo evicts its VM with `simulate-eviction`: a least-privilege role may do so only when asked.
+      allowSimulateEviction: true,
     },
     outputsFile: join(dir, "stack-outputs.json"),
     stack: "demo",

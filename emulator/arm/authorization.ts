@@ -23,10 +23,13 @@ export function authorizationRoutes(): ArmRoute[] {
       // "Gets all permissions the caller has for a resource group" (Permissions_ListForResourceGroup,
       // azure-rest-api-specs authorization/…/stable/2022-04-01/authorization-RoleDefinitionsCalls.json):
       // one {actions, notActions, dataActions, notDataActions} per role assignment of the caller that
-      // applies at the group (assigned there or above). No role action is needed to ask about oneself.
+      // applies at the group (assigned there or above). ARM authorizes it, before it looks at the group, as
+      // Microsoft.Authorization/permissions/read, "Lists all the permissions the caller has at a given scope."
+      // (azure-docs articles/role-based-access-control/permissions/management-and-governance.md#microsoftauthorization).
       method: "GET",
       pattern:
         "subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}/providers/Microsoft.Authorization/permissions",
+      action: "Microsoft.Authorization/permissions/read",
       handle: (ctx, params, env) => {
         const group = env.world.resourceGroup(params.resourceGroup as string);
         if (!group) {

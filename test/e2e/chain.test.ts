@@ -90,6 +90,7 @@ async function buildChain(options: {
   roleMode: ProgramConfig["roleMode"];
   fallbackSizes?: ProgramConfig["fallbackSizes"];
   fallbackAfterSeconds?: ProgramConfig["fallbackAfterSeconds"];
+  allowSimulateEviction?: boolean;
   mutations?: Mutations;
   seed?: Partial<EmulatorSeed>;
   verify?: boolean;
@@ -109,6 +110,7 @@ async function buildChain(options: {
       ...(options.fallbackAfterSeconds !== undefined
         ? { fallbackAfterSeconds: options.fallbackAfterSeconds }
         : {}),
+      ...(options.allowSimulateEviction ? { allowSimulateEviction: true } : {}),
     },
     outputsFile: join(dir, "stack-outputs.json"),
     mutations: options.mutations,
@@ -248,7 +250,11 @@ describe("program -> outputs -> install -> runtime against the emulator", () => 
 
   test("least-privilege: the installed `run` loop brings the VM back after an eviction and stops on SIGTERM", async () => {
     // verify: the installer's doctor must pass with the custom role's actions too.
-    const chain = await buildChain({ roleMode: "least-privilege", verify: true });
+    const chain = await buildChain({
+      roleMode: "least-privilege",
+      allowSimulateEviction: true,
+      verify: true,
+    });
     const definition = chain.applied.report.resources.find(
       (r) => r.type === "azure-native:authorization:RoleDefinition",
     );
@@ -264,7 +270,7 @@ describe("program -> outputs -> install -> runtime against the emulator", () => 
     });
     loop.stdout.resume();
     try {
-      // simulateEviction is one of the custom role's actions: the installed CLI may use it.
+      // allowSimulateEviction put simulateEviction in the custom role: the installed CLI may use it.
       const evicted = await run(chain.runtime, "simulate-eviction", ["--vm", TAGGED]);
       assert.equal(evicted.code, 0, evicted.stderr);
       await waitFor("the loop to see the eviction and start the VM", async () => {

@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ComputeManagementClient } from "@azure/arm-compute";
 import { actionMatches, roleAllows, scopeContains } from "../../emulator/rbac";
-import { LEAST_PRIVILEGE_ACTIONS, startTestEmulator, type TestEmulator } from "../../emulator/testing";
+import {
+  LEAST_PRIVILEGE_ACTIONS,
+  READER_ROLE_ID,
+  startTestEmulator,
+  type TestEmulator,
+} from "../../emulator/testing";
 import { armFetch, vmPath } from "./helpers";
 
 const BACKUP = "ubuntu-backup-server-spot";
@@ -201,7 +206,38 @@ describe("emulator: the Permissions API (what the caller may do at a resource gr
     assert.deepEqual(answer.body.value[0]?.dataActions, []);
   });
 
-  it("answers 404 ResourceGroupNotFound for a group that does not exist", async () => {
+  it("is authorized as Microsoft.Authorization/permissions/read: 403 AuthorizationFailed without it", async () => {
+    const without = await startTestEmulator(
+      {},
+      {
+        role: "least-privilege",
+        actions: LEAST_PRIVILEGE_ACTIONS.filter((a) => a !== "Microsoft.Authorization/permissions/read"),
+      },
+    );
+    try {
+      const answer = await armFetch<{ error: { code: string; message: string } }>(
+        without,
+        "GET",
+        `/subscriptions/${without.emulator.subscriptionId}/resourcegroups/${without.resourceGroup}/providers/Microsoft.Authorization/permissions`,
+        undefined,
+        "2022-04-01",
+      );
+      assert.equal(answer.status, 403);
+      assert.equal(answer.body.error.code, "AuthorizationFailed");
+      assert.match(answer.body.error.message, /'Microsoft\.Authorization\/permissions\/read'/);
+    } finally {
+      await without.emulator.stop();
+    }
+  });
+
+  it("answers 404 ResourceGroupNotFound for a group that does not exist, to a caller with access above it", async () => {
+    // ARM checks access before existence: only a role at the subscription lets it say the group is missing.
+    await t.control.addRoleAssignment({
+      principalId: t.principal.objectId,
+      principalType: "ServicePrincipal",
+      roleDefinitionId: `/subscriptions/${t.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${READER_ROLE_ID}`,
+      scope: `/subscriptions/${t.emulator.subscriptionId}`,
+    });
     const answer = await armFetch<{ error: { code: string; message: string } }>(
       t,
       "GET",

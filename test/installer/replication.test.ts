@@ -166,7 +166,8 @@ test("past --verify-wait-seconds it fails, naming what is still missing and how 
   );
   assert.match(
     result.stderr,
-    /verification failed: permissions on personal-network: .*Microsoft\.Compute\/virtualMachines\/read.*\(still so after waiting \d+ s\)/,
+    // Before the assignment applies, ARM refuses doctor's own Permissions API call (permissions/read).
+    /verification failed: permissions on personal-network: .*Microsoft\.Authorization\/permissions\/read.*\(still so after waiting \d+ s\)/,
   );
   assert.doesNotMatch(result.stdout, /ok: doctor passed/);
 });

@@ -47,6 +47,7 @@ const baseConfig: SpotRestarterConfig = {
   notifications: [],
   fallbackSizes: {},
   fallbackAfterSeconds: 600,
+  allowSimulateEviction: false,
 };
 
 let mocks: ProgramMocks;
@@ -273,10 +274,12 @@ describe("least-privilege mode with no VMs", () => {
           // A start's status URL, …/providers/Microsoft.Compute/locations/{l}/operations/{id}, is authorized as
           // this action (taskcluster/taskcluster#8594 found their custom role needed it to poll).
           "Microsoft.Compute/locations/operations/read",
+          // doctor reads its own permissions (Permissions_ListForResourceGroup).
+          "Microsoft.Authorization/permissions/read",
           // Why a VM is deallocated (issue 10): Resource Health annotations and the Activity Log.
           "Microsoft.ResourceHealth/availabilityStatuses/read",
           "Microsoft.Insights/eventtypes/values/read",
-          "Microsoft.Compute/virtualMachines/simulateEviction/action",
+          // No simulateEviction/action: without spot-restarter:allowSimulateEviction the identity cannot evict.
         ],
         notActions: [],
       },
@@ -341,6 +344,25 @@ describe("least-privilege mode with no VMs", () => {
         T.servicePrincipal,
         T.privateKey,
       ].sort(),
+    );
+  });
+});
+
+describe("least-privilege mode with allowSimulateEviction (opt-in)", () => {
+  const EVICT = "Microsoft.Compute/virtualMachines/simulateEviction/action";
+
+  it("the role may evict only when allowSimulateEviction is true", async () => {
+    await build("se", { roleMode: "least-privilege", restartableVms: [], allowSimulateEviction: true });
+    const allowed = findResource(mocks, T.roleDefinition, "se-access-role");
+    const actions = (allowed.inputs.permissions as { actions: string[] }[])[0]?.actions ?? [];
+    assert.ok(actions.includes(EVICT));
+    // Without it (the "lp" stack above): the same role less that one action.
+    const without = findResource(mocks, T.roleDefinition, "lp-access-role");
+    const plain = (without.inputs.permissions as { actions: string[] }[])[0]?.actions ?? [];
+    assert.ok(!plain.includes(EVICT));
+    assert.deepEqual(
+      actions.filter((action) => action !== EVICT),
+      plain,
     );
   });
 });

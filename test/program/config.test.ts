@@ -33,6 +33,7 @@ describe("parseConfig", () => {
       notifications: [],
       fallbackSizes: {},
       fallbackAfterSeconds: 600,
+      allowSimulateEviction: false,
     });
   });
 
@@ -47,6 +48,7 @@ describe("parseConfig", () => {
           certificateRenewalDays: "14",
           principalName: "my restarter",
           fallbackAfterSeconds: "120",
+          allowSimulateEviction: "true",
         },
         "prod",
       ),
@@ -60,8 +62,16 @@ describe("parseConfig", () => {
         notifications: [],
         fallbackSizes: {},
         fallbackAfterSeconds: 120,
+        allowSimulateEviction: true,
       },
     );
+  });
+
+  it("rejects an allowSimulateEviction that is not true or false, naming the key and the fix", () => {
+    assert.throws(() => parseConfig({ resourceGroupName: "rg", allowSimulateEviction: "yes" }, "dev"), {
+      message:
+        'spot-restarter:allowSimulateEviction must be true or false, got "yes". Fix: pulumi config set allowSimulateEviction false',
+    });
   });
 
   it("rejects a missing resourceGroupName", () => {

@@ -54,6 +54,21 @@ describe("role actions: one list", () => {
     }
   });
 
+  it("names Microsoft's page for every action, with Microsoft's words for it", () => {
+    for (const entry of ROLE_ACTIONS) {
+      assert.match(entry.source, /^learn\.microsoft\.com\/azure\/[a-z/#-]+(: ".+")$/, entry.action);
+    }
+  });
+
+  it("grants simulateEviction only when the owner opts in (allowSimulateEviction)", () => {
+    const evict = "Microsoft.Compute/virtualMachines/simulateEviction/action";
+    assert.ok(!LEAST_PRIVILEGE_ACTIONS.includes(evict));
+    assert.deepEqual(
+      leastPrivilegeActions({ simulateEviction: true }).filter((a) => !LEAST_PRIVILEGE_ACTIONS.includes(a)),
+      [evict],
+    );
+  });
+
   it("grants writing a VM only with fallback sizes (opt-in)", () => {
     const write = "Microsoft.Compute/virtualMachines/write";
     assert.ok(!LEAST_PRIVILEGE_ACTIONS.includes(write));

@@ -107,6 +107,7 @@ describe("Pulumi.yaml", () => {
 
   it("declares exactly the docs/architecture.md keys with types, descriptions and defaults", () => {
     assert.deepEqual(Object.keys(config).sort(), [
+      "allowSimulateEviction",
       "certificateRenewalDays",
       "certificateValidityDays",
       "fallbackAfterSeconds",

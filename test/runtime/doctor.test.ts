@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
+import { READER_ROLE_ID } from "../../emulator/testing";
 import { createArmVmApi } from "../../runtime/src/azure/azure";
 import { actionsFor, LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/azure/roleActions";
 import {
@@ -28,7 +29,7 @@ describe("doctor rules", () => {
   });
 
   it("finds what each needed action lacks; notActions subtract only within their own role", () => {
-    const needed = actionsFor(["restart", "simulate-eviction"]);
+    const needed = actionsFor(["restart", "doctor"]);
     // Contributor (actions *, notActions Microsoft.Authorization/*/Write …) grants everything needed.
     assert.deepEqual(
       missingActions(needed, [{ actions: ["*"], notActions: ["Microsoft.Authorization/*/Write"] }]),
@@ -132,17 +133,44 @@ describe("doctor against the emulator", () => {
     assert.match(result.stdout, /the fallback-size ones only while spot-restarter:fallbackSizes is set/);
   });
 
-  it("says the resource group does not exist, rather than anything 'ok'", async () => {
+  it("with a role on one group only, says another group may not exist (ARM checks access first), never 'ok'", async () => {
     const configPath = `${healthy.dir}/missing-group.json`;
     writeFileSync(configPath, JSON.stringify({ ...healthy.configFile, resourceGroups: ["no-such-group"] }));
     const result = await healthy.cli(["doctor", "--config", configPath, "--json"]);
     assert.equal(result.code, 1, result.stdout + result.stderr);
     const report = JSON.parse(result.stdout) as { passed: boolean; checks: DoctorCheck[] };
     assert.equal(report.passed, false);
-    const group = report.checks.find((check) => check.name === "resource group no-such-group");
+    const group = report.checks.find((check) => check.name === "permissions on no-such-group");
     assert.equal(group?.status, "fail");
-    assert.match(group?.detail ?? "", /does not exist in subscription .* \(ResourceGroupNotFound\)/);
-    assert.ok(group?.fix);
+    assert.match(group?.detail ?? "", /or the group does not exist: ARM checks access before existence/);
+    assert.match(group?.fix ?? "", /check "resourceGroups" in the config/);
+    assert.ok(
+      !report.checks.some((check) => check.name.includes("no-such-group") && check.status === "pass"),
+    );
+  });
+
+  it("says the resource group does not exist when a role above it lets ARM look (ResourceGroupNotFound)", async () => {
+    const reader = await startRow([spotVm("backup")], { role: "least-privilege" });
+    try {
+      // Reader on the whole subscription: ARM may then look for the group, and answers 404.
+      await reader.control.addRoleAssignment({
+        principalId: reader.principal.objectId,
+        principalType: "ServicePrincipal",
+        roleDefinitionId: `/subscriptions/${reader.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${READER_ROLE_ID}`,
+        scope: `/subscriptions/${reader.emulator.subscriptionId}`,
+      });
+      const configPath = `${reader.dir}/missing-group.json`;
+      writeFileSync(configPath, JSON.stringify({ ...reader.configFile, resourceGroups: ["no-such-group"] }));
+      const result = await reader.cli(["doctor", "--config", configPath, "--json"]);
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      const report = JSON.parse(result.stdout) as { checks: DoctorCheck[] };
+      const group = report.checks.find((check) => check.name === "resource group no-such-group");
+      assert.equal(group?.status, "fail");
+      assert.match(group?.detail ?? "", /does not exist in subscription .* \(ResourceGroupNotFound\)/);
+      assert.ok(group?.fix);
+    } finally {
+      await reader.close();
+    }
   });
 
   it("fails the clock check when this host is more than 5 minutes off Azure's Date", async () => {
@@ -167,10 +195,34 @@ describe("doctor with no role at all", () => {
   });
   after(() => none.close());
 
-  it("lists every needed action as missing, and says no role is assigned", async () => {
+  it("names the action its own Permissions API call needs, and says no role grants it", async () => {
     const result = await none.cli(["doctor", "--config", none.configPath]);
     assert.equal(result.code, 1);
-    for (const action of LEAST_PRIVILEGE_ACTIONS) assert.ok(result.stdout.includes(action), action);
-    assert.match(result.stdout, /no role is assigned to this principal at or above the group/);
+    // ARM refuses Permissions_ListForResourceGroup without Microsoft.Authorization/permissions/read
+    // (roleActions.ts names Microsoft's page), so nothing else can be checked from there.
+    assert.match(
+      result.stdout,
+      /FAIL permissions on personal-network: missing Microsoft\.Authorization\/permissions\/read \(doctor: .*\), so the other \d+ actions cannot be checked; no role assigned to this principal at or above the group grants it/,
+    );
+    // The VM list answers for itself.
+    assert.match(result.stdout, /FAIL VMs in personal-network: cannot list the group's VMs: .*403/);
+  });
+
+  it("with a role lacking only permissions/read, says that one action is missing", async () => {
+    const without = await startRow([spotVm("backup")], {
+      role: "least-privilege",
+      actions: LEAST_PRIVILEGE_ACTIONS.filter((a) => a !== "Microsoft.Authorization/permissions/read"),
+    });
+    try {
+      const result = await without.cli(["doctor", "--config", without.configPath]);
+      assert.equal(result.code, 1);
+      assert.match(
+        result.stdout,
+        /FAIL permissions on personal-network: missing Microsoft\.Authorization\/permissions\/read/,
+      );
+      assert.match(result.stdout, /ok {3}VM personal-network\/backup: /);
+    } finally {
+      await without.close();
+    }
   });
 });

@@ -1,23 +1,39 @@
-// The least-privilege role (read, instanceView/read, start/action, simulateEviction/action) is enough
-// for every runtime command, and the emulator denies, with AuthorizationFailed, what it does not grant:
-// deallocate, power off, delete, tag writes, role assignments.
+// The least-privilege role (runtime/src/azure/roleActions.ts; simulateEviction/action only when the owner opts
+// in) is enough for every runtime command, and the emulator denies, with AuthorizationFailed, what it does not
+// grant: deallocate, power off, delete, tag writes, role assignments, and by default simulateEviction.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { ARM_SCOPE } from "../../emulator/testing";
+import { leastPrivilegeActions } from "../../runtime/src/azure/roleActions";
 import { type Row, resourceGroup, spawnRuntime, spotVm, startRow } from "../faults/harness";
 
 describe("least privilege", () => {
   let row: Row;
   before(async () => {
+    // The role `pulumi up` defines with spot-restarter:allowSimulateEviction true.
     row = await startRow([spotVm("evicted"), spotVm("live", { powerState: "running" })], {
       role: "least-privilege",
+      actions: leastPrivilegeActions({ simulateEviction: true }),
       startSeconds: 0.3,
     });
   });
   after(() => row.close());
 
-  it("is enough for once, run, status and simulate-eviction", async () => {
+  it("by default cannot evict: simulate-eviction is refused and says how to enable it", async () => {
+    const plain = await startRow([spotVm("live", { powerState: "running" })], { role: "least-privilege" });
+    try {
+      const evict = await plain.cli(["simulate-eviction", "--config", plain.configPath, "--vm", "live"]);
+      assert.notEqual(evict.code, 0);
+      assert.match(evict.stderr, /Microsoft\.Compute\/virtualMachines\/simulateEviction\/action/);
+      assert.match(evict.stderr, /pulumi config set spot-restarter:allowSimulateEviction true && pulumi up/);
+      assert.equal((await plain.control.vm(resourceGroup, "live"))?.powerState, "running");
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it("is enough for once, run, status and (opted in) simulate-eviction", async () => {
     const dry = await row.cli(["once", "--config", row.configPath, "--dry-run", "--json"]);
     assert.equal(dry.code, 0, dry.stderr);
     const once = await row.cli(["once", "--config", row.configPath, "--json"]);

@@ -4,7 +4,8 @@
 import type { ArmRequestCounts, RequestCounter, VmApi } from "../azure/azure";
 import { describeAzureError } from "../azure/azure";
 import { type BudgetReading, type BudgetTracker, describeReading } from "../azure/budgets";
-import { permissionError, UsageError } from "../core/errors";
+import { OPT_IN_HOW } from "../azure/roleActions";
+import { PermissionError, permissionError, UsageError } from "../core/errors";
 import {
   classifyStartOutcome,
   isRestartCandidate,
@@ -414,7 +415,16 @@ export async function simulateEviction(
     await api.simulateEviction(group, name, signal);
   } catch (error) {
     const outcome = classifyStartOutcome(describeAzureError(error), "simulateEviction");
-    if (outcome.kind === "forbidden") throw permissionError(outcome, `on ${group}/${name}`, error);
+    if (outcome.kind === "forbidden") {
+      // The least-privilege role grants the action only on the owner's word (roleActions.ts OPT_IN_FEATURES).
+      throw new PermissionError(
+        `the service principal lacks the permission ${outcome.permission} on ${group}/${name} (${outcome.code}): ` +
+          "simulate-eviction is opt-in for the least-privilege role; to enable it: " +
+          `${OPT_IN_HOW["simulate-eviction"]} (or assign the Contributor role)`,
+        outcome.permission,
+        { cause: error },
+      );
+    }
     if (outcome.kind === "gone") {
       throw new UsageError(`VM ${group}/${name} was not found (${outcome.code})`, { cause: error });
     }

@@ -41,15 +41,14 @@ export const maxClockSkewMs = 5 * 60_000;
 
 /**
  * The runtime features a config enables, each needing the actions runtime/src/azure/roleActions.ts lists under it.
- * `restart` always; `simulate-eviction` always (the command is there to test the chain, and the program's
- * least-privilege role grants it). A feature that adds actions adds its condition here.
+ * `restart` and `doctor` always. `simulate-eviction` never: it is opt-in in the Pulumi program
+ * (spot-restarter:allowSimulateEviction), which the runtime config cannot see, and the command says how to
+ * enable it when Azure refuses. A feature that adds actions adds its condition here.
  */
 export function enabledFeatures(config: RuntimeConfig): RoleFeature[] {
   // Asking Azure why a VM is deallocated is on unless every deallocation is restarted (restartWhen).
   const features: RoleFeature[] =
-    config.restartWhen === "deallocated"
-      ? ["restart", "simulate-eviction"]
-      : ["restart", "eviction-cause", "simulate-eviction"];
+    config.restartWhen === "deallocated" ? ["restart", "doctor"] : ["restart", "doctor", "eviction-cause"];
   // Resizing (opt-in) needs the VM's write action: checked only when some VM has fallback sizes.
   if (Object.keys(config.fallbackSizes).length > 0) features.push("fallback-size");
   return features;
@@ -324,7 +323,22 @@ async function checkResourceGroup(
       },
     ];
   }
-  if (answer.status !== 200) {
+  const who = objectId ? `service principal object id ${objectId}` : `client ${config.clientId}`;
+  if (answer.status === 403 && error.code === "AuthorizationFailed") {
+    // ARM authorizes the call as Microsoft.Authorization/permissions/read (roleActions.ts, feature doctor)
+    // before it looks at the group: without it nothing else can be read from here, so say what is missing
+    // and go on to the VM list, which answers for itself.
+    const own = needed.filter((entry) => entry.feature === "doctor");
+    checks.push({
+      name: `permissions on ${resourceGroup}`,
+      status: "fail",
+      detail:
+        `missing ${own.map((entry) => `${entry.action} (${entry.feature}: ${entry.usedFor})`).join(", ")}, so the ` +
+        `other ${needed.length - own.length} actions cannot be checked; no role assigned to this principal at or above the group grants it ` +
+        "(or the group does not exist: ARM checks access before existence)",
+      fix: `check "resourceGroups" in the config, then grant it to ${who} at ${scope}: \`pulumi up\` with this version of the program (roleMode least-privilege defines the role with it; Contributor and Reader have it); a role assigned moments ago can take a few minutes to apply`,
+    });
+  } else if (answer.status !== 200) {
     return [
       {
         name: `resource group ${resourceGroup}`,
@@ -332,35 +346,53 @@ async function checkResourceGroup(
         detail: `the Permissions API answered HTTP ${answer.status}${error.code ? ` ${error.code}: ${error.message}` : ""}`,
       },
     ];
+  } else {
+    checks.push({ name: `resource group ${resourceGroup}`, status: "pass", detail: `exists (${scope})` });
+    checks.push(permissionCheck(resourceGroup, scope, who, needed, answer.body));
   }
-  checks.push({ name: `resource group ${resourceGroup}`, status: "pass", detail: `exists (${scope})` });
-  const permissions = ((JSON.parse(answer.body) as { value?: PermissionEntry[] }).value ??
-    []) as PermissionEntry[];
-  const missing = missingActions(needed, permissions);
-  const who = objectId ? `service principal object id ${objectId}` : `client ${config.clientId}`;
-  checks.push(
-    missing.length === 0
-      ? {
-          name: `permissions on ${resourceGroup}`,
-          status: "pass",
-          detail: `has all ${needed.length} actions the enabled features need`,
-        }
-      : {
-          name: `permissions on ${resourceGroup}`,
-          status: "fail",
-          detail: `missing ${missing.map((entry) => `${entry.action} (${entry.feature}: ${entry.usedFor})`).join(", ")}${permissions.length === 0 ? "; no role is assigned to this principal at or above the group" : ""}`,
-          fix:
-            `grant them to ${who} at ${scope}: \`pulumi up\` with this version of the program (roleMode ` +
-            "least-privilege defines the role with every action" +
-            (missing.some((entry) => entry.feature === "fallback-size")
-              ? ", the fallback-size ones only while spot-restarter:fallbackSizes is set"
-              : "") +
-            "; Contributor has them all), or add them to the " +
-            "assigned role; a role assigned moments ago can take a few minutes to apply",
-        },
-  );
+  return [...checks, ...(await taggedVmChecks(config, resourceGroup, credential, signal, deps))];
+}
 
-  // Each tagged VM: the list is what the runtime reads every cycle.
+/** The Permissions API's answer against the actions the enabled features need. */
+function permissionCheck(
+  resourceGroup: string,
+  scope: string,
+  who: string,
+  needed: readonly RoleAction[],
+  body: string,
+): DoctorCheck {
+  const permissions = ((JSON.parse(body) as { value?: PermissionEntry[] }).value ?? []) as PermissionEntry[];
+  const missing = missingActions(needed, permissions);
+  return missing.length === 0
+    ? {
+        name: `permissions on ${resourceGroup}`,
+        status: "pass",
+        detail: `has all ${needed.length} actions the enabled features need`,
+      }
+    : {
+        name: `permissions on ${resourceGroup}`,
+        status: "fail",
+        detail: `missing ${missing.map((entry) => `${entry.action} (${entry.feature}: ${entry.usedFor})`).join(", ")}${permissions.length === 0 ? "; no role is assigned to this principal at or above the group" : ""}`,
+        fix:
+          `grant them to ${who} at ${scope}: \`pulumi up\` with this version of the program (roleMode ` +
+          "least-privilege defines the role with every action" +
+          (missing.some((entry) => entry.feature === "fallback-size")
+            ? ", the fallback-size ones only while spot-restarter:fallbackSizes is set"
+            : "") +
+          "; Contributor has them all), or add them to the " +
+          "assigned role; a role assigned moments ago can take a few minutes to apply",
+      };
+}
+
+/** Each tagged VM: the list is what the runtime reads every cycle. */
+async function taggedVmChecks(
+  config: RuntimeConfig,
+  resourceGroup: string,
+  credential: TokenCredential,
+  signal: AbortSignal,
+  deps: DoctorDeps,
+): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
   let vms: ListedVm[];
   try {
     vms = await deps.vmApi(credential).listVms(resourceGroup, signal);

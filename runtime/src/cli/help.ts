@@ -55,7 +55,8 @@ Example:
 `,
   "simulate-eviction": `spot-restarter simulate-eviction: asks Azure to evict a running Spot VM, to test the whole
 chain (Azure deallocates it within about 30 s; then once/run start it again). A VM that is already
-deallocated cannot be evicted: once/run will start it.
+deallocated cannot be evicted: once/run will start it. The least-privilege role may evict only when the stack
+opted in: pulumi config set spot-restarter:allowSimulateEviction true && pulumi up (Contributor always may).
 
 Usage: spot-restarter simulate-eviction --vm NAME [--resource-group NAME] [--config FILE]
   --vm NAME               the Spot VM (required)
