@@ -31,8 +31,9 @@ import { originalTokenSource, runOriginalCycle } from "./original";
 import { liveChildren } from "./ours";
 import { SUBSCRIPTION, TAG, TENANT } from "./world";
 
-export type Side = "ours" | "original" | "oldBackoff";
-export const SIDES: readonly Side[] = ["ours", "original", "oldBackoff"];
+export type Side = "ours" | "ours60" | "original" | "oldBackoff";
+/** `ours`: the default schedule (20 s, issue 30); `ours60`: the same runtime at the once-a-minute schedule before it. */
+export const SIDES: readonly Side[] = ["ours", "ours60", "original", "oldBackoff"];
 
 export interface OutageRun {
   /** Outage length, emulated minutes. */
@@ -67,6 +68,9 @@ export interface FleetRun {
   /** The most start requests in any 60 emulated seconds, across the fleet. */
   readonly maxStartsPerMinute: number;
   readonly budgetStartsPerMinute: number;
+  /** The most start requests in any 3 emulated minutes, and half the subscription's PutVM3Min the emulator reports. */
+  readonly maxStartsIn3Minutes: number;
+  readonly halfPutVm3Min: number;
   /** The shortest gap between two start requests of one VM as the runtime sent them (emulated seconds). */
   readonly shortestSentGapPerVmSeconds: number | null;
   /**
@@ -138,6 +142,9 @@ export interface OutageOptions {
   readonly running: Set<EmulatorProcess>;
 }
 
+/** The PutVM3Min count the worlds are seeded with (see seed()). */
+const SUBSCRIPTION_PUT_VM_3MIN = 1_500;
+
 /** Emulated seconds a start takes, failing or succeeding (Azure's AllocationFailed comes after tens of seconds). */
 const START_SECONDS = 30;
 /** The old runtime's interval and backoff (before issue 11). */
@@ -164,6 +171,8 @@ const FLEET_GROUP = "outage-fleet";
  * original's `az vm start` runs one after another per group, so each of its VMs has a group of its own.
  */
 const OURS_GROUP = "outage-ours";
+/** The once-a-minute schedule (before issue 30): the same runtime, `retry.capacitySeconds` 60. */
+const OURS60_GROUP = "outage-ours60";
 
 /** A tagged Spot VM, running (the scenario evicts it). */
 const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
@@ -205,6 +214,11 @@ function seed(
       annotationDelaySeconds: 0,
     },
     rateLimits: {
+      // The subscription's Start ("Update VM") budget as Compute documents it (a bucket of 1,500, refilled at
+      // 500 a minute: https://learn.microsoft.com/azure/virtual-machines/compute-throttling-limits), not the
+      // 240 an arm-compute recording starts from: the fleet's 100 VMs and the 8 x L single VMs each stand for
+      // an owner's subscription, and ours now stretches its retries as this budget falls below half.
+      limits: { PutVM3Min: SUBSCRIPTION_PUT_VM_3MIN, PutVM30Min: 15_000 },
       windowScale: 1 / timeScale,
       armReads: { capacity: 250, refillPerSecond: 25 * timeScale },
       armWrites: { capacity: 200, refillPerSecond: 10 * timeScale },
@@ -236,6 +250,7 @@ function startOurs(
   principalPem: string,
   clientId: string,
   ready: { authorityHost: string; armEndpoint: string; caCertFile: string },
+  capacitySeconds = 20,
 ) {
   const home = mkdtempSync(join(dir, `${name}-`));
   writeFileSync(join(home, "sp.pem"), principalPem, { mode: 0o600 });
@@ -249,10 +264,11 @@ function startOurs(
       certificatePath: "sp.pem",
       resourceGroups: groups,
       tag: TAG,
-      // Defaults, scaled: a cycle every 30 s, a capacity retry about once a minute.
+      // Defaults, scaled: a cycle every 30 s, a capacity retry every 20 s stretching up to 60 s.
       intervalSeconds: Math.max(1, Math.round(30 / options.timeScale)),
       retry: {
-        capacitySeconds: 60 / options.timeScale,
+        capacitySeconds: capacitySeconds / options.timeScale,
+        capacityMaxSeconds: Math.max(60, capacitySeconds) / options.timeScale,
         fleetStartsPerMinute: Math.round(fleetStartsPerMinute * options.timeScale),
       },
       // Like the original and the old runtime: every deallocation is started (no cause lookups).
@@ -331,7 +347,12 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
   // original's and the old backoff's lists of 2 x L x phases groups, nor the fleet's. The original and
   // the old backoff read no budgets and share one.
   const worldVms: Record<"ours" | "theirs" | "fleet", SeedVirtualMachine[]> = {
-    ours: options.minutes.flatMap((m) => phases.map((phase) => spot(OURS_GROUP, vmOf("ours", m, phase)))),
+    ours: options.minutes.flatMap((m) =>
+      phases.flatMap((phase) => [
+        spot(OURS_GROUP, vmOf("ours", m, phase)),
+        spot(OURS60_GROUP, vmOf("ours60", m, phase)),
+      ]),
+    ),
     theirs: options.minutes.flatMap((m) =>
       (["original", "oldBackoff"] as const).flatMap((side) =>
         phases.map((phase) => spot(groupOf(side, m, phase), vmOf(side, m, phase))),
@@ -366,11 +387,23 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
     // Ours: one process for the single VMs, one for the fleet (its own state and pacer, as on its own host).
     const single = startOurs(options, dir, "ours", [OURS_GROUP], ours.pem, ours.clientId, oursWorld.ready);
     stops.push(single.stop);
+    const single60 = startOurs(
+      options,
+      dir,
+      "ours60",
+      [OURS60_GROUP],
+      ours.pem,
+      ours.clientId,
+      oursWorld.ready,
+      60,
+    );
+    stops.push(single60.stop);
     const fleet = fleetWorld
       ? startOurs(options, dir, "fleet", [FLEET_GROUP], ours.pem, ours.clientId, fleetWorld.ready)
       : undefined;
     if (fleet) stops.push(fleet.stop);
     await single.firstCycle();
+    await single60.firstCycle();
     await fleet?.firstCycle();
 
     const token = originalTokenSource(theirs, theirWorld.ready.authorityHost);
@@ -402,7 +435,7 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
       );
     const fleetVms = worldVms.fleet.map((vm) => vm.name);
     const faultsOf = new Map([
-      [oursWorld, singleFaults(["ours"])],
+      [oursWorld, singleFaults(["ours", "ours60"])],
       [theirWorld, singleFaults(["original", "oldBackoff"])],
       ...(fleetWorld
         ? [
@@ -558,6 +591,11 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
         while ((starts[i]?.at ?? 0) - (starts[j]?.at ?? 0) >= 1) j++;
         maxPerMinute = Math.max(maxPerMinute, i - j + 1);
       }
+      let maxIn3Minutes = 0;
+      for (let i = 0, j = 0; i < starts.length; i++) {
+        while ((starts[i]?.at ?? 0) - (starts[j]?.at ?? 0) >= 3) j++;
+        maxIn3Minutes = Math.max(maxIn3Minutes, i - j + 1);
+      }
       const lastByVm = new Map<string, number>();
       let shortestGapSeconds = Number.POSITIVE_INFINITY;
       let shortestGap: FleetRun["shortestGap"] = null;
@@ -594,6 +632,8 @@ export async function measureOutages(options: OutageOptions): Promise<OutageResu
         startRequests: starts.length,
         maxStartsPerMinute: maxPerMinute,
         budgetStartsPerMinute: fleetStartsPerMinute,
+        maxStartsIn3Minutes: maxIn3Minutes,
+        halfPutVm3Min: SUBSCRIPTION_PUT_VM_3MIN / 2,
         shortestGapPerVmSeconds: Number.isFinite(shortestGapSeconds) ? shortestGapSeconds : null,
         shortestGap,
         budgetGapPerVmSeconds: minStartSpacingMs / 1000,

@@ -202,7 +202,8 @@ export function svg(results: SizeResult[], footnote: string): string {
 }
 
 const sideNames: Record<Side, string> = {
-  ours: "ours (about once a minute)",
+  ours: "ours (20 s, stretching to 60 s)",
+  ours60: "ours at the 60 s schedule",
   original: "original (cron, once a minute)",
   oldBackoff: "old backoff (1 min doubling to 30)",
 };
@@ -296,23 +297,34 @@ export function outageTargets(result: OutageResult) {
   for (const run of result.runs) {
     const tolerance = outageTolerance(result, run.sides.ours.precise.gaps);
     const ours = run.sides.ours.precise.expectedBackSeconds;
+    const ours60 = run.sides.ours60.precise.expectedBackSeconds;
     const original = run.sides.original.precise.expectedBackSeconds;
     checks.push({
-      target: `outage ${run.minutes} min (clock x${result.timeScale}, ${result.phases} runs per side): ours' expected back after capacity returns within ${limitSeconds} s (a retry a minute, plus the ${result.startSeconds} s start) and no later than the original's, tolerance ${tolerance.seconds.toFixed(1)} s (${tolerance.why})`,
+      target: `outage ${run.minutes} min (clock x${result.timeScale}, ${result.phases} runs per side): ours' expected back after capacity returns within ${limitSeconds} s (a retry a minute, plus the ${result.startSeconds} s start) and no later than the original's nor the 60 s schedule's, tolerance ${tolerance.seconds.toFixed(1)} s (${tolerance.why})`,
       met:
         result.startsCheckedAgainstLog &&
         ours !== null &&
         ours <= limitSeconds &&
-        (original === null || ours <= original + tolerance.seconds),
-      detail: `${result.startsCheckedAgainstLog ? "" : "start requests NOT matching the request log; "}${ours === null || original === null ? "no expected figure for a side: a VM not back, or no two start requests failed during the outage (too short to measure a gap); " : ""}expected ours ${seconds(ours)}, original ${seconds(original)} (mean gaps ${seconds(run.sides.ours.precise.meanGapSeconds)} / ${seconds(run.sides.original.precise.meanGapSeconds)}); phase means ours ${minutes(run.sides.ours.backAfterCapacityMinutes)}, original ${minutes(run.sides.original.backAfterCapacityMinutes)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
+        (original === null || ours <= original + tolerance.seconds) &&
+        (ours60 === null || ours <= ours60 + tolerance.seconds),
+      detail: `${result.startsCheckedAgainstLog ? "" : "start requests NOT matching the request log; "}${ours === null || original === null ? "no expected figure for a side: a VM not back, or no two start requests failed during the outage (too short to measure a gap); " : ""}expected ours ${seconds(ours)}, at 60 s ${seconds(ours60)}, original ${seconds(original)} (mean gaps ${seconds(run.sides.ours.precise.meanGapSeconds)} / ${seconds(run.sides.ours60.precise.meanGapSeconds)} / ${seconds(run.sides.original.precise.meanGapSeconds)}); phase means ours ${minutes(run.sides.ours.backAfterCapacityMinutes)}, original ${minutes(run.sides.original.backAfterCapacityMinutes)}, old backoff ${minutes(run.sides.oldBackoff.backAfterCapacityMinutes)}`,
+    });
+    // Issue 30's yardstick: back within the start + 12 s (retries about 24 s apart). A retry cannot leave
+    // before Azure has refused the last one, so with a failing start as long as the bench's (the same as a
+    // successful one) the gap is that long at least: printed, and NOT MET where the refusal is the limit.
+    checks.push({
+      target: `outage ${run.minutes} min: ours' expected back within the start + 12 s (${result.startSeconds + 12} s; the cron script: the start + 30 s)`,
+      met: ours !== null && ours <= result.startSeconds + 12 + tolerance.seconds,
+      detail: `expected ours ${seconds(ours)} (mean gap ${seconds(run.sides.ours.precise.meanGapSeconds)}: a failing start here takes ${result.startSeconds} s before Azure says no, and the next leaves after it)`,
     });
   }
   const fleet = result.fleet;
   if (fleet) {
     checks.push({
-      target: `${fleet.vms} VMs without capacity for ${fleet.minutes} min: start requests within the budgets (${fleet.budgetStartsPerMinute} in any minute across VMs; per VM sent at least ${fleet.budgetGapPerVmSeconds} s apart, and as Azure received them never overdrawing Compute's per-VM Start bucket of 12 refilled at 4 a minute)`,
+      target: `${fleet.vms} VMs without capacity for ${fleet.minutes} min: start requests within the budgets (${fleet.budgetStartsPerMinute} in any minute across VMs; at most half the subscription's PutVM3Min in any 3 minutes; per VM sent at least ${fleet.budgetGapPerVmSeconds} s apart, and as Azure received them never overdrawing Compute's per-VM Start bucket of 12 refilled at 4 a minute)`,
       met:
         fleet.maxStartsPerMinute <= fleet.budgetStartsPerMinute &&
+        fleet.maxStartsIn3Minutes <= fleet.halfPutVm3Min &&
         fleet.shortestSentGapPerVmSeconds !== null &&
         // The runtime's own send times (log lines stamped in whole real milliseconds: 0.1 emulated s of
         // rounding at most x100). The arrival times carry transit jitter the scale multiplies, so they are
@@ -320,7 +332,7 @@ export function outageTargets(result: OutageResult) {
         fleet.shortestSentGapPerVmSeconds >= fleet.budgetGapPerVmSeconds - 0.1 &&
         !fleet.perVmBucketOverdrawn &&
         fleet.allBack,
-      detail: `at most ${fleet.maxStartsPerMinute} in a minute; shortest gap per VM ${fleet.shortestSentGapPerVmSeconds?.toFixed(1) ?? "-"} s as sent, ${fleet.shortestGapPerVmSeconds?.toFixed(1) ?? "-"} s as received; per-VM bucket ${fleet.perVmBucketOverdrawn ? "OVERDRAWN" : "never empty"}; ${fleet.startRequests} in all; ${fleet.allBack ? "all back" : "NOT all back"}`,
+      detail: `at most ${fleet.maxStartsPerMinute} in a minute, ${fleet.maxStartsIn3Minutes} in any 3 minutes (half the PutVM3Min budget: ${fleet.halfPutVm3Min}); shortest gap per VM ${fleet.shortestSentGapPerVmSeconds?.toFixed(1) ?? "-"} s as sent, ${fleet.shortestGapPerVmSeconds?.toFixed(1) ?? "-"} s as received; per-VM bucket ${fleet.perVmBucketOverdrawn ? "OVERDRAWN" : "never empty"}; ${fleet.startRequests} in all; ${fleet.allBack ? "all back" : "NOT all back"}`,
     });
   }
   return checks;

@@ -179,29 +179,46 @@ describe("the retry schedule (pure)", () => {
     );
   });
 
-  it("stretches it so that the VMs being retried stay within the fleet's starts per minute (up to 60 s)", () => {
+  it("stretches it so that the VMs being retried never send more than the fleet's starts per minute in any minute (up to 60 s)", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 1_000 }),
         fc.integer({ min: 1, max: 1_000 }),
-        (vms, perMinute) => {
+        fc.array(fc.integer({ min: 0, max: MINUTE }), { minLength: 1, maxLength: 1_000 }),
+        (vms, perMinute, phases) => {
           const interval = capacityIntervalFor(defaultRetryPolicy, {
             vmsRetrying: vms,
             fleetStartsPerMinute: perMinute,
           });
           assert.ok(interval >= intervalMs && interval <= stretchedMs);
-          // The fleet's rate at this interval: within the budget unless the cap was reached (the pacer holds the rest).
-          if (interval < stretchedMs)
-            assert.ok((vms * MINUTE) / interval <= perMinute + 1e-9, `${vms} VMs at ${interval} ms`);
+          if (interval === stretchedMs && vms > perMinute) return; // beyond it the pacer holds the rest
+          // Each VM at its own phase, retried every `interval`: the most requests in any minute.
+          const times = Array.from({ length: vms }, (_, v) => phases[v % phases.length] ?? 0).flatMap((p) =>
+            Array.from({ length: Math.ceil((3 * MINUTE) / interval) }, (_, i) => p + i * interval),
+          );
+          times.sort((a, b) => a - b);
+          let most = 0;
+          for (let i = 0, j = 0; i < times.length; i++) {
+            while ((times[i] ?? 0) - (times[j] ?? 0) >= MINUTE) j++;
+            most = Math.max(most, i - j + 1);
+          }
+          assert.ok(most <= perMinute, `${vms} VMs every ${interval} ms: ${most} requests in one minute`);
         },
       ),
+      { numRuns: 60 },
     );
-    // 100 VMs at 125 a minute: 48 s apart.
-    assert.equal(capacityIntervalFor(defaultRetryPolicy, { vmsRetrying: 100, fleetStartsPerMinute }), 48_000);
-    assert.equal(
-      capacityIntervalFor(defaultRetryPolicy, { vmsRetrying: 5, fleetStartsPerMinute }),
-      intervalMs,
-    );
+    // 100 VMs at 125 a minute: once a minute; 50: every 30 s; 41: every 20 s.
+    const at = (vms: number) =>
+      capacityIntervalFor(defaultRetryPolicy, { vmsRetrying: vms, fleetStartsPerMinute });
+    assert.deepEqual([1, 41, 42, 62, 63, 100, 500].map(at), [
+      20_000,
+      20_000,
+      30_000,
+      30_000,
+      MINUTE,
+      MINUTE,
+      MINUTE,
+    ]);
   });
 
   it("never drains a VM's own Start bucket: however the interval stretches and shrinks, at most one start per 15 s and 12 in any 3 minutes", () => {

@@ -192,7 +192,11 @@ export interface RetryPressure {
  * The capacity interval now: `capacityIntervalMs` while the subscription's Start budget has at least half
  * left and the VMs being retried stay within `fleetStartsPerMinute`; stretched linearly toward
  * `capacityMaxIntervalMs` as the budget falls from half to a quarter (where the pacer starts slowing
- * too), and at least the gap that keeps `vmsRetrying` VMs within the fleet's rate (up to the same cap).
+ * too); and, for the fleet, the shortest whole share of the longest interval that keeps every window of
+ * that length within the fleet's rate: a VM retried every max/k sends at most k requests in any such
+ * window, so with `vmsRetrying` VMs k = floor(rate x window / VMs) (100 VMs at 125 a minute: once a
+ * minute; 50: every 30 s; up to 41: every 20 s). Measured in the longest interval rather than a clock
+ * minute, so a time-scaled configuration (tests, the bench) scales with it.
  */
 export function capacityIntervalFor(policy: RetryPolicy, pressure: RetryPressure): number {
   const base = policy.capacityIntervalMs;
@@ -202,8 +206,10 @@ export function capacityIntervalFor(policy: RetryPolicy, pressure: RetryPressure
     share === undefined
       ? 0
       : Math.min(1, Math.max(0, (stretchFromShare - share) / (stretchFromShare - budgetShare)));
-  const fleetGap = (Math.max(0, pressure.vmsRetrying) * 60_000) / Math.max(1, pressure.fleetStartsPerMinute);
-  return Math.ceil(Math.max(base + (most - base) * budgetPull, Math.min(most, fleetGap), base));
+  const perWindow = (Math.max(1, pressure.fleetStartsPerMinute) * most) / 60_000;
+  const each = Math.floor(perWindow / Math.max(1, pressure.vmsRetrying));
+  const fleetGap = each >= 1 ? most / each : most;
+  return Math.ceil(Math.max(base + (most - base) * budgetPull, fleetGap, base));
 }
 
 /**
