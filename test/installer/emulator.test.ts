@@ -4,6 +4,7 @@
 import "reflect-metadata"; // before the emulator: @peculiar/x509 needs it loaded first
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { chmodSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -142,6 +143,8 @@ test("install verifies the new config with doctor against the emulator (endpoint
 
 test("a cloud object in the stack outputs works the same way", async () => {
   const root = tempDir("root");
+  // The cron job's user (when it exists here) must be able to enter the tree, as it enters / on a host.
+  chmodSync(root, 0o755);
   const outputs = stackOutputsFor(certificate, {
     cloud: { authorityHost: emulator.authorityHost, armEndpoint: emulator.armEndpoint },
   });

@@ -1,5 +1,6 @@
 // Test material for the installer: real certificate + key pairs, stack outputs, temp roots,
 // and a host whose stdout/stderr are captured (so every test can assert the key never leaks).
+import { execFileSync, spawnSync } from "node:child_process";
 import { promises as fs, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -91,6 +92,9 @@ export function recordingHost(
     nodeVersion: "24.21.0",
     systemdRunning: true,
     env: {},
+    // Not root: the verification runs the command itself, not through setpriv as the scheduler's user
+    // (scheduled-run.test.ts runs that for real).
+    isRoot: false,
     ...overrides,
     stdout: {
       write(text: string) {
@@ -225,4 +229,29 @@ export function useInstallerFixture(): InstallerFixture {
       };
     },
   };
+}
+
+/**
+ * The cron job's system user on this host, created as install creates it (checks.ts USERADD_ARGS) when
+ * missing; its ids. Never deleted afterwards: test files run in parallel, and one removing the user
+ * while another runs a job as it would fail that one (a system user with no home and no shell is
+ * harmless). Needs root.
+ */
+export function ensureServiceUser(): { uid: number; gid: number } {
+  const lookUp = () => spawnSync("getent", ["passwd", "spot-restarter"], { encoding: "utf8" });
+  if (lookUp().status !== 0) {
+    // Two test files may race to create it; the loser's useradd fails and the user exists all the same.
+    spawnSync("useradd", [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--home-dir",
+      "/nonexistent",
+      "--shell",
+      "/usr/sbin/nologin",
+      "spot-restarter",
+    ]);
+  }
+  const fields = execFileSync("getent", ["passwd", "spot-restarter"], { encoding: "utf8" }).split(":");
+  return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }

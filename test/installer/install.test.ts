@@ -422,7 +422,7 @@ describe("--dry-run", () => {
       out,
       /\/etc\/spot-restarter\/sp\.pem \(0600, service principal certificate and private key, contents not shown\)/,
     );
-    assert.match(out, /would run .*spot-restarter\.cjs doctor --config .*config\.json --json/);
+    assert.match(out, /would run .*spot-restarter\.cjs doctor --config .*config\.json'? --json/);
     assert.equal(host.commands.length, 0, "no command ran");
     for (const line of certificate.keyLines) assert.ok(!out.includes(line));
   });
@@ -602,7 +602,11 @@ describe("verification (doctor through the installed bundle)", () => {
     const [privateBundle, ...rest] = verify?.args ?? [];
     assert.match(privateBundle ?? "", /\/spot-restarter-verify-[^/]+\/spot-restarter\.cjs$/);
     assert.ok(!(privateBundle ?? "").startsWith(root), "not run from the target tree");
-    assert.deepEqual(rest, ["doctor", "--config", join(root, "etc/spot-restarter/config.json"), "--json"]);
+    // The unit's command: its config is the credential LoadCredential= hands over (%d = $CREDENTIALS_DIRECTORY).
+    const credentials = verify?.env?.CREDENTIALS_DIRECTORY ?? "";
+    assert.match(credentials, /\/spot-restarter-verify-[^/]+\/credentials$/);
+    assert.deepEqual(rest, ["doctor", "--config", join(credentials, "config.json"), "--json"]);
+    assert.ok(!existsSync(credentials), "the credentials copy is removed");
     // A throwaway state dir (the service's is locked while it runs), removed afterwards.
     const stateDir = verify?.env?.SPOT_RESTARTER_STATE_DIR ?? "";
     assert.match(stateDir, /spot-restarter-verify-/);

@@ -67,12 +67,10 @@ describe("install from a single executable", () => {
     // Never the file in the target tree, which someone might swap before the run (issue 17, item 2).
     assert.match(verify?.command ?? "", /\/spot-restarter-verify-[^/]+\/spot-restarter$/);
     assert.ok(!(verify?.command ?? "").startsWith(root));
-    assert.deepEqual(verify?.args, [
-      "doctor",
-      "--config",
-      join(root, "etc/spot-restarter/config.json"),
-      "--json",
-    ]);
+    // The unit's command, with the config LoadCredential= hands over (%d = $CREDENTIALS_DIRECTORY).
+    const credentials = verify?.env?.CREDENTIALS_DIRECTORY ?? "";
+    assert.match(credentials, /\/spot-restarter-verify-[^/]+\/credentials$/);
+    assert.deepEqual(verify?.args, ["doctor", "--config", join(credentials, "config.json"), "--json"]);
   });
 
   test("re-install changes nothing; a new executable is swapped in by rename (new inode)", async () => {

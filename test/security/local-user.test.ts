@@ -19,6 +19,7 @@ import { install, uninstall } from "../../runtime/src/install/index";
 import { checkTrustedNode } from "../../runtime/src/install/trust";
 import {
   createTestCertificate,
+  ensureServiceUser,
   fakeBundle,
   installOptions,
   recordingHost,
@@ -221,25 +222,8 @@ describe("item 2: install --root trusts no directory another user may write", { 
 describe("item 8: the cron job runs as a dedicated system user, not root", {
   skip: skip || (spawnSync("useradd", ["--help"]).status !== 0 && "useradd not installed"),
 }, () => {
-  let createdUser = false;
   before(() => {
-    if (spawnSync("getent", ["passwd", "spot-restarter"]).status !== 0) {
-      // What install runs on a real host (its USERADD_ARGS); here for the --root tree to use.
-      execFileSync("useradd", [
-        "--system",
-        "--user-group",
-        "--no-create-home",
-        "--home-dir",
-        "/nonexistent",
-        "--shell",
-        "/usr/sbin/nologin",
-        "spot-restarter",
-      ]);
-      createdUser = true;
-    }
-  });
-  after(() => {
-    if (createdUser) spawnSync("userdel", ["spot-restarter"]);
+    ensureServiceUser();
   });
 
   test("the cron line names the user; it owns the state directory and reads its own copy of the key", async () => {
@@ -271,7 +255,6 @@ describe("item 8: the cron job runs as a dedicated system user, not root", {
     );
     for (const [path, mode] of [
       ["/etc/spot-restarter-cron", 0o750],
-      ["/etc/spot-restarter-cron/sp.pem", 0o640],
       ["/etc/spot-restarter-cron/config.json", 0o640],
     ] as const) {
       const entry = tree.get(path);
@@ -279,11 +262,19 @@ describe("item 8: the cron job runs as a dedicated system user, not root", {
       assert.equal(entry?.uid, 0, `${path} stays root's: the service user cannot change it`);
       assert.equal(entry?.gid, gid, `${path} is readable by the service group`);
     }
+    // The key: the user's own, owner-read only, as the runtime's key-file rule demands (issue 23, item 1).
+    const key = tree.get("/etc/spot-restarter-cron/sp.pem");
+    assert.deepEqual([key?.mode, key?.uid, key?.gid], [0o400, uid, gid]);
     const asService = (script: string) =>
       spawnSync("runuser", ["-u", "spot-restarter", "--", "sh", "-c", script], { stdio: "ignore" }).status;
     assert.equal(asService(`cat ${root}/etc/spot-restarter-cron/sp.pem > /dev/null`), 0, "reads its copy");
     assert.notEqual(asService(`cat ${root}/etc/spot-restarter/sp.pem`), 0, "not root's own");
-    assert.notEqual(asService(`touch ${root}/etc/spot-restarter-cron/x`), 0, "cannot change its copy");
+    assert.notEqual(asService(`touch ${root}/etc/spot-restarter-cron/x`), 0, "cannot add files beside it");
+    assert.notEqual(
+      asService(`mv ${root}/etc/spot-restarter-cron/sp.pem ${root}/var/lib/spot-restarter/`),
+      0,
+      "cannot move its copy away",
+    );
     assert.equal(asService(`touch ${root}/var/lib/spot-restarter/state.json`), 0, "writes its state");
     // Uninstall removes the copies as well.
     assert.equal(await uninstall({ root, keepState: false, dryRun: false }, recordingHost({})), 0);

@@ -156,8 +156,15 @@ async function replaceFile(root: string, entry: PlannedFile, ids: ServiceIds | u
     // The service group may read it: chown, then the mode, both while the file is still empty.
     const owner = wantedOwner(entry, ids);
     if (owner) await handle.chown(owner.uid, owner.gid);
-    // The umask can only take bits away; for public files restore them (0644 under umask 077).
-    if (!entry.secret || owner) await handle.chmod(entry.mode);
+    // The umask can only take bits away; for public files, and a secret shared with the service group
+    // (the cron config copy, still empty here), restore them (0644 under umask 077). A private key
+    // (no group or other bit) is never chmod-ed: it has its mode from open(), or the install stops.
+    if (!entry.secret || (entry.mode & 0o077) !== 0) await handle.chmod(entry.mode);
+    else if (((await handle.stat()).mode & 0o7777) !== entry.mode) {
+      throw new Error(
+        `${path} was created with mode ${((await handle.stat()).mode & 0o7777).toString(8)}, not ${entry.mode.toString(8)}: the umask takes owner bits away; run install with umask 022 or 077`,
+      );
+    }
     await handle.writeFile(entry.content);
     await handle.sync();
   } catch (error) {

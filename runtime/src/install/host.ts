@@ -46,7 +46,10 @@ export interface InstallerHost {
    */
   self?: InstallSource;
   env?: NodeJS.ProcessEnv;
-  /** Whether this process may write anywhere (uid 0) — only checked for the real root. */
+  /**
+   * Whether this process is root (uid 0): may write into "/", and may run the verification as the
+   * scheduler's user (setpriv).
+   */
   isRoot?: boolean;
   /** Run systemctl (default: only when root is "/"). */
   manageServices?: boolean;

@@ -25,7 +25,15 @@ import {
   underRoot,
 } from "./files";
 import { type Context, failure, type InstallerHost, makeContext, runStep, withErrorHandling } from "./host";
-import { PATHS, type PlannedEntry, planInstall, type Scheduler, SERVICE_NAME } from "./layout";
+import {
+  installedCommandPath,
+  PATHS,
+  type PlannedEntry,
+  planInstall,
+  type Scheduler,
+  SERVICE_NAME,
+} from "./layout";
+import { parseCronFile, parseSystemdUnit } from "./scheduled";
 import {
   type InstallSource,
   runningAsSingleExecutable,
@@ -252,8 +260,17 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
               privateCopy: { content: program.executable, name: "spot-restarter", as: "command" },
             }
           : { command: program.command, args: [] };
-    const waitSeconds = options.verifyWaitSeconds ?? DEFAULT_VERIFY_WAIT_SECONDS;
-    if (!(await verifyInstalledConfig(context, installed, extraCaCerts !== undefined, waitSeconds))) return 1;
+    // What the scheduler will run, read back from the very file written for it (the plan's content).
+    const schedule = plan.find((entry) => entry.path === (scheduler === "cron" ? PATHS.cron : PATHS.unit));
+    const text = schedule?.kind === "file" ? schedule.content.toString("utf8") : "";
+    const verified = await verifyInstalledConfig(context, installed, {
+      scheduled: scheduler === "cron" ? parseCronFile(text) : parseSystemdUnit(text),
+      installedCommand: installedCommandPath(program),
+      serviceIds,
+      isRoot: host.isRoot ?? process.getuid?.() === 0,
+      waitSeconds: options.verifyWaitSeconds ?? DEFAULT_VERIFY_WAIT_SECONDS,
+    });
+    if (!verified) return 1;
   } else {
     context.out("verify: skipped (--no-verify)");
   }

@@ -20,7 +20,10 @@ export const PATHS = {
   privateStateDir: "/var/lib/private/spot-restarter",
   unit: "/etc/systemd/system/spot-restarter.service",
   cron: "/etc/cron.d/spot-restarter",
-  /** The cron job's copies of the config, key and CA bundle: root's, readable by the service group only. */
+  /**
+   * The cron job's copies of the config, key and CA bundle, in a root-owned 0750 directory of the service
+   * group: the config root's (0640, group-readable), the key the service user's own (0400).
+   */
   cronDir: "/etc/spot-restarter-cron",
   cronConfig: "/etc/spot-restarter-cron/config.json",
   cronCertificate: "/etc/spot-restarter-cron/sp.pem",
@@ -28,6 +31,9 @@ export const PATHS = {
 } as const;
 
 export const SERVICE_NAME = "spot-restarter.service";
+
+/** The cron copy of the key: owner-read only, so the runtime's key-file rule (no group/other bit) holds. */
+export const CRON_KEY_MODE = 0o400;
 
 /**
  * config.json names the key relative to itself. The runtime resolves a relative certificatePath
@@ -359,7 +365,7 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
       description: "systemd service",
     });
   } else {
-    // The cron job's own copies: root-owned (the service user cannot change them), group-readable.
+    // The cron job's own copies, in a root-owned directory the service user can read but not change.
     const config = entries.find((e) => e.path === PATHS.config) as PlannedFile;
     entries.push(
       { kind: "directory", path: PATHS.stateDir, mode: 0o700, service: "owner" },
@@ -372,10 +378,13 @@ export function planInstall(input: InstallLayoutInput): PlannedEntry[] {
         description: `${config.description} (cron copy)`,
       },
       {
+        // The runtime refuses a key file with any group or other bit (azure/certificate.ts): the job's
+        // own copy is the service user's, 0400, created so; the 0750 root-owned directory keeps the
+        // user from replacing it or adding files beside it.
         kind: "file",
         path: PATHS.cronCertificate,
-        mode: 0o640,
-        service: "group",
+        mode: CRON_KEY_MODE,
+        service: "owner",
         content: Buffer.from(pem),
         secret: true,
         description: "certificate and private key (cron copy)",

@@ -83,15 +83,24 @@ export async function checkInstallTree(
 /**
  * A private copy of the bundle for the verification run: root runs what it just read and checked,
  * never a file in the target tree (which someone else might swap between the write and the run).
+ * 0500, or 0555 when the run switches to the scheduler's user (the program is no secret; the copy stays
+ * root's, in root's directory, so nobody can swap it).
  */
-export async function writePrivateCopy(directory: string, name: string, content: Buffer): Promise<string> {
+export async function writePrivateCopy(
+  directory: string,
+  name: string,
+  content: Buffer,
+  mode = 0o500,
+): Promise<string> {
   const path = join(directory, name);
   const handle = await fs.open(
     path,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o500,
+    mode,
   );
   try {
+    // open()'s mode passes through the umask (0555 would be 0500 under umask 077): not a secret, so set it.
+    await handle.chmod(mode);
     await handle.writeFile(content);
   } finally {
     await handle.close();

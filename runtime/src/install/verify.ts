@@ -1,12 +1,13 @@
 // install's last check before anything runs on a schedule: the runtime's own `doctor` with the freshly
 // written config, through the installed command, waiting while only replication is pending.
-import { promises as fs } from "node:fs";
+import { constants, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type DoctorCheck, formatDoctorReport } from "../cli/doctor";
-import { underRoot } from "./files";
-import { type CommandResult, type Context, commandLine } from "./host";
-import { PATHS, STATE_DIR_ENV, shellQuote } from "./layout";
+import { type ServiceIds, underRoot } from "./files";
+import { type CommandResult, type Context, commandLine, failure } from "./host";
+import { STATE_DIR_ENV, shellQuote } from "./layout";
+import { mapTargetPath, type ScheduledRun } from "./scheduled";
 import { writePrivateCopy } from "./trust";
 
 const VERIFY_TIMEOUT_MS = 120_000;
@@ -73,64 +74,191 @@ function parseDoctorReport(stdout: string): { passed: boolean; checks: DoctorChe
   }
 }
 
+/** Who the verification runs as: the scheduler's user when this process may switch to it. */
+interface RunIdentity {
+  uid: number;
+  gid: number;
+  /** cron: the user's groups (initgroups(3), as cron does); DynamicUser=: none. */
+  groups: "init" | "clear";
+  label: string;
+}
+
 /**
- * Runs `doctor` with the freshly written config through the installed command (bundle or executable). While
- * its only failures are ones replication causes, it waits (a progress line per attempt, bounded by
- * `verifyWaitSeconds`); any other failure ends the install at once with doctor's own findings and fixes.
+ * systemd gives a DynamicUser= service a transient uid without an /etc/passwd entry (systemd.exec(5)
+ * "DynamicUser="); `nobody` stands in for it: unprivileged, owning nothing the service reads but its
+ * credentials.
+ */
+const DYNAMIC_USER_STAND_IN = { uid: 65534, gid: 65534 };
+
+/** systemd's default PATH for services (systemd.exec(5) "Environment variables in spawned processes"). */
+const SYSTEMD_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+
+export interface VerifyOptions {
+  /** What the scheduler will run, parsed back from the cron file or unit that install wrote. */
+  scheduled: ScheduledRun;
+  /** The path of the installed command (the scheduled command must be this one). */
+  installedCommand: string;
+  /** The cron user's ids on this host, when it exists. */
+  serviceIds: ServiceIds | undefined;
+  /** Whether this process may switch users (root). */
+  isRoot: boolean;
+  waitSeconds: number;
+}
+
+function identityFor(options: VerifyOptions): RunIdentity | undefined {
+  if (!options.isRoot) return undefined;
+  const { user } = options.scheduled;
+  if (user.kind === "dynamic") {
+    return {
+      ...DYNAMIC_USER_STAND_IN,
+      groups: "clear",
+      label: "an unprivileged user (nobody), as DynamicUser= runs it",
+    };
+  }
+  if (user.name === "root") return undefined;
+  if (!options.serviceIds) return undefined;
+  return {
+    ...options.serviceIds,
+    groups: "init",
+    label: `user ${user.name} (uid ${options.serviceIds.uid})`,
+  };
+}
+
+/**
+ * A directory on the way to the tree that the scheduler's user may not enter (a 0700 --root): the job
+ * could not read its files there; said before running, with the fix.
+ */
+async function unreachableFor(path: string): Promise<string | undefined> {
+  let current = path;
+  const blocked: string[] = [];
+  for (;;) {
+    const info = await fs.stat(current);
+    if ((info.mode & 0o001) === 0) blocked.push(current);
+    const parent = dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  return blocked.at(-1);
+}
+
+/**
+ * Runs what the scheduler will run (issue 23, item 1) with `doctor --json` in place of `once`/`run`: the
+ * same program (a private copy of it), the same config and key files (the cron copies; for the unit, the
+ * credentials as LoadCredential= hands them: copied into a private directory, $CREDENTIALS_DIRECTORY, %d),
+ * the scheduler's environment only (not the installer's), as the scheduler's user. While its only
+ * failures are ones replication causes, it waits (a progress line per attempt, bounded by `waitSeconds`);
+ * any other failure ends the install at once with doctor's own findings and fixes.
  */
 export async function verifyInstalledConfig(
   context: Context,
   installed: InstalledCommand,
-  hasExtraCa: boolean,
-  waitSeconds: number,
+  options: VerifyOptions,
 ): Promise<boolean> {
   const { root } = context;
-  const args = [...installed.args, "doctor", "--config", underRoot(root, PATHS.config), "--json"];
+  const { scheduled, waitSeconds } = options;
+  const [subcommand, ...scheduledArgs] = scheduled.args;
+  const expected = scheduled.scheduler === "cron" ? "once" : "run";
+  if (scheduled.command !== options.installedCommand || subcommand !== expected) {
+    throw failure(
+      `the ${scheduled.scheduler} job runs \`${[scheduled.command, ...scheduled.args].join(" ")}\`, not \`${options.installedCommand} ${expected} …\`: this installer wrote a schedule it cannot verify (a bug: please report it)`,
+    );
+  }
+  const identity = identityFor(options);
+  const toHost = (word: string, credentialsDir: string) =>
+    mapTargetPath(word.replaceAll("%d", credentialsDir), (path) => underRoot(root, path));
+  const args = [...installed.args, "doctor"];
   let command = installed.command;
   // Root runs its own private copy of what it just checked and wrote, never the file in the target
   // tree: under --root someone else might swap that between the write and this run (issue 17, item 2).
-  const placeholder = join(tmpdir(), "spot-restarter-verify-XXXXXX", installed.privateCopy?.name ?? "");
+  const placeholderDir = join(tmpdir(), "spot-restarter-verify-XXXXXX");
+  const placeholder = join(placeholderDir, installed.privateCopy?.name ?? "");
   if (installed.privateCopy?.as === "command") command = placeholder;
   if (installed.privateCopy?.as === "firstArgument") args[0] = placeholder;
-  const env: NodeJS.ProcessEnv = { ...context.env };
-  if (hasExtraCa) env.NODE_EXTRA_CA_CERTS = underRoot(root, PATHS.extraCaCerts);
+  const planned = (credentialsDir: string) => ({
+    args: [...args, ...scheduledArgs.map((word) => toHost(word, credentialsDir)), "--json"],
+    env: {
+      ...(scheduled.scheduler === "systemd"
+        ? { PATH: SYSTEMD_DEFAULT_PATH, CREDENTIALS_DIRECTORY: credentialsDir }
+        : scheduled.user.kind === "named"
+          ? { LOGNAME: scheduled.user.name, SHELL: "/bin/sh" }
+          : {}),
+      ...Object.fromEntries(
+        Object.entries(scheduled.env).map(([name, value]) => [name, toHost(value, credentialsDir)]),
+      ),
+    } as Record<string, string>,
+  });
+  const who = identity
+    ? `as ${identity.label}`
+    : options.isRoot
+      ? scheduled.user.kind === "named" && scheduled.user.name !== "root"
+        ? `as root: user ${scheduled.user.name} does not exist on this host, so the run cannot be as that user`
+        : "as root"
+      : `as this user (uid ${process.getuid?.() ?? "?"}): only root can run it as the ${scheduled.scheduler} job's user`;
   context.out(
-    "verify: spot-restarter doctor with the new config (endpoints, clock, certificate, sign-in, resource group, permissions, tagged VMs)",
+    `verify: spot-restarter doctor, run as ${scheduled.scheduler} will run the job (its command, environment and files), ${who}`,
   );
   // A throwaway state directory: a running service holds the lock on the real one (an upgrade), and
-  // files root created there would not be writable by the service's DynamicUser= afterwards.
-  const describe = (stateDir: string) =>
-    [
-      ...Object.keys(env)
-        .filter((name) => env[name] !== context.env[name])
-        .map((name) => `${name}=${shellQuote(env[name] ?? "")}`),
+  // files root created there would not be writable by the service's user afterwards.
+  const describe = (stateDir: string, credentialsDir: string) => {
+    const run = planned(credentialsDir);
+    return [
+      ...Object.entries(run.env).map(([name, value]) => `${name}=${shellQuote(value)}`),
       `${STATE_DIR_ENV}=${stateDir}`,
-      commandLine(command, args),
+      commandLine(command, run.args),
     ].join(" ");
+  };
   if (context.dryRun) {
-    context.out(`  would run  ${describe("<temporary directory>")}`);
+    context.out(`  would run  ${describe("<temporary directory>", "<credentials directory>")}`);
     return true;
+  }
+  if (identity && scheduled.scheduler === "cron" && root !== "/") {
+    const blocked = await unreachableFor(root);
+    if (blocked) {
+      context.err(
+        `spot-restarter install: verification failed: the cron job's ${identity.label} cannot enter ${blocked} (no execute bit for others), so the job could not read its files under --root ${root}; make it 0755 (\`chmod o+x ${blocked}\`) and run the same install again, or pass --no-verify`,
+      );
+      return false;
+    }
   }
   const startedAt = Date.now();
   const intervalMs = Math.min(10_000, Math.max(1_000, (waitSeconds * 1000) / 10));
   for (let attempt = 1; ; attempt++) {
-    // mkdtemp: a fresh 0700 directory with a random name, root's alone.
+    // mkdtemp: a fresh 0700 directory with a random name, root's alone. Entered (never listed) by the
+    // job's user when the run switches to it.
     const workDir = await fs.mkdtemp(join(tmpdir(), "spot-restarter-verify-"));
     const stateDir = join(workDir, "state");
+    const credentialsDir = join(workDir, "credentials");
     let result: CommandResult;
     try {
+      if (identity) await fs.chmod(workDir, 0o711);
       await fs.mkdir(stateDir, { mode: 0o700 });
+      if (identity) await fs.chown(stateDir, identity.uid, identity.gid);
+      if (scheduled.credentials.length > 0) {
+        await writeCredentials(credentialsDir, scheduled.credentials, root, identity);
+      }
       const copy = installed.privateCopy;
       if (copy) {
-        const path = await writePrivateCopy(workDir, copy.name, copy.content);
+        const path = await writePrivateCopy(workDir, copy.name, copy.content, identity ? 0o555 : 0o500);
         if (copy.as === "command") command = path;
         else args[0] = path;
       }
-      if (attempt === 1) context.out(`  run        ${describe(stateDir)}`);
-      result = await context.run(command, args, {
-        env: { ...env, [STATE_DIR_ENV]: stateDir },
-        timeoutMs: VERIFY_TIMEOUT_MS,
-      });
+      const run = planned(credentialsDir);
+      if (attempt === 1) context.out(`  run        ${describe(stateDir, credentialsDir)}`);
+      const env = { ...run.env, [STATE_DIR_ENV]: stateDir };
+      result = identity
+        ? await context.run(
+            "setpriv",
+            [
+              `--reuid=${identity.uid}`,
+              `--regid=${identity.gid}`,
+              identity.groups === "init" ? "--init-groups" : "--clear-groups",
+              "--",
+              command,
+              ...run.args,
+            ],
+            { env, timeoutMs: VERIFY_TIMEOUT_MS },
+          )
+        : await context.run(command, run.args, { env, timeoutMs: VERIFY_TIMEOUT_MS });
     } finally {
       await fs.rm(workDir, { recursive: true, force: true });
     }
@@ -187,4 +315,34 @@ export async function verifyInstalledConfig(
     );
     return false;
   }
+}
+
+/**
+ * What systemd does for LoadCredential= (systemd.exec(5) "Credentials"): a private directory holding a
+ * copy of each file, read-only, owned by the service's user. Each copy is created 0400 and given to that
+ * user while still empty, so the key is never readable by anyone else, not even for a moment.
+ */
+async function writeCredentials(
+  directory: string,
+  credentials: ScheduledRun["credentials"],
+  root: string,
+  identity: RunIdentity | undefined,
+): Promise<void> {
+  await fs.mkdir(directory, { mode: 0o700 });
+  for (const credential of credentials) {
+    const content = await fs.readFile(underRoot(root, credential.path));
+    const handle = await fs.open(
+      join(directory, credential.name),
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o400,
+    );
+    try {
+      if (identity) await handle.chown(identity.uid, identity.gid);
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
+  }
+  if (identity) await fs.chown(directory, identity.uid, identity.gid);
+  await fs.chmod(directory, 0o500);
 }
