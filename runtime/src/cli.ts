@@ -8,6 +8,7 @@ import { installOptionsFrom, parseCommandLine, str, uninstallOptionsFrom } from 
 import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./cli/doctor";
 import { nodeTooOld } from "./cli/nodeVersion";
 import { runPauseCommand } from "./cli/pauseCommand";
+import { buildReport, DEFAULT_REPORT_WINDOW, formatReportTable } from "./cli/report";
 import {
   defaultConfigPath,
   describeConfig,
@@ -16,10 +17,14 @@ import {
   overridesFromEnv,
   overridesFromFlags,
 } from "./config/config";
-import { ConfigError, exitCodes, messageChain, RuntimeError } from "./core/errors";
+import { ConfigError, exitCodes, messageChain, RuntimeError, UsageError } from "./core/errors";
 import { install, uninstall } from "./install/index";
+import { reportSkippedLines } from "./signals/historySink";
 import { createLogger, type LogFormat, type LogLevel } from "./signals/log";
 import { sendTestNotifications } from "./signals/notify/index";
+import { readHistory } from "./state/history";
+import { foldHistory } from "./state/historyFold";
+import { parseDuration } from "./state/pause";
 import { createFileStateStore } from "./state/state";
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<number> {
@@ -72,6 +77,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       },
       signal,
     );
+  }
+
+  if (command === "report") {
+    // The eviction history alone: no Azure, no lock (the loop may be appending meanwhile).
+    const sinceText = str(values.since) ?? DEFAULT_REPORT_WINDOW;
+    const windowMs = parseDuration(sinceText);
+    if (windowMs === undefined) {
+      throw new UsageError(
+        `report: --since expects a duration like 30d, 7d, 12h or 1d12h, got ${JSON.stringify(sinceText.slice(0, 40))}`,
+      );
+    }
+    const history = await readHistory(config.stateDir);
+    if (history.problem) log.warn("history-unreadable", { stateDir: config.stateDir }, history.problem);
+    reportSkippedLines(history.skipped, log);
+    const until = Date.now();
+    const report = buildReport(foldHistory(history.records, until), until - windowMs, until);
+    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReportTable(report));
+    return exitCodes.ok;
   }
 
   if (command === "doctor") {

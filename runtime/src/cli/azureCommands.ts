@@ -26,6 +26,7 @@ import {
 import { Restarter, type RestarterSettings } from "../loop/restarter";
 import { retryPolicyFromConfig } from "../loop/schedule";
 import { createEventBus, type EventBus } from "../signals/events";
+import { openHistoryRecorder } from "../signals/historySink";
 import type { Logger } from "../signals/log";
 import { logSink } from "../signals/logSink";
 import { createSinks } from "../signals/sinks";
@@ -234,6 +235,14 @@ export async function runAzureCommand(
         return exitCodes.ok;
       }
       const stop = AbortSignal.any([signal, lost.signal]);
+      // The eviction history: written by the lock holder only (its pruning rewrites the file).
+      const history = await openHistoryRecorder({
+        stateDir: config.stateDir,
+        historyDays: config.historyDays,
+        log,
+      });
+      events.subscribe(history.sink);
+      sinks?.watchHistory(history);
       try {
         await restarter.init();
         if (command === "once") {
@@ -279,6 +288,7 @@ export async function runAzureCommand(
         );
         return exitCodes.ok;
       } finally {
+        await history.settled();
         await lock.release();
       }
     } catch (error) {

@@ -17,6 +17,7 @@ Commands:
   once               one cycle (for cron); waits for the starts it issued
   run                the loop (for systemd); SIGTERM/SIGINT end it cleanly
   status             each tagged VM: power state, last eviction seen, last start, backoff
+  report             what evictions cost per tagged VM over a window (default 30d), from the eviction history
   simulate-eviction  ask Azure to evict a Spot VM (tests the whole chain)
   pause              leave a VM alone (no start) for a while or until resume; works while run runs
   resume             end a VM's pause
@@ -26,12 +27,13 @@ Commands:
   install            install on this host from \`pulumi stack output --json --show-secrets\`
   uninstall          remove what install wrote
 
-Common options (once, run, status, simulate-eviction, notify-test, doctor):
+Common options (once, run, status, report, simulate-eviction, notify-test, doctor):
   --config FILE            config file (default ${defaultConfigPath}; env SPOT_RESTARTER_CONFIG)
 ${configFlagLines()}
   --print-config           log the effective configuration (no secrets) before running
 once:               [--dry-run] decide and report, start nothing   [--json] print a summary object on stdout
 status:             [--json]
+report:             [--since DURATION (e.g. 7d, 12h; default 30d)] [--json]
 doctor:             [--json]
 simulate-eviction:  --vm NAME [--resource-group NAME]
 pause:              --vm NAME [--for DURATION (e.g. 2h, 30m, 1d; default: until resume)] [--resource-group NAME]
@@ -61,6 +63,7 @@ export const commandOptions = {
   once: { ...commonOptions, "dry-run": { type: "boolean" }, json: { type: "boolean" } },
   run: commonOptions,
   status: { ...commonOptions, json: { type: "boolean" } },
+  report: { ...commonOptions, since: { type: "string" }, json: { type: "boolean" } },
   "simulate-eviction": { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
   "notify-test": commonOptions,
   pause: {

@@ -14,7 +14,7 @@ export function configFlagLines(): string {
     .join("\n");
 }
 
-const common = `Options shared with once, run, status, simulate-eviction, notify-test, doctor:
+const common = `Options shared with once, run, status, report, simulate-eviction, notify-test, doctor:
   --config FILE            config file (default ${configPath}; env SPOT_RESTARTER_CONFIG)
 ${configFlagLines()}
   --print-config           log the effective configuration (no secrets) before running
@@ -52,6 +52,21 @@ ${common}
 
 Example:
   sudo spot-restarter status
+`,
+  report: `spot-restarter report: what evictions cost each tagged Spot VM over a window, and in total:
+evictions, owner stops, downtime (from each eviction until the VM ran again; owner stops are not
+downtime), the longest outage, start requests, availability (running time over the window since the VM
+was first seen) and time spent in a fallback size. Read from the eviction history in stateDir (kept
+historyDays, default 90), which once and run write: needs no Azure and no lock.
+
+Usage: spot-restarter report [--config FILE] [--since DURATION] [--json]
+  --since D   the window: the last D (e.g. 7d, 12h, 1d12h; default 30d)
+  --json      print { since, until, vms: [{ resourceGroup, name, evictions, ownerStops, downtimeSeconds,
+              longestOutageSeconds, startRequests, availability, fallbackSeconds }], totals }
+${common}
+
+Example:
+  sudo spot-restarter report --since 7d
 `,
   "simulate-eviction": `spot-restarter simulate-eviction: asks Azure to evict a running Spot VM, to test the whole
 chain (Azure deallocates it within about 30 s; then once/run start it again). A VM that is already

@@ -9,6 +9,7 @@ import { tagSchema } from "../core/text";
 import { FALLBACK_AFTER_SECONDS, FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../loop/fallback";
 import { notificationEventNames } from "../signals/events";
 import { channelTypes } from "../signals/notify/channels";
+import { HISTORY_DAYS } from "../state/historyRecords";
 
 const guid = (what: string) =>
   z.guid({ error: `expected ${what} (a GUID like 00000000-0000-0000-0000-000000000000)` });
@@ -144,6 +145,14 @@ export const configSchema = z.object({
         flag: "state-dir",
         arg: "DIR",
         path: true,
+      }),
+    ),
+  historyDays: int(1, 3650, "days of eviction history to keep")
+    .default(HISTORY_DAYS)
+    .meta(
+      meta({
+        description:
+          "days of eviction history (stateDir/history.jsonl) kept for `report` and the status page; older records are pruned",
       }),
     ),
   cloud: z

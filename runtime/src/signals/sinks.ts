@@ -4,6 +4,7 @@ import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import type { BudgetTracker } from "../azure/budgets";
 import type { RuntimeConfig } from "../config/config";
 import type { EventBus } from "./events";
+import type { HistoryRecorder } from "./historySink";
 import type { Logger } from "./log";
 import {
   createMetrics,
@@ -23,6 +24,8 @@ export interface Sinks {
   setCertificateExpiry(notAfter: Date): void;
   /** The metrics follow the remaining budgets Azure reports. */
   watchBudgets(tracker: BudgetTracker): void;
+  /** The downtime metric counts the eviction history's outages as they end. */
+  watchHistory(history: HistoryRecorder): void;
   /** Opens the metrics listener (run only); a port in use is logged, not fatal. */
   start(): Promise<void>;
   /** Writes the textfile, waits for queued notifications (bounded), closes the listener. */
@@ -81,6 +84,9 @@ export function createSinks(
     armPolicies: metrics ? [metrics.armPolicy] : [],
     setCertificateExpiry: (notAfter) => metrics?.setCertificateExpiry(notAfter),
     watchBudgets: (tracker) => metrics?.watchBudgets(tracker),
+    watchHistory(history) {
+      history.onOutageEnded((vm, outage) => metrics?.addDowntime(vm, (outage.to - outage.from) / 1000));
+    },
     async start() {
       const listen = config.metrics?.listen;
       if (!metrics || !listen || options.command !== "run") return;

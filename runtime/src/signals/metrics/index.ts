@@ -11,7 +11,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { requestKind } from "../../azure/azure";
 import { type BudgetTracker, remainingShare } from "../../azure/budgets";
 import { writeFileAtomically } from "../../state/state";
-import type { EventSink } from "../events";
+import type { EventSink, VmRef } from "../events";
 import type { Logger } from "../log";
 import { metricNames } from "./names";
 
@@ -27,6 +27,8 @@ export interface Metrics {
   setCertificateExpiry(notAfter: Date): void;
   /** Follows the remaining budgets Azure reports (budgets.ts). */
   watchBudgets(tracker: BudgetTracker): void;
+  /** An eviction outage ended (the eviction history's, historyFold.ts): its length joins the downtime counter. */
+  addDowntime(vm: VmRef, seconds: number): void;
   /** The Prometheus text exposition. */
   render(): Promise<string>;
 }
@@ -54,6 +56,12 @@ export function createMetrics(): Metrics {
   const vmDown = new Gauge({
     name: metricNames.vmDownSeconds,
     help: "How long the tagged VM has been down, as of the last cycle; 0 when up.",
+    labelNames: vmLabels,
+    registers: [registry],
+  });
+  const downtime = new Counter({
+    name: metricNames.downtime,
+    help: "Seconds tagged Spot VMs were down after an eviction, counted when each VM runs again (as `report` counts downtimeSeconds; owner stops excluded).",
     labelNames: vmLabels,
     registers: [registry],
   });
@@ -154,6 +162,8 @@ export function createMetrics(): Metrics {
       budgets = tracker;
       tracker.onReading((reading) => budgetRemaining.set({ policy: reading.policy }, reading.remaining));
     },
+    addDowntime: (vm, seconds) =>
+      downtime.inc({ resource_group: vm.resourceGroup, vm: vm.vm }, Math.max(0, seconds)),
     render: () => registry.metrics(),
   };
 }

@@ -5,6 +5,7 @@ export const metricNames = {
   restarts: "spot_restarter_restarts_total",
   vmUp: "spot_restarter_vm_up",
   vmDownSeconds: "spot_restarter_vm_down_seconds",
+  downtime: "spot_restarter_downtime_seconds_total",
   armRequests: "spot_restarter_arm_requests_total",
   cycleDuration: "spot_restarter_cycle_duration_seconds",
   lastCycleTimestamp: "spot_restarter_last_cycle_timestamp_seconds",

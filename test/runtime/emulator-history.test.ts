@@ -1,0 +1,176 @@
+// The eviction history end to end: the real bundle's `run` against the emulator, two evictions of one VM
+// (with a restart of `run` between them) and an owner's stop of another; `report --json` then agrees with
+// the emulator's own VM history within one loop interval, and the downtime counter with the report.
+import "reflect-metadata";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { VmHistoryEntry } from "../../emulator/state";
+import { buildRuntimeBundle } from "../../support/bundle";
+import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
+
+const intervalSeconds = 1;
+
+/** Seconds down after each eviction by the emulator's clock: from `evicted` to the next `start-succeeded`. */
+function emulatorDowntime(history: readonly VmHistoryEntry[]): { evictions: number; seconds: number } {
+  let evictedAt: number | undefined;
+  let evictions = 0;
+  let seconds = 0;
+  for (const entry of history) {
+    if (entry.event === "evicted") {
+      evictions += 1;
+      evictedAt = Date.parse(entry.at);
+    } else if (entry.event === "start-succeeded" && evictedAt !== undefined) {
+      seconds += (Date.parse(entry.at) - evictedAt) / 1000;
+      evictedAt = undefined;
+    }
+  }
+  return { evictions, seconds };
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe("the eviction history against the emulator", () => {
+  let bundle: string;
+  let world: World;
+  before(async () => {
+    bundle = await buildRuntimeBundle();
+    world = await startWorld(
+      [spotVm("backup", { powerState: "running" }), spotVm("builder", { powerState: "running" })],
+      { startSeconds: 0.3 },
+    );
+    world.writeConfig({ intervalSeconds, metrics: { textfile: join(world.dir, "spot-restarter.prom") } });
+  });
+  after(() => world?.emulator.stop());
+
+  const historyLines = () => {
+    const path = join(world.stateDir, "history.jsonl");
+    if (!existsSync(path)) return [];
+    return readFileSync(path, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { kind: string; vm: string; by?: string; cause?: string });
+  };
+  const restartsRecorded = () =>
+    historyLines().filter((r) => r.vm === "backup" && r.kind === "power" && r.by === "start").length;
+  const startRun = async () => {
+    const running = spawnCli(bundle, ["run", "--config", world.configPath], {
+      caCertFile: world.emulator.caCertFile,
+      timeoutMs: 120_000,
+    });
+    await running.waitFor(/run-started/);
+    return running;
+  };
+  const evictAndWaitForRestart = async (restarts: number) => {
+    await world.control.evict(resourceGroup, "backup");
+    await until(`restart ${restarts} of backup in the history`, () =>
+      restartsRecorded() >= restarts ? true : undefined,
+    );
+  };
+
+  it("report --json gives the evicted VM its evictions and downtime, the owner-stopped VM no downtime", async () => {
+    let run = await startRun();
+    // Seen running first: the history starts with each VM up.
+    await until("both VMs in the history", () =>
+      new Set(historyLines().map((r) => r.vm)).size === 2 ? true : undefined,
+    );
+    await evictAndWaitForRestart(1);
+    await world.control.deallocate(resourceGroup, "builder");
+    await until("the owner's stop in the history", () =>
+      historyLines().some((r) => r.vm === "builder" && r.cause === "owner") ? true : undefined,
+    );
+    // The history survives a restart of `run`.
+    const stopped = await run.stop();
+    assert.equal(stopped.code, 0, stopped.stderr);
+    run = await startRun();
+    await evictAndWaitForRestart(2);
+    const second = await run.stop();
+    assert.equal(second.code, 0, second.stderr);
+
+    const result = await runCli(bundle, ["report", "--config", world.configPath, "--json", "--since", "1h"], {
+      caCertFile: world.emulator.caCertFile,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.deepEqual(Object.keys(report), ["since", "until", "vms", "totals"]);
+    const backup = report.vms.find((vm: { name: string }) => vm.name === "backup");
+    const builder = report.vms.find((vm: { name: string }) => vm.name === "builder");
+    assert.deepEqual(Object.keys(backup), [
+      "resourceGroup",
+      "name",
+      "evictions",
+      "ownerStops",
+      "downtimeSeconds",
+      "longestOutageSeconds",
+      "startRequests",
+      "availability",
+      "fallbackSeconds",
+    ]);
+
+    const emulated = emulatorDowntime((await world.control.vm(resourceGroup, "backup"))?.history ?? []);
+    assert.equal(emulated.evictions, 2);
+    assert.equal(backup.evictions, 2);
+    assert.equal(backup.ownerStops, 0);
+    assert.ok(backup.downtimeSeconds > 0);
+    const startRequests = (await world.control.vm(resourceGroup, "backup"))?.startRequests;
+    assert.equal(backup.startRequests, startRequests);
+    // Each outage begins at Azure's eviction time (the Resource Health annotation's) and ends when the start
+    // is seen Succeeded: at its next poll (the emulator's Retry-After, 1 s, as the loop interval). So the
+    // report is never short of the emulator's figure, and over it by at most one interval per outage
+    // (plus the rounding to whole seconds).
+    process.stdout.write(`# downtime: report ${backup.downtimeSeconds} s, emulator ${emulated.seconds} s\n`);
+    assert.ok(
+      backup.downtimeSeconds >= emulated.seconds - 0.5 &&
+        backup.downtimeSeconds <= emulated.seconds + emulated.evictions * intervalSeconds + 0.5,
+      `report ${backup.downtimeSeconds} s, emulator ${emulated.seconds} s`,
+    );
+    assert.ok(backup.availability > 0 && backup.availability < 1);
+
+    assert.equal(builder.ownerStops, 1);
+    assert.equal(builder.evictions, 0);
+    assert.equal(builder.downtimeSeconds, 0);
+    assert.equal(report.totals.evictions, 2);
+    assert.equal(report.totals.ownerStops, 1);
+
+    // The downtime counter (kept across the two runs by the textfile) says the same.
+    const prom = readFileSync(join(world.dir, "spot-restarter.prom"), "utf8");
+    const counted = Number(
+      /^spot_restarter_downtime_seconds_total\{resource_group="personal-network",vm="backup"\} ([0-9.e+-]+)$/m.exec(
+        prom,
+      )?.[1],
+    );
+    assert.ok(
+      Math.abs(counted - backup.downtimeSeconds) <= 1,
+      `counter ${counted}, report ${backup.downtimeSeconds}`,
+    );
+
+    const table = await runCli(bundle, ["report", "--config", world.configPath], {
+      caCertFile: world.emulator.caCertFile,
+    });
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^personal-network\/backup +2 +0 +\d+ s /m);
+    assert.match(table.stdout, /^personal-network\/builder +0 +1 +- /m);
+  });
+
+  it("report refuses a window it cannot read, naming the flag", async () => {
+    const result = await runCli(bundle, ["report", "--config", world.configPath, "--since", "last week"]);
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /report: --since expects a duration like 30d, 7d, 12h or 1d12h, got "last week"/,
+    );
+  });
+});
