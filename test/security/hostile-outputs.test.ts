@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { MICROSOFT_CLOUDS } from "../../runtime/src/azure/clouds";
+import { MICROSOFT_CLOUDS, microsoftCloudOf } from "../../runtime/src/azure/clouds";
 import { loadConfig, parseConfig } from "../../runtime/src/config/config";
 import { install } from "../../runtime/src/install/index";
 import { renderRuntimeConfig } from "../../runtime/src/install/layout";
@@ -55,7 +55,7 @@ describe("item 4: a Microsoft authority's token goes only to that cloud's Resour
               error.message,
               /field "cloud\.armEndpoint": armEndpoint "https:\/\/.*" is not the Resource Manager of/,
             );
-            assert.match(error.message, /set cloud\.audience explicitly/);
+            assert.match(error.message, /whatever the audience\. Use https:\/\/management\./);
             return true;
           },
           `${authorityHost} -> ${elsewhere}`,
@@ -89,19 +89,7 @@ describe("item 4: a Microsoft authority's token goes only to that cloud's Resour
     );
   });
 
-  test("an explicit audience is the admin's deliberate choice; a private authority (the emulator) is not Microsoft's", () => {
-    assert.doesNotThrow(() =>
-      parseConfig(
-        runtimeConfig({
-          cloud: {
-            authorityHost: "https://login.microsoftonline.com",
-            armEndpoint: "https://arm-proxy.corp.example",
-            audience: "https://management.azure.com",
-          },
-        }),
-        "/c.json",
-      ),
-    );
+  test("a private authority (the emulator) is not Microsoft's: its endpoints are not checked", () => {
     assert.doesNotThrow(() =>
       parseConfig(
         runtimeConfig({
@@ -119,7 +107,7 @@ describe("item 4: a Microsoft authority's token goes only to that cloud's Resour
     assert.ok(sovereign.includes("login.sovcloud-identity.fr"));
     for (const host of sovereign) {
       const cloud = { authorityHost: `https://${host}`, armEndpoint: "https://management.example" };
-      assert.throws(() => parseConfig(runtimeConfig({ cloud }), "/c.json"), /with an explicit audience/);
+      assert.throws(() => parseConfig(runtimeConfig({ cloud }), "/c.json"), /Set cloud\.audience explicitly/);
       assert.doesNotThrow(() =>
         parseConfig(
           runtimeConfig({ cloud: { ...cloud, audience: "https://management.example" } }),
@@ -127,6 +115,83 @@ describe("item 4: a Microsoft authority's token goes only to that cloud's Resour
         ),
       );
     }
+  });
+
+  // Issue 25, item 1: `audience` switched the guard off, in the config and in the stack outputs.
+  const audienceAttack = {
+    authorityHost: "https://login.microsoftonline.com",
+    armEndpoint: "https://127.0.0.1:9443",
+    audience: "https://management.azure.com",
+  };
+
+  test("issue 25.1: an audience does not lift the guard: a foreign Resource Manager is refused whatever it says", () => {
+    assert.throws(
+      () => parseConfig(runtimeConfig({ cloud: audienceAttack }), "/c.json"),
+      /armEndpoint "https:\/\/127\.0\.0\.1:9443" is not the Resource Manager of Azure public cloud .*whatever the audience/,
+    );
+    // A Microsoft alternative audience for the real Resource Manager stays possible.
+    assert.doesNotThrow(() =>
+      parseConfig(
+        runtimeConfig({
+          cloud: {
+            ...audienceAttack,
+            armEndpoint: "https://management.azure.com",
+            audience: "https://management.core.windows.net/",
+          },
+        }),
+        "/c.json",
+      ),
+    );
+  });
+
+  test("issue 25.1: install of stack outputs with that audience exits 2 and writes nothing", async () => {
+    const result = await installOutputs(fixture.outputs({ cloud: audienceAttack }));
+    assert.equal(result.code, 2, result.stdout);
+    assert.match(
+      result.stderr,
+      /cloud\.audience "https:\/\/management\.azure\.com" comes from the stack outputs, which are not trusted/,
+    );
+    assert.match(result.stderr, /nothing was written/);
+    assert.deepEqual(result.written, []);
+    // Even for a sovereign cloud whose Resource Manager needs one, the audience comes only from --audience.
+    const sovereign = {
+      authorityHost: "https://login.sovcloud-identity.fr",
+      armEndpoint: "https://arm.example.fr",
+      audience: "https://arm.example.fr",
+    };
+    const fromOutputs = await installOutputs(fixture.outputs({ cloud: sovereign }));
+    assert.equal(fromOutputs.code, 2, fromOutputs.stdout);
+    assert.deepEqual(fromOutputs.written, []);
+    const byFlag = await installOutputs(fixture.outputs(), { cloud: sovereign });
+    assert.equal(byFlag.code, 0, byFlag.stderr);
+  });
+
+  test("issue 25.1: Microsoft authorities are matched by their domains, not one exact list", () => {
+    // Hosts under Microsoft's authority domains that the exact alias list did not hold (the China STS
+    // host, a tenant-specific name, a trailing-dot form): each is guarded like its cloud.
+    for (const [authorityHost, armHost] of [
+      ["https://sts.chinacloudapi.cn", "management.chinacloudapi.cn"],
+      ["https://contoso.login.microsoftonline.com", "management.azure.com"],
+      ["https://login.microsoftonline.us.", "management.usgovcloudapi.net"],
+    ] as const) {
+      assert.throws(
+        () =>
+          parseConfig(
+            runtimeConfig({ cloud: { authorityHost, armEndpoint: "https://attacker.example" } }),
+            "/c",
+          ),
+        /is not the Resource Manager of/,
+        authorityHost,
+      );
+      assert.doesNotThrow(
+        () =>
+          parseConfig(runtimeConfig({ cloud: { authorityHost, armEndpoint: `https://${armHost}` } }), "/c"),
+        authorityHost,
+      );
+    }
+    // A look-alike outside those domains is not Microsoft's (and gets no Microsoft token either).
+    assert.equal(microsoftCloudOf("https://login.microsoftonline.com.attacker.example"), undefined);
+    assert.equal(microsoftCloudOf("https://evilmicrosoftonline.com"), undefined);
   });
 
   test("install refuses a hostile cloud object in the stack outputs, and the same by flag, writing nothing", async () => {

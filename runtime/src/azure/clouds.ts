@@ -18,6 +18,13 @@
 export interface MicrosoftCloud {
   name: string;
   authorityHosts: readonly string[];
+  /**
+   * Microsoft's domains under which this cloud's authorities live (issue 25, item 1): a host equal to one,
+   * or below one, is this cloud's, so an alias missing from `authorityHosts` (another msal alias, a
+   * tenant-specific host, a new sovereign name) is still recognised as Microsoft's and its token guarded.
+   * From the same sources: each alias above sits under one of these.
+   */
+  authoritySuffixes: readonly string[];
   /** The Resource Manager host; regional endpoints (`<region>.<host>`) are the same service. */
   armHost: string | undefined;
 }
@@ -31,41 +38,50 @@ export const MICROSOFT_CLOUDS: readonly MicrosoftCloud[] = [
       "login.microsoft.com",
       "sts.windows.net",
     ],
+    authoritySuffixes: ["microsoftonline.com", "windows.net", "microsoft.com"],
     armHost: "management.azure.com",
   },
   {
     name: "Azure China (21Vianet)",
     authorityHosts: ["login.chinacloudapi.cn", "login.partner.microsoftonline.cn"],
+    authoritySuffixes: ["chinacloudapi.cn", "microsoftonline.cn"],
     armHost: "management.chinacloudapi.cn",
   },
   {
     name: "Azure US Government",
     authorityHosts: ["login.microsoftonline.us", "login.usgovcloudapi.net"],
+    authoritySuffixes: ["microsoftonline.us", "usgovcloudapi.net"],
     armHost: "management.usgovcloudapi.net",
   },
   {
     name: "Azure Germany",
     authorityHosts: ["login.microsoftonline.de"],
+    authoritySuffixes: ["microsoftonline.de", "microsoftazure.de"],
     armHost: "management.microsoftazure.de",
   },
   {
     name: "Azure US Government (login-us)",
     authorityHosts: ["login-us.microsoftonline.com"],
+    // Under microsoftonline.com: only its exact host is this cloud (the suffix is the public cloud's).
+    authoritySuffixes: [],
     armHost: undefined,
   },
   {
     name: "Microsoft sovereign cloud (France)",
     authorityHosts: ["login.sovcloud-identity.fr"],
+    authoritySuffixes: ["sovcloud-identity.fr"],
     armHost: undefined,
   },
   {
     name: "Microsoft sovereign cloud (Germany)",
     authorityHosts: ["login.sovcloud-identity.de"],
+    authoritySuffixes: ["sovcloud-identity.de"],
     armHost: undefined,
   },
   {
     name: "Microsoft sovereign cloud (Singapore)",
     authorityHosts: ["login.sovcloud-identity.sg"],
+    authoritySuffixes: ["sovcloud-identity.sg"],
     armHost: undefined,
   },
 ];
@@ -78,23 +94,40 @@ function hostOf(url: string): string | undefined {
   }
 }
 
-/** The Microsoft cloud an authority URL belongs to, if it is one. */
+/** The Microsoft cloud an authority URL belongs to, if it is one: by exact host, else by domain suffix. */
 export function microsoftCloudOf(authorityHost: string): MicrosoftCloud | undefined {
   const host = hostOf(authorityHost);
-  return MICROSOFT_CLOUDS.find((cloud) => cloud.authorityHosts.includes(host ?? ""));
+  if (host === undefined) return undefined;
+  return (
+    MICROSOFT_CLOUDS.find((cloud) => cloud.authorityHosts.includes(host)) ??
+    MICROSOFT_CLOUDS.find((cloud) =>
+      cloud.authoritySuffixes.some((suffix) => host === suffix || host.endsWith(`.${suffix}`)),
+    )
+  );
 }
 
 /**
- * With a Microsoft authority, armEndpoint must be that cloud's Resource Manager (https, default port)
- * unless `audience` is given explicitly. Returns the problem (naming both values, quoted), or undefined.
+ * With a Microsoft authority, armEndpoint must be that cloud's Resource Manager (https, default port),
+ * whatever the audience (issue 25, item 1: an `audience` switched the guard off, so a hostile `cloud`
+ * object with one shipped a real ARM token anywhere). Only a Microsoft cloud with no published Resource
+ * Manager (login-us, the sovcloud-identity ones) takes another endpoint, and only with an explicit
+ * audience the operator trusts: `audienceTrusted` false (an audience from the stack outputs) never
+ * counts. Returns the problem (naming the values, quoted), or undefined.
  */
-export function cloudEndpointsProblem(cloud: {
-  authorityHost: string;
-  armEndpoint: string;
-  audience?: string | undefined;
-}): string | undefined {
+export function cloudEndpointsProblem(
+  cloud: {
+    authorityHost: string;
+    armEndpoint: string;
+    audience?: string | undefined;
+  },
+  options: { audienceTrusted: boolean } = { audienceTrusted: true },
+): string | undefined {
   const microsoft = microsoftCloudOf(cloud.authorityHost);
-  if (!microsoft || cloud.audience !== undefined) return undefined;
+  if (!microsoft) return undefined;
+  if (cloud.audience !== undefined && !options.audienceTrusted) {
+    return `cloud.audience ${JSON.stringify(cloud.audience)} comes from the stack outputs, which are not trusted to choose where ${microsoft.name}'s token goes (authorityHost ${JSON.stringify(cloud.authorityHost)}): remove it, and pass --audience URL on the command line if this cloud really needs one`;
+  }
+  if (microsoft.armHost === undefined && cloud.audience !== undefined) return undefined;
   const arm = (() => {
     try {
       return new URL(cloud.armEndpoint);
@@ -112,8 +145,8 @@ export function cloudEndpointsProblem(cloud: {
     arm.password === "" &&
     (host === microsoft.armHost || host?.endsWith(`.${microsoft.armHost}`) === true);
   if (isArm) return undefined;
-  const expected = microsoft.armHost
-    ? `https://${microsoft.armHost}`
-    : "its Resource Manager, with an explicit audience";
-  return `armEndpoint ${JSON.stringify(cloud.armEndpoint)} is not the Resource Manager of ${microsoft.name} (authorityHost ${JSON.stringify(cloud.authorityHost)}): the runtime would send that cloud's access token there. Use ${expected}, or set cloud.audience explicitly if this endpoint really is meant to receive such a token`;
+  if (microsoft.armHost) {
+    return `armEndpoint ${JSON.stringify(cloud.armEndpoint)} is not the Resource Manager of ${microsoft.name} (authorityHost ${JSON.stringify(cloud.authorityHost)}): the runtime would send that cloud's access token there, whatever the audience. Use https://${microsoft.armHost} (or a regional <region>.${microsoft.armHost})`;
+  }
+  return `armEndpoint ${JSON.stringify(cloud.armEndpoint)} is not a Resource Manager this program knows for ${microsoft.name} (authorityHost ${JSON.stringify(cloud.authorityHost)}): the runtime would send that cloud's access token there. Set cloud.audience explicitly (--audience URL) if this endpoint really is that cloud's Resource Manager`;
 }

@@ -175,8 +175,8 @@ export const configSchema = z.object({
       },
       { error: 'expected an object like {"authorityHost": "https://…", "armEndpoint": "https://…"}' },
     )
-    // Checked on the audience as written: a Microsoft authority's token goes to another host only when
-    // the audience is explicit (clouds.ts).
+    // A Microsoft authority's token goes only to that cloud's Resource Manager, whatever the audience;
+    // an explicit audience counts only for a Microsoft cloud with no published one (clouds.ts).
     .superRefine((cloud, context) => {
       const problem = cloudEndpointsProblem(cloud);
       if (problem) context.addIssue({ code: "custom", message: problem, path: ["armEndpoint"] });

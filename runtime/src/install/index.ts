@@ -194,7 +194,9 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
     );
   }
   const cloud = options.cloud ?? outputs.cloud;
-  const cloudProblem = cloud && cloudEndpointsProblem(cloud);
+  // A `cloud` from the stack outputs is untrusted input: its audience never lifts the token guard.
+  const cloudProblem =
+    cloud && cloudEndpointsProblem(cloud, { audienceTrusted: options.cloud !== undefined });
   if (cloudProblem) throw new StackOutputsError([cloudProblem]);
   if (cloud) context.out(`  cloud: authority ${cloud.authorityHost}, Resource Manager ${cloud.armEndpoint}`);
 
