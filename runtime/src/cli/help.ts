@@ -108,11 +108,14 @@ Usage: spot-restarter install --stack-outputs FILE|- [options]
   --root DIR               install under DIR instead of / (for a look, or an image; default /)
   --scheduler NAME         systemd (default: a service running \`run\`) or cron (\`once\` a minute)
   --dry-run                show every file (path and mode, never the key) and command; change nothing
-  --no-verify              skip the verification (one \`once --dry-run\` against Azure)
+  --no-verify              skip the verification (doctor, run as the scheduler will run the job: its
+                           user, environment and files)
   --authority-host URL     Entra ID authority of a sovereign cloud or the emulator (with --arm-endpoint;
                            default https://login.microsoftonline.com)
   --arm-endpoint URL       Resource Manager endpoint (with --authority-host; default https://management.azure.com)
-  --audience URL           token audience (default https://management.azure.com)
+  --audience URL           token audience (default https://management.azure.com); never lets a Microsoft
+                           authority's token go to another Resource Manager, and is taken only from here,
+                           not from the stack outputs
   --extra-ca-certs FILE    a private CA to trust (installed beside the config, used as NODE_EXTRA_CA_CERTS)
   -h, --help               this help
 
