@@ -61,6 +61,29 @@ describe("the runtime config install writes", () => {
     assert.deepEqual(JSON.parse(renderRuntimeConfig(older, undefined)).resourceGroups, ["personal-network"]);
   });
 
+  test("a group of another subscription is written as its id, and a VM there keyed by it in fallbackSizes", () => {
+    const other = "44444444-4444-4444-8444-444444444444";
+    const lab = `/subscriptions/${other}/resourceGroups/lab`;
+    const written = JSON.parse(
+      renderRuntimeConfig(
+        {
+          ...outputs,
+          resourceGroups: [`/subscriptions/${outputs.subscriptionId}/resourceGroups/personal-network`, lab],
+          restartableVms: ["backup", `${lab}/providers/Microsoft.Compute/virtualMachines/lab-1`],
+          fallbackSizes: {
+            [`${lab}/providers/Microsoft.Compute/virtualMachines/lab-1`]: ["Standard_D2as_v5"],
+          },
+        },
+        undefined,
+      ),
+    );
+    assert.deepEqual(written.resourceGroups, ["personal-network", lab]);
+    const loaded = parseConfig(written, configPath);
+    assert.deepEqual(loaded.warnings, []);
+    assert.deepEqual(loaded.config.resourceGroups, ["personal-network", lab]);
+    assert.deepEqual(loaded.config.fallbackSizes, { [`${lab}/lab-1`]: ["Standard_D2as_v5"] });
+  });
+
   test("fallbackAfterSeconds comes from the stack; an older stack without it gets the runtime's default", () => {
     const runtimeDefault = parseConfig(
       { ...JSON.parse(renderRuntimeConfig(outputs, undefined)), fallbackAfterSeconds: undefined },

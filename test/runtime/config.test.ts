@@ -42,6 +42,21 @@ function errorFor(value: unknown): string {
 
 const without = (key: string) => Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key));
 
+describe("config: resourceGroups entries (issue 28)", () => {
+  const other = "44444444-4444-4444-8444-444444444444";
+  it("takes a name (in subscriptionId) or a group id, which may be in another subscription of the tenant", () => {
+    const lab = `/subscriptions/${other}/resourceGroups/lab`;
+    const { config, warnings } = parseConfig({ ...valid, resourceGroups: ["personal-network", lab] }, path);
+    assert.deepEqual(config.resourceGroups, ["personal-network", lab]);
+    assert.deepEqual(warnings, []);
+  });
+  it("keeps one spelling per group: an id in the config's own subscription is its name", () => {
+    const own = `/subscriptions/${valid.subscriptionId.toUpperCase()}/resourceGroups/build-rg`;
+    const { config } = parseConfig({ ...valid, resourceGroups: ["personal-network", own] }, path);
+    assert.deepEqual(config.resourceGroups, ["personal-network", "build-rg"]);
+  });
+});
+
 describe("config: a valid file", () => {
   it("parses, fills defaults, and keeps the public-cloud audience", () => {
     const { config, warnings } = parseConfig(without("cloud"), path);
@@ -115,6 +130,11 @@ const badValues: Array<[string, unknown, RegExp]> = [
   ["resourceGroups", [], /field "resourceGroups": expected at least one/],
   ["resourceGroups", ["bad name!"], /field "resourceGroups.0": expected a resource group name/],
   ["resourceGroups", [3], /field "resourceGroups.0"/],
+  [
+    "resourceGroups",
+    ["/subscriptions/not-a-guid/resourceGroups/lab"],
+    /field "resourceGroups.0": expected a resource group name \(1-90 .*\) or id \/subscriptions\/<subscription-id>\/resourceGroups\/<name>; got "\/subscriptions\/not-a-guid/,
+  ],
   ["tag", "AttemptRestartAfterEviction", /field "tag": expected an object/],
   ["tag", { name: "", value: "true" }, /field "tag.name": expected the tag name/],
   ["tag", { name: "x", value: 1 }, /field "tag.value": expected the tag value/],

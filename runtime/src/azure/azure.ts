@@ -1,10 +1,11 @@
 // The ARM side behind a small interface (`VmApi`), so the loop can run against the real SDK
 // (and the emulator) or a fake. Per-request retries (429/5xx) stay with the Azure SDK pipeline;
 // this file only shapes data and reads errors.
-import { ComputeManagementClient } from "@azure/arm-compute";
+import { ComputeManagementClient, type ComputeManagementClientOptionalParams } from "@azure/arm-compute";
 import type { TokenCredential } from "@azure/core-auth";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import type { RuntimeConfig } from "../config/config";
+import { resourceGroupOfEntry } from "../core/resourceIds";
 import {
   type AzureErrorFacts,
   type InstanceState,
@@ -171,7 +172,7 @@ export function createArmVmApi(
   credential: TokenCredential,
   options: ArmClientOptions = {},
 ): VmApi {
-  const client = new ComputeManagementClient(credential, config.subscriptionId, {
+  const clientOptions: ComputeManagementClientOptionalParams = {
     endpoint: config.cloud.armEndpoint,
     credentials: { scopes: [tokenScope(config)] },
     retryOptions: { maxRetries: config.armMaxRetries },
@@ -181,23 +182,37 @@ export function createArmVmApi(
       ...(options.policies ?? []).map((policy) => ({ policy, position: "perRetry" as const })),
     ],
     userAgentOptions: { userAgentPrefix: "spot-restarter" },
-  });
-  const vms = client.virtualMachines;
+  };
+  // One Compute client per subscription: a `resourceGroups` entry may be a group id in another subscription
+  // of the tenant (issue 28); the VM's resource group stays the entry itself, so state and logs keep it whole.
+  const clients = new Map<string, ComputeManagementClient>();
+  const at = (entry: string) => {
+    const { subscriptionId, resourceGroup } = resourceGroupOfEntry(entry, config.subscriptionId);
+    let client = clients.get(subscriptionId);
+    if (!client) {
+      client = new ComputeManagementClient(credential, subscriptionId, clientOptions);
+      clients.set(subscriptionId, client);
+    }
+    return { vms: client.virtualMachines, group: resourceGroup };
+  };
   return {
     async listVms(resourceGroup, signal) {
       const out: ListedVm[] = [];
-      for await (const vm of vms.list(resourceGroup, { abortSignal: signal })) {
+      const { vms, group } = at(resourceGroup);
+      for await (const vm of vms.list(group, { abortSignal: signal })) {
         const listed = listedVmFromArm(vm, resourceGroup);
         if (listed) out.push(listed);
       }
       return out;
     },
     async readInstanceState(resourceGroup, name, signal) {
-      const view = await vms.instanceView(resourceGroup, name, { abortSignal: signal });
+      const { vms, group } = at(resourceGroup);
+      const view = await vms.instanceView(group, name, { abortSignal: signal });
       return instanceStateFromStatuses(view.statuses);
     },
     async startVm(resourceGroup, name, signal, handlers = {}) {
-      const poller = vms.start(resourceGroup, name, {
+      const { vms, group } = at(resourceGroup);
+      const poller = vms.start(group, name, {
         abortSignal: signal,
         updateIntervalInMs: options.pollIntervalMs ?? 2_000,
       });
@@ -212,19 +227,22 @@ export function createArmVmApi(
       }
     },
     async simulateEviction(resourceGroup, name, signal) {
-      await vms.simulateEviction(resourceGroup, name, { abortSignal: signal });
+      const { vms, group } = at(resourceGroup);
+      await vms.simulateEviction(group, name, { abortSignal: signal });
     },
     async listAvailableSizes(resourceGroup, name, signal) {
       const out: AvailableSize[] = [];
-      for await (const size of vms.listAvailableSizes(resourceGroup, name, { abortSignal: signal })) {
+      const { vms, group } = at(resourceGroup);
+      for await (const size of vms.listAvailableSizes(group, name, { abortSignal: signal })) {
         out.push({ name: size.name, resourceDiskSizeInMB: size.resourceDiskSizeInMB });
       }
       return out;
     },
     async resizeVm(resourceGroup, name, vmSize, signal) {
       // VirtualMachines_Update (PATCH) with only the size: nothing else of the VM is sent, so nothing else changes.
+      const { vms, group } = at(resourceGroup);
       await vms.beginUpdateAndWait(
-        resourceGroup,
+        group,
         name,
         { hardwareProfile: { vmSize } },
         { abortSignal: signal, updateIntervalInMs: options.pollIntervalMs ?? 2_000 },

@@ -13,6 +13,8 @@
 // A start of ours that Azure ends with `OperationPreempted` is a third owner signal: someone acted on
 // the VM while we started it.
 
+import { resourceGroupIdOfEntry } from "../core/resourceIds";
+
 /**
  * Default wait for a signal before a deallocated VM nothing explains is started anyway (with a
  * warning): 10 minutes. Neither signal has a documented latency bound: Resource Graph updates its
@@ -194,7 +196,7 @@ export function ownerEvidenceFromActivity(
   return out;
 }
 
-/** The ARM id of a VM. */
+/** The ARM id of a VM; `resourceGroup` is a config `resourceGroups` entry (a name, or a group id in another subscription). */
 export function vmResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
-  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/virtualMachines/${name}`;
+  return `${resourceGroupIdOfEntry(resourceGroup, subscriptionId)}/providers/Microsoft.Compute/virtualMachines/${name}`;
 }

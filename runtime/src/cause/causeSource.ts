@@ -13,6 +13,7 @@ import { type RequestCounter, requestTimeoutPolicy } from "../azure/azure";
 import { tokenScope } from "../azure/credential";
 import { queryByIdBatches } from "../azure/resourceGraph";
 import type { RuntimeConfig } from "../config/config";
+import { resourceGroupOfEntry, subscriptionsOfEntries } from "../core/resourceIds";
 import { type ActivityRecord, type AnnotationRecord, annotationsQuery } from "./cause";
 
 export interface CauseSource {
@@ -45,7 +46,16 @@ export function createArmCauseSource(
     userAgentOptions: { userAgentPrefix: "spot-restarter" },
   };
   const graph = new ResourceGraphClient(credential, clientOptions);
-  const monitor = new MonitorClient(credential, config.subscriptionId, clientOptions);
+  // One Activity Log client per subscription (a config entry may be a group of another subscription, issue 28).
+  const monitors = new Map<string, MonitorClient>();
+  const monitorFor = (subscriptionId: string) => {
+    let monitor = monitors.get(subscriptionId);
+    if (!monitor) {
+      monitor = new MonitorClient(credential, subscriptionId, clientOptions);
+      monitors.set(subscriptionId, monitor);
+    }
+    return monitor;
+  };
   return {
     async readAnnotations(vmIds, signal) {
       if (vmIds.length === 0) return [];
@@ -53,7 +63,8 @@ export function createArmCauseSource(
         graph,
         vmIds,
         annotationsQuery,
-        { subscriptions: [config.subscriptionId] },
+        // Every subscription the config names (issue 28): an annotation is found only in its VM's.
+        { subscriptions: subscriptionsOfEntries(config.resourceGroups, config.subscriptionId) },
         signal,
       );
       const out: AnnotationRecord[] = [];
@@ -70,11 +81,14 @@ export function createArmCauseSource(
       }
       return out;
     },
-    async readActivity(resourceGroup, since, signal) {
+    async readActivity(entry, since, signal) {
+      const { subscriptionId, resourceGroup } = resourceGroupOfEntry(entry, config.subscriptionId);
       const from = new Date(Math.max(since, Date.now() - ACTIVITY_LOG_RETENTION_MS)).toISOString();
       const filter = `eventTimestamp ge '${from}' and resourceGroupName eq '${resourceGroup.replace(/'/g, "")}'`;
       const out: ActivityRecord[] = [];
-      for await (const event of monitor.activityLogs.list(filter, { abortSignal: signal })) {
+      for await (const event of monitorFor(subscriptionId).activityLogs.list(filter, {
+        abortSignal: signal,
+      })) {
         const claims = event.claims ?? {};
         out.push({
           resourceId: event.resourceId,

@@ -4,6 +4,7 @@
 //   endpoints and CA -> clock skew -> certificate -> token -> per resource group: the group, the caller's
 //   effective actions there (ARM's Permissions API) against the actions each enabled feature needs, and
 //   each tagged VM's priority and eviction policy.
+
 import { request } from "node:https";
 import type { TokenCredential } from "@azure/core-auth";
 import {
@@ -18,6 +19,7 @@ import { tlsTrustCodes } from "../azure/authFailure";
 import type { ListedVm, VmApi } from "../azure/azure";
 import { actionsFor, type RoleAction, type RoleFeature } from "../azure/roleActions";
 import type { RuntimeConfig } from "../config/config";
+import { resourceGroupIdOfEntry } from "../core/resourceIds";
 import {
   describeSpotIneligibility,
   effectiveEvictionPolicy,
@@ -297,7 +299,7 @@ async function checkResourceGroup(
   signal: AbortSignal,
   deps: DoctorDeps,
 ): Promise<DoctorCheck[]> {
-  const scope = `/subscriptions/${config.subscriptionId}/resourceGroups/${resourceGroup}`;
+  const scope = resourceGroupIdOfEntry(resourceGroup, config.subscriptionId);
   const checks: DoctorCheck[] = [];
   let token: string;
   try {

@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../core/errors";
+import { parseResourceGroupId } from "../core/resourceIds";
 import { escapeControlCharacters } from "../core/text";
 import { fleetStartsPerMinute, minStartSpacingMs } from "../loop/schedule";
 import { redactUrl } from "../signals/notify/redact";
@@ -155,6 +156,12 @@ export function parseConfig(
     .filter((key) => !known.has(key) && key !== "$schema")
     .map((key) => `config file ${path}: ignoring unknown field "${key}" (a typo?)`);
   const value = result.data;
+  // An id of a group in the config's own subscription is that group's name: one spelling per group, so state,
+  // logs and fallbackSizes keys name it as before (issue 28; ids are for other subscriptions of the tenant).
+  value.resourceGroups = value.resourceGroups.map((entry) => {
+    const group = parseResourceGroupId(entry);
+    return group && group.subscriptionId === value.subscriptionId.toLowerCase() ? group.resourceGroup : entry;
+  });
   if (value.intervalSeconds < 10) {
     warnings.push(
       `intervalSeconds is ${value.intervalSeconds}: below 10 s every cycle spends ARM read budget; use it for tests only`,

@@ -2,9 +2,11 @@
 // the environment variable and flag that override it. The one source: `RuntimeConfig` (output) and
 // `RuntimeConfigFile` (input, what the installer writes) are derived from it, and so are the env and
 // flag table and the reference (configFields.ts). Loading and merging are config.ts's.
+
 import { z } from "zod";
 import { cloudEndpointsProblem } from "../azure/clouds";
 import { UNKNOWN_CAUSE_AFTER_SECONDS } from "../cause/cause";
+import { parseResourceGroupId } from "../core/resourceIds";
 import { tagSchema } from "../core/text";
 import { FALLBACK_AFTER_SECONDS, FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../loop/fallback";
 import { notificationEventNames } from "../signals/events";
@@ -36,11 +38,20 @@ const nonEmpty = (what: string) =>
 // Azure resource group names: 1-90 characters, letters, digits, `-_.()`, not ending in a period.
 // The installer checks the stack outputs against the same pattern, so it never writes a config this refuses.
 export const resourceGroupNamePattern = /^[-\w.()]{0,89}[-\w()]$/u;
-const resourceGroupName = z
-  .string({ error: "expected a resource group name (a string)" })
-  .regex(resourceGroupNamePattern, {
-    error: "expected a resource group name: 1-90 letters, digits, - _ . ( ), not ending in '.'",
-  });
+
+// A `resourceGroups` entry (issue 28): a name in the config's subscription, or a resource-group id, which may
+// name another subscription of the tenant (the stack output `resourceGroups` holds ids).
+const resourceGroupEntry = z.string({ error: "expected a resource group name or id (a string)" }).refine(
+  (entry) => {
+    if (!entry.startsWith("/")) return resourceGroupNamePattern.test(entry);
+    const group = parseResourceGroupId(entry);
+    return group !== undefined && resourceGroupNamePattern.test(group.resourceGroup);
+  },
+  {
+    error:
+      "expected a resource group name (1-90 letters, digits, - _ . ( ), not ending in '.') or id /subscriptions/<subscription-id>/resourceGroups/<name>",
+  },
+);
 
 // A notification URL carries its secret (a token, an ntfy topic): http:// is accepted too (a receiver
 // on the LAN), and no error message ever quotes it (see parseConfig in config.ts).
@@ -118,11 +129,16 @@ export const configSchema = z.object({
     meta({ description: "PEM holding the certificate and its private key (mode 0600)", path: true }),
   ),
   resourceGroups: z
-    .array(resourceGroupName, {
+    .array(resourceGroupEntry, {
       error: 'expected a list of resource group names, e.g. ["personal-network"]',
     })
     .min(1, { error: "expected at least one resource group name" })
-    .meta(meta({ description: "resource groups whose tagged Spot VMs are restarted" })),
+    .meta(
+      meta({
+        description:
+          "resource groups whose tagged Spot VMs are restarted: a name (in subscriptionId) or an id /subscriptions/<id>/resourceGroups/<name> (another subscription of the tenant)",
+      }),
+    ),
   tag: tagSchema
     .default({ name: "AttemptRestartAfterEviction", value: "true" })
     .meta(meta({ description: "the tag marking a VM for restart" })),
@@ -333,9 +349,16 @@ export const configSchema = z.object({
     ),
   fallbackSizes: z
     .record(
-      z.string().regex(/^[-\w.()]{0,89}[-\w()]\/[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$/u, {
-        error: 'expected "<resourceGroup>/<vm>" as the key, e.g. "personal-network/build-box-spot"',
-      }),
+      // The group as its resourceGroups entry is written: a name, or the id of another subscription's group.
+      z
+        .string()
+        .regex(
+          /^(?:\/subscriptions\/[0-9a-fA-F-]{36}\/resourceGroups\/)?[-\w.()]{0,89}[-\w()]\/[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$/u,
+          {
+            error:
+              'expected "<resourceGroup>/<vm>" as the key, e.g. "personal-network/build-box-spot" (the group as resourceGroups names it)',
+          },
+        ),
       z
         .array(
           z.string({ error: "expected a VM size (a string)" }).regex(VM_SIZE_PATTERN, {

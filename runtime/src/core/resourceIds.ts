@@ -48,3 +48,27 @@ export function resourceGroupId(subscriptionId: string, resourceGroup: string): 
 export function resourceGroupKey(ref: ResourceGroupRef, ownSubscriptionId = ""): string {
   return `${(ref.subscriptionId ?? ownSubscriptionId).toLowerCase()}/${ref.resourceGroup.toLowerCase()}`;
 }
+
+/**
+ * A runtime config `resourceGroups` entry (a name in the config's subscription, or a resource-group id)
+ * as subscription and name.
+ */
+export function resourceGroupOfEntry(entry: string, ownSubscriptionId: string): Required<ResourceGroupRef> {
+  return (
+    parseResourceGroupId(entry) ?? { subscriptionId: ownSubscriptionId.toLowerCase(), resourceGroup: entry }
+  );
+}
+
+/** The id of a `resourceGroups` entry. */
+export function resourceGroupIdOfEntry(entry: string, ownSubscriptionId: string): string {
+  const group = resourceGroupOfEntry(entry, ownSubscriptionId);
+  return parseResourceGroupId(entry) ? entry : resourceGroupId(ownSubscriptionId, group.resourceGroup);
+}
+
+/** Every subscription the entries name, the config's own first, each once (lower-cased). */
+export function subscriptionsOfEntries(entries: readonly string[], ownSubscriptionId: string): string[] {
+  const subscriptions = new Set([ownSubscriptionId.toLowerCase()]);
+  for (const entry of entries)
+    subscriptions.add(resourceGroupOfEntry(entry, ownSubscriptionId).subscriptionId);
+  return [...subscriptions];
+}

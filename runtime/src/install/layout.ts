@@ -2,7 +2,7 @@
 // tests and --dry-run see exactly what a real install would write.
 import { envVariableFor } from "../config/configFields";
 import { configSchema, type RuntimeConfigFile } from "../config/configSchema";
-import { parseResourceGroupId, parseVmId } from "../core/resourceIds";
+import { parseResourceGroupId, parseVmId, resourceGroupId } from "../core/resourceIds";
 import { FALLBACK_AFTER_SECONDS } from "../loop/fallback";
 import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 
@@ -91,11 +91,20 @@ export function runtimeResourceGroups(outputs: StackOutputs): string[] {
   });
 }
 
-/** The runtime's `fallbackSizes` key (`<resourceGroup>/<vm>`) of a restartableVms entry. */
-export function fallbackSizesKey(resourceGroupName: string, entry: string): string {
+/**
+ * The runtime's `fallbackSizes` key (`<resourceGroups entry>/<vm>`) of a restartableVms entry: a VM of another
+ * subscription (a full id) is keyed by its group's id, as that group's entry is written.
+ */
+export function fallbackSizesKey(
+  outputs: Pick<StackOutputs, "resourceGroupName" | "subscriptionId">,
+  entry: string,
+): string {
   const id = parseVmId(entry);
-  if (id) return `${id.resourceGroup}/${id.name}`;
-  return entry.includes("/") ? entry : `${resourceGroupName}/${entry}`;
+  if (id) {
+    const own = id.subscriptionId === outputs.subscriptionId.toLowerCase();
+    return `${own ? id.resourceGroup : resourceGroupId(id.subscriptionId, id.resourceGroup)}/${id.name}`;
+  }
+  return entry.includes("/") ? entry : `${outputs.resourceGroupName}/${entry}`;
 }
 
 /**
@@ -120,7 +129,7 @@ export function renderRuntimeConfig(outputs: StackOutputs, cloud: CloudEndpoints
   const fallbacks = Object.entries(outputs.fallbackSizes ?? {});
   if (fallbacks.length > 0) {
     config.fallbackSizes = Object.fromEntries(
-      fallbacks.map(([vm, sizes]) => [fallbackSizesKey(outputs.resourceGroupName, vm), sizes]),
+      fallbacks.map(([vm, sizes]) => [fallbackSizesKey(outputs, vm), sizes]),
     );
     // From the stack (spot-restarter:fallbackAfterSeconds); a stack deployed before that key has none: the default.
     config.fallbackAfterSeconds = outputs.fallbackAfterSeconds ?? FALLBACK_AFTER_SECONDS;
