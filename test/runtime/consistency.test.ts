@@ -37,7 +37,7 @@ describe("a resource group that does not exist", () => {
 
   it("status --json names it in words, not the SDK's 'Pagination failed with unexpected statusCode 404'", async () => {
     const result = await cli(["status", "--json"]);
-    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.code, 4, "a missing group is a failure (issue 23, item 3)");
     const report = JSON.parse(result.stdout) as { errors: string[]; vms: Array<{ name: string }> };
     assert.deepEqual(report.errors, [expected]);
     assert.deepEqual(
@@ -51,7 +51,7 @@ describe("a resource group that does not exist", () => {
     const table = await cli(["status"]);
     assert.ok(table.stdout.includes(`warning: ${expected}\n`), table.stdout);
     const once = await cli(["once", "--dry-run"]);
-    assert.equal(once.code, 0, once.stderr);
+    assert.equal(once.code, 4, once.stderr);
     assert.ok(once.stderr.includes(expected), once.stderr);
     assert.doesNotMatch(table.stdout + once.stderr, /Pagination failed/);
   });

@@ -289,6 +289,13 @@ describe("notifications: each channel type in its service's format", () => {
         message: "missing start",
       },
       { type: "certificate-expiring", at: t0, expiresAt: t0 + 5 * 86_400_000, daysLeft: 5 },
+      {
+        type: "resource-group-missing",
+        at: t0,
+        resourceGroup: "rg-typo",
+        code: "ResourceGroupNotFound",
+        message: "Resource group 'rg-typo' could not be found.",
+      },
     ];
     assert.deepEqual(samples.map((e) => e.type).sort(), [...notificationEventNames].sort());
     for (const event of samples) notifier.sink(event);

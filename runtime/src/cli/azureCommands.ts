@@ -20,12 +20,13 @@ import {
   LockHeldError,
   messageChain,
   PermissionError,
+  ResourceGroupError,
   RuntimeError,
   UsageError,
 } from "../core/errors";
 import { Restarter, type RestarterSettings } from "../loop/restarter";
 import { retryPolicyFromConfig } from "../loop/schedule";
-import { createEventBus, type EventBus } from "../signals/events";
+import { createEventBus, type EventBus, resourceGroupMissingMessage } from "../signals/events";
 import { openHistoryRecorder } from "../signals/historySink";
 import type { Logger } from "../signals/log";
 import { logSink } from "../signals/logSink";
@@ -131,6 +132,12 @@ export async function runAzureCommand(
         process.stdout.write(
           values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report),
         );
+        // The report is printed (the other groups' VMs too), but a missing group is a failure, as in doctor.
+        if (report.missingResourceGroups.length > 0) {
+          throw new ResourceGroupError(
+            report.missingResourceGroups.map((g) => resourceGroupMissingMessage(g.resourceGroup, g.code)),
+          );
+        }
         return exitCodes.ok;
       }
       if (command === "simulate-eviction") {
@@ -190,6 +197,7 @@ export async function runAzureCommand(
           dryRun: true,
         });
         if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        throwIfGroupsMissing(restarter);
         return exitCodes.ok;
       }
 
@@ -251,6 +259,7 @@ export async function runAzureCommand(
           });
           if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
           if (fatal) throw fatal;
+          throwIfGroupsMissing(restarter);
           return exitCodes.ok;
         }
         await sinks?.start();
@@ -298,6 +307,15 @@ export async function runAzureCommand(
     // Bounded: the textfile, then at most flushTimeoutMs for queued notifications.
     await sinks?.finish();
   }
+}
+
+/** `once` ran its cycle (the other groups' VMs were started), but a missing group is a failure: exit 4. */
+function throwIfGroupsMissing(restarter: Restarter): void {
+  const missing = restarter.missingResourceGroups;
+  if (missing.length === 0) return;
+  throw new ResourceGroupError(
+    missing.map((group) => resourceGroupMissingMessage(group.resourceGroup, group.code)),
+  );
 }
 
 /**

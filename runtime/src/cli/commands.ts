@@ -240,6 +240,8 @@ export interface StatusReport {
   readonly lowestBudget: BudgetSummary | null;
   /** Problems reading live state (the rows then come from the state file only). */
   readonly errors: string[];
+  /** Configured groups ARM says do not exist (each also in `errors`, in words): `status` then exits 4. */
+  readonly missingResourceGroups: Array<{ resourceGroup: string; code: string }>;
 }
 
 /**
@@ -257,6 +259,7 @@ export async function collectStatus(
 ): Promise<StatusReport> {
   const { state } = await store.load();
   const errors: string[] = [];
+  const missingResourceGroups: StatusReport["missingResourceGroups"] = [];
   const rows = new Map<string, StatusRow>();
   const row = (
     resourceGroup: string,
@@ -303,11 +306,10 @@ export async function collectStatus(
       if (failure.kind === "azure" && failure.outcome.kind === "forbidden") {
         throw permissionError(failure.outcome, `on resource group ${resourceGroup}`, failure.error);
       }
-      errors.push(
-        failure.kind === "azure" && failure.outcome.kind === "gone"
-          ? resourceGroupMissingMessage(resourceGroup, failure.outcome.code)
-          : `${resourceGroup}: ${describeAzureError(failure.error).message}`,
-      );
+      if (failure.kind === "azure" && failure.outcome.kind === "gone") {
+        missingResourceGroups.push({ resourceGroup, code: failure.outcome.code });
+        errors.push(resourceGroupMissingMessage(resourceGroup, failure.outcome.code));
+      } else errors.push(`${resourceGroup}: ${describeAzureError(failure.error).message}`);
       for (const record of Object.values(state.vms)) {
         if (record.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()) {
           rows.set(
@@ -337,6 +339,7 @@ export async function collectStatus(
     vms: [...rows.values()],
     lowestBudget: budgetSummary(budget?.lowest()),
     errors,
+    missingResourceGroups,
   };
 }
 

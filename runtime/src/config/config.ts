@@ -151,6 +151,15 @@ export function parseConfig(
     throw new ConfigError(lines.join("\n"));
   }
 
+  const duplicate = duplicateResourceGroups(result.data.resourceGroups, result.data.subscriptionId);
+  if (duplicate) {
+    const [first, second] = duplicate;
+    const groups = result.data.resourceGroups;
+    throw new ConfigError(
+      `${origin.resourceGroups ?? `config file ${path}`}: field "resourceGroups": resourceGroups[${first}] (${JSON.stringify(groups[first])}) and resourceGroups[${second}] (${JSON.stringify(groups[second])}) name the same resource group (Azure's resource group names are case-insensitive); remove one`,
+    );
+  }
+
   const known = new Set(Object.keys(configSchema.shape));
   const warnings = Object.keys(merged)
     .filter((key) => !known.has(key) && key !== "$schema")
@@ -189,6 +198,32 @@ export function parseConfig(
   // A relative certificate or state path is relative to the config file, not to the cwd of cron.
   const config: RuntimeConfig = resolvePaths(configSchema.shape, value, dirname(resolve(path)));
   return { config, path, warnings };
+}
+
+/**
+ * A `resourceGroups` entry as Azure identifies the group: its subscription and its name, lower-cased
+ * (ARM's names are case-insensitive). A name is in the config's `subscriptionId`; a resource-group id
+ * `/subscriptions/<id>/resourceGroups/<name>` names its own.
+ */
+export function resourceGroupIdentity(entry: string, subscriptionId: string): string {
+  const id = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/?$/i.exec(entry);
+  const [subscription, group] = id ? [id[1] ?? "", id[2] ?? ""] : [subscriptionId, entry];
+  return `${subscription.toLowerCase()}/${group.toLowerCase()}`;
+}
+
+/** The indexes of the first two entries naming the same group, or undefined when all differ. */
+export function duplicateResourceGroups(
+  entries: readonly string[],
+  subscriptionId: string,
+): [number, number] | undefined {
+  const seen = new Map<string, number>();
+  for (const [index, entry] of entries.entries()) {
+    const identity = resourceGroupIdentity(entry, subscriptionId);
+    const earlier = seen.get(identity);
+    if (earlier !== undefined) return [earlier, index];
+    seen.set(identity, index);
+  }
+  return undefined;
 }
 
 function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {

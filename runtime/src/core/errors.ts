@@ -9,7 +9,7 @@ export const exitCodes = {
   usage: 2,
   /** Could not authenticate (tenant, client id, certificate, endpoint/CA). */
   auth: 3,
-  /** Authenticated, but the principal lacks a permission. */
+  /** Authenticated, but the principal lacks a permission, or a configured resource group is missing or unreadable. */
   permission: 4,
   /** `run` found another instance holding the lock. */
   locked: 5,
@@ -54,6 +54,16 @@ export class PermissionError extends RuntimeError {
   constructor(message: string, permission: string, options?: ErrorOptions) {
     super(message, exitCodes.permission, options);
     this.permission = permission;
+  }
+}
+
+/**
+ * A configured resource group that ARM says does not exist (`once` and `status` exit 4 on it, as doctor
+ * fails; issue 23, item 3). `messages` name each group and the fix.
+ */
+export class ResourceGroupError extends RuntimeError {
+  constructor(readonly messages: readonly string[]) {
+    super(messages.join("; "), exitCodes.permission);
   }
 }
 

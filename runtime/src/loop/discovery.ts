@@ -12,6 +12,7 @@ import {
   classifyStartOutcome,
   isRestartCandidate,
   type RestartTag,
+  vmKey,
 } from "./decisions";
 
 /** Why a read failed: the credential got no token, or ARM answered an error (classified once). */
@@ -116,13 +117,29 @@ export async function discoverGroup(
   return { resourceGroup, vms };
 }
 
-/** Discovers every group concurrently (one list each). */
-export function discoverGroups(
+/**
+ * Discovers every group concurrently (one list each). Each VM appears once, keyed by `vmKey` (its
+ * lower-cased resource id within the subscription): Azure's names are case-insensitive, so groups that
+ * differ only in case are listed once and a VM a second group also lists is dropped from it, and no VM
+ * can be decided (and started) twice in a cycle, whatever the config says (issue 23, item 3).
+ */
+export async function discoverGroups(
   api: VmApi,
   resourceGroups: readonly string[],
   tag: RestartTag,
   signal: AbortSignal,
   options: DiscoveryOptions = {},
 ): Promise<GroupDiscovery[]> {
-  return Promise.all(resourceGroups.map((rg) => discoverGroup(api, rg, tag, signal, options)));
+  const groups = [...new Map(resourceGroups.map((rg) => [rg.toLowerCase(), rg])).values()];
+  const discovered = await Promise.all(groups.map((rg) => discoverGroup(api, rg, tag, signal, options)));
+  const seen = new Set<string>();
+  return discovered.map((group) => ({
+    ...group,
+    vms: group.vms.filter((found) => {
+      const key = vmKey(found.vm.resourceGroup, found.vm.name);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    }),
+  }));
 }

@@ -21,6 +21,14 @@ export class Ledger {
   state: RestarterState = { vms: {} };
   private readonly saver: StateSaver;
   private readonly token = new TokenHealth();
+  /**
+   * Resource groups ARM says do not exist (lower-cased name -> what was reported): said once per
+   * episode, and again when the group lists again, never every cycle (issue 23, item 3).
+   */
+  private readonly missingGroups = new Map<
+    string,
+    { resourceGroup: string; code: string; message: string; since: number }
+  >();
 
   constructor(
     private readonly store: StateStore,
@@ -77,10 +85,13 @@ export class Ledger {
         failure.kind === "token"
           ? `token-unavailable: ${this.noteTokenFailure(failure.error)}`
           : `${failure.outcome.kind}: ${"code" in failure.outcome ? failure.outcome.code : failure.outcome.kind}`;
-      if (failure.kind === "azure") this.handleReadFailure(failure, { resourceGroup });
+      if (failure.kind === "azure" && failure.outcome.kind === "gone")
+        this.noteGroupMissing(resourceGroup, failure);
+      else if (failure.kind === "azure") this.handleReadFailure(failure, { resourceGroup });
       return { observed: [], report: { name: resourceGroup, vmsListed: 0, candidates: 0, error } };
     }
     this.noteTokenOk();
+    this.noteGroupListed(resourceGroup);
     const observed: ObservedVm[] = [];
     for (const { vm, source, powerState, provisioningState, hibernated, failure } of group.vms) {
       if (source === "read") {
@@ -115,6 +126,43 @@ export class Ledger {
       observed,
       report: { name: resourceGroup, vmsListed: group.vms.length, candidates: candidates.length },
     };
+  }
+
+  /** The configured groups ARM says do not exist, as of their last list. */
+  get missingResourceGroups(): Array<{ resourceGroup: string; code: string; message: string }> {
+    return [...this.missingGroups.values()].map(({ resourceGroup, code, message }) => ({
+      resourceGroup,
+      code,
+      message,
+    }));
+  }
+
+  private noteGroupMissing(resourceGroup: string, failure: Extract<ReadFailure, { kind: "azure" }>): void {
+    const key = resourceGroup.toLowerCase();
+    if (this.missingGroups.has(key)) return;
+    const { events } = readFailed(failure, { resourceGroup }, this.clock.now());
+    const event = events.find((e) => e.type === "resource-group-missing");
+    if (event?.type !== "resource-group-missing") return;
+    this.missingGroups.set(key, {
+      resourceGroup,
+      code: event.code,
+      message: event.message,
+      since: event.at,
+    });
+    this.emit(event);
+  }
+
+  private noteGroupListed(resourceGroup: string): void {
+    const missing = this.missingGroups.get(resourceGroup.toLowerCase());
+    if (!missing) return;
+    this.missingGroups.delete(resourceGroup.toLowerCase());
+    const at = this.clock.now();
+    this.emit({
+      type: "resource-group-found",
+      at,
+      resourceGroup,
+      missingSeconds: Math.round((at - missing.since) / 1000),
+    });
   }
 
   /** The credential got no token: reported once per change; the loop carries on and recovers by itself. */

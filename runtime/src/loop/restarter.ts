@@ -182,6 +182,11 @@ export class Restarter {
     return this.ledger.saved;
   }
 
+  /** Configured groups ARM said do not exist at their last list (`once` exits 4 on them). */
+  get missingResourceGroups(): Array<{ resourceGroup: string; code: string; message: string }> {
+    return this.ledger.missingResourceGroups;
+  }
+
   /** A fatal error a start ran into (missing permission, token refused), if any. */
   get fatalError(): FatalError | undefined {
     return this.fatal;

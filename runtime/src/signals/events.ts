@@ -16,6 +16,7 @@ export const notificationEventNames = [
   "auth-failing",
   "permission-missing",
   "certificate-expiring",
+  "resource-group-missing",
 ] as const;
 export type NotificationEventName = (typeof notificationEventNames)[number];
 
@@ -245,9 +246,26 @@ export type RestarterEvent =
     }
   | { readonly type: "cycle-skipped"; readonly at: number; readonly until: number }
   | { readonly type: "cycle-failed"; readonly at: number; readonly message: string }
+  /**
+   * A configured resource group ARM says does not exist (404 `ResourceGroupNotFound`): `run` says so once
+   * per episode (log and notification) and `resource-group-found` when it lists again; once/status exit 4.
+   */
+  | {
+      readonly type: "resource-group-missing";
+      readonly at: number;
+      readonly resourceGroup: string;
+      readonly code: string;
+      readonly message: string;
+    }
+  | {
+      readonly type: "resource-group-found";
+      readonly at: number;
+      readonly resourceGroup: string;
+      readonly missingSeconds: number;
+    }
   /** A read during discovery failed (not throttling, not a missing permission); next cycle tries again. */
   | (Partial<VmRef> & {
-      readonly type: "read-failed" | "resource-group-missing";
+      readonly type: "read-failed";
       readonly at: number;
       readonly resourceGroup: string;
       readonly code: string;
@@ -422,6 +440,8 @@ export function describeEvent(event: RestarterEvent): string {
       return `reading from ARM failed; trying again next cycle: ${event.message}`;
     case "resource-group-missing":
       return resourceGroupMissingMessage(event.resourceGroup, event.code);
+    case "resource-group-found":
+      return `resource group ${event.resourceGroup} lists again after ${minutes(event.missingSeconds)} missing; its tagged Spot VMs are watched again`;
     case "state-new":
       return "no state file yet; starting fresh";
     case "state-rebuilt":

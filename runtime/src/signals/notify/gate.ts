@@ -10,13 +10,17 @@ export const repeatIntervalsMs: Partial<Record<RestarterEvent["type"], number>> 
   "certificate-expiring": 24 * 3600_000,
   "auth-failing": 3600_000,
   "permission-missing": 3600_000,
+  // Under cron every `once` finds the group missing again: one message an hour per group.
+  "resource-group-missing": 3600_000,
 };
 
 const gateFile = "notifications.json";
 
 function keyOf(event: RestarterEvent): string | undefined {
   if (!(event.type in repeatIntervalsMs)) return undefined;
-  return event.type === "permission-missing" ? `${event.type}:${event.action}` : event.type;
+  if (event.type === "permission-missing") return `${event.type}:${event.action}`;
+  if (event.type === "resource-group-missing") return `${event.type}:${event.resourceGroup.toLowerCase()}`;
+  return event.type;
 }
 
 /**

@@ -32,6 +32,7 @@ const severities: Record<MessageEventName, Severity> = {
   "auth-failing": "critical",
   "permission-missing": "critical",
   "certificate-expiring": "warning",
+  "resource-group-missing": "critical",
   test: "info",
 };
 
@@ -49,6 +50,8 @@ const titles: Record<MessageEventName, (vm: string | undefined, event?: Restarte
   "auth-failing": () => "cannot sign in to Azure",
   "permission-missing": () => "a permission is missing",
   "certificate-expiring": () => "certificate expires soon",
+  "resource-group-missing": (_vm, event) =>
+    `resource group ${event?.type === "resource-group-missing" ? event.resourceGroup : ""} not found`,
   test: () => "test notification",
 };
 
