@@ -9,6 +9,7 @@ import {
   promises as fs,
   mkdirSync,
   mkdtempSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -216,6 +217,48 @@ describe("item 2: install --root trusts no directory another user may write", { 
     assert.ok(existsSync(join(elsewhere, "spot-restarter", "state.json")), "state behind the link kept");
     assert.ok(existsSync(join(certificateDir, "sp.pem")), "file behind the link kept");
     await fs.rm(join(root, "var/lib"));
+  });
+});
+
+describe("issue 25 item 2: a fresh --root cannot be raced", { skip }, () => {
+  /** A host whose getent (install's first child after the tree check) runs `race` first, then for real. */
+  const racingHost = (race: () => void) =>
+    recordingHost({
+      bundlePath,
+      runCommand: async (command, args) => {
+        if (command === "getent") race();
+        const result = spawnSync(command, args, { encoding: "utf8" });
+        return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
+      },
+    });
+
+  test("a root missing at the check and created by another user before the write is refused, nothing written", async () => {
+    const root = join(tempDir("fresh-parent"), "root");
+    execFileSync("chmod", ["1777", join(root, "..")]); // like /tmp: anyone may create a directory there
+    // The review's attack: a loop waiting for the installer's getent child, then `mkdir` of the root.
+    const host = racingHost(() => assert.equal(asNobody(`mkdir -m 0755 ${root}`), 0));
+    const code = await install(installOptions(root, outputsFile, { scheduler: "cron" }), host);
+    assert.equal(code, 1, host.stdoutText());
+    assert.match(host.stderrText(), /install root .* did not exist when install checked it, but does now/);
+    assert.deepEqual([...(await walkTree(root)).keys()], [], "nothing written into the other user's tree");
+  });
+
+  test("an existing root replaced after the check (same path, another directory) is refused", async () => {
+    const root = tempDir("root");
+    execFileSync("chmod", ["0755", root]);
+    const host = racingHost(() => {
+      renameSync(root, `${root}-checked`);
+      mkdirSync(root, { mode: 0o755 });
+      chownSync(root, NOBODY, NOBODY);
+    });
+    try {
+      const code = await install(installOptions(root, outputsFile, { scheduler: "cron" }), host);
+      assert.equal(code, 1, host.stdoutText());
+      assert.match(host.stderrText(), /install root .* was replaced after install checked it/);
+      assert.deepEqual([...(await walkTree(root)).keys()], []);
+    } finally {
+      rmSync(`${root}-checked`, { recursive: true, force: true });
+    }
   });
 });
 

@@ -84,18 +84,11 @@ export async function inspectEntry(
 async function ensureParent(root: string, path: string): Promise<void> {
   const below = relative(root, dirname(path));
   if (below.startsWith("..")) throw new Error(`${path} is outside ${root}`);
-  // A fresh --root is created here, one level only: its parents were checked (trust.ts) and must exist.
-  try {
-    await fs.mkdir(root, { mode: 0o755 });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") {
-      throw new Error(
-        `the install root ${root} cannot be created: ${dirname(root)} does not exist; create it first`,
-      );
-    }
-    if (code !== "EEXIST") throw error;
-  }
+  // --root itself was created or re-checked by claimRoot (trust.ts) before the first write; a missing
+  // one here was never claimed, and is not created blindly (another user could have made it).
+  const rootStat = await fs.lstat(root).catch(() => undefined);
+  if (!rootStat?.isDirectory())
+    throw new Error(`the install root ${root} is not a directory install checked`);
   let current = root;
   for (const part of below.split(sep).filter(Boolean)) {
     current = join(current, part);

@@ -48,7 +48,7 @@ import {
   type StackOutputs,
   StackOutputsError,
 } from "./stackOutputs";
-import { checkInstallTree, checkTrustedNode } from "./trust";
+import { checkInstallTree, checkTrustedNode, claimRoot, snapshotRoot } from "./trust";
 import { DEFAULT_VERIFY_WAIT_SECONDS, type InstalledCommand, verifyInstalledConfig } from "./verify";
 
 // The installer's parts, for the CLI and tests: host.ts (commands, output, errors), checks.ts, verify.ts,
@@ -210,6 +210,7 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
   const plan: PlannedEntry[] = planInstall({ outputs, cloud, scheduler, program, extraCaCerts });
   const treeProblem = await checkInstallTree(root, [...plan.map((e) => e.path), ...Object.values(PATHS)]);
   if (treeProblem) throw failure(treeProblem);
+  const rootSnapshot = await snapshotRoot(root);
   const results: EntryResult[] = [];
   const serviceIds = scheduler === "cron" ? await serviceUserIds(context) : undefined;
   for (const entry of plan) results.push(await inspectEntry(root, entry, serviceIds));
@@ -222,6 +223,10 @@ async function doInstall(options: InstallOptions, host: InstallerHost, context: 
   for (const path of staleProgramFiles(source)) if (await exists(root, path)) staleProgram.push(path);
 
   // 2. Write.
+  if (!dryRun) {
+    const rootProblem = await claimRoot(root, rootSnapshot);
+    if (rootProblem) throw failure(rootProblem);
+  }
   context.out(dryRun ? "files (nothing is written in a dry run):" : "files:");
   if (replacesOtherScheduler && scheduler === "cron" && context.manageServices) {
     await runStep(context, "systemctl", ["disable", "--now", SERVICE_NAME]);

@@ -2,7 +2,7 @@
 // and 2; README "What the installer trusts and refuses"). Each check returns the problem as a sentence
 // that names the path and the fix, or undefined.
 import { constants, promises as fs } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fixHint, ownedAndNotWritable, PathTrustError, walkComponents } from "../state/fsSafe";
 
 /**
@@ -78,6 +78,57 @@ export async function checkInstallTree(
     }
   }
   return undefined;
+}
+
+/** What --root was when the tree was checked: missing (install creates it), or this directory. */
+export type RootSnapshot = { fresh: true } | { fresh: false; dev: number; ino: number };
+
+export async function snapshotRoot(root: string): Promise<RootSnapshot> {
+  try {
+    const stat = await fs.lstat(root);
+    return { fresh: false, dev: stat.dev, ino: stat.ino };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { fresh: true };
+    throw error;
+  }
+}
+
+/**
+ * Right before the first write (issue 25, item 2): a root that was missing when checked is created here
+ * and must not exist by now (another user who made it first, racing the check, would own the tree); one
+ * that existed must still be that very directory (device and inode), a real directory, the running
+ * user's or root's, and writable by nobody else. Returns the problem, or undefined.
+ */
+export async function claimRoot(
+  root: string,
+  snapshot: RootSnapshot,
+  uid = runningUid(),
+): Promise<string | undefined> {
+  if (root === "/") return undefined;
+  if (snapshot.fresh) {
+    try {
+      await fs.mkdir(root, { mode: 0o755 });
+      return undefined;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") {
+        return `the install root ${root} did not exist when install checked it, but does now: someone else created it meanwhile and could own what install writes there; remove it (or pick a directory only root can write) and run install again`;
+      }
+      if (code === "ENOENT") {
+        return `the install root ${root} cannot be created: ${dirname(root)} does not exist; create it first`;
+      }
+      throw error;
+    }
+  }
+  const stat = await fs.lstat(root).catch(() => undefined);
+  if (!stat || stat.dev !== snapshot.dev || stat.ino !== snapshot.ino) {
+    return `the install root ${root} was replaced after install checked it (${stat ? "another directory or link is there now" : "it is gone"}): run install again, into a directory only root can write`;
+  }
+  if (!stat.isDirectory()) return `the install root ${root} is not a directory`;
+  const problem = ownedAndNotWritable([...new Set([uid, 0])])({ path: root, stat });
+  return problem
+    ? `the install root ${root} ${problem} since install checked it: run install again, into a directory only root can write`
+    : undefined;
 }
 
 /**
