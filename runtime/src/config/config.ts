@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../core/errors";
-import { parseResourceGroupId } from "../core/resourceIds";
+import { parseResourceGroupId, resourceGroupKey, resourceGroupOfEntry } from "../core/resourceIds";
 import { escapeControlCharacters } from "../core/text";
 import { fleetStartsPerMinute, minStartSpacingMs } from "../loop/schedule";
 import { redactUrl } from "../signals/notify/redact";
@@ -206,9 +206,7 @@ export function parseConfig(
  * `/subscriptions/<id>/resourceGroups/<name>` names its own.
  */
 export function resourceGroupIdentity(entry: string, subscriptionId: string): string {
-  const id = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/?$/i.exec(entry);
-  const [subscription, group] = id ? [id[1] ?? "", id[2] ?? ""] : [subscriptionId, entry];
-  return `${subscription.toLowerCase()}/${group.toLowerCase()}`;
+  return resourceGroupKey(resourceGroupOfEntry(entry, subscriptionId));
 }
 
 /** The indexes of the first two entries naming the same group, or undefined when all differ. */
