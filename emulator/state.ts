@@ -105,6 +105,24 @@ export interface VirtualMachine {
   lastStatusChange: string;
 }
 
+/** Each annotation's reason and summary (descriptions: resource-health-vm-annotation). */
+const ANNOTATION_TEXT: Record<Annotation["annotationName"], { reason: string; summary: string }> = {
+  VirtualMachinePreempted: {
+    reason: "Preempted",
+    summary:
+      "This virtual machine has been preempted. This eviction was triggered by Azure Spot capacity or price changes.",
+  },
+  VirtualMachineDeallocationInitiated: {
+    reason: "Stopping and deallocating",
+    summary:
+      "This virtual machine is stopping and deallocating as requested by an authorized user or process.",
+  },
+  VirtualMachineSizeChanged: {
+    reason: "Resizing",
+    summary: "The Virtual Machine is being resized as requested by an authorized user or process.",
+  },
+};
+
 /**
  * A Resource Health VM annotation, as Resource Graph's `healthresources` table holds it (type
  * `microsoft.resourcehealth/resourceannotations`). Names, contexts and categories from
@@ -113,7 +131,10 @@ export interface VirtualMachine {
 export interface Annotation {
   resourceGroup: string;
   vmName: string;
-  annotationName: "VirtualMachinePreempted" | "VirtualMachineDeallocationInitiated";
+  annotationName:
+    | "VirtualMachinePreempted"
+    | "VirtualMachineDeallocationInitiated"
+    | "VirtualMachineSizeChanged";
   context: "Platform Initiated" | "Customer Initiated";
   category: "Unplanned" | "Not Applicable";
   reason: string;
@@ -537,10 +558,7 @@ export class World {
       annotationName,
       context: preempted ? "Platform Initiated" : "Customer Initiated",
       category: preempted ? "Unplanned" : "Not Applicable",
-      reason: preempted ? "Preempted" : "Stopping and deallocating",
-      summary: preempted
-        ? "This virtual machine has been preempted. This eviction was triggered by Azure Spot capacity or price changes."
-        : "This virtual machine is stopping and deallocating as requested by an authorized user or process.",
+      ...ANNOTATION_TEXT[annotationName],
       impactType: "Informational",
       occurredTime: new Date(now).toISOString(),
       visibleAt: now + delaySeconds * 1000,
@@ -618,6 +636,10 @@ export class World {
     const from = vm.vmSize;
     vm.vmSize = vmSize;
     vm.history.push({ at: new Date(this.now()).toISOString(), event: "resized", vmSize, from });
+    // Resource Health annotates every resize "requested by an authorized user or process"
+    // (VirtualMachineSizeChanged, Customer Initiated: resource-health-vm-annotation); Resource Graph then
+    // shows it as the VM's latest annotation, on top of the one that said why it was deallocated.
+    this.annotate(vm, "VirtualMachineSizeChanged");
   }
 
   /** The sizes the emulated region offers (seed `offeredVmSizes`, default the whole catalogue). */

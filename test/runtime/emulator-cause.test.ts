@@ -11,6 +11,7 @@ import { createCredential, verifyAuthentication } from "../../runtime/src/azure/
 import { createArmVmApi, createRequestCounter } from "../../runtime/src/azure/azure";
 import { BudgetTracker, RESOURCE_GRAPH_QUOTA } from "../../runtime/src/azure/budgets";
 import { LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/azure/roleActions";
+import { vmResourceId } from "../../runtime/src/cause/cause";
 import { CauseGate } from "../../runtime/src/cause/causeGate";
 import { createArmCauseSource } from "../../runtime/src/cause/causeSource";
 import { vmKey } from "../../runtime/src/loop/decisions";
@@ -19,6 +20,7 @@ import type { Logger } from "../../runtime/src/signals/log";
 import { addPause, readPauses } from "../../runtime/src/state/pause";
 import { createFileStateStore } from "../../runtime/src/state/state";
 import { buildRuntimeBundle } from "../../support/bundle";
+import { armFetch } from "../emulator/helpers";
 import { resourceGroup, runCli, spotVm, startWorld, type World } from "./harness";
 
 const never = new AbortController().signal;
@@ -77,6 +79,50 @@ async function wire(
 
 const startsOf = async (world: World, name: string) =>
   (await world.control.vm(resourceGroup, name))?.startRequests;
+
+/**
+ * Runs cycles until `done` holds, a short pause between them (a failing test ends at the deadline, it
+ * does not hang). `done` gets the time the cycle began, so a test can judge by the runtime's own clock.
+ */
+async function cyclesUntil(
+  cycle: () => Promise<void>,
+  done: (cycleBegan: number) => boolean | Promise<boolean>,
+  what: string,
+  deadlineMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const began = Date.now();
+    await cycle();
+    if (await done(began)) return;
+    if (Date.now() > deadline) assert.fail(`not within ${deadlineMs} ms: ${what}`);
+    await sleep(100);
+  }
+}
+
+/** The VM's annotation as the runtime reads it (Resource Graph's latest per VM). */
+async function latestAnnotation(w: World, name: string): Promise<string | undefined> {
+  const config = w.config;
+  const credential = createCredential(config, { pem: w.principal.pem } as Parameters<
+    typeof createCredential
+  >[1]);
+  const rows = await createArmCauseSource(config, credential).readAnnotations(
+    [vmResourceId(config.subscriptionId, resourceGroup, name)],
+    never,
+  );
+  return rows[0]?.annotationName;
+}
+
+/**
+ * A cycle that began after this VM's unknownCauseAfter wait had run out (by the runtime's own record), or
+ * the VM is no longer waiting at all (started: the assertions after say whether it should have been).
+ */
+const pastTheWait = (restarter: Restarter, name: string, unknownCauseAfterMs: number) => (began: number) => {
+  const record = restarter.currentState.vms[vmKey(resourceGroup, name)];
+  if (record?.lastStartAt !== undefined) return true;
+  const since = record?.evictedSince;
+  return since !== undefined && began > since + unknownCauseAfterMs;
+};
 
 describe("runtime: restart what Azure evicted, never what its owner stopped", () => {
   const worlds: World[] = [];
@@ -156,7 +202,12 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
     const w = await world([spotVm("contested")], { startSeconds: 2 });
     const { restarter, log } = await wire(w);
     await restarter.runCycle(never); // starts it (evicted)
-    await sleep(300);
+    // The owner acts while our start is in flight: once Azure has accepted it, not after a guessed delay.
+    const deadline = Date.now() + 30_000;
+    while ((await w.control.vm(resourceGroup, "contested"))?.powerState !== "starting") {
+      if (Date.now() > deadline) assert.fail("the start was never accepted");
+      await sleep(20);
+    }
     await w.control.deallocate(resourceGroup, "contested");
     await restarter.waitForStarts();
     assert.ok(log.lines.some((l) => l.event === "start-conflict" && l.meta.code === "OperationPreempted"));
@@ -238,6 +289,80 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
       missing.map((l) => l.meta.action),
       ["Microsoft.Insights/eventtypes/values/read"],
       "the Activity Log's 403 names its action; Resource Graph hides rows instead of refusing",
+    );
+  });
+
+  // Issue 24 item 3. Resource Graph keeps only the latest annotation per VM ("the latest snapshot",
+  // https://learn.microsoft.com/azure/virtual-machines/resource-graph-availability), and a resize is
+  // annotated too (VirtualMachineSizeChanged, Customer Initiated:
+  // https://learn.microsoft.com/azure/service-health/resource-health-vm-annotation). An owner who
+  // deallocates and then resizes before the runtime looks leaves no VirtualMachineDeallocationInitiated to
+  // read; the Activity Log keeps the deallocate/action with its caller for 90 days
+  // (https://learn.microsoft.com/azure/azure-monitor/essentials/activity-log: every write operation, PUT,
+  // POST, DELETE, on a resource), so the owner is recognised there.
+  it("an owner's deallocate-then-resize (only VirtualMachineSizeChanged in Resource Graph) is recognised from the Activity Log and never started", async () => {
+    const unknownCauseAfterMs = 1_500;
+    const w = await world([spotVm("worker", { powerState: "running" })]);
+    const { cycle, log, restarter } = await wire(w, { unknownCauseAfterMs });
+    await cycle(); // seen running
+    await w.control.deallocate(resourceGroup, "worker", "alice@contoso.com");
+    const resized = await armFetch(
+      w,
+      "PATCH",
+      `/subscriptions/${w.emulator.subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.Compute/virtualMachines/worker`,
+      { properties: { hardwareProfile: { vmSize: "Standard_B2ms" } } },
+    );
+    assert.equal(resized.status, 200, JSON.stringify(resized.body));
+    const latest = await latestAnnotation(w, "worker");
+    assert.equal(
+      latest,
+      "VirtualMachineSizeChanged",
+      "the deallocation's annotation is no longer the latest",
+    );
+    await cyclesUntil(cycle, pastTheWait(restarter, "worker", unknownCauseAfterMs), "past unknownCauseAfter");
+    assert.equal(await startsOf(w, "worker"), 0, "never started");
+    const leftAlone = log.lines.filter((l) => l.event === "vm-left-alone");
+    assert.deepEqual(
+      leftAlone.map((l) => [l.meta.vm, l.meta.source]),
+      [[`${resourceGroup}/worker`, "activity-log"]],
+      "recognised once, from the Activity Log",
+    );
+  });
+
+  // Issue 24 item 7: the owner's annotation alone decides. With the Activity Log refused (a role without
+  // Microsoft.Insights/eventtypes/values/read: ARM answers 403), only VirtualMachineDeallocationInitiated
+  // says "the owner": a wrong comparison of the annotation's name would start the VM once the wait is over.
+  it("the Activity Log refused: a VM whose latest annotation is VirtualMachineDeallocationInitiated is never started", async () => {
+    const unknownCauseAfterMs = 1_000;
+    const w = await world([spotVm("owner-stopped", { deallocatedBy: "owner" }), spotVm("evicted")], {
+      role: "least-privilege",
+    });
+    await w.control.addRoleDefinition({
+      id: `/subscriptions/${w.emulator.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/4f1d7ac3-5d0e-4c7e-9a59-1c1b6d0a8e21`,
+      actions: LEAST_PRIVILEGE_ACTIONS.filter((a) => !a.startsWith("Microsoft.Insights/")),
+      assignableScopes: [`/subscriptions/${w.emulator.subscriptionId}/resourceGroups/${resourceGroup}`],
+    });
+    const { cycle, log, restarter } = await wire(w, { unknownCauseAfterMs });
+    await cyclesUntil(
+      cycle,
+      pastTheWait(restarter, "owner-stopped", unknownCauseAfterMs),
+      "past unknownCauseAfter",
+    );
+    assert.equal(await startsOf(w, "owner-stopped"), 0, "never started");
+    assert.equal(await startsOf(w, "evicted"), 1, "the eviction beside it is started (the query works)");
+    // The Activity Log really is refused to this role (it is asked only for what Resource Health leaves
+    // unexplained, so the cycles above need not have asked it).
+    const config = w.config;
+    const credential = createCredential(config, { pem: w.principal.pem } as Parameters<
+      typeof createCredential
+    >[1]);
+    await assert.rejects(
+      createArmCauseSource(config, credential).readActivity(resourceGroup, Date.now() - 60_000, never),
+      (error: { statusCode?: number }) => error.statusCode === 403,
+    );
+    assert.deepEqual(
+      log.lines.filter((l) => l.event === "vm-left-alone").map((l) => [l.meta.vm, l.meta.source]),
+      [[`${resourceGroup}/owner-stopped`, "resource-health"]],
     );
   });
 
