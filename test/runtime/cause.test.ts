@@ -48,6 +48,24 @@ describe("runtime: why a VM is deallocated (decision)", () => {
     }
   });
 
+  // The documented tie rule (cause.ts latestEvidence; README "Evicted, or stopped by its owner?"): at equal
+  // times the owner's word wins, whichever signal was read first.
+  it("an eviction and an owner's stop at the same time: the owner's word wins, in either order", () => {
+    for (const evidence of [
+      [evicted(T - 2 * MIN), owner(T - 2 * MIN, "activity-log")],
+      [owner(T - 2 * MIN, "activity-log"), evicted(T - 2 * MIN)],
+    ]) {
+      assert.deepEqual(decideOnDeallocation({ ...base, evidence }), {
+        action: "leave-alone",
+        reason: "owner-deallocated",
+        evidence: owner(T - 2 * MIN, "activity-log"),
+      });
+    }
+    // One millisecond later, the eviction is the latest word.
+    const later = decideOnDeallocation({ ...base, evidence: [owner(T - 2 * MIN), evicted(T - 2 * MIN + 1)] });
+    assert.equal(later.action === "start" && later.cause, "evicted");
+  });
+
   it("ignores an eviction older than the VM's last run (a stale annotation): waits, then starts with a warning", () => {
     const stale = { ...base, evidence: [evicted(T - 20 * MIN)] };
     assert.deepEqual(decideOnDeallocation(stale), {
