@@ -1,13 +1,17 @@
 // Fault matrix, throttling: 429 storms with Retry-After on the list, the instance view and the start.
 // Azure's compute throttling answers 429 + Retry-After; the rule is that no request reaches ARM before
-// Retry-After has passed (the SDK pipeline's retries and the loop's own wait both count), and that the
-// cycle resumes afterwards.
+// Retry-After has passed, and that the cycle resumes afterwards. The rows judge the loop's own wait:
+// the SDK's retries are off (armMaxRetries 0, so its pipeline cannot be the one that waits) and
+// Retry-After (3 s) is longer than the loop's interval (1 s), so a loop that ignored it would ask again
+// at its next cycle, inside the Retry-After.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LoggedRequest } from "../../emulator/testing";
 import { figure, type Row, spawnRuntime, spotVm, startRow } from "./harness";
 
 const slackMs = 60;
+/** Longer than the loop's interval (intervalSeconds 1 in the harness). */
+const RETRY_AFTER_SECONDS = 3;
 
 /**
  * The throttling bucket a request spends, as Azure's compute throttling counts them: the list is a
@@ -67,19 +71,27 @@ async function storm(
   rule: { method: string; pathPattern: string },
   times: number,
 ): Promise<{ row: Row; throttled: number; total: number; minGap: number; recoveredMs: number }> {
-  const row = await startRow([spotVm("evicted"), spotVm("steady", { powerState: "running" })]);
+  const row = await startRow([spotVm("evicted"), spotVm("steady", { powerState: "running" })], {
+    config: { armMaxRetries: 0 },
+  });
+  assert.ok(RETRY_AFTER_SECONDS > row.config.intervalSeconds, "Retry-After outlasts a cycle");
   try {
-    await row.control.addFaults({ ...rule, status: 429, retryAfterSeconds: 1, times });
+    await row.control.addFaults({ ...rule, status: 429, retryAfterSeconds: RETRY_AFTER_SECONDS, times });
     const runtime = await spawnRuntime(row);
     const began = Date.now();
-    await row.waitForVm("evicted", "running", 30_000);
+    // A hang guard: `times` Retry-Afters of 3 s, on a busy machine.
+    await row.waitForVm("evicted", "running", 120_000);
     const recoveredMs = Date.now() - began;
     const exit = await runtime.stop();
     assert.equal(exit.code, 0, runtime.stderr());
     assert.equal((await row.control.faults()).length, 0, "the whole storm was served");
     const requests = await row.armRequests();
     const throttledLines = runtime.events("throttled").map((l) => ({ at: l.at, until: String(l.until) }));
-    const { throttled, minGap } = assertRetryAfterHonoured(requests, 1_000, throttledLines);
+    const { throttled, minGap } = assertRetryAfterHonoured(
+      requests,
+      RETRY_AFTER_SECONDS * 1000,
+      throttledLines,
+    );
     assert.equal(throttled, times);
     // Resumes: exactly one start, accepted, and no start in backoff because of throttling.
     const starts = requests.filter((r) => r.method === "POST" && /\/evicted\/start$/i.test(r.path));
@@ -92,7 +104,7 @@ async function storm(
     assert.equal(runtime.events("start-failed").length, 0, "throttling is not a failed start");
     figure(
       name,
-      `${throttled} × 429 (Retry-After 1 s) served, ${requests.length} ARM requests, shortest gap in the throttled bucket ${minGap} ms, loop-level throttled waits ${throttledLines.length}, VM running ${recoveredMs} ms after the runtime started`,
+      `${throttled} × 429 (Retry-After ${RETRY_AFTER_SECONDS} s, no SDK retries) served, ${requests.length} ARM requests, shortest gap in the throttled bucket ${minGap} ms, loop-level throttled waits ${throttledLines.length}, VM running ${recoveredMs} ms after the runtime started`,
     );
     return { row, throttled, total: requests.length, minGap, recoveredMs };
   } finally {
@@ -102,15 +114,15 @@ async function storm(
 
 describe("fault matrix: 429 storms with Retry-After", { concurrency: true }, () => {
   it("on the VM list: no request before Retry-After, then the cycle resumes", async () => {
-    await storm("429-list", { method: "GET", pathPattern: "/virtualMachines$" }, 6);
+    await storm("429-list", { method: "GET", pathPattern: "/virtualMachines$" }, 3);
   });
 
   it("on the instance view: no request before Retry-After, then the cycle resumes", async () => {
-    await storm("429-instanceView", { method: "GET", pathPattern: "/evicted/instanceView$" }, 6);
+    await storm("429-instanceView", { method: "GET", pathPattern: "/evicted/instanceView$" }, 3);
   });
 
   it("on the start: no request before Retry-After, the start goes through afterwards, no backoff", async () => {
-    const result = await storm("429-start", { method: "POST", pathPattern: "/evicted/start$" }, 5);
-    assert.ok(result.throttled === 5);
+    const result = await storm("429-start", { method: "POST", pathPattern: "/evicted/start$" }, 3);
+    assert.ok(result.throttled === 3);
   });
 });
