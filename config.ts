@@ -2,6 +2,7 @@
 // pure function over plain strings, so every rule and every message is tested without Pulumi mocks
 // (test/program/config.test.ts asserts the exact wording).
 import * as pulumi from "@pulumi/pulumi";
+import { type NotificationEventName, notificationEventNames } from "./runtime/src/core/events";
 import {
   parseVmId,
   type ResourceGroupRef,
@@ -9,12 +10,12 @@ import {
   type VmRef,
 } from "./runtime/src/core/resourceIds";
 import {
+  type ChannelType,
+  channelTypes,
   FALLBACK_AFTER_SECONDS,
   FALLBACK_AFTER_SECONDS_RANGE,
   VM_SIZE_PATTERN,
-} from "./runtime/src/loop/fallback";
-import { type NotificationEventName, notificationEventNames } from "./runtime/src/signals/events";
-import { type ChannelType, channelTypes } from "./runtime/src/signals/notify/channels";
+} from "./runtime/src/core/settings";
 
 export const CONFIG_NAMESPACE = "spot-restarter";
 
@@ -299,7 +300,7 @@ export function validateDays(
 
 /**
  * `fallbackAfterSeconds`: the runtime config's field of the same name, with its range and default
- * (runtime/src/loop/fallback.ts), so the installer can write it unchanged.
+ * (runtime/src/core/settings.ts), so the installer can write it unchanged.
  */
 export function validateFallbackAfterSeconds(raw: string | undefined): number {
   return validateWholeNumber(

@@ -25,7 +25,7 @@ import {
   emulatorControl,
   trustEmulatorCa,
 } from "../emulator/testing";
-import { fleetStartsPerMinute, minStartSpacingMs } from "../runtime/src/loop/schedule";
+import { fleetStartsPerMinute, minStartSpacingMs } from "../runtime/src/core/azureBudgets";
 import { type PreciseBack, preciseBack } from "./expected-wait";
 import { originalTokenSource, runOriginalCycle } from "./original";
 import { liveChildren } from "./ours";

@@ -5,8 +5,7 @@ import { createCredential, loadCertificate } from "./azure/auth";
 import { createArmVmApi } from "./azure/azure";
 import { runAzureCommand } from "./cli/azureCommands";
 import { installOptionsFrom, parseCommandLine, str, uninstallOptionsFrom } from "./cli/cliArgs";
-import { doctorPassed, formatDoctorReport, probeEndpoint, runDoctor } from "./cli/doctor";
-import { nodeTooOld } from "./cli/nodeVersion";
+import { probeEndpoint, runDoctor } from "./cli/doctor";
 import { runPauseCommand } from "./cli/pauseCommand";
 import { buildReport, DEFAULT_REPORT_WINDOW, formatReportTable } from "./cli/report";
 import {
@@ -18,6 +17,8 @@ import {
   overridesFromFlags,
 } from "./config/config";
 import { ConfigError, exitCodes, messageChain, RuntimeError, UsageError } from "./core/errors";
+import { nodeTooOld } from "./core/nodeVersion";
+import { doctorPassed, formatDoctorReport } from "./install/doctorReport";
 import { install, uninstall } from "./install/index";
 import { reportSkippedLines } from "./signals/historySink";
 import { createLogger, type LogFormat, type LogLevel } from "./signals/log";

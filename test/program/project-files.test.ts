@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DEFAULTS, parseConfig, type RawConfig } from "../../config";
-import { FALLBACK_AFTER_SECONDS } from "../../runtime/src/loop/fallback";
+import { FALLBACK_AFTER_SECONDS } from "../../runtime/src/core/settings";
 
 // js-yaml ships with @pulumi/pulumi (a direct dependency of it), which reads these very files.
 const yaml = require("js-yaml") as { load(text: string): unknown };

@@ -15,7 +15,7 @@ import {
   probeAuthority,
   tokenObjectId,
 } from "../../runtime/src/azure/auth";
-import { withCallerHint } from "../../runtime/src/cli/azureCommands";
+import { withCallerHint } from "../../runtime/src/cli/wiring";
 import { parseConfig } from "../../runtime/src/config/config";
 import { AuthError, PermissionError } from "../../runtime/src/core/errors";
 import { createTestCertificate as makeCertificate } from "../../support/certificates";

@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { listedVmFromArm } from "../../runtime/src/azure/azure";
-import { powerStateFromStatuses, selectRestartCandidates } from "../../runtime/src/loop/decisions";
+import { powerStateFromStatuses } from "../../runtime/src/azure/payloads";
+import { selectRestartCandidates } from "../../runtime/src/loop/decisions";
 
 const examples = join(__dirname, "..", "fixtures", "azure-examples");
 // biome-ignore lint/suspicious/noExplicitAny: example files are untyped JSON

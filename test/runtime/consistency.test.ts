@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { READER_ROLE_ID } from "../../emulator/testing";
-import { MINIMUM_NODE_MAJOR, nodeTooOld } from "../../runtime/src/cli/nodeVersion";
+import { MINIMUM_NODE_MAJOR, nodeTooOld } from "../../runtime/src/core/nodeVersion";
 import { buildRuntimeBundle } from "../../support/bundle";
 import { runCli, spotVm, startWorld, type World } from "./harness";
 

@@ -5,14 +5,14 @@ import fc from "fast-check";
 import { describeAzureError } from "../../runtime/src/azure/azure";
 import {
   type AzureErrorFacts,
+  instanceStateFromStatuses,
+  powerStateFromStatuses,
+} from "../../runtime/src/azure/payloads";
+import { type ObservedVm, type RestarterState, vmKey } from "../../runtime/src/core/vm";
+import {
   capacityCodes,
   classifyStartOutcome,
-  instanceStateFromStatuses,
-  type ObservedVm,
-  powerStateFromStatuses,
-  type RestarterState,
   selectRestartCandidates,
-  vmKey,
 } from "../../runtime/src/loop/decisions";
 
 const tag = { name: "AttemptRestartAfterEviction", value: "true" };

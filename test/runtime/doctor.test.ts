@@ -9,13 +9,13 @@ import { createArmVmApi } from "../../runtime/src/azure/azure";
 import { actionsFor, LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/azure/roleActions";
 import {
   actionPatternMatches,
-  type DoctorCheck,
   missingActions,
   probeEndpoint,
   runDoctor,
   unrestartableReason,
 } from "../../runtime/src/cli/doctor";
 import { loadConfig } from "../../runtime/src/config/config";
+import type { DoctorCheck } from "../../runtime/src/install/doctorReport";
 import { type Row, spotVm, startRow } from "../faults/harness";
 
 const OPERATIONS_READ = "Microsoft.Compute/locations/operations/read";

@@ -14,7 +14,7 @@ import { LEAST_PRIVILEGE_ACTIONS } from "../../runtime/src/azure/roleActions";
 import { vmResourceId } from "../../runtime/src/cause/cause";
 import { CauseGate } from "../../runtime/src/cause/causeGate";
 import { createArmCauseSource } from "../../runtime/src/cause/causeSource";
-import { vmKey } from "../../runtime/src/loop/decisions";
+import { vmKey } from "../../runtime/src/core/vm";
 import { Restarter } from "../../runtime/src/loop/restarter";
 import type { Logger } from "../../runtime/src/signals/log";
 import { addPause, readPauses } from "../../runtime/src/state/pause";

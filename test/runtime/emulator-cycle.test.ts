@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { createCredential, verifyAuthentication } from "../../runtime/src/azure/auth";
 import { createArmVmApi, createRequestCounter, type VmApi } from "../../runtime/src/azure/azure";
 import { runOnce } from "../../runtime/src/cli/commands";
-import { vmKey } from "../../runtime/src/loop/decisions";
+import { vmKey } from "../../runtime/src/core/vm";
 import { Restarter, type RestarterSettings } from "../../runtime/src/loop/restarter";
 import { retryPolicyFor } from "../../runtime/src/loop/schedule";
 import { type Logger, silentLogger } from "../../runtime/src/signals/log";

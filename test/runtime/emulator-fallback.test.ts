@@ -13,10 +13,11 @@ import { createArmVmApi } from "../../runtime/src/azure/azure";
 import { LEAST_PRIVILEGE_ACTIONS, leastPrivilegeActions } from "../../runtime/src/azure/roleActions";
 import { collectStatus, formatStatusTable, type StatusRow } from "../../runtime/src/cli/commands";
 import { PermissionError } from "../../runtime/src/core/errors";
-import { vmKey } from "../../runtime/src/loop/decisions";
+import type { RestarterEvent } from "../../runtime/src/core/events";
+import { vmKey } from "../../runtime/src/core/vm";
 import { Restarter } from "../../runtime/src/loop/restarter";
 import { retryPolicyFor } from "../../runtime/src/loop/schedule";
-import { createEventBus, type RestarterEvent } from "../../runtime/src/signals/events";
+import { createEventBus } from "../../runtime/src/signals/events";
 import { createFileStateStore } from "../../runtime/src/state/state";
 import { resourceGroup, spotVm, startWorld, type World } from "./harness";
 

@@ -6,7 +6,7 @@ import { lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { RestarterEvent } from "../../runtime/src/signals/events";
+import type { RestarterEvent } from "../../runtime/src/core/events";
 import { silentLogger } from "../../runtime/src/signals/log";
 import {
   createMetrics,

@@ -4,12 +4,13 @@
 // URL redacted; vm-restart-failing is sent once per escalation step.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import type { NotificationEventName, RestarterEvent } from "../../runtime/src/signals/events";
-import { createEventBus, notificationEventNames } from "../../runtime/src/signals/events";
+import type { NotificationEventName, RestarterEvent } from "../../runtime/src/core/events";
+import { notificationEventNames } from "../../runtime/src/core/events";
+import { channelTypes } from "../../runtime/src/core/settings";
+import { createEventBus } from "../../runtime/src/signals/events";
 import { createLogger } from "../../runtime/src/signals/log";
 import { escalationStep } from "../../runtime/src/signals/notify/escalation";
 import {
-  channelTypes,
   createNotifier,
   type NotificationChannelConfig,
   sendTestNotifications,

@@ -4,8 +4,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PermissionError } from "../../runtime/src/core/errors";
+import type { RestarterEvent } from "../../runtime/src/core/events";
 import { PermissionWait, permissionRetryDelayMs } from "../../runtime/src/loop/permissionWait";
-import { createEventBus, type RestarterEvent } from "../../runtime/src/signals/events";
+import { createEventBus } from "../../runtime/src/signals/events";
 
 const READ = "Microsoft.Compute/virtualMachines/read";
 

@@ -10,9 +10,10 @@ import { describe, it } from "node:test";
 import type { ListedVm, VmApi } from "../../runtime/src/azure/azure";
 import { runOnce } from "../../runtime/src/cli/commands";
 import { PermissionError } from "../../runtime/src/core/errors";
-import { vmKey } from "../../runtime/src/loop/decisions";
+import type { RestarterEvent } from "../../runtime/src/core/events";
+import { vmKey } from "../../runtime/src/core/vm";
 import { type Clock, Restarter, type RestarterSettings } from "../../runtime/src/loop/restarter";
-import { createEventBus, type RestarterEvent } from "../../runtime/src/signals/events";
+import { createEventBus } from "../../runtime/src/signals/events";
 import { type Logger, silentLogger } from "../../runtime/src/signals/log";
 import { createFileStateStore, createMemoryStateStore } from "../../runtime/src/state/state";
 

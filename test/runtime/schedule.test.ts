@@ -11,12 +11,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
-  capacityIntervalFor,
-  defaultRetryPolicy,
-  type FailedAttempt,
   fleetStartBurst,
   fleetStartsPerMinute,
   minStartSpacingMs,
+} from "../../runtime/src/core/azureBudgets";
+import {
+  capacityIntervalFor,
+  defaultRetryPolicy,
+  type FailedAttempt,
   nextAttemptAt,
   nextCycleAt,
   quotaAdvice,

@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { AuthError, PermissionError } from "../../runtime/src/core/errors";
-import type { AzureOutcome, VmRecord } from "../../runtime/src/loop/decisions";
+import type { RestarterEvent } from "../../runtime/src/core/events";
+import type { VmRecord } from "../../runtime/src/core/vm";
+import type { AzureOutcome } from "../../runtime/src/loop/decisions";
 import { retryPolicyFor } from "../../runtime/src/loop/schedule";
 import {
   observePowerState,
@@ -13,7 +15,7 @@ import {
   startEnded,
   startIssued,
 } from "../../runtime/src/loop/transitions";
-import { describeEvent, type RestarterEvent } from "../../runtime/src/signals/events";
+import { describeEvent } from "../../runtime/src/signals/events";
 import { logLine } from "../../runtime/src/signals/logSink";
 
 const vm = { resourceGroup: "rg", name: "backup", maxPrice: -1 };

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { MICROSOFT_CLOUDS, microsoftCloudOf } from "../../runtime/src/azure/clouds";
 import { loadConfig, parseConfig } from "../../runtime/src/config/config";
+import { MICROSOFT_CLOUDS, microsoftCloudOf } from "../../runtime/src/core/clouds";
 import { install } from "../../runtime/src/install/index";
 import { renderRuntimeConfig } from "../../runtime/src/install/layout";
 import {

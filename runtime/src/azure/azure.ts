@@ -6,14 +6,9 @@ import type { TokenCredential } from "@azure/core-auth";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import type { RuntimeConfig } from "../config/config";
 import { resourceGroupOfEntry } from "../core/resourceIds";
-import {
-  type AzureErrorFacts,
-  type InstanceState,
-  instanceStateFromStatuses,
-  type ObservedVm,
-} from "../loop/decisions";
-import type { AvailableSize } from "../loop/fallback";
+import type { AvailableSize, ObservedVm } from "../core/vm";
 import { tokenScope } from "./credential";
+import { type AzureErrorFacts, type InstanceState, instanceStateFromStatuses } from "./payloads";
 
 /** A VM as the resource-group list returns it (no power state: the list has no instance view). */
 export type ListedVm = Omit<ObservedVm, "powerState" | "provisioningState" | "hibernated">;

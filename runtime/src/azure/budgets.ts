@@ -35,7 +35,7 @@
 // the subscription-wide policies listed here do. A VM whose own bucket is spent gets 429 with
 // Retry-After for that VM, which the retry schedule already honours.
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
-import { budgetShare } from "../loop/schedule";
+import { budgetShare } from "../core/azureBudgets";
 
 /** One policy as last reported: `policy` is e.g. `Microsoft.Compute/PutVM3Min` or `subscription-writes`. */
 export interface BudgetReading {

@@ -1,7 +1,7 @@
 // Whether the credential gets tokens, remembered between cycles so a failure is reported once per
 // change, not per cycle (an Entra ID outage can last hours), and its end once.
 
-import type { EventOf } from "../signals/events";
+import type { EventOf } from "../core/events";
 import { describeTokenFailure } from "./authFailure";
 
 export class TokenHealth {

@@ -16,17 +16,6 @@
 import { resourceGroupIdOfEntry } from "../core/resourceIds";
 
 /**
- * Default wait for a signal before a deallocated VM nothing explains is started anyway (with a
- * warning): 10 minutes. Neither signal has a documented latency bound: Resource Graph updates its
- * health records from change notifications (seconds to minutes in practice), and the Activity Log
- * shows an operation within minutes. 10 minutes lets an owner's stop be recognised in nearly every
- * case, while a VM whose signals are lost (or whose role cannot read them) is back within a quarter of
- * an hour instead of staying down silently. An eviction is normally explained long before that: the
- * wait only delays VMs that nothing explains.
- */
-export const UNKNOWN_CAUSE_AFTER_SECONDS = 600;
-
-/**
  * An owner's deallocation up to this long before the runtime last saw the VM running still counts as
  * the current one (the instance view can lag a deallocation that has begun). Evictions get no such
  * allowance: a stale eviction must never restart a VM its owner has stopped since.

@@ -19,8 +19,8 @@
 import { describeAzureError } from "../azure/azure";
 import { type BudgetReading, lowBudgetShare, remainingShare } from "../azure/budgets";
 import { ROLE_ACTIONS } from "../azure/roleActions";
-import { type VmRecord, vmKey } from "../loop/decisions";
-import type { RestarterEvent } from "../signals/events";
+import type { RestarterEvent } from "../core/events";
+import { type VmRecord, vmKey } from "../core/vm";
 import { type Pause, pauseFor } from "../state/pause";
 import {
   type CauseDecision,

@@ -6,13 +6,8 @@ import { describeAzureError } from "../azure/azure";
 import { type BudgetReading, type BudgetTracker, describeReading } from "../azure/budgets";
 import { OPT_IN_HOW } from "../azure/roleActions";
 import { PermissionError, permissionError, UsageError } from "../core/errors";
-import {
-  classifyStartOutcome,
-  isRestartCandidate,
-  type RestarterState,
-  type RestartTag,
-  vmKey,
-} from "../loop/decisions";
+import { type RestarterState, type RestartTag, vmKey } from "../core/vm";
+import { classifyStartOutcome, isRestartCandidate } from "../loop/decisions";
 import { discoverGroup } from "../loop/discovery";
 import { describeSize } from "../loop/fallback";
 import type { CycleReport, FatalError, Restarter, StartResult } from "../loop/restarter";

@@ -25,18 +25,8 @@ import {
   effectiveEvictionPolicy,
   spotIneligibility,
 } from "../core/spotEligibility";
+import type { DoctorCheck } from "../install/doctorReport";
 import { hasRestartTag } from "../loop/decisions";
-
-export type CheckStatus = "pass" | "warn" | "fail" | "skip";
-
-export interface DoctorCheck {
-  /** Short name: `endpoints`, `clock`, `certificate`, `token`, `resource-group rg`, … */
-  readonly name: string;
-  readonly status: CheckStatus;
-  readonly detail: string;
-  /** What to do about a `fail` or `warn`. */
-  readonly fix?: string;
-}
 
 /** The largest clock difference Entra ID tolerates in a client assertion's nbf/exp (5 minutes). */
 export const maxClockSkewMs = 5 * 60_000;
@@ -435,22 +425,4 @@ async function taggedVmChecks(
     );
   }
   return checks;
-}
-
-/** True when no check failed (warnings and skips of checks that could not run are not failures). */
-export function doctorPassed(checks: readonly DoctorCheck[]): boolean {
-  return checks.every((check) => check.status !== "fail");
-}
-
-const marks: Record<CheckStatus, string> = { pass: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };
-
-/** One line per check, then its fix indented under it. */
-export function formatDoctorReport(checks: readonly DoctorCheck[]): string {
-  return checks
-    .map(
-      (check) =>
-        `${marks[check.status]} ${check.name}: ${check.detail}${check.fix && check.status !== "pass" ? `\n     fix: ${check.fix}` : ""}`,
-    )
-    .join("\n")
-    .concat("\n");
 }

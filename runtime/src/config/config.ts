@@ -5,11 +5,10 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
+import { fleetStartsPerMinute, minStartSpacingMs } from "../core/azureBudgets";
 import { ConfigError } from "../core/errors";
 import { parseResourceGroupId, resourceGroupKey, resourceGroupOfEntry } from "../core/resourceIds";
-import { escapeControlCharacters } from "../core/text";
-import { fleetStartsPerMinute, minStartSpacingMs } from "../loop/schedule";
-import { redactUrl } from "../signals/notify/redact";
+import { escapeControlCharacters, jsonErrorPosition, redactUrl } from "../core/text";
 import { fieldMeta, innerSchema, overridableFields } from "./configFields";
 import { type ConfigField, configSchema, type RuntimeConfig } from "./configSchema";
 
@@ -92,19 +91,6 @@ export async function loadConfig(
     );
   }
   return parseConfig(parsed, path, env, flags);
-}
-
-/** Line and column of a JSON syntax error, without the snippet V8 quotes (it may be key material). */
-export function jsonErrorPosition(error: unknown, text: string): string {
-  const message = error instanceof Error ? error.message : "";
-  const lineColumn = /line (\d+) column (\d+)/.exec(message);
-  if (lineColumn) return ` at line ${lineColumn[1]}, column ${lineColumn[2]}`;
-  const position = /position (\d+)/.exec(message);
-  if (position) {
-    const before = text.slice(0, Number(position[1])).split("\n");
-    return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
-  }
-  return /end of JSON input/i.test(message) ? " (it ends too early)" : "";
 }
 
 /** Validates a parsed config file merged with overrides. Exported for tests and the installer. */

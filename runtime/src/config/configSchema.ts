@@ -4,13 +4,17 @@
 // flag table and the reference (configFields.ts). Loading and merging are config.ts's.
 
 import { z } from "zod";
-import { cloudEndpointsProblem } from "../azure/clouds";
-import { UNKNOWN_CAUSE_AFTER_SECONDS } from "../cause/cause";
+import { cloudEndpointsProblem } from "../core/clouds";
+import { notificationEventNames } from "../core/events";
 import { parseResourceGroupId } from "../core/resourceIds";
+import {
+  channelTypes,
+  FALLBACK_AFTER_SECONDS,
+  FALLBACK_AFTER_SECONDS_RANGE,
+  UNKNOWN_CAUSE_AFTER_SECONDS,
+  VM_SIZE_PATTERN,
+} from "../core/settings";
 import { tagSchema } from "../core/text";
-import { FALLBACK_AFTER_SECONDS, FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../loop/fallback";
-import { notificationEventNames } from "../signals/events";
-import { channelTypes } from "../signals/notify/channels";
 import { HISTORY_DAYS } from "../state/historyRecords";
 
 const guid = (what: string) =>
@@ -192,7 +196,7 @@ export const configSchema = z.object({
       { error: 'expected an object like {"authorityHost": "https://…", "armEndpoint": "https://…"}' },
     )
     // A Microsoft authority's token goes only to that cloud's Resource Manager, whatever the audience;
-    // an explicit audience counts only for a Microsoft cloud with no published one (clouds.ts).
+    // an explicit audience counts only for a Microsoft cloud with no published one (core/clouds.ts).
     .superRefine((cloud, context) => {
       const problem = cloudEndpointsProblem(cloud);
       if (problem) context.addIssue({ code: "custom", message: problem, path: ["armEndpoint"] });

@@ -73,3 +73,30 @@ export function stringsWithControlCharacters(
   }
   return [];
 }
+
+/** Line and column of a JSON syntax error, without the snippet V8 quotes (it may be key material). */
+export function jsonErrorPosition(error: unknown, text: string): string {
+  const message = error instanceof Error ? error.message : "";
+  const lineColumn = /line (\d+) column (\d+)/.exec(message);
+  if (lineColumn) return ` at line ${lineColumn[1]}, column ${lineColumn[2]}`;
+  const position = /position (\d+)/.exec(message);
+  if (position) {
+    const before = text.slice(0, Number(position[1])).split("\n");
+    return ` at line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
+  }
+  return /end of JSON input/i.test(message) ? " (it ends too early)" : "";
+}
+
+// Notification URLs carry their secret in the path or query (a Slack/Discord/Teams token, an ntfy
+// topic): only the scheme and host may ever be shown, in a log, an error, --print-config or a
+// --dry-run listing.
+
+/** `https://hooks.slack.com/…` for any URL; `(invalid URL)` when it does not parse. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}/…`;
+  } catch {
+    return "(invalid URL)";
+  }
+}

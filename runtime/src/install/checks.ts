@@ -4,8 +4,8 @@
 import { X509Certificate } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { nodeTooOld } from "../cli/nodeVersion";
 import { UsageError } from "../core/errors";
+import { nodeTooOld } from "../core/nodeVersion";
 import type { ServiceIds } from "./files";
 import type { Context, InstallerHost } from "./host";
 import { failure, runStep } from "./host";

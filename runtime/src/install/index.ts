@@ -2,9 +2,9 @@
 // Order matters: everything is read and validated before the first byte is written, so bad stack
 // outputs leave the host as it was.
 import { resolve } from "node:path";
-import { cloudEndpointsProblem } from "../azure/clouds";
-import { MINIMUM_NODE_MAJOR } from "../cli/nodeVersion";
+import { cloudEndpointsProblem } from "../core/clouds";
 import { UsageError } from "../core/errors";
+import { MINIMUM_NODE_MAJOR } from "../core/nodeVersion";
 import {
   checkNodeVersion,
   checkPrivileges,

@@ -3,7 +3,7 @@
 import { envVariableFor } from "../config/configFields";
 import { configSchema, type RuntimeConfigFile } from "../config/configSchema";
 import { parseResourceGroupId, parseVmId, resourceGroupId } from "../core/resourceIds";
-import { FALLBACK_AFTER_SECONDS } from "../loop/fallback";
+import { FALLBACK_AFTER_SECONDS } from "../core/settings";
 import type { CloudEndpoints, StackOutputs } from "./stackOutputs";
 
 /** Absolute paths on the target host; the installer prefixes them with --root. */

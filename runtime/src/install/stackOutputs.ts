@@ -3,13 +3,12 @@
 // must not reach a terminal, a CI log or a bug report.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { z } from "zod";
-import { jsonErrorPosition } from "../config/config";
 import { notificationChannelSchema, resourceGroupNamePattern } from "../config/configSchema";
 import { ConfigError } from "../core/errors";
 import { parseResourceGroupId } from "../core/resourceIds";
+import { FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../core/settings";
 import type { StackOutputName } from "../core/stackOutputNames";
-import { quoteForMessage, stringsWithControlCharacters, tagSchema } from "../core/text";
-import { FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../loop/fallback";
+import { jsonErrorPosition, quoteForMessage, stringsWithControlCharacters, tagSchema } from "../core/text";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (docs/architecture.md runtime config `cloud`). */
 export interface CloudEndpoints {

@@ -3,7 +3,7 @@
 import { constants, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { type DoctorCheck, formatDoctorReport } from "../cli/doctor";
+import { type DoctorCheck, formatDoctorReport } from "./doctorReport";
 import { type ServiceIds, underRoot } from "./files";
 import { type CommandResult, type Context, commandLine, failure } from "./host";
 import { STATE_DIR_ENV, shellQuote } from "./layout";

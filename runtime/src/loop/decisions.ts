@@ -2,88 +2,9 @@
 // error is classified, how long a VM backs off. No I/O here, so tests use plain objects and
 // fast-check properties.
 
+import type { AzureErrorFacts } from "../azure/payloads";
 import { type SpotIneligibility, spotIneligibility } from "../core/spotEligibility";
-import type { SizeRecord } from "./fallback";
-
-/** Power states as the instance view reports them (`PowerState/<state>`). */
-export type PowerState = "running" | "starting" | "stopped" | "stopping" | "deallocating" | "deallocated";
-
-/** One VM as discovery saw it this cycle: list fields, plus the instance view for candidates only. */
-export interface ObservedVm {
-  readonly resourceGroup: string;
-  readonly name: string;
-  /** `Spot` or `Regular` (absent on old VMs means Regular). */
-  readonly priority: string | undefined;
-  /** `Deallocate` or `Delete`; only set on Spot VMs. */
-  readonly evictionPolicy: string | undefined;
-  /** `billingProfile.maxPrice`: -1 (up to on-demand) or a price in USD. */
-  readonly maxPrice: number | undefined;
-  readonly tags: Readonly<Record<string, string>>;
-  /** Undefined when the instance view was not read (not a candidate) or had no PowerState status. */
-  readonly powerState: string | undefined;
-  /** The instance view's `ProvisioningState/<state>` (lower-cased, without an error code), when read. */
-  readonly provisioningState?: string;
-  /** The instance view has `HibernationState/Hibernated` (beside `PowerState/deallocated`). */
-  readonly hibernated?: boolean;
-  /** `hardwareProfile.vmSize` as the list reports it (fallback sizes compare against it). */
-  readonly vmSize?: string;
-}
-
-export interface RestartTag {
-  readonly name: string;
-  readonly value: string;
-}
-
-/** Per-VM memory kept between cycles (the state file holds one per VM). */
-export interface VmRecord {
-  readonly resourceGroup: string;
-  readonly name: string;
-  /** Last power state observed (instance view), if any. */
-  powerState?: string;
-  /** When the VM was first seen deallocated in its current eviction (ms since epoch). */
-  evictedSince?: number;
-  /** Last time an eviction (a transition to deallocated) was seen. */
-  lastEvictionSeenAt?: number;
-  /** Consecutive failed start attempts since the last success. */
-  startAttempts: number;
-  /** No start before this time (ms since epoch). */
-  backoffUntil?: number;
-  lastStartAt?: number;
-  lastStartedAt?: number;
-  /** The last time the VM was known to run (seen running, or a start of ours succeeded). */
-  lastRanAt?: number;
-  /** Why it is deallocated, once known for this deallocation (eviction cause, cause.ts). */
-  cause?: {
-    kind: "evicted" | "owner";
-    at: number;
-    source: "resource-health" | "activity-log" | "start-preempted";
-    by?: string;
-  };
-  /** Last provisioning state observed (instance view, lower-cased), if any. */
-  provisioningState?: string;
-  /** Last seen hibernated (`HibernationState/Hibernated`). */
-  hibernated?: boolean;
-  /** `evictedSince` of the deallocation already announced as `vm-evicted` (announced once per deallocation). */
-  evictionAnnouncedFor?: number;
-  /** Since when starts have failed for lack of capacity, without a success in between (fallback.ts). */
-  capacityFailingSince?: number;
-  /** A resize to a fallback size, remembered until the VM is back at its own size (fallback.ts). */
-  size?: SizeRecord;
-  /** Marks the leave-alone (or wait) already logged for this deallocation, so it is logged once. */
-  leftAloneLogged?: string;
-  lastResult?: {
-    outcome: StartOutcomeKind | "issued" | "interrupted" | "token-unavailable";
-    code?: string;
-    at: number;
-  };
-}
-
-export interface RestarterState {
-  /** Keyed by `vmKey(resourceGroup, name)`. */
-  vms: Record<string, VmRecord>;
-  /** ARM asked us to slow down: no requests before this time (ms since epoch). */
-  throttledUntil?: number;
-}
+import { type ObservedVm, type RestarterState, type RestartTag, vmKey } from "../core/vm";
 
 export type SkipReason =
   /** Never restartable (core/spotEligibility.ts, the rule `pulumi up` and `doctor` apply too). */
@@ -105,11 +26,6 @@ export type SkipReason =
 export type Decision =
   | { readonly vm: ObservedVm; readonly action: "start" }
   | { readonly vm: ObservedVm; readonly action: "skip"; readonly reason: SkipReason };
-
-/** Azure resource names are case-insensitive; so is our key. */
-export function vmKey(resourceGroup: string, name: string): string {
-  return `${resourceGroup}/${name}`.toLowerCase();
-}
 
 /** Tag names match case-insensitively as in Azure; the value `true` matches case-insensitively too. */
 export function hasRestartTag(tags: Readonly<Record<string, string>> | undefined, tag: RestartTag): boolean {
@@ -143,17 +59,6 @@ function eligibility(
 }
 
 /**
- * Reads the power state from an instance view's statuses: the `PowerState/` entry wherever it
- * sits (it is usually second, after `ProvisioningState/`, but that order is not a contract).
- */
-export function powerStateFromStatuses(
-  statuses: ReadonlyArray<{ code?: string }> | undefined,
-): string | undefined {
-  const status = statuses?.find((s) => s.code?.toLowerCase().startsWith("powerstate/"));
-  return status?.code?.slice("PowerState/".length).toLowerCase();
-}
-
-/**
  * Provisioning states during which a start is not sent: a control-plane operation (creating, updating,
  * deleting, migrating) is running on the VM. `failed` is not among them: a start that found no capacity
  * leaves `ProvisioningState/failed/AllocationFailed` on a deallocated VM, and starting it again is
@@ -168,32 +73,6 @@ export const busyProvisioningStates: ReadonlySet<string> = new Set([
   "deleting",
   "migrating",
 ]);
-
-/** What the runtime reads from one VM's instance view. */
-export interface InstanceState {
-  /** `PowerState/<state>`, lower-cased; undefined when absent. */
-  readonly powerState: string | undefined;
-  /** `ProvisioningState/<state>[/<errorCode>]`: the state, lower-cased, without the error code. */
-  readonly provisioningState: string | undefined;
-  /**
-   * `HibernationState/Hibernated`: a hibernated VM is `PowerState/deallocated` with this third status
-   * (https://learn.microsoft.com/azure/virtual-machines/hibernate-resume, "View state of hibernated VM";
-   * the portal shows "Hibernated (deallocated)"). Only a person (or their automation) hibernates a VM.
-   */
-  readonly hibernated: boolean;
-}
-
-/** Reads power state, provisioning state and hibernation from an instance view's statuses, wherever each sits. */
-export function instanceStateFromStatuses(
-  statuses: ReadonlyArray<{ code?: string }> | undefined,
-): InstanceState {
-  const provisioning = statuses?.find((s) => s.code?.toLowerCase().startsWith("provisioningstate/"));
-  return {
-    powerState: powerStateFromStatuses(statuses),
-    provisioningState: provisioning?.code?.split("/")[1]?.toLowerCase() || undefined,
-    hibernated: statuses?.some((s) => s.code?.toLowerCase() === "hibernationstate/hibernated") ?? false,
-  };
-}
 
 /**
  * Decides, for every observed VM, whether this cycle starts it: exactly the tagged Spot
@@ -268,19 +147,6 @@ export const requiredPermission: Record<ArmOperation, string> = {
   resize: "Microsoft.Compute/virtualMachines/write",
 };
 
-export type StartOutcomeKind =
-  | "started"
-  | "capacity"
-  | "price"
-  | "quota"
-  | "throttled"
-  | "gone"
-  | "conflict"
-  | "unauthorized"
-  | "forbidden"
-  | "timeout"
-  | "failed";
-
 /** The result of classifying an Azure error (or success) once, in one place. */
 export type AzureOutcome =
   | { kind: "started" }
@@ -314,22 +180,6 @@ export const capacityCodes: ReadonlySet<string> = new Set([
 ]);
 
 export const priceCode = "SpotPriceGreaterThanProvidedMaxPrice";
-
-/** The facts classification needs, read off whatever the SDK threw (see `describeAzureError`). */
-export interface AzureErrorFacts {
-  readonly statusCode?: number;
-  readonly code?: string;
-  readonly message: string;
-  readonly retryAfterMs?: number;
-  /** Inner error codes (e.g. `details[].code`), where `TooManyRequests` marks throttling. */
-  readonly detailCodes?: readonly string[];
-  /** Set when the error is the failed end of a long-running operation (no HTTP status). */
-  readonly operationFailed?: boolean;
-  /** Set when our own time bound ended the wait. */
-  readonly timedOut?: boolean;
-  /** Set when ARM had accepted the start and the error came while following it (a status poll). */
-  readonly afterAccepted?: boolean;
-}
 
 /**
  * Classifies the outcome of an ARM operation (a start, or a read during discovery) from the

@@ -6,14 +6,8 @@
 import { isCredentialError } from "../azure/authFailure";
 import type { ListedVm, VmApi } from "../azure/azure";
 import { describeAzureError } from "../azure/azure";
-import {
-  type ArmOperation,
-  type AzureOutcome,
-  classifyStartOutcome,
-  isRestartCandidate,
-  type RestartTag,
-  vmKey,
-} from "./decisions";
+import { type RestartTag, vmKey } from "../core/vm";
+import { type ArmOperation, type AzureOutcome, classifyStartOutcome, isRestartCandidate } from "./decisions";
 
 /** Why a read failed: the credential got no token, or ARM answered an error (classified once). */
 export type ReadFailure =

@@ -1,51 +1,8 @@
 // Fallback sizes (opt-in, runtime config `fallbackSizes`): what size a deallocated VM should have before its
 // next start, as pure functions over plain data. restarter.ts asks `planSize` before each start and performs
 // the answer (list sizes, PATCH hardwareProfile.vmSize, record it in state); tests use plain objects.
-//
-// No imports: the Pulumi program's config.ts reads VM_SIZE_PATTERN from here too.
 
-/**
- * Azure VM size names as ARM spells them in `hardwareProfile.vmSize` and `listAvailableSizes`: `Standard_` or
- * `Basic_`, the family, vCPUs and features, then an optional version (Standard_D2as_v5, Standard_E4-2ds_v5 with
- * constrained vCPUs, Standard_B2s, Standard_M416ms_v2).
- * https://learn.microsoft.com/azure/virtual-machines/vm-naming-conventions
- */
-export const VM_SIZE_PATTERN =
-  /^(?:Standard|Basic)_[A-Za-z][A-Za-z0-9]*(?:-[0-9]+[A-Za-z0-9]*)?(?:_[A-Za-z0-9]+)*$/;
-
-/**
- * Default seconds of capacity failures before a VM is resized to a fallback size. The one source of it: the
- * runtime schema (configSchema.ts), the Pulumi program (config.ts) and the installer (install/layout.ts) import it;
- * Pulumi.yaml's declared default must equal it (test/program/project-files.test.ts).
- */
-export const FALLBACK_AFTER_SECONDS = 600;
-
-/** The range `fallbackAfterSeconds` accepts, in the runtime config and in `pulumi config` alike: 0 to a day. */
-export const FALLBACK_AFTER_SECONDS_RANGE = { min: 0, max: 86_400 } as const;
-
-/** One entry of VirtualMachines_ListAvailableSizes' `value` (VirtualMachineSize, 2026-04-01). */
-export interface AvailableSize {
-  readonly name?: string;
-  /** 0 for a size without a local temp (resource) disk. */
-  readonly resourceDiskSizeInMB?: number;
-}
-
-/**
- * What the state file remembers about a resize, so a crash at any point loses nothing: `originalSize` is
- * written before the first PATCH away from it, `phase` says whether the PATCH to `size` is known to have
- * completed. Cleared once the VM is back at its original size.
- */
-export interface SizeRecord {
-  /** The VM's own size, the one it had before we first resized it. */
-  readonly originalSize: string;
-  /** The size we resized (or were resizing) it to. */
-  readonly size: string;
-  /** `resizing`: a PATCH to `size` was sent and its answer not yet recorded; `resized`: Azure confirmed it. */
-  readonly phase: "resizing" | "resized";
-  readonly at: number;
-  /** The deallocation (the record's `evictedSince`) during which we resized it: a later one restores first. */
-  readonly outage?: number;
-}
+import type { AvailableSize, SizeRecord } from "../core/vm";
 
 /** The facts `planSize` needs about one VM before a start. */
 export interface SizeFacts {

@@ -4,9 +4,10 @@
 
 import { TokenHealth } from "../azure/tokenHealth";
 import type { Clock } from "../core/clock";
-import type { EventBus, RestarterEvent } from "../signals/events";
+import type { RestarterEvent } from "../core/events";
+import { type ObservedVm, type RestarterState, type VmRecord, vmKey } from "../core/vm";
+import type { EventBus } from "../signals/events";
 import { StateSaver, type StateStore } from "../state/state";
-import { type ObservedVm, type RestarterState, type VmRecord, vmKey } from "./decisions";
 import type { GroupDiscovery, ReadFailure } from "./discovery";
 import { newRecord, observePowerState, readFailed } from "./transitions";
 

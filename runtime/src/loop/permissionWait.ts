@@ -11,7 +11,8 @@
 // naming the action and what it was needed for), keeps cycling with a backoff, and says once more when
 // it works. Starts of other VMs in flight go on. `once` still exits with the permission code (cron mails it).
 import { messageChain, type PermissionError } from "../core/errors";
-import type { EventBus, RestarterEvent } from "../signals/events";
+import type { RestarterEvent } from "../core/events";
+import type { EventBus } from "../signals/events";
 
 /** Cycles while a permission is missing back off to at most this often (unless the interval is longer). */
 export const PERMISSION_RETRY_MAX_MS = 120_000;

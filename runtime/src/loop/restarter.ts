@@ -8,18 +8,13 @@ import type { BudgetGauge } from "../azure/budgets";
 import { CauseGate } from "../cause/causeGate";
 import { type Clock, systemClock } from "../core/clock";
 import { AuthError, messageChain, PermissionError } from "../core/errors";
-import { createEventBus, type EventBus, type RestarterEvent } from "../signals/events";
+import type { RestarterEvent } from "../core/events";
+import { type RestarterState, type RestartTag, vmKey } from "../core/vm";
+import { createEventBus, type EventBus } from "../signals/events";
 import type { Logger } from "../signals/log";
 import { logSink } from "../signals/logSink";
 import type { StateStore } from "../state/state";
-import {
-  type BackoffPolicy,
-  type Decision,
-  type RestarterState,
-  type RestartTag,
-  selectRestartCandidates,
-  vmKey,
-} from "./decisions";
+import { type BackoffPolicy, type Decision, selectRestartCandidates } from "./decisions";
 import { discoverGroups } from "./discovery";
 import { Ledger, type ResourceGroupReport } from "./ledger";
 import { PermissionWait } from "./permissionWait";

@@ -6,13 +6,15 @@ import { isCredentialError } from "../azure/authFailure";
 import type { VmApi } from "../azure/azure";
 import { describeAzureError } from "../azure/azure";
 import type { BudgetGauge } from "../azure/budgets";
+import { fleetStartsPerMinute } from "../core/azureBudgets";
 import type { Clock } from "../core/clock";
 import { permissionError } from "../core/errors";
-import type { RestarterEvent } from "../signals/events";
-import { classifyStartOutcome, type ObservedVm, requiredPermission, type VmRecord, vmKey } from "./decisions";
+import type { RestarterEvent } from "../core/events";
+import { type ObservedVm, type VmRecord, vmKey } from "../core/vm";
+import { classifyStartOutcome, requiredPermission } from "./decisions";
 import { chooseFallback, planSize } from "./fallback";
 import type { Ledger } from "./ledger";
-import { capacityIntervalFor, fleetStartsPerMinute, type RetryPolicy, type StartPacer } from "./schedule";
+import { capacityIntervalFor, type RetryPolicy, type StartPacer } from "./schedule";
 import { Semaphore } from "./semaphore";
 import { type FatalError, newRecord, type StartEnd, startEnded, startIssued } from "./transitions";
 

@@ -4,15 +4,9 @@
 // VM's own record (ARM throttling, forgetting the VM, a fatal error) are returned, not performed.
 
 import { AuthError, messageChain, type PermissionError, permissionError } from "../core/errors";
-import type { RestarterEvent } from "../signals/events";
-import {
-  type AzureOutcome,
-  busyProvisioningStates,
-  isBackoffOutcome,
-  type ObservedVm,
-  requiredPermission,
-  type VmRecord,
-} from "./decisions";
+import type { RestarterEvent } from "../core/events";
+import type { ObservedVm, VmRecord } from "../core/vm";
+import { type AzureOutcome, busyProvisioningStates, isBackoffOutcome, requiredPermission } from "./decisions";
 import { nextAttemptAt, quotaAdvice, type RetryCause, type RetryPolicy } from "./schedule";
 
 export interface Transition {

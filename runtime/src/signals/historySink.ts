@@ -1,10 +1,11 @@
 // The eviction history as a sink of the event bus: each event that changes what a VM went through
 // becomes a record appended to stateDir/history.jsonl (state/history.ts), and is folded as it comes
 // (state/historyFold.ts) for the status page and the downtime metric. `once` and `run` both record.
+
+import type { EventSink, RestarterEvent, VmRef } from "../core/events";
 import { HistoryWriter, readHistory } from "../state/history";
 import { HistoryFolder, type Outage } from "../state/historyFold";
 import type { HistoryRecord, NewHistoryRecord } from "../state/historyRecords";
-import type { EventSink, RestarterEvent, VmRef } from "./events";
 import type { Logger } from "./log";
 
 /** The record an event adds to the history, if any (the rest is log-only or already told). */

@@ -2,7 +2,9 @@
 // event name the log has always used (`deallocated-vm-seen`, `started`, `token-unavailable`, …: the
 // demo, the soak run and operators' journald filters read them), with the event's fields as
 // metadata and `describeEvent`'s sentence as the message.
-import { describeEvent, type EventSink, type RestarterEvent, type RestarterEventType } from "./events";
+
+import type { EventSink, RestarterEvent, RestarterEventType } from "../core/events";
+import { describeEvent } from "./events";
 import type { Logger, LogLevel, LogMeta } from "./log";
 
 /**

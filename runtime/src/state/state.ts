@@ -7,11 +7,11 @@ import { constants } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { jsonErrorPosition } from "../config/config";
 import type { Clock } from "../core/clock";
 import { messageChain } from "../core/errors";
-import type { RestarterState } from "../loop/decisions";
-import type { EventSink } from "../signals/events";
+import type { EventSink } from "../core/events";
+import { jsonErrorPosition } from "../core/text";
+import type { RestarterState } from "../core/vm";
 import { checkPrivateDirectory } from "./fsSafe";
 
 export const stateFileName = "state.json";

@@ -10,8 +10,8 @@ import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { requestKind } from "../../azure/azure";
 import { type BudgetTracker, remainingShare } from "../../azure/budgets";
+import type { EventSink, VmRef } from "../../core/events";
 import { writeFileAtomically } from "../../state/state";
-import type { EventSink, VmRef } from "../events";
 import type { Logger } from "../log";
 import { metricNames } from "./names";
 

@@ -1,5 +1,6 @@
-// Every notification channel type, listed once. Adding one = its module + one line here; the config
-// schema, notify-test and the docs' list read the type names from this object.
+// Every notification channel type's format. Adding one = its module, its name in core/settings.ts
+// (`channelTypes`, which the config schema, notify-test and the docs' list read) and one line here.
+import type { ChannelType } from "../../core/settings";
 import { discord } from "./discord";
 import type { ChannelFormat } from "./message";
 import { ntfy } from "./ntfy";
@@ -8,9 +9,6 @@ import { teams } from "./teams";
 import { webhook } from "./webhook";
 
 export const channelFormats = { webhook, ntfy, slack, discord, teams } as const satisfies Record<
-  string,
+  ChannelType,
   ChannelFormat
 >;
-
-export type ChannelType = keyof typeof channelFormats;
-export const channelTypes = Object.keys(channelFormats) as [ChannelType, ...ChannelType[]];

@@ -1,9 +1,10 @@
 // Delivery that never delays a restart: `enqueue` only appends to a bounded queue; one worker per
 // channel posts with a timeout and retries with backoff, on timers that do not hold the process.
 // A channel's failure is logged once (with its URL redacted) until it delivers again, and counted.
+
+import { redactUrl } from "../../core/text";
 import type { Logger } from "../log";
 import type { ChannelRequest } from "./message";
-import { redactUrl } from "./redact";
 
 export interface DeliveryOptions {
   /** Messages waiting per channel; beyond it the oldest is dropped (and counted). */

@@ -1,7 +1,7 @@
 // No flood: a VM that cannot start for hours produces one `vm-restart-failing` per escalation step,
 // not one per attempt. The loop is meant to emit it only when a step is crossed; the notifier checks
 // again here, so a second emitter (or a restarted process) cannot page the owner every minute.
-import type { RestarterEvent } from "../events";
+import type { RestarterEvent } from "../../core/events";
 
 /** Down this long, a still-failing VM is worth a message: 15 min, 1 h, 6 h, then once a day. */
 export const restartFailingEscalationSeconds = [15 * 60, 60 * 60, 6 * 60 * 60] as const;

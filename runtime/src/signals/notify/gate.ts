@@ -3,7 +3,7 @@
 // directory, lets each through at most once per interval, across processes.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RestarterEvent } from "../events";
+import type { RestarterEvent } from "../../core/events";
 
 /** Minimum time between two messages of the same kind. */
 export const repeatIntervalsMs: Partial<Record<RestarterEvent["type"], number>> = {

@@ -1,9 +1,10 @@
 // The notification sink: filters events (channel subscriptions, escalation steps), renders each for
 // its channel type and hands it to that channel's delivery queue. Subscribed to the event bus once;
 // nothing in the loop calls a channel directly.
-import { type EventSink, isNotificationEvent, type NotificationEventName } from "../events";
+import { type EventSink, isNotificationEvent, type NotificationEventName } from "../../core/events";
+import type { ChannelType } from "../../core/settings";
 import type { Logger } from "../log";
-import { type ChannelType, channelFormats } from "./channels";
+import { channelFormats } from "./channels";
 import {
   ChannelQueue,
   channelLabel,
@@ -16,9 +17,10 @@ import { createEscalationFilter } from "./escalation";
 import { createRepeatGate } from "./gate";
 import { type NotificationMessage, testMessage, toNotificationMessage } from "./message";
 
-export { type ChannelType, channelFormats, channelTypes } from "./channels";
+export { type ChannelType, channelTypes } from "../../core/settings";
+export { redactUrl } from "../../core/text";
+export { channelFormats } from "./channels";
 export { restartFailingEscalationSeconds } from "./escalation";
-export { redactUrl } from "./redact";
 
 export interface NotificationChannelConfig {
   readonly type: ChannelType;

@@ -1,7 +1,9 @@
 // What every channel renders: one event as a titled, graded message with its facts. The channel
 // modules (webhook.ts, ntfy.ts, slack.ts, discord.ts, teams.ts) only translate this into their
 // service's format, so an event reads the same everywhere.
-import { describeEvent, type NotificationEventName, type RestarterEvent } from "../events";
+
+import type { NotificationEventName, RestarterEvent } from "../../core/events";
+import { describeEvent } from "../events";
 
 export type Severity = "info" | "warning" | "critical";
 
