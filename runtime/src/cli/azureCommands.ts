@@ -16,10 +16,12 @@ import type { Restarter } from "../loop/restarter";
 import { type EventBus, resourceGroupMissingMessage } from "../signals/events";
 import type { Logger } from "../signals/log";
 import { createSinks, type Sinks } from "../signals/sinks";
+import { heartbeatRecorder, heartbeatReport, readHeartbeat } from "../state/heartbeat";
+import { describeLockHolder, readLockOwner } from "../state/lock";
 import { readPauses } from "../state/pause";
 import { createFileStateStore } from "../state/state";
 import type { Values } from "./cliArgs";
-import { str } from "./cliArgs";
+import { str, version } from "./cliArgs";
 import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEviction } from "./commands";
 import {
   type AzureCommand,
@@ -102,6 +104,7 @@ async function status(
       Date.now(),
       await readPauses(config.stateDir).catch(() => []),
       budget,
+      heartbeatReport(await readHeartbeat(config.stateDir), Date.now(), config.intervalSeconds),
     );
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report));
     // The report is printed (the other groups' VMs too), but a missing group is a failure, as in doctor.
@@ -172,13 +175,14 @@ async function once(
         log.info(
           "lock-held",
           { stateDir: config.stateDir },
-          `another spot-restarter holds the lock in ${config.stateDir}; not running this once (that is fine under cron)`,
+          `${await lockHolder(config)}; not running this once (that is fine under cron)`,
         );
         if (values.json)
           process.stdout.write(`${JSON.stringify(lockedSummary(false, Date.now()), null, 2)}\n`);
         return exitCodes.ok;
       }
       const history = await openHistory(config, log, events, sinks);
+      const heartbeat = startHeartbeat("once", config, events);
       try {
         await restarter.init();
         const { summary, fatal } = await runOnce(
@@ -192,6 +196,7 @@ async function once(
         return exitCodes.ok;
       } finally {
         await history.settled();
+        await heartbeat.settled();
         await lock.release();
       }
     });
@@ -210,11 +215,9 @@ async function run(config: RuntimeConfig, log: Logger, signal: AbortSignal): Pro
         events,
       );
       const { lock, lost } = await acquireStateLock(config, log);
-      if (!lock)
-        throw new LockHeldError(
-          `another spot-restarter holds the lock in ${config.stateDir}; not running this run`,
-        );
+      if (!lock) throw new LockHeldError(`${await lockHolder(config)}; not running this run`);
       const history = await openHistory(config, log, events, sinks);
+      const heartbeat = startHeartbeat("run", config, events);
       try {
         await restarter.init();
         await sinks.start();
@@ -253,10 +256,28 @@ async function run(config: RuntimeConfig, log: Logger, signal: AbortSignal): Pro
         return exitCodes.ok;
       } finally {
         await history.settled();
+        await heartbeat.settled();
         await lock.release();
       }
     });
   });
+}
+
+/** Who holds the lock (its pid and for how long, when it recorded them): issue 23, item 4. */
+async function lockHolder(config: RuntimeConfig): Promise<string> {
+  return describeLockHolder(config.stateDir, await readLockOwner(config.stateDir), Date.now());
+}
+
+/** Liveness: each cycle's end is recorded in the state directory, for `status` (issue 23, item 4). */
+function startHeartbeat(mode: "once" | "run", config: RuntimeConfig, events: EventBus) {
+  const heartbeat = heartbeatRecorder(config.stateDir, {
+    mode,
+    pid: process.pid,
+    runtimeVersion: version,
+    intervalSeconds: config.intervalSeconds,
+  });
+  events.subscribe(heartbeat.sink);
+  return heartbeat;
 }
 
 /** `once` ran its cycle (the other groups' VMs were started), but a missing group is a failure: exit 4. */

@@ -13,6 +13,7 @@ import { describeSize } from "../loop/fallback";
 import type { CycleReport, FatalError, Restarter, StartResult } from "../loop/restarter";
 import { resourceGroupMissingMessage } from "../signals/events";
 import type { Logger } from "../signals/log";
+import { describeHeartbeat, type HeartbeatReport } from "../state/heartbeat";
 import { type Pause, pauseFor } from "../state/pause";
 import type { StateStore } from "../state/state";
 
@@ -235,6 +236,8 @@ export interface StatusReport {
   readonly lowestBudget: BudgetSummary | null;
   /** Problems reading live state (the rows then come from the state file only). */
   readonly errors: string[];
+  /** The loop's heartbeat: when the last cycle of once or run ended, which mode and process (heartbeat.ts). */
+  readonly heartbeat: HeartbeatReport | null;
   /** Configured groups ARM says do not exist (each also in `errors`, in words): `status` then exits 4. */
   readonly missingResourceGroups: Array<{ resourceGroup: string; code: string }>;
 }
@@ -251,6 +254,7 @@ export async function collectStatus(
   now = Date.now(),
   pauses: readonly Pause[] = [],
   budget?: BudgetTracker,
+  heartbeat: HeartbeatReport | null = null,
 ): Promise<StatusReport> {
   const { state } = await store.load();
   const errors: string[] = [];
@@ -333,6 +337,7 @@ export async function collectStatus(
       state.throttledUntil !== undefined && state.throttledUntil > now ? iso(state.throttledUntil) : null,
     vms: [...rows.values()],
     lowestBudget: budgetSummary(budget?.lowest()),
+    heartbeat,
     errors,
     missingResourceGroups,
   };
@@ -376,6 +381,7 @@ export function formatStatusTable(report: StatusReport): string {
   if (report.throttledUntil) out.push(`ARM throttling: no requests until ${report.throttledUntil}`);
   if (report.lowestBudget)
     out.push(`Lowest Azure budget left: ${describeReading({ ...report.lowestBudget, at: 0 })}`);
+  if (report.heartbeat) out.push(...describeHeartbeat(report.heartbeat));
   for (const error of report.errors) out.push(`warning: ${error}`);
   return `${out.join("\n")}\n`;
 }

@@ -3,11 +3,51 @@
 // `staleMs` the next process may take the lock over, so a crash never blocks restarts for long.
 // It is released on normal exit and on SIGTERM/SIGINT (cli.ts turns those into a clean exit).
 import { accessSync, constants } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import lockfile from "proper-lockfile";
+import { readStateDirFile, writeStateDirFile } from "./state";
 
 export const lockFileName = "spot-restarter.lock";
+/**
+ * Who holds the lock and since when, beside it (the lock is a directory proper-lockfile removes with
+ * rmdir, so nothing may go inside): the message of a second instance names the holder (issue 23, item 4).
+ */
+export const lockOwnerFileName = "lock-owner.json";
+
+export interface LockOwner {
+  readonly pid: number;
+  /** ms since epoch, when it took the lock. */
+  readonly since: number;
+}
+
+/** The holder as it recorded itself; undefined when unknown (no file, not ours to read, not one). */
+export async function readLockOwner(stateDir: string): Promise<LockOwner | undefined> {
+  try {
+    const parsed = JSON.parse(
+      await readStateDirFile(join(stateDir, lockOwnerFileName)),
+    ) as Partial<LockOwner>;
+    if (Number.isSafeInteger(parsed.pid) && Number.isFinite(parsed.since)) {
+      return { pid: parsed.pid as number, since: parsed.since as number };
+    }
+  } catch {
+    // unknown holder
+  }
+  return undefined;
+}
+
+/** `another spot-restarter (pid 1234, holding it for 3 min) holds the lock in DIR`. */
+export function describeLockHolder(stateDir: string, owner: LockOwner | undefined, now: number): string {
+  if (!owner) return `another spot-restarter holds the lock in ${stateDir}`;
+  const seconds = Math.max(0, Math.round((now - owner.since) / 1000));
+  const held =
+    seconds < 120
+      ? `${seconds} s`
+      : seconds < 7200
+        ? `${Math.round(seconds / 60)} min`
+        : `${(seconds / 3600).toFixed(1)} h`;
+  return `another spot-restarter (pid ${owner.pid}, holding it for ${held}) holds the lock in ${stateDir}`;
+}
 
 const unwritableCodes = new Set(["EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT"]);
 
@@ -51,11 +91,19 @@ export async function tryAcquireLock(
       stale: options.staleMs ?? 10_000,
       onCompromised: options.onCompromised ?? (() => {}),
     });
+    // Best effort: a state directory that cannot be written still lets the loop run (azureCommands.ts).
+    await writeStateDirFile(
+      stateDir,
+      lockOwnerFileName,
+      `${JSON.stringify({ pid: process.pid, since: Date.now() })}\n`,
+    ).catch(() => {});
     let released = false;
     return {
       async release() {
         if (released) return;
         released = true;
+        // Removed while the lock is still ours, so it never names the next holder wrongly.
+        await rm(join(stateDir, lockOwnerFileName), { force: true }).catch(() => {});
         await release().catch(() => {});
       },
     };
