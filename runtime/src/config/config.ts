@@ -8,7 +8,13 @@ import { z } from "zod";
 import { fleetStartsPerMinute, minStartSpacingMs } from "../core/azureBudgets";
 import { ConfigError } from "../core/errors";
 import { parseResourceGroupId, resourceGroupKey, resourceGroupOfEntry } from "../core/resourceIds";
-import { escapeControlCharacters, jsonErrorPosition, redactUrl } from "../core/text";
+import {
+  controlCharactersIn,
+  escapeControlCharacters,
+  jsonErrorPosition,
+  printablePath,
+  redactUrl,
+} from "../core/text";
 import { fieldMeta, innerSchema, overridableFields } from "./configFields";
 import { type ConfigField, configSchema, type RuntimeConfig } from "./configSchema";
 
@@ -117,10 +123,24 @@ export function parseConfig(
     }
   }
 
+  // Keys as well as values (issue 25, item 4): a `fallbackSizes` key with an ESC sequence was accepted
+  // and echoed by every command. Control characters in values are refused by the fields' own schemas
+  // where they are printed (the tag); a key has no schema of its own to refuse it.
+  const keys = controlCharactersIn(fileValue).filter((found) => found.in === "key");
+  if (keys.length > 0) {
+    throw new ConfigError(
+      keys
+        .map(
+          (found) =>
+            `config file ${path}: field "${found.where}": a key contains a control character; expected printable text`,
+        )
+        .join("\n"),
+    );
+  }
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
-      const field = issue.path.join(".");
+      const field = printablePath(issue.path as (string | number)[]);
       const top = String(issue.path[0] ?? "");
       const where = origin[top] ?? `config file ${path}`;
       const value = valueAt(merged, issue.path);

@@ -14,7 +14,11 @@ export function hasControlCharacter(value: string): boolean {
   return CONTROL_CHARACTER.test(value);
 }
 
-/** Escapes every control character as \uXXXX (JSON.stringify leaves C1 and bidi characters raw). */
+/**
+ * Escapes every control character as \uXXXX (JSON.stringify leaves DEL, C1 and bidi characters raw). The
+ * one function for text leaving for a terminal or a log from outside input: the logger, the installer's
+ * relay of the verification's output, messages quoting a value (issue 25, item 4).
+ */
 export function escapeControlCharacters(text: string): string {
   return text.replace(
     new RegExp(CONTROL_CHARACTER.source, "gu"),
@@ -54,24 +58,58 @@ export const tagSchema = z.object(
   { error: 'expected an object like {"name": "AttemptRestartAfterEviction", "value": "true"}' },
 );
 
+/** Where a control character sits in parsed JSON: a string value, or an object key (issue 25, item 4). */
+export interface ControlCharacterAt {
+  path: (string | number)[];
+  /** The path printable: each step's control characters escaped. */
+  where: string;
+  in: "key" | "value";
+}
+
+/** A JSON path for a message: steps joined with ".", every control character escaped. */
+export function printablePath(path: readonly (string | number)[]): string {
+  return escapeControlCharacters(path.map(String).join("."));
+}
+
 /**
- * Every string in a parsed JSON value, with its path, except under `skip` keys (a PEM, whose lines
- * end in newlines). For refusing control characters anywhere in input printed to a terminal.
+ * Every string value and every object key in a parsed JSON value that holds a control character, with
+ * its path, except under top-level `skip` keys (a PEM, whose lines end in newlines). For refusing control
+ * characters anywhere in input printed to a terminal or a log: keys reach them too (a `fallbackSizes`
+ * key, a state file's VM key).
  */
-export function stringsWithControlCharacters(
+export function controlCharactersIn(
   value: unknown,
-  skip: ReadonlySet<string>,
+  skip: ReadonlySet<string> = new Set(),
   path: (string | number)[] = [],
-): (string | number)[][] {
-  if (typeof value === "string") return hasControlCharacter(value) ? [path] : [];
+): ControlCharacterAt[] {
+  const at = (where: (string | number)[], kind: "key" | "value"): ControlCharacterAt => ({
+    path: where,
+    where: printablePath(where),
+    in: kind,
+  });
+  if (typeof value === "string") return hasControlCharacter(value) ? [at(path, "value")] : [];
   if (Array.isArray(value))
-    return value.flatMap((item, index) => stringsWithControlCharacters(item, skip, [...path, index]));
+    return value.flatMap((item, index) => controlCharactersIn(item, skip, [...path, index]));
   if (value && typeof value === "object") {
-    return Object.entries(value).flatMap(([key, item]) =>
-      skip.has(key) && path.length === 0 ? [] : stringsWithControlCharacters(item, skip, [...path, key]),
-    );
+    return Object.entries(value).flatMap(([key, item]) => {
+      if (skip.has(key) && path.length === 0) return [];
+      if (hasControlCharacter(key)) return [at([...path, key], "key")];
+      return controlCharactersIn(item, skip, [...path, key]);
+    });
   }
   return [];
+}
+
+/**
+ * Parses JSON without ever echoing it: V8's SyntaxError quotes the text around the error (control
+ * characters, or key material if a PEM was passed by mistake), so the error says only where.
+ */
+export function parseJsonQuietly(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${what} is not valid JSON${jsonErrorPosition(error, text)}`);
+  }
 }
 
 /** Line and column of a JSON syntax error, without the snippet V8 quotes (it may be key material). */

@@ -3,6 +3,7 @@
 // an exit code (the runtime's errors, errors.ts). Tests replace any of it through `InstallerHost`.
 import { spawn } from "node:child_process";
 import { exitCodes, RuntimeError } from "../core/errors";
+import { escapeControlCharacters } from "../core/text";
 import { shellQuote } from "./layout";
 import type { InstallSource } from "./self";
 import { StackOutputsError } from "./stackOutputs";
@@ -127,11 +128,19 @@ export async function runStep(
   }
   context.out(`  run        ${line}`);
   const result = await context.run(command, args);
-  for (const text of [result.stdout, result.stderr]) {
-    for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
-      context.out(`             | ${outputLine}`);
-  }
+  relayOutput(context, [result.stdout, result.stderr]);
   return result;
+}
+
+/**
+ * Shows a command's output under the step that ran it, one "|" line each, control characters escaped
+ * (core/text.ts, the logger's function too): what a child prints may quote outside input (issue 25, item 4).
+ */
+export function relayOutput(context: Pick<Context, "out">, texts: readonly string[]): void {
+  for (const text of texts) {
+    for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
+      context.out(`             | ${escapeControlCharacters(outputLine)}`);
+  }
 }
 
 export async function withErrorHandling(

@@ -8,7 +8,13 @@ import { ConfigError } from "../core/errors";
 import { parseResourceGroupId } from "../core/resourceIds";
 import { FALLBACK_AFTER_SECONDS_RANGE, VM_SIZE_PATTERN } from "../core/settings";
 import type { StackOutputName } from "../core/stackOutputNames";
-import { jsonErrorPosition, quoteForMessage, stringsWithControlCharacters, tagSchema } from "../core/text";
+import {
+  controlCharactersIn,
+  jsonErrorPosition,
+  printablePath,
+  quoteForMessage,
+  tagSchema,
+} from "../core/text";
 
 /** Where a Spot VM's cloud lives; absent means Azure public cloud (docs/architecture.md runtime config `cloud`). */
 export interface CloudEndpoints {
@@ -165,15 +171,20 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
     );
   }
   // Anything printed to the admin's terminal: no ESC sequence, \r or \n may pass (the PEM has newlines).
-  for (const path of stringsWithControlCharacters(raw, new Set(["certificatePem"]))) {
-    const where = path.map(String).join(".");
-    const secret = path[0] === "notifications";
-    const value = path.reduce<unknown>(
-      (at, step) => (at as Record<PropertyKey, unknown>)[step],
-      raw,
-    ) as string;
+  // Keys too (issue 25, item 4): a `fallbackSizes` key is echoed by install and every runtime command.
+  for (const found of controlCharactersIn(raw, new Set(["certificatePem"]))) {
+    const secret = found.path[0] === "notifications";
+    const value =
+      found.in === "value"
+        ? (found.path.reduce<unknown>(
+            (at, step) => (at as Record<PropertyKey, unknown>)[step],
+            raw,
+          ) as string)
+        : undefined;
     problems.push(
-      `${where} contains a control character${secret ? "" : ` (${quoteShort(value)})`}: expected printable text; ${FROM_PULUMI} and check the value in Pulumi config`,
+      found.in === "key"
+        ? `${found.where}: a key contains a control character: expected printable text; ${FROM_PULUMI} and check the names in Pulumi config`
+        : `${found.where} contains a control character${secret || value === undefined ? "" : ` (${quoteShort(value)})`}: expected printable text; ${FROM_PULUMI} and check the value in Pulumi config`,
     );
   }
   const parsed = stackOutputsSchema.safeParse(raw);
@@ -182,8 +193,9 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? "");
       if ((key === "certificatePem" || key === "notifications") && record[key] === "[secret]") continue; // explained above
-      const where = issue.path.map(String).join(".");
+      const where = printablePath(issue.path as (string | number)[]);
       if (reported.has(where) || problems.some((p) => p.startsWith(`${where} contains a control`))) continue;
+      if (problems.some((p) => p.includes(": a key contains a control character"))) continue;
       reported.add(where);
       const expected = EXPECTED[key as keyof StackOutputs] ?? "a valid value";
       const value = issue.path.reduce<unknown>(

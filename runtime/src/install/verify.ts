@@ -3,9 +3,10 @@
 import { constants, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { escapeControlCharacters } from "../core/text";
 import { type DoctorCheck, formatDoctorReport } from "./doctorReport";
 import { type ServiceIds, underRoot } from "./files";
-import { type CommandResult, type Context, commandLine, failure } from "./host";
+import { type CommandResult, type Context, commandLine, failure, relayOutput } from "./host";
 import { STATE_DIR_ENV, shellQuote } from "./layout";
 import { mapTargetPath, type ScheduledRun } from "./scheduled";
 import { writePrivateCopy } from "./trust";
@@ -282,18 +283,10 @@ export async function verifyInstalledConfig(
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
       continue;
     }
-    if (report) {
-      for (const check of report.checks) {
-        context.out(
-          `             | ${formatDoctorReport([check]).trimEnd().replaceAll("\n", "\n             | ")}`,
-        );
-      }
-    } else {
-      for (const text of [result.stdout, result.stderr]) {
-        for (const outputLine of text.split("\n").filter((l) => l.trim() !== ""))
-          context.out(`             | ${outputLine}`);
-      }
-    }
+    relayOutput(
+      context,
+      report ? report.checks.map((check) => formatDoctorReport([check])) : [result.stdout, result.stderr],
+    );
     if (report?.passed && result.code === 0) {
       const tagged = report.checks.filter((c) => c.name.startsWith("VM ") && c.status === "pass").length;
       context.out(
@@ -304,7 +297,7 @@ export async function verifyInstalledConfig(
     const failed = report?.checks.filter((c) => c.status === "fail") ?? [];
     const why =
       failed.length > 0
-        ? `${failed.map((c) => `${c.name}: ${c.detail}`).join("; ")}${
+        ? `${escapeControlCharacters(failed.map((c) => `${c.name}: ${c.detail}`).join("; "))}${
             waitingFor.length > 0 && waitingFor.every((reason) => reason !== undefined)
               ? ` (still so after waiting ${elapsedSeconds} s)`
               : ""

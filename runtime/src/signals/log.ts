@@ -3,6 +3,8 @@
 // command output (`status`, `once --json`). Nothing here knows about secrets: callers never
 // pass one (tokens, keys and assertions never leave @azure/identity).
 
+import { escapeControlCharacters } from "../core/text";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
 export type LogMeta = Record<string, string | number | boolean | null | undefined>;
@@ -27,7 +29,11 @@ export function createLogger(
   options: LoggerOptions,
 ): Logger & { setOptions(o: Partial<LoggerOptions>): void } {
   let { level, format } = options;
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const sink = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // Meta and messages carry outside text (VM names, Azure's error messages, a config key): no control
+  // character reaches the terminal or the journal raw (issue 25, item 4). In a JSON line a raw one can
+  // only sit inside a string, where \uXXXX is its valid escape.
+  const write = (line: string) => sink(escapeControlCharacters(line));
   const now = options.now ?? (() => new Date());
   const emit = (lvl: LogLevel) => (event: string, meta: LogMeta, message: string) => {
     if (rank[lvl] < rank[level]) return;

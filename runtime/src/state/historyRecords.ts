@@ -3,6 +3,7 @@
 // member here, and the readers (historyFold.ts) ignore kinds they do not fold. Times are written as
 // RFC 3339 strings (the file is for people too) and read back as milliseconds since the epoch.
 import { z } from "zod";
+import { printablePath } from "../core/text";
 
 export const historyFileName = "history.jsonl";
 export const HISTORY_DAYS = 90;
@@ -113,7 +114,9 @@ export function parseHistoryLine(line: string): { record: HistoryRecord } | { pr
   const parsed = historyRecordSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return { problem: `not a history record (${issue?.path.join(".") || "top level"}: ${issue?.message})` };
+    return {
+      problem: `not a history record (${issue ? printablePath(issue.path as (string | number)[]) || "top level" : "top level"}: ${issue?.message})`,
+    };
   }
   return { record: parsed.data };
 }

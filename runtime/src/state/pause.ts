@@ -10,6 +10,7 @@
 // user's: `sudo spot-restarter pause` must work there too, issue 23, item 2).
 import { join } from "node:path";
 import { z } from "zod";
+import { controlCharactersIn, parseJsonQuietly } from "../core/text";
 import { checkPrivateDirectory } from "./fsSafe";
 import { readStateDirFile, writeStateDirFile } from "./state";
 
@@ -65,7 +66,13 @@ export async function readPauses(stateDir: string): Promise<Pause[]> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw error;
   }
-  const parsed = fileSchema.safeParse(JSON.parse(text));
+  // Never V8's message (it quotes the file around the error), nor a name with a control character.
+  const json = parseJsonQuietly(text, path);
+  const planted = controlCharactersIn(json)[0];
+  if (planted) {
+    throw new Error(`${path} does not hold spot-restarter pauses (${planted.where}: a control character)`);
+  }
+  const parsed = fileSchema.safeParse(json);
   if (!parsed.success) throw new Error(`${path} does not hold spot-restarter pauses`);
   return parsed.data.pauses;
 }

@@ -10,7 +10,7 @@ import { z } from "zod";
 import type { Clock } from "../core/clock";
 import { messageChain } from "../core/errors";
 import type { EventSink } from "../core/events";
-import { jsonErrorPosition } from "../core/text";
+import { controlCharactersIn, jsonErrorPosition, printablePath } from "../core/text";
 import type { RestarterState } from "../core/vm";
 import { checkPrivateDirectory } from "./fsSafe";
 
@@ -102,6 +102,18 @@ export function createFileStateStore(stateDir: string): StateStore {
           problem: { kind: "corrupt", detail: `${path} is not valid JSON${jsonErrorPosition(error, text)}` },
         };
       }
+      // Nothing this program writes holds a control character; a key or value that does was planted or
+      // damaged, and would reach the terminal through `status` and the log (issue 25, item 4).
+      const planted = controlCharactersIn(json)[0];
+      if (planted) {
+        return {
+          state: emptyState(),
+          problem: {
+            kind: "corrupt",
+            detail: `${path} does not hold spot-restarter state (${planted.where}: a ${planted.in} holds a control character)`,
+          },
+        };
+      }
       const parsed = stateSchema.safeParse(json);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
@@ -109,7 +121,7 @@ export function createFileStateStore(stateDir: string): StateStore {
           state: emptyState(),
           problem: {
             kind: "corrupt",
-            detail: `${path} does not hold spot-restarter state (${issue?.path.join(".") || "top level"}: ${issue?.message})`,
+            detail: `${path} does not hold spot-restarter state (${issue ? printablePath(issue.path as (string | number)[]) || "top level" : "top level"}: ${issue?.message})`,
           },
         };
       }
