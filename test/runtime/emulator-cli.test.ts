@@ -98,9 +98,23 @@ describe("commands against the emulator", () => {
     // Its size as listed (the seed's), and no original size: it was never resized.
     assert.equal(backup.vmSize, "Standard_B2s");
     assert.equal(backup.originalVmSize, null);
+    // The default table: within 120 columns, one resource group so names alone, times relative to now.
     const table = await cli(["status"]);
-    assert.match(table.stdout, /^VM +POWER STATE +LAST EVICTION SEEN.* PAUSED UNTIL {2}SIZE$/m);
-    assert.match(table.stdout, /^personal-network\/backup +running .* Standard_B2s$/m);
+    assert.match(table.stdout, /^VM +STATE +EVICTED +LAST START +RESULT +ATTEMPTS +BACKOFF +SIZE$/m);
+    assert.match(
+      table.stdout,
+      /^backup +running +(-|\d+ (s|min) ago) +\d+ (s|min) ago +started +\d+ +- +Standard_B2s$/m,
+    );
+    for (const line of table.stdout.split("\n").filter((l) => !l.startsWith("Lowest"))) {
+      assert.ok(line.length <= 120, `${line.length} columns: ${line}`);
+    }
+    // --wide keeps every column, with ISO times.
+    const wide = await cli(["status", "--wide"]);
+    assert.match(wide.stdout, /^VM +POWER STATE +LAST EVICTION SEEN.* PAUSED UNTIL {2}SIZE$/m);
+    assert.match(
+      wide.stdout,
+      /^personal-network\/backup +running +(-|\d{4}-\S+) +\d{4}-\d\d-\d\dT[\d:.]+Z +started .* Standard_B2s$/m,
+    );
     // The lowest budget Azure reported to status's own reads (the emulator counts them down: budgets.ts).
     assert.match(
       table.stdout,

@@ -11,7 +11,8 @@ import { after, before, describe, it } from "node:test";
 import { createCredential } from "../../runtime/src/azure/auth";
 import { createArmVmApi } from "../../runtime/src/azure/azure";
 import { LEAST_PRIVILEGE_ACTIONS, leastPrivilegeActions } from "../../runtime/src/azure/roleActions";
-import { collectStatus, formatStatusTable, type StatusRow } from "../../runtime/src/cli/commands";
+import { collectStatus, type StatusRow } from "../../runtime/src/cli/commands";
+import { formatStatusTable } from "../../runtime/src/cli/statusTable";
 import { PermissionError } from "../../runtime/src/core/errors";
 import type { RestarterEvent } from "../../runtime/src/core/events";
 import { vmKey } from "../../runtime/src/core/vm";
@@ -66,15 +67,19 @@ function wire(world: World, fallbackSizes: Record<string, string[]>) {
       fallbackAfterMs: FALLBACK_AFTER_MS,
     },
   });
-  /** What `status` reports about the VM (its JSON row and its table line), read through the same client. */
-  const status = async (): Promise<{ row: StatusRow | undefined; table: string }> => {
+  /** What `status` reports about the VM (its JSON row, its --wide and default tables), read through the same client. */
+  const status = async (): Promise<{ row: StatusRow | undefined; table: string; narrow: string }> => {
     const report = await collectStatus(
       api,
       createFileStateStore(world.stateDir),
       { resourceGroups: config.resourceGroups, tag: config.tag },
       new AbortController().signal,
     );
-    return { row: report.vms.find((vm) => vm.name === VM), table: formatStatusTable(report) };
+    return {
+      row: report.vms.find((vm) => vm.name === VM),
+      table: formatStatusTable(report, { wide: true }),
+      narrow: formatStatusTable(report),
+    };
   };
   return { restarter, events, status };
 }
@@ -163,6 +168,9 @@ describe("fallback sizes: capacity missing for the VM's own size", () => {
       line ?? "",
       new RegExp(`^${resourceGroup}/${VM} +running .* ${FALLBACK} \\(own: ${ORIGINAL}\\)$`),
     );
+    // The default table marks the fallback size and says what the mark means.
+    assert.match(inFallback.narrow, new RegExp(`^${VM} +running .* ${FALLBACK}\\*$`, "m"));
+    assert.match(inFallback.narrow, /^\* in a fallback size until its next eviction/m);
 
     // Capacity is back for its own size; at its next eviction it goes back to it first.
     await world.control.clearFaults();

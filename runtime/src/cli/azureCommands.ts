@@ -22,7 +22,8 @@ import { readPauses } from "../state/pause";
 import { createFileStateStore } from "../state/state";
 import type { Values } from "./cliArgs";
 import { str, version } from "./cliArgs";
-import { collectStatus, formatStatusTable, lockedSummary, runOnce, simulateEviction } from "./commands";
+import { collectStatus, lockedSummary, runOnce, simulateEviction } from "./commands";
+import { formatStatusTable } from "./statusTable";
 import {
   type AzureCommand,
   acquireStateLock,
@@ -106,7 +107,11 @@ async function status(
       budget,
       heartbeatReport(await readHeartbeat(config.stateDir), Date.now(), config.intervalSeconds),
     );
-    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatusTable(report));
+    process.stdout.write(
+      values.json
+        ? `${JSON.stringify(report, null, 2)}\n`
+        : formatStatusTable(report, { wide: values.wide === true }),
+    );
     // The report is printed (the other groups' VMs too), but a missing group is a failure, as in doctor.
     if (report.missingResourceGroups.length > 0) {
       throw new ResourceGroupError(

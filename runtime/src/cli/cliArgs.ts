@@ -32,7 +32,7 @@ Common options (once, run, status, report, simulate-eviction, notify-test, docto
 ${configFlagLines()}
   --print-config           log the effective configuration (no secrets) before running
 once:               [--dry-run] decide and report, start nothing   [--json] print a summary object on stdout
-status:             [--json]
+status:             [--wide] [--json]
 report:             [--since DURATION (e.g. 7d, 12h; default 30d)] [--json]
 doctor:             [--json]
 simulate-eviction:  --vm NAME [--resource-group NAME]
@@ -62,7 +62,7 @@ const commonOptions = {
 export const commandOptions = {
   once: { ...commonOptions, "dry-run": { type: "boolean" }, json: { type: "boolean" } },
   run: commonOptions,
-  status: { ...commonOptions, json: { type: "boolean" } },
+  status: { ...commonOptions, json: { type: "boolean" }, wide: { type: "boolean" } },
   report: { ...commonOptions, since: { type: "string" }, json: { type: "boolean" } },
   "simulate-eviction": { ...commonOptions, vm: { type: "string" }, "resource-group": { type: "string" } },
   "notify-test": commonOptions,

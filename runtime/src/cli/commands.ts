@@ -3,7 +3,7 @@
 
 import type { ArmRequestCounts, RequestCounter, VmApi } from "../azure/azure";
 import { describeAzureError } from "../azure/azure";
-import { type BudgetReading, type BudgetTracker, describeReading } from "../azure/budgets";
+import type { BudgetReading, BudgetTracker } from "../azure/budgets";
 import { OPT_IN_HOW } from "../azure/roleActions";
 import { PermissionError, permissionError, UsageError } from "../core/errors";
 import { type RestarterState, type RestartTag, vmKey } from "../core/vm";
@@ -13,7 +13,7 @@ import { describeSize } from "../loop/fallback";
 import type { CycleReport, FatalError, Restarter, StartResult } from "../loop/restarter";
 import { resourceGroupMissingMessage } from "../signals/events";
 import type { Logger } from "../signals/log";
-import { describeHeartbeat, type HeartbeatReport } from "../state/heartbeat";
+import type { HeartbeatReport } from "../state/heartbeat";
 import { type Pause, pauseFor } from "../state/pause";
 import type { StateStore } from "../state/state";
 
@@ -341,49 +341,6 @@ export async function collectStatus(
     errors,
     missingResourceGroups,
   };
-}
-
-export function formatStatusTable(report: StatusReport): string {
-  const header = [
-    "VM",
-    "POWER STATE",
-    "LAST EVICTION SEEN",
-    "LAST START",
-    "LAST RESULT",
-    "ATTEMPTS",
-    "BACKOFF UNTIL",
-    "LAST CAUSE",
-    "PAUSED UNTIL",
-    "SIZE",
-  ];
-  const lines = report.vms.map((r) => [
-    `${r.resourceGroup}/${r.name}`,
-    r.powerState ?? "?",
-    r.lastEvictionSeenAt ?? "-",
-    r.lastStartAt ?? "-",
-    r.lastResult ?? "-",
-    String(r.startAttempts),
-    r.backoffUntil ?? "-",
-    r.lastCause
-      ? `${r.lastCause.kind}${r.lastCause.by ? ` by ${r.lastCause.by}` : ""} ${r.lastCause.at}`
-      : "-",
-    r.pausedUntil ?? "-",
-    r.vmSize === null ? "?" : r.originalVmSize ? `${r.vmSize} (own: ${r.originalVmSize})` : r.vmSize,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
-  const fmt = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  const out = [fmt(header), ...lines.map(fmt)];
-  if (report.vms.length === 0) out.push("(no tagged Spot VMs found)");
-  if (report.throttledUntil) out.push(`ARM throttling: no requests until ${report.throttledUntil}`);
-  if (report.lowestBudget)
-    out.push(`Lowest Azure budget left: ${describeReading({ ...report.lowestBudget, at: 0 })}`);
-  if (report.heartbeat) out.push(...describeHeartbeat(report.heartbeat));
-  for (const error of report.errors) out.push(`warning: ${error}`);
-  return `${out.join("\n")}\n`;
 }
 
 /** Asks Azure to evict a Spot VM (to test the whole chain); finds its group if several are configured. */

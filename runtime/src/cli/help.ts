@@ -43,11 +43,15 @@ Example:
   sudo spot-restarter run --config /etc/spot-restarter/config.json --log-format json
 `,
   status: `spot-restarter status: each tagged Spot VM with its live power state, last eviction seen, last
-start and its result, backoff, last cause, pause, and size (with its own size beside it while it runs or
-waits in a fallback size: "Standard_D2as_v5 (own: Standard_D2s_v5)"). Changes nothing.
+start and its result, start attempts and backoff. The table fits 120 columns: times relative to now
+("3 min ago", "in 2 min"), a deallocated VM's cause or pause beside its state, long cells cut with "…",
+and a * on a VM in a fallback size. --wide adds the last cause (who, when), the pause's end and the VM's
+own size beside a fallback size ("Standard_D2as_v5 (own: Standard_D2s_v5)"), with ISO times. Changes
+nothing. Exit 4 when a configured resource group does not exist (the table is printed first).
 
-Usage: spot-restarter status [--config FILE] [--json]
-  --json      print the report as JSON on stdout instead of a table
+Usage: spot-restarter status [--config FILE] [--wide] [--json]
+  --wide      every column, with full ISO times (wider than 120 columns)
+  --json      print the report as JSON on stdout instead of a table (every field, ISO times)
 ${common}
 
 Example:
