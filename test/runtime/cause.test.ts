@@ -184,7 +184,7 @@ describe("runtime: why a VM is deallocated (decision)", () => {
     assert.match(query, /^healthresources\n/);
     assert.match(
       query,
-      /in \('\/subscriptions\/s\/resourcegroups\/rg\/providers\/microsoft\.compute\/virtualmachines\/a', '\/x\/b'\)/,
+      /in \(@'\/subscriptions\/s\/resourcegroups\/rg\/providers\/microsoft\.compute\/virtualmachines\/a', @'\/x\/b'\)/,
     );
   });
 

@@ -134,12 +134,22 @@ export function decideOnDeallocation(input: CauseInput): CauseDecision {
 }
 
 /**
+ * A KQL string literal holding `value` exactly: the verbatim form @'…', in which a backslash stands for
+ * itself and a single quote is written twice (learn.microsoft.com/azure/kusto/query/scalar-data-types/string,
+ * "Verbatim string literals"). Azure names hold neither character; this is defence in depth (issue 25,
+ * item 5): stripping quotes alone left `\` to escape the closing quote and run the rest as query text.
+ */
+export function kqlStringLiteral(value: string): string {
+  return `@'${value.replaceAll("'", "''")}'`;
+}
+
+/**
  * The one Resource Graph query of a cycle: the latest annotation of each candidate VM. Ids are
- * lower-cased on both sides (`in` is exact; Resource Graph keeps ids as ARM spells them). Only
- * single-quoted literals of ARM ids go in, and a quote cannot appear in one.
+ * lower-cased on both sides (`in` is exact; Resource Graph keeps ids as ARM spells them), each one a
+ * verbatim literal (kqlStringLiteral), so whatever an id holds it is compared, never run.
  */
 export function annotationsQuery(vmIds: readonly string[]): string {
-  const literals = vmIds.map((id) => `'${id.toLowerCase().replace(/'/g, "")}'`).join(", ");
+  const literals = vmIds.map((id) => kqlStringLiteral(id.toLowerCase())).join(", ");
   return [
     "healthresources",
     "| where type =~ 'microsoft.resourcehealth/resourceannotations'",
