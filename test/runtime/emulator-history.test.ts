@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { VmHistoryEntry } from "../../emulator/state";
 import { buildRuntimeBundle } from "../../support/bundle";
-import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
+import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World, waitUntil } from "./harness";
 
 const intervalSeconds = 1;
 
@@ -27,20 +27,6 @@ function emulatorDowntime(history: readonly VmHistoryEntry[]): { evictions: numb
     }
   }
   return { evictions, seconds };
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe("the eviction history against the emulator", () => {
@@ -76,7 +62,7 @@ describe("the eviction history against the emulator", () => {
   };
   const evictAndWaitForRestart = async (restarts: number) => {
     await world.control.evict(resourceGroup, "backup");
-    await until(`restart ${restarts} of backup in the history`, () =>
+    await waitUntil(`restart ${restarts} of backup in the history`, () =>
       restartsRecorded() >= restarts ? true : undefined,
     );
   };
@@ -84,12 +70,12 @@ describe("the eviction history against the emulator", () => {
   it("report --json gives the evicted VM its evictions and downtime, the owner-stopped VM no downtime", async () => {
     let run = await startRun();
     // Seen running first: the history starts with each VM up.
-    await until("both VMs in the history", () =>
+    await waitUntil("both VMs in the history", () =>
       new Set(historyLines().map((r) => r.vm)).size === 2 ? true : undefined,
     );
     await evictAndWaitForRestart(1);
     await world.control.deallocate(resourceGroup, "builder");
-    await until("the owner's stop in the history", () =>
+    await waitUntil("the owner's stop in the history", () =>
       historyLines().some((r) => r.vm === "builder" && r.cause === "owner") ? true : undefined,
     );
     // The history survives a restart of `run`.

@@ -5,22 +5,13 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { buildRuntimeBundle } from "../../support/bundle";
 import { type Receiver, startReceiver } from "../helpers/receiver";
-import { resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
+import { freePort, resourceGroup, runCli, spawnCli, spotVm, startWorld, type World } from "./harness";
 
 const secretPath = "/hook/SECRET-webhook-token";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function sample(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));

@@ -2,6 +2,7 @@
 // private PEM in a temp folder, and a way to run the real bundle as a subprocess.
 import "reflect-metadata";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EmulatorSeed, SeedVirtualMachine } from "../../emulator/index";
@@ -110,4 +111,28 @@ export function runCli(
   options: { env?: NodeJS.ProcessEnv; caCertFile?: string; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return spawnCli(bundle, args, { ...options, timeoutMs: options.timeoutMs ?? 30_000 }).done;
+}
+
+/** A TCP port free on 127.0.0.1 now (for a listener the config must name, such as metrics.listen). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Polls `probe` every 100 ms until it returns a value other than undefined; throws after `timeoutMs`. */
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -14,17 +14,21 @@ import {
 } from "../core/errors";
 import type { Restarter } from "../loop/restarter";
 import { type EventBus, resourceGroupMissingMessage } from "../signals/events";
+import type { HistoryRecorder } from "../signals/historySink";
 import type { Logger } from "../signals/log";
+import type { StatusPages } from "../signals/metrics/index";
 import { createSinks, type Sinks } from "../signals/sinks";
+import { renderStatusPage } from "../signals/statusPage";
 import { heartbeatRecorder, heartbeatReport, readHeartbeat } from "../state/heartbeat";
 import { describeLockHolder, readLockOwner } from "../state/lock";
 import { readPauses } from "../state/pause";
-import { createFileStateStore } from "../state/state";
+import { createFileStateStore, createMemoryStateStore } from "../state/state";
 import type { Values } from "./cliArgs";
 import { str, version } from "./cliArgs";
 import { collectStatus, lockedSummary, runOnce, simulateEviction } from "./commands";
 import { formatStatusTable } from "./statusTable";
 import {
+  type Arm,
   type AzureCommand,
   acquireStateLock,
   authenticate,
@@ -213,19 +217,15 @@ async function run(config: RuntimeConfig, log: Logger, signal: AbortSignal): Pro
   return withSinks("run", config, events, log, false, async (sinks) => {
     const identity = await authenticate("run", config, events, log, signal, sinks);
     return withHint(identity, async () => {
-      const restarter = createRestarter(
-        config,
-        identity,
-        connectArm(config, identity.credential, sinks),
-        events,
-      );
+      const arm = connectArm(config, identity.credential, sinks);
+      const restarter = createRestarter(config, identity, arm, events);
       const { lock, lost } = await acquireStateLock(config, log);
       if (!lock) throw new LockHeldError(`${await lockHolder(config)}; not running this run`);
       const history = await openHistory(config, log, events, sinks);
       const heartbeat = startHeartbeat("run", config, events);
       try {
         await restarter.init();
-        await sinks.start();
+        await sinks.start(statusPages(config, arm, restarter, history, events, signal));
         log.info(
           "run-started",
           {
@@ -292,4 +292,48 @@ function throwIfGroupsMissing(restarter: Restarter): void {
   throw new ResourceGroupError(
     missing.map((group) => resourceGroupMissingMessage(group.resourceGroup, group.code)),
   );
+}
+
+/**
+ * The status page and /status.json on the metrics listener (`run` with metrics.listen): built from what the
+ * loop saw last and the eviction history, never an ARM read per visit.
+ */
+function statusPages(
+  config: RuntimeConfig,
+  arm: Arm,
+  restarter: Restarter,
+  history: HistoryRecorder,
+  events: EventBus,
+  signal: AbortSignal,
+): StatusPages {
+  let lastCycleAt: number | undefined;
+  events.subscribe((event) => {
+    if (event.type === "cycle-finished") lastCycleAt = event.at;
+  });
+  const statusAt = async (now: number) =>
+    collectStatus(
+      arm.api,
+      createMemoryStateStore(restarter.currentState),
+      restarterSettings(config),
+      signal,
+      now,
+      await readPauses(config.stateDir).catch(() => []),
+      arm.budget,
+      heartbeatReport(await readHeartbeat(config.stateDir), now, config.intervalSeconds),
+      { discovered: restarter.lastDiscovery ?? [] },
+    );
+  return {
+    statusJson: () => statusAt(Date.now()),
+    async html() {
+      const now = Date.now();
+      const report = await statusAt(now);
+      return renderStatusPage({
+        generatedAt: now,
+        vms: report.vms,
+        timelines: history.folder.timelines(now),
+        ...(lastCycleAt !== undefined ? { lastCycleAt } : {}),
+        errors: report.errors,
+      });
+    },
+  };
 }

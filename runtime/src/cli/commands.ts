@@ -8,7 +8,7 @@ import { OPT_IN_HOW } from "../azure/roleActions";
 import { PermissionError, permissionError, UsageError } from "../core/errors";
 import { type RestarterState, type RestartTag, vmKey } from "../core/vm";
 import { classifyStartOutcome, isRestartCandidate } from "../loop/decisions";
-import { discoverGroup } from "../loop/discovery";
+import { discoverGroup, type GroupDiscovery } from "../loop/discovery";
 import { describeSize } from "../loop/fallback";
 import type { CycleReport, FatalError, Restarter, StartResult } from "../loop/restarter";
 import { resourceGroupMissingMessage } from "../signals/events";
@@ -255,6 +255,13 @@ export async function collectStatus(
   pauses: readonly Pause[] = [],
   budget?: BudgetTracker,
   heartbeat: HeartbeatReport | null = null,
+  options: {
+    /**
+     * What a cycle's discovery saw (`run`'s status page): used instead of reading Azure again; a group it
+     * lacks shows the state file's VMs.
+     */
+    readonly discovered?: readonly GroupDiscovery[];
+  } = {},
 ): Promise<StatusReport> {
   const { state } = await store.load();
   const errors: string[] = [];
@@ -298,8 +305,25 @@ export async function collectStatus(
       ...describeSize(listedSize, record?.size),
     };
   };
+  // The state file's VMs of a group whose live state is unknown (its list failed, or no cycle yet).
+  const rowsFromState = (resourceGroup: string) => {
+    for (const record of Object.values(state.vms)) {
+      if (record.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()) {
+        rows.set(
+          vmKey(record.resourceGroup, record.name),
+          row(record.resourceGroup, record.name, null, state),
+        );
+      }
+    }
+  };
   for (const resourceGroup of settings.resourceGroups) {
-    const group = await discoverGroup(api, resourceGroup, settings.tag, signal);
+    const group = options.discovered
+      ? options.discovered.find((g) => g.resourceGroup === resourceGroup)
+      : await discoverGroup(api, resourceGroup, settings.tag, signal);
+    if (!group) {
+      rowsFromState(resourceGroup);
+      continue;
+    }
     const failure = group.listFailure;
     if (failure) {
       if (failure.kind === "azure" && failure.outcome.kind === "forbidden") {
@@ -309,14 +333,7 @@ export async function collectStatus(
         missingResourceGroups.push({ resourceGroup, code: failure.outcome.code });
         errors.push(resourceGroupMissingMessage(resourceGroup, failure.outcome.code));
       } else errors.push(`${resourceGroup}: ${describeAzureError(failure.error).message}`);
-      for (const record of Object.values(state.vms)) {
-        if (record.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()) {
-          rows.set(
-            vmKey(record.resourceGroup, record.name),
-            row(record.resourceGroup, record.name, null, state),
-          );
-        }
-      }
+      rowsFromState(resourceGroup);
       continue;
     }
     for (const { vm, candidate, powerState, failure: readFailure } of group.vms) {

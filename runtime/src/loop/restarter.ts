@@ -15,7 +15,7 @@ import type { Logger } from "../signals/log";
 import { logSink } from "../signals/logSink";
 import type { StateStore } from "../state/state";
 import { type BackoffPolicy, type Decision, selectRestartCandidates } from "./decisions";
-import { discoverGroups } from "./discovery";
+import { discoverGroups, type GroupDiscovery } from "./discovery";
 import { Ledger, type ResourceGroupReport } from "./ledger";
 import { PermissionWait } from "./permissionWait";
 import {
@@ -96,6 +96,7 @@ export class Restarter {
   /** `run` waits out a missing permission instead of exiting (permissionWait.ts). */
   private readonly permissions: PermissionWait;
   private fatal: FatalError | undefined;
+  private discovered: GroupDiscovery[] | undefined;
   private onFatal: (() => void) | undefined;
   private onRetryScheduled: (() => void) | undefined;
   /** Why is it deallocated, and does that mean "start"? Tells what it decides on the bus. */
@@ -168,6 +169,11 @@ export class Restarter {
     return structuredClone(this.state);
   }
 
+  /** What the last cycle's discovery saw, per group (the status page shows it instead of reading Azure again). */
+  get lastDiscovery(): readonly GroupDiscovery[] | undefined {
+    return this.discovered;
+  }
+
   get startsInFlight(): number {
     return this.follower.size;
   }
@@ -235,6 +241,7 @@ export class Restarter {
         return undefined;
       },
     });
+    this.discovered = discovered;
     const groups = discovered.map((group) => this.ledger.absorb(group, this.follower));
     const observed = groups.flatMap((g) => g.observed);
     const now = this.clock.now();

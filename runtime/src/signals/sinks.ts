@@ -10,6 +10,7 @@ import {
   createMetrics,
   type MetricsServer,
   restoreCountersFromTextfile,
+  type StatusPages,
   serveMetrics,
   writeTextfile,
 } from "./metrics/index";
@@ -26,8 +27,8 @@ export interface Sinks {
   watchBudgets(tracker: BudgetTracker): void;
   /** The downtime metric counts the eviction history's outages as they end. */
   watchHistory(history: HistoryRecorder): void;
-  /** Opens the metrics listener (run only); a port in use is logged, not fatal. */
-  start(): Promise<void>;
+  /** Opens the metrics listener (run only), with the status page when given; a port in use is logged, not fatal. */
+  start(pages?: StatusPages): Promise<void>;
   /** Writes the textfile, waits for queued notifications (bounded), closes the listener. */
   finish(): Promise<void>;
 }
@@ -87,12 +88,18 @@ export function createSinks(
     watchHistory(history) {
       history.onOutageEnded((vm, outage) => metrics?.addDowntime(vm, (outage.to - outage.from) / 1000));
     },
-    async start() {
+    async start(pages) {
       const listen = config.metrics?.listen;
       if (!metrics || !listen || options.command !== "run") return;
       try {
-        server = await serveMetrics(metrics, listen, log);
-        log.info("metrics-listening", { address: server.address }, "serving Prometheus metrics at /metrics");
+        server = await serveMetrics(metrics, listen, log, pages);
+        log.info(
+          "metrics-listening",
+          { address: server.address },
+          pages
+            ? "serving Prometheus metrics at /metrics, the status page at / and /status.json"
+            : "serving Prometheus metrics at /metrics",
+        );
       } catch (error) {
         log.error(
           "metrics-listen-failed",

@@ -5,7 +5,7 @@
 // base units in the name, `_total` on counters, labels of bounded cardinality (VM and resource
 // group, an HTTP status or error code, never a message).
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { requestKind } from "../../azure/azure";
@@ -210,24 +210,77 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves GET /metrics on `host:port`; anything else is a 404. Rejects when the port cannot be bound. */
-export async function serveMetrics(metrics: Metrics, listen: string, log: Logger): Promise<MetricsServer> {
+/** The status page and its JSON, served beside /metrics when given (signals/statusPage.ts). */
+export interface StatusPages {
+  /** What `status --json` prints. */
+  statusJson(): Promise<unknown>;
+  html(): Promise<string>;
+}
+
+// The page holds no script and loads nothing: the policy says so, so that even a name that slipped past
+// escaping could not run (https://developer.mozilla.org/docs/Web/HTTP/Headers/Content-Security-Policy).
+const pageHeaders = {
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy":
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+/**
+ * Serves GET /metrics on `host:port`, and with `pages` the status page at / and /status.json; anything
+ * else is a 404. Rejects when the port cannot be bound.
+ */
+export async function serveMetrics(
+  metrics: Metrics,
+  listen: string,
+  log: Logger,
+  pages?: StatusPages,
+): Promise<MetricsServer> {
   const separator = listen.lastIndexOf(":");
   const host = listen.slice(0, separator).replace(/^\[(.*)\]$/, "$1");
   const port = Number(listen.slice(separator + 1));
+  const failed = (response: ServerResponse, what: string) => (error: unknown) => {
+    log.warn(`${what}-render-failed`, {}, String(error));
+    if (!response.headersSent) response.writeHead(500);
+    response.end();
+  };
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? "").split("?")[0];
-    if (path !== "/metrics" || (request.method !== "GET" && request.method !== "HEAD")) {
-      response.writeHead(404, { "content-type": "text/plain" }).end("see /metrics\n");
+    const get = request.method === "GET" || request.method === "HEAD";
+    if (get && path === "/metrics") {
+      metrics
+        .render()
+        .then(
+          (text) => response.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
+          failed(response, "metrics"),
+        );
       return;
     }
-    metrics.render().then(
-      (text) => response.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
-      (error: unknown) => {
-        log.warn("metrics-render-failed", {}, String(error));
-        response.writeHead(500).end();
-      },
-    );
+    if (get && pages && path === "/status.json") {
+      pages.statusJson().then(
+        (report) =>
+          response
+            .writeHead(200, {
+              "content-type": "application/json",
+              "cache-control": "no-store",
+              "x-content-type-options": "nosniff",
+            })
+            .end(`${JSON.stringify(report, null, 2)}\n`),
+        failed(response, "status"),
+      );
+      return;
+    }
+    if (get && pages && path === "/") {
+      pages
+        .html()
+        .then((html) => response.writeHead(200, pageHeaders).end(html), failed(response, "status-page"));
+      return;
+    }
+    response
+      .writeHead(404, { "content-type": "text/plain" })
+      .end(pages ? "see /, /status.json or /metrics\n" : "see /metrics\n");
   });
   // A scrape must never keep the process alive on SIGTERM.
   server.keepAliveTimeout = 5_000;
