@@ -3,7 +3,8 @@
 // forgotten, and the state file survives corruption. The same behaviour against the emulator and
 // the real SDK is in emulator-*.test.ts.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { open, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -501,15 +502,64 @@ describe("state file", () => {
     assert.deepEqual(loaded.state, { vms: {} });
   });
 
-  it("reports a missing file as new, and writes atomically with mode 0600", async () => {
+  it("reports a missing file as new, and writes with mode 0600, leaving nothing beside it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "spot-restarter-state-"));
     const store = createFileStateStore(join(dir, "sub"));
     assert.equal((await store.load()).problem?.kind, "missing");
     await store.save({ vms: {}, throttledUntil: 5 });
     assert.deepEqual((await store.load()).state, { vms: {}, throttledUntil: 5 });
-    const { statSync, readdirSync } = await import("node:fs");
     assert.equal(statSync(join(dir, "sub", "state.json")).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(join(dir, "sub")), ["state.json"]);
+  });
+
+  // Atomic means a reader never sees half a file: a save replaces the file (a new one renamed over it),
+  // never writes into the one a reader may hold. An in-place write (truncate, then write) fails both
+  // checks: the held file changes under its reader, and readers racing the saves see it empty or cut.
+  it("writes atomically: a reader holding the file keeps the whole old one; readers racing saves see only whole files", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "spot-restarter-state-"));
+    const store = createFileStateStore(dir);
+    const path = join(dir, "state.json");
+    // About 1 MB: a write of that size is not one system call.
+    const big = (n: number) => ({
+      vms: Object.fromEntries(
+        Array.from({ length: 4_000 }, (_, i) => [
+          vmKey("rg", `vm-${i}`),
+          { resourceGroup: "rg", name: `vm-${i}`, attempts: n, lastError: "x".repeat(200) },
+        ]),
+      ),
+      throttledUntil: n,
+    });
+    await store.save(big(0) as never);
+    const before = readFileSync(path, "utf8");
+    const held = await open(path, "r");
+    try {
+      await store.save(big(1) as never);
+      assert.equal(await held.readFile("utf8"), before, "the file a reader opened is untouched by the save");
+    } finally {
+      await held.close();
+    }
+    assert.equal(JSON.parse(readFileSync(path, "utf8")).throttledUntil, 1);
+
+    let saving = true;
+    const torn: string[] = [];
+    let reads = 0;
+    const reader = (async () => {
+      while (saving) {
+        const text = await readFile(path, "utf8");
+        reads++;
+        try {
+          JSON.parse(text);
+        } catch {
+          torn.push(`${text.length} bytes`);
+        }
+      }
+    })();
+    for (let n = 2; n < 30; n++) await store.save(big(n) as never);
+    saving = false;
+    await reader;
+    assert.ok(reads > 0);
+    assert.deepEqual(torn, [], `${torn.length} of ${reads} reads saw a partial file`);
+    assert.deepEqual(readdirSync(dir), ["state.json"], "no temporary file left");
   });
 });
 
