@@ -566,7 +566,11 @@ export class World {
   }
 
   /** Records `Microsoft.Compute/virtualMachines/deallocate/action` in the Activity Log. */
-  recordActivity(vm: VirtualMachine, actor: Actor, delaySeconds = this.timing.annotationDelaySeconds): void {
+  recordActivity(
+    vm: VirtualMachine,
+    actor: Actor,
+    delaySeconds = this.timing.activityLogDelaySeconds ?? this.timing.annotationDelaySeconds,
+  ): void {
     const now = this.now();
     this.activityLog.push({
       resourceGroup: vm.resourceGroup,

@@ -25,9 +25,12 @@ import { resourceGroup, runCli, spotVm, startWorld, type World } from "./harness
 
 const never = new AbortController().signal;
 
-function recorder(): Logger & { lines: Array<{ event: string; meta: Record<string, unknown> }> } {
-  const lines: Array<{ event: string; meta: Record<string, unknown> }> = [];
-  const push = (event: string, meta: Record<string, unknown>) => lines.push({ event, meta });
+function recorder(): Logger & {
+  lines: Array<{ event: string; meta: Record<string, unknown>; loggedAt: number }>;
+} {
+  const lines: Array<{ event: string; meta: Record<string, unknown>; loggedAt: number }> = [];
+  const push = (event: string, meta: Record<string, unknown>) =>
+    lines.push({ event, meta, loggedAt: Date.now() });
   return { lines, debug: () => {}, info: push, warn: push, error: push };
 }
 
@@ -177,6 +180,63 @@ describe("runtime: restart what Azure evicted, never what its owner stopped", ()
     assert.equal(await startsOf(w, "spot"), 1);
     const leftAlone = log.lines.find((l) => l.event === "vm-left-alone");
     assert.equal(leftAlone?.meta.vm, `${resourceGroup}/worker`);
+  });
+
+  it("a late annotation: the cause is known no sooner than Azure shows it, the start leaves in the cycle that learns it, knownAfter recorded", async () => {
+    const delaySeconds = 2;
+    const w = await world([spotVm("late", { powerState: "running" })], {
+      annotationDelaySeconds: delaySeconds,
+    });
+    const { cycle, log, restarter } = await wire(w);
+    await cycle(); // seen running
+    const evictedAt = Date.now();
+    await w.control.evict(resourceGroup, "late");
+    const known = () => log.lines.find((l) => l.event === "cause-known");
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await cycle();
+      if (known()) break;
+      assert.equal(await startsOf(w, "late"), 0, "not started before Azure says why");
+      assert.ok(Date.now() < deadline, "the cause never became known");
+      await sleep(200);
+    }
+    // Started by the cycle that learnt it (cycle() waits for its starts).
+    assert.equal(await startsOf(w, "late"), 1);
+    const record = restarter.currentState.vms[vmKey(resourceGroup, "late")];
+    const knownAfterMs = record?.cause?.knownAfterMs ?? Number.NaN;
+    assert.equal(known()?.meta.knownAfterSeconds, Math.round(knownAfterMs / 100) / 10);
+    // Counted from the runtime's first sighting of the deallocation (logged no sooner than it was made) to
+    // the cycle that learnt why, which cannot come before the annotation shows, `delaySeconds` after the eviction.
+    const firstSeenLogged = log.lines.find((l) => l.event === "deallocated-vm-seen")?.loggedAt ?? Number.NaN;
+    assert.ok(
+      knownAfterMs >= evictedAt + delaySeconds * 1000 - firstSeenLogged,
+      `known ${knownAfterMs} ms after first seen; first seen logged ${firstSeenLogged - evictedAt} ms after the eviction`,
+    );
+  });
+
+  it("each signal at its own pace: Resource Graph slow (60 s), the Activity Log quick: the owner's stop is recognised from the Activity Log and never started; the eviction waits for Resource Graph", async () => {
+    const w = await world(
+      [spotVm("worker", { powerState: "running" }), spotVm("spot", { powerState: "running" })],
+      { annotationDelaySeconds: 60, timing: { activityLogDelaySeconds: 0.3 } },
+    );
+    const { cycle, log } = await wire(w);
+    await cycle(); // both seen running
+    await w.control.deallocate(resourceGroup, "worker", "alice@contoso.com");
+    await w.control.evict(resourceGroup, "spot");
+    const deadline = Date.now() + 20_000;
+    while (!log.lines.some((l) => l.event === "vm-left-alone")) {
+      assert.ok(Date.now() < deadline, "the Activity Log never told the owner's stop");
+      await sleep(200);
+      await cycle();
+    }
+    for (let i = 0; i < 3; i++) await cycle();
+    assert.equal(await startsOf(w, "worker"), 0, "the owner's stop is never started");
+    assert.equal(await startsOf(w, "spot"), 0, "the eviction waits: only Resource Graph can say evicted");
+    const known = log.lines.filter((l) => l.event === "cause-known");
+    assert.deepEqual(
+      known.map((l) => [l.meta.vm, l.meta.kind, l.meta.source]),
+      [[`${resourceGroup}/worker`, "owner", "activity-log"]],
+    );
   });
 
   it("an owner's stop, then between two cycles the owner starts it and Azure evicts it: the eviction is started", async () => {
@@ -449,7 +509,7 @@ describe("the bundle: pause, resume and status with the last cause", () => {
       JSON.parse(status.stdout) as {
         vms: Array<{
           name: string;
-          lastCause: { kind: string; source: string } | null;
+          lastCause: { kind: string; source: string; knownAfterSeconds: number | null } | null;
           pausedUntil: string | null;
         }>;
       }
@@ -457,6 +517,8 @@ describe("the bundle: pause, resume and status with the last cause", () => {
     const byName = new Map(rows.map((row) => [row.name, row]));
     assert.equal(byName.get("evicted")?.lastCause?.kind, "evicted");
     assert.equal(byName.get("evicted")?.lastCause?.source, "resource-health");
+    // Seeded with its annotation already there: known in the cycle that first saw it deallocated.
+    assert.equal(byName.get("evicted")?.lastCause?.knownAfterSeconds, 0);
     assert.equal(byName.get("owner-stopped")?.lastCause?.kind, "owner");
     const until = Date.parse(byName.get("paused-one")?.pausedUntil ?? "");
     assert.ok(until > Date.now() + 119 * 60_000 && until <= Date.now() + 120 * 60_000);

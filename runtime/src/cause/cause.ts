@@ -34,6 +34,8 @@ export interface CauseEvidence {
   readonly source: "resource-health" | "activity-log" | "start-preempted";
   /** Who deallocated it (the Activity Log's caller), when known. */
   readonly by?: string;
+  /** How long after the VM was first seen deallocated the runtime learnt this (ms), when it did by asking. */
+  readonly knownAfterMs?: number;
 }
 
 /** A Resource Health annotation as the Resource Graph query returns it. */

@@ -67,6 +67,8 @@ type SignalName = "resource-graph" | "activity-log";
 
 export class CauseGate {
   private readonly troubles = new Map<SignalName, string>();
+  /** A VM waits for its cause (set by decide). */
+  private waiting = false;
   private emit: (event: RestarterEvent) => void = () => {};
 
   constructor(private readonly deps: CauseGateDeps) {}
@@ -102,6 +104,7 @@ export class CauseGate {
     const { settings } = this.deps;
     const now = this.deps.now();
     const decisions = new Map<string, CauseDecision>();
+    this.waiting = false;
     if (candidates.length === 0) return decisions;
     const pauses = await this.readPauses(now);
     const evidence = new Map<string, CauseEvidence[]>();
@@ -156,11 +159,53 @@ export class CauseGate {
         // Not asked this cycle: wait for the quota rather than start a VM Resource Graph may say the owner stopped.
         decision = { action: "wait", cause: "unknown", until: heldBack.resetsAt ?? now + 5_000 };
       }
-      if ("evidence" in decision && decision.evidence) record.cause = decision.evidence;
+      if ("evidence" in decision && decision.evidence) this.learn(candidate, record, decision.evidence, now);
       this.report(candidate, record, decision, now);
+      if (decision.action === "wait" && this.deps.source) this.waiting = true;
       decisions.set(key(candidate), decision);
     }
     return decisions;
+  }
+
+  /**
+   * Keeps the evidence a decision rests on; evidence new to this deallocation is stamped with how long after
+   * the VM was first seen deallocated it was learnt, and told (`cause-known`: the log, the metrics' histogram).
+   */
+  private learn(candidate: GateCandidate, record: CauseRecord, evidence: CauseEvidence, now: number): void {
+    const known = record.cause;
+    if (
+      known &&
+      known.kind === evidence.kind &&
+      known.at === evidence.at &&
+      known.source === evidence.source
+    ) {
+      record.cause = {
+        ...evidence,
+        ...(known.knownAfterMs !== undefined ? { knownAfterMs: known.knownAfterMs } : {}),
+      };
+      return;
+    }
+    const since = record.evictedSince;
+    if (since === undefined) {
+      record.cause = evidence;
+      return;
+    }
+    const knownAfterMs = Math.max(0, now - since);
+    record.cause = { ...evidence, knownAfterMs };
+    this.emit({
+      type: "cause-known",
+      resourceGroup: candidate.resourceGroup,
+      vm: candidate.name,
+      at: now,
+      kind: evidence.kind,
+      source: evidence.source,
+      knownAfterSeconds: Math.round(knownAfterMs / 100) / 10,
+    });
+  }
+
+  /** True when the last decision left a VM waiting for Azure to say why: the loop asks again sooner. */
+  get awaitingCause(): boolean {
+    return this.waiting;
   }
 
   private async readPauses(now: number): Promise<Pause[]> {

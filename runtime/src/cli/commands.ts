@@ -214,6 +214,8 @@ export interface StatusRow {
     readonly at: string;
     readonly by: string | null;
     readonly source: string;
+    /** Seconds from the deallocation first seen to Azure saying why (null when not learnt by asking). */
+    readonly knownAfterSeconds: number | null;
   } | null;
   /** `pause` in force: until this time, or "resume" (until `resume`). */
   readonly pausedUntil: string | null;
@@ -295,6 +297,10 @@ export async function collectStatus(
             at: new Date(record.cause.at).toISOString(),
             by: record.cause.by ?? null,
             source: record.cause.source,
+            knownAfterSeconds:
+              record.cause.knownAfterMs !== undefined
+                ? Math.round(record.cause.knownAfterMs / 100) / 10
+                : null,
           }
         : null,
       pausedUntil: (() => {

@@ -160,6 +160,17 @@ export type RestarterEvent =
   | (VmRef & { readonly type: "vm-deallocated"; readonly at: number; readonly was?: string })
   /** Deallocated, and nothing says why yet: the gate asks again each cycle, starts it at `until` at the latest. */
   | (VmRef & { readonly type: "cause-pending"; readonly at: number; readonly until: number })
+  /**
+   * Azure said why (an eviction or the owner's stop), `knownAfterSeconds` after the runtime first saw the VM
+   * deallocated: the delay of the signal as this installation meets it (docs/signal-delays.md).
+   */
+  | (VmRef & {
+      readonly type: "cause-known";
+      readonly at: number;
+      readonly kind: "evicted" | "owner";
+      readonly source: string;
+      readonly knownAfterSeconds: number;
+    })
   /** An eviction-cause signal failed (throttled, down); reported once per kind of failure. */
   | {
       readonly type: "cause-signal-failed";

@@ -55,6 +55,8 @@ export interface VmRecord {
     at: number;
     source: "resource-health" | "activity-log" | "start-preempted";
     by?: string;
+    /** From first seen deallocated to Azure saying why (ms), when learnt by asking (causeGate.ts). */
+    knownAfterMs?: number;
   };
   /** Last provisioning state observed (instance view, lower-cased), if any. */
   provisioningState?: string;

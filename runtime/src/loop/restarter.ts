@@ -343,7 +343,7 @@ export class Restarter {
               cycleStartedAt,
               regularAt - cycleStartedAt,
               this.minCycleGapMs,
-              this.pendingRetryTimes(),
+              this.pendingRetryTimes(cycleStartedAt),
             );
             const throttledUntil = this.state.throttledUntil;
             if (throttledUntil !== undefined) wakeAt = Math.max(wakeAt, throttledUntil);
@@ -389,7 +389,13 @@ export class Restarter {
   }
 
   /** When to wake for the VMs waiting for a retry: their due times, less the measured discovery lead. */
-  private *pendingRetryTimes(): Iterable<number> {
+  private *pendingRetryTimes(cycleStartedAt?: number): Iterable<number> {
+    // A VM waits for Azure to say why it is deallocated: ask again at the shortest gap between cycles (5 s
+    // with the default 20 s capacity interval) rather than after a whole interval (docs/signal-delays.md):
+    // Resource Graph answers 15 queries per 5 s per caller, so one question per gap is well inside it, and the
+    // start follows the answer in the same cycle.
+    if (cycleStartedAt !== undefined && this.causeGate.awaitingCause)
+      yield cycleStartedAt + this.minCycleGapMs;
     const leadMs = this.lead.ms;
     for (const record of Object.values(this.state.vms)) {
       if (record.backoffUntil === undefined || record.powerState !== "deallocated") continue;

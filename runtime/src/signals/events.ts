@@ -61,6 +61,8 @@ export function describeEvent(event: RestarterEvent): string {
       return `Spot VM ${event.vm} is deallocated; asking Azure why before starting it (an owner's stop is left alone)`;
     case "cause-pending":
       return `deallocated and Azure does not say why yet; waiting for Resource Health or the Activity Log, starting it at ${iso(event.until)} at the latest`;
+    case "cause-known":
+      return `Azure says why ${event.vm} is deallocated (${event.kind === "evicted" ? "evicted" : "its owner's stop"}, from ${event.source}), ${event.knownAfterSeconds} s after it was first seen deallocated`;
     case "cause-signal-failed":
       return event.message;
     case "cause-signal-back":

@@ -17,6 +17,7 @@ const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | nul
   // Seen deallocated; whether Azure evicted it is asked next (causeGate.ts), so not "evicted" yet.
   "vm-deallocated": { level: "info", name: "deallocated-vm-seen" },
   "cause-pending": { level: "info", name: "cause-unknown" },
+  "cause-known": { level: "info" },
   "cause-signal-failed": { level: "warn" },
   "cause-signal-back": { level: "info" },
   "pauses-unreadable": { level: "warn" },

@@ -35,6 +35,7 @@ const recordSchema = z.object({
       at: z.number(),
       source: z.enum(["resource-health", "activity-log", "start-preempted"]),
       by: z.string().optional(),
+      knownAfterMs: z.number().nonnegative().optional(),
     })
     .optional(),
   leftAloneLogged: z.string().optional(),

@@ -77,6 +77,13 @@ export function createMetrics(): Metrics {
     buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers: [registry],
   });
+  const causeDelay = new Histogram({
+    name: metricNames.causeDelay,
+    help: "From a tagged Spot VM first seen deallocated until Azure said why (eviction or owner's stop): the eviction-cause signal's delay as met here.",
+    // Microsoft documents no bound; Resource Graph change records "in less than five minutes" (docs/signal-delays.md).
+    buckets: [1, 5, 10, 20, 30, 60, 120, 300, 600, 1800],
+    registers: [registry],
+  });
   const lastCycle = new Gauge({
     name: metricNames.lastCycleTimestamp,
     help: "When the last cycle finished (Unix seconds).",
@@ -129,6 +136,9 @@ export function createMetrics(): Metrics {
         vmDown.set(labels, 0);
         break;
       }
+      case "cause-known":
+        causeDelay.observe(event.knownAfterSeconds);
+        break;
       case "cycle-finished":
         cycleDuration.observe(event.durationSeconds);
         lastCycle.set(event.at / 1000);

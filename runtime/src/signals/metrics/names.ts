@@ -12,6 +12,7 @@ export const metricNames = {
   certificateExpiryTimestamp: "spot_restarter_certificate_expiry_timestamp_seconds",
   armBudgetRemaining: "spot_restarter_arm_budget_remaining",
   armBudgetLowestRatio: "spot_restarter_arm_budget_lowest_ratio",
+  causeDelay: "spot_restarter_cause_delay_seconds",
 } as const;
 
 export const metricNameList = Object.values(metricNames);
@@ -20,6 +21,7 @@ export const metricNameList = Object.values(metricNames);
  * The series names a scrape shows: a histogram adds `_bucket`, `_sum` and `_count` to its name.
  * prom-client shows a counter under its full name (it keeps the `_total`).
  */
+const histograms: readonly string[] = [metricNames.cycleDuration, metricNames.causeDelay];
 export const exposedSeriesNames: readonly string[] = metricNameList.flatMap((name) =>
-  name === metricNames.cycleDuration ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name],
+  histograms.includes(name) ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name],
 );
