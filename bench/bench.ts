@@ -19,6 +19,7 @@ import { measureSize, type SizeResult } from "./measure";
 import { liveChildren, measureNodeBaseline, median } from "./ours";
 import { measureOutages, type OutageResult } from "./outage";
 import { outageTable, outageTargets, report, svg, targets } from "./report";
+import { measureSignalDelays, signalDelayTable } from "./signal-delay";
 import { LIST_PAGE_SIZE, RETRY_AFTER_SECONDS } from "./world";
 
 const flags = parseBenchFlags();
@@ -45,9 +46,11 @@ async function main(): Promise<void> {
   }
   try {
     log(
-      flags.outageOnly
-        ? "capacity outage only"
-        : `sizes ${sizes.join(", ")}; S=${startSeconds}s; original pattern: at most ${originalMaxStarts} starts per run`,
+      flags.signalOnly
+        ? "signal delays only"
+        : flags.outageOnly
+          ? "capacity outage only"
+          : `sizes ${sizes.join(", ")}; S=${startSeconds}s; original pattern: at most ${originalMaxStarts} starts per run`,
     );
     const bundle = await buildBundle(workDir);
     const baselines = [];
@@ -79,18 +82,19 @@ async function main(): Promise<void> {
     }
     // Capacity outages (bench/outage.ts): on a scaled clock, then optionally in real time.
     const outageContext = { bundle, workDir, log, running };
-    const outage = flags.outageMinutes.length
-      ? await measureOutages({
-          ...outageContext,
-          minutes: flags.outageMinutes,
-          timeScale: flags.timeScale,
-          fleetVms: flags.outageFleet,
-          fleetMinutes: 20,
-          phases: flags.outagePhases,
-        })
-      : undefined;
+    const outage =
+      flags.outageMinutes.length && !flags.signalOnly
+        ? await measureOutages({
+            ...outageContext,
+            minutes: flags.outageMinutes,
+            timeScale: flags.timeScale,
+            fleetVms: flags.outageFleet,
+            fleetMinutes: 20,
+            phases: flags.outagePhases,
+          })
+        : undefined;
     const outageRealTime =
-      flags.outageRealMinutes > 0
+      flags.outageRealMinutes > 0 && !flags.signalOnly
         ? await measureOutages({
             ...outageContext,
             minutes: [flags.outageRealMinutes],
@@ -100,6 +104,16 @@ async function main(): Promise<void> {
             phases: flags.outagePhases,
           })
         : undefined;
+
+    // The wait for Azure's word (bench/signal-delay.ts): eviction → start and → running at each annotation delay.
+    const signalDelay = flags.signalDelays.length
+      ? await measureSignalDelays({
+          ...outageContext,
+          delays: flags.signalDelays,
+          timeScale: flags.timeScale,
+          phases: Math.min(flags.outagePhases, 4),
+        })
+      : undefined;
 
     const cpu = cpus();
     const machine = {
@@ -141,6 +155,7 @@ async function main(): Promise<void> {
       azCalibration: calibration ?? null,
       outage: outage ?? null,
       outageRealTime: outageRealTime ?? null,
+      signalDelay: signalDelay ?? null,
       targets: checks,
     };
     writeFileSync(join(flags.out, "results.json"), `${JSON.stringify(output, null, 2)}\n`);
@@ -197,6 +212,13 @@ async function main(): Promise<void> {
           `Capacity outage, clock x${flags.timeScale} for all sides (emulated minutes; a start takes ${outage?.startSeconds ?? 0} s, Retry-After 1 real second; ${outage?.phases ?? 0} runs per row, their outages ending spread over a minute)`,
         ),
         ...outageReport(outageRealTime, "Capacity outage in real time"),
+        ...(signalDelay
+          ? [
+              `The wait for Azure's word: a VM evicted, its Resource Health annotation late by the delay (clock x${signalDelay.timeScale}; ${signalDelay.phases} evictions per row spread over a minute; means in emulated seconds; a start takes ${signalDelay.startSeconds} s). Ours asks Azure why (restartWhen: evicted, never an owner's stop); the original starts every deallocation at its next cron minute`,
+              signalDelayTable(signalDelay),
+              "",
+            ]
+          : []),
         "Targets",
         ...checks.map((c) => `  ${c.met ? "MET    " : "NOT MET"}  ${c.target}: ${c.detail}`),
         "",

@@ -24,6 +24,10 @@ export interface BenchFlags {
   readonly outagePhases: number;
   /** Only the outage scenario (no sizes). */
   readonly outageOnly: boolean;
+  /** Annotation delays (emulated seconds) for the signal-delay scenario (bench/signal-delay.ts); empty = skipped. */
+  readonly signalDelays: number[];
+  /** Only the signal-delay scenario. */
+  readonly signalOnly: boolean;
 }
 
 /**
@@ -51,6 +55,8 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
       "outage-real-minutes": { type: "string" },
       "outage-fleet": { type: "string" },
       "outage-phases": { type: "string", default: String(DEFAULT_OUTAGE_PHASES) },
+      "signal-delays": { type: "string", default: "0,60,300" },
+      "signal-only": { type: "boolean", default: false },
     },
   });
   const quick = values.quick === true;
@@ -71,7 +77,10 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
     outageRealMinutes: Number(values["outage-real-minutes"] ?? "0"),
     outageFleet: Number(values["outage-fleet"] ?? "100"),
     outagePhases: Number(values["outage-phases"]),
-    outageOnly: values["outage-only"] === true,
+    outageOnly: values["outage-only"] === true || values["signal-only"] === true,
+    signalDelays:
+      values["signal-delays"] === "none" ? [] : String(values["signal-delays"]).split(",").map(Number),
+    signalOnly: values["signal-only"] === true,
   };
   const bad = (flag: string, expected: string, got: unknown) => {
     process.stderr.write(`bench: --${flag} must be ${expected} (got ${JSON.stringify(got)})\n`);
@@ -95,6 +104,12 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
     bad("outage-fleet", "a whole number of VMs from 0 to 500", values["outage-fleet"]);
   if (!(Number.isInteger(flags.outagePhases) && flags.outagePhases >= 1 && flags.outagePhases <= 30))
     bad("outage-phases", "a whole number of runs from 1 to 30", values["outage-phases"]);
+  if (!flags.signalDelays.every((d) => d >= 0 && d <= 1800))
+    bad(
+      "signal-delays",
+      "comma-separated annotation delays in seconds from 0 to 1800, or none",
+      values["signal-delays"],
+    );
   // Made now, not after the run: a missing folder must not cost the figures.
   mkdirSync(flags.out, { recursive: true });
   return flags;

@@ -146,7 +146,7 @@ export interface OutageOptions {
 const SUBSCRIPTION_PUT_VM_3MIN = 1_500;
 
 /** Emulated seconds a start takes, failing or succeeding (Azure's AllocationFailed comes after tens of seconds). */
-const START_SECONDS = 30;
+export const START_SECONDS = 30;
 /** The old runtime's interval and backoff (before issue 11). */
 const OLD_INTERVAL_SECONDS = 30;
 const OLD_BACKOFF = { initialMinutes: 1, maxMinutes: 30 };
@@ -175,7 +175,7 @@ const OURS_GROUP = "outage-ours";
 const OURS60_GROUP = "outage-ours60";
 
 /** A tagged Spot VM, running (the scenario evicts it). */
-const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
+export const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
   resourceGroup,
   name,
   priority: "Spot",
@@ -192,7 +192,7 @@ const spot = (resourceGroup: string, name: string): SeedVirtualMachine => ({
  * windows shortened and ARM's buckets refilled `timeScale` times faster. Unscaled they would drain
  * 30 times too fast in emulated time and hold ours back for a budget Azure would not have spent.
  */
-function seed(
+export function seed(
   vms: SeedVirtualMachine[],
   principals: { clientId: string; objectId: string; certificatePem: string }[],
   timeScale: number,
@@ -227,10 +227,10 @@ function seed(
   };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A control-API call again after a dropped keep-alive connection (the machine is busy: it happens). */
-async function retrying<T>(call: () => Promise<T>): Promise<T> {
+export async function retrying<T>(call: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
@@ -242,8 +242,8 @@ async function retrying<T>(call: () => Promise<T>): Promise<T> {
 }
 
 /** Ours: the bundle's `run` loop on `groups`, scaled. Returns a stop function. */
-function startOurs(
-  options: OutageOptions,
+export function startOurs(
+  options: Pick<OutageOptions, "timeScale" | "bundle">,
   dir: string,
   name: string,
   groups: string[],
@@ -251,6 +251,8 @@ function startOurs(
   clientId: string,
   ready: { authorityHost: string; armEndpoint: string; caCertFile: string },
   capacitySeconds = 20,
+  /** `evicted` (the default: asks Azure why) or `deallocated` (like the original: every deallocation). */
+  restartWhen: "evicted" | "deallocated" = "deallocated",
 ) {
   const home = mkdtempSync(join(dir, `${name}-`));
   writeFileSync(join(home, "sp.pem"), principalPem, { mode: 0o600 });
@@ -271,8 +273,10 @@ function startOurs(
         capacityMaxSeconds: Math.max(60, capacitySeconds) / options.timeScale,
         fleetStartsPerMinute: Math.round(fleetStartsPerMinute * options.timeScale),
       },
-      // Like the original and the old runtime: every deallocation is started (no cause lookups).
-      restartWhen: "deallocated",
+      // In the outage: like the original and the old runtime, every deallocation is started (no cause
+      // lookups); the signal-delay scenario (signal-delay.ts) runs the default, which asks Azure why.
+      restartWhen,
+      unknownCauseAfterSeconds: 600 / options.timeScale,
       stateDir: join(home, "state"),
       cloud: { authorityHost: ready.authorityHost, armEndpoint: ready.armEndpoint },
     }),
