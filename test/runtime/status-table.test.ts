@@ -68,7 +68,13 @@ describe("status table", () => {
           lastResult: "capacity (ZonalAllocationFailed)",
           startAttempts: 2,
           backoffUntil: ago(-2 * 60_000),
-          lastCause: { kind: "evicted", at: ago(3 * 60_000), by: null, source: "resource-health" },
+          lastCause: {
+            kind: "evicted",
+            at: ago(3 * 60_000),
+            by: null,
+            source: "resource-health",
+            knownAfterSeconds: 4,
+          },
           vmSize: "Standard_D2s_v5",
           originalVmSize: "Standard_D2as_v5",
         }),
@@ -94,7 +100,13 @@ describe("status table", () => {
         row({
           powerState: "deallocated",
           lastEvictionSeenAt: ago(3 * 60_000),
-          lastCause: { kind: "owner", at: ago(3 * 60_000), by: "alice@example.com", source: "activity-log" },
+          lastCause: {
+            kind: "owner",
+            at: ago(3 * 60_000),
+            by: "alice@example.com",
+            source: "activity-log",
+            knownAfterSeconds: 12,
+          },
           pausedUntil: ago(-3_600_000),
           vmSize: "Standard_D2s_v5",
           originalVmSize: "Standard_D2as_v5",
@@ -156,7 +168,7 @@ describe("status table", () => {
             ...r,
             pausedUntil: r.paused ? "resume" : null,
             lastCause: r.evicted
-              ? { kind: "evicted", at: ago(0), by: null, source: "resource-health" }
+              ? { kind: "evicted", at: ago(0), by: null, source: "resource-health", knownAfterSeconds: 0 }
               : null,
             originalVmSize: r.fallback && r.vmSize ? "Standard_D2as_v5" : null,
           }),
