@@ -2,7 +2,7 @@
 // bench modules and tests can import what they need without a command line.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseToolArgs } from "../support/toolArgs";
 
 export interface BenchFlags {
   readonly sizes: number[];
@@ -36,11 +36,35 @@ export interface BenchFlags {
  */
 export const DEFAULT_OUTAGE_PHASES = 8;
 
+const BENCH_USAGE = `npm run bench: the runtime's ARM requests, latency, CPU and memory against the emulator, beside a
+re-enactment of the original script, per fleet size; and the capacity-outage scenario (bench/README.md).
+Writes bench/results.json and bench/results.svg. The full run takes many minutes of both cores.
+
+Usage: npm run bench -- [OPTIONS]
+  --quick                   sizes 10,100, the original capped at 3 starts, outages 5,20 min (a smoke run:
+                            what it can and cannot show: docs/benchmark.md)
+  --sizes LIST              comma-separated VM counts from 10 to 5000 (default 10,100,500)
+  --start-seconds S         how long the emulator takes to start a VM (default 5)
+  --original-max-starts N   starts of the original re-enacted per size before extrapolating (default 10)
+  --full                    re-enact every start of the original
+  --arm-latency-ms MS       add MS to every ARM request (default 0: loopback has none)
+  --no-az                   skip the az CLI calibration
+  --out DIR                 where results.json and results.svg go (default bench/)
+  --outage LIST             capacity-outage lengths in emulated minutes (default 5,20,60), or none
+  --outage-only             only the capacity-outage scenario
+  --time-scale X            emulated seconds per real second in the outage scenario (default 30)
+  --outage-fleet N          VMs failing at once in the fleet run (default 100; 0 skips it)
+  --outage-phases N         runs per side and outage length (default ${DEFAULT_OUTAGE_PHASES})
+  --outage-real-minutes M   also run the single-VM outage unscaled for M minutes (default 0: no)
+  -h, --help                this help
+`;
+
 /** Parses `argv`; a bad flag is reported naming it and what it takes, and the process exits 2. */
 export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFlags {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseToolArgs(
+    "bench",
+    BENCH_USAGE,
+    {
       sizes: { type: "string" },
       "start-seconds": { type: "string", default: "5" },
       "original-max-starts": { type: "string", default: "10" },
@@ -58,7 +82,8 @@ export function parseBenchFlags(argv: string[] = process.argv.slice(2)): BenchFl
       "signal-delays": { type: "string", default: "0,60,300" },
       "signal-only": { type: "boolean", default: false },
     },
-  });
+    argv,
+  );
   const quick = values.quick === true;
   const flags: BenchFlags = {
     sizes: (values.sizes ?? (quick ? "10,100" : "10,100,500")).split(",").map(Number),

@@ -13,8 +13,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { type EmulatorControl, emulatorControl } from "../emulator/testing";
+import { parseToolArgs } from "../support/toolArgs";
 import { type AppliedStack, applyProgram } from "./apply-program";
 import {
   buildBundle,
@@ -234,13 +234,23 @@ function vmLine(vm: {
   return `${vm.name.padEnd(27)} ${vm.priority.padEnd(8)} ${vm.powerState.padEnd(12)} ${tags}`;
 }
 
+const DEMO_USAGE = `npm run demo: the whole product on this machine, narrated. Starts the Azure emulator, applies
+the Pulumi program to it, installs the runtime into a temporary root from the stack outputs, runs the
+installed loop, evicts the tagged Spot VM beside its owner's stop of another one, and tells what happens.
+Exit 0 when the evicted VM came back and the owner's VM was left alone; cleans up on every exit.
+
+Usage: npm run demo [-- OPTIONS]
+  --role-mode MODE          contributor (default) or least-privilege: the role the program assigns
+  --interval-seconds N      the installed loop's interval (default 2)
+  --keep                    keep the temporary directory (stack outputs, config, logs) for a look afterwards
+  -h, --help                this help
+`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      "role-mode": { type: "string", default: "contributor" },
-      "interval-seconds": { type: "string", default: "2" },
-      keep: { type: "boolean", default: false },
-    },
+  const values = parseToolArgs("demo", DEMO_USAGE, {
+    "role-mode": { type: "string", default: "contributor" },
+    "interval-seconds": { type: "string", default: "2" },
+    keep: { type: "boolean", default: false },
   });
   const roleMode = values["role-mode"];
   if (roleMode !== "contributor" && roleMode !== "least-privilege") {

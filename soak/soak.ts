@@ -10,11 +10,11 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import type { FaultRule, SeedVirtualMachine } from "../emulator/index";
 import { startTestEmulator } from "../emulator/testing";
 import { buildRuntimeBundle } from "../support/bundle";
 import { findSecret } from "../support/secrets";
+import { parseToolArgs } from "../support/toolArgs";
 
 const RG = "personal-network";
 const TAG = "AttemptRestartAfterEviction";
@@ -443,16 +443,29 @@ function report(result: SoakResult): string {
   ].join("\n");
 }
 
+const SOAK_USAGE = `npm run soak: the real bundle in \`run\` mode against an emulator that evicts random tagged VMs
+and injects random faults for M minutes; then the faults stop and every startable VM must come back.
+Prints restarts, wrong starts (must be 0), missed restarts (must be 0), ARM requests per cycle and the
+runtime's memory. Exit 1 when an invariant broke or the memory grew past the limit.
+
+Usage: npm run soak -- [OPTIONS]
+  --minutes M               chaos phase length (default 10; a settle phase follows)
+  --vms N                   VMs in the world (default 12: N-5 restartable, 5 that must never be started)
+  --interval-seconds S      the runtime's interval (default 2)
+  --seed N                  replay a run (random by default, printed)
+  --json                    the figures as JSON on stdout (progress goes to stderr)
+  --rss-growth-percent P    fail when the memory at the end is more than P % above that after warm-up (default 25)
+  -h, --help                this help
+`;
+
 if (require.main === module) {
-  const { values } = parseArgs({
-    options: {
-      minutes: { type: "string", default: "10" },
-      vms: { type: "string", default: "12" },
-      "interval-seconds": { type: "string", default: "2" },
-      seed: { type: "string" },
-      json: { type: "boolean", default: false },
-      "rss-growth-percent": { type: "string", default: "25" },
-    },
+  const values = parseToolArgs("soak", SOAK_USAGE, {
+    minutes: { type: "string", default: "10" },
+    vms: { type: "string", default: "12" },
+    "interval-seconds": { type: "string", default: "2" },
+    seed: { type: "string" },
+    json: { type: "boolean", default: false },
+    "rss-growth-percent": { type: "string", default: "25" },
   });
   const options: Options = {
     minutes: Number(values.minutes),
