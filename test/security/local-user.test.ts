@@ -14,10 +14,12 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { install, uninstall } from "../../runtime/src/install/index";
 import { checkTrustedNode } from "../../runtime/src/install/trust";
+import { fixHint } from "../../runtime/src/state/fsSafe";
 import {
   createTestCertificate,
   ensureServiceUser,
@@ -217,6 +219,32 @@ describe("item 2: install --root trusts no directory another user may write", { 
     assert.ok(existsSync(join(elsewhere, "spot-restarter", "state.json")), "state behind the link kept");
     assert.ok(existsSync(join(certificateDir, "sp.pem")), "file behind the link kept");
     await fs.rm(join(root, "var/lib"));
+  });
+});
+
+describe("issue 23 item 6: no hint to chown or chmod a shared or system directory", { skip }, () => {
+  test("a Node.js in another user's home: the fix names the binary to move, never a chown of the home", async () => {
+    mkdirSync("/home", { recursive: true, mode: 0o755 });
+    const home = mkdtempSync("/home/spot-restarter-test-");
+    trustedBases.push(home);
+    chownSync(home, NOBODY, NOBODY);
+    const nodePath = join(home, "node");
+    symlinkSync(process.execPath, nodePath);
+    const problem = (await checkTrustedNode(nodePath)) ?? "";
+    assert.match(problem, new RegExp(`${home} is owned by uid 65534`));
+    assert.match(problem, new RegExp(`move ${nodePath} to a directory only root can write`));
+    assert.doesNotMatch(problem, /`chown|`chmod/, problem);
+  });
+
+  test("/, /tmp, /usr, a home and this user's home are never the object of a chown or chmod hint", () => {
+    for (const path of ["/", "/tmp", "/usr", "/usr/local", "/home/alice", "/root", homedir()]) {
+      assert.doesNotMatch(fixHint(path, "root", "/opt/x/node"), /`chown|`chmod/, path);
+      assert.match(
+        fixHint(path, "root", "/opt/x/node"),
+        /move \/opt\/x\/node to a directory only root can write/,
+      );
+    }
+    assert.equal(fixHint("/opt/tools"), "`chown root /opt/tools && chmod go-w /opt/tools`");
   });
 });
 

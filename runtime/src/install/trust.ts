@@ -20,7 +20,7 @@ export async function checkTrustedNode(nodePath: string): Promise<string | undef
     return undefined;
   } catch (error) {
     if (!(error instanceof PathTrustError)) throw error;
-    return `Node.js at ${nodePath} is not safe to run as root: ${error.path} ${error.why}, so that user could replace the Node.js that root runs. Install Node.js system-wide, root-owned (your distribution's nodejs package, or NodeSource, in /usr/bin), and run the installer with it (\`sudo /usr/bin/node spot-restarter.cjs install …\`), or fix the path: ${fixHint(error.path)}`;
+    return `Node.js at ${nodePath} is not safe to run as root: ${error.path} ${error.why}, so that user could replace the Node.js that root runs. Install Node.js system-wide, root-owned (your distribution's nodejs package, or NodeSource, in /usr/bin), and run the installer with it (\`sudo /usr/bin/node spot-restarter.cjs install …\`), or fix the path: ${fixHint(error.path, "root", nodePath)}`;
   }
 }
 
@@ -48,7 +48,7 @@ export async function checkInstallTree(
     if (missing) return undefined; // a fresh root: everything below is created by us
   } catch (error) {
     if (!(error instanceof PathTrustError)) throw error;
-    return `the install root ${root} is not safe: ${error.path} ${error.why}, so another user could swap what is written there (and what root then runs); use a directory only root can write, or fix it: ${fixHint(error.path)}`;
+    return `the install root ${root} is not safe: ${error.path} ${error.why}, so another user could swap what is written there (and what root then runs); use a directory only root can write, or fix it: ${fixHint(error.path, "root", `the install root ${root}`)}`;
   }
   const rule = ownedAndNotWritable([uid]);
   const seen = new Set<string>();
@@ -73,7 +73,7 @@ export async function checkInstallTree(
       if (!stat.isDirectory()) return `${shown} is not a directory: move it away and re-run`;
       const problem = rule({ path: current, stat });
       if (problem) {
-        return `${shown} ${problem}, so another user could swap what install writes there; fix it with ${fixHint(current)}`;
+        return `${shown} ${problem}, so another user could swap what install writes there; fix it: ${fixHint(current, "root", target)}`;
       }
     }
   }

@@ -4,6 +4,7 @@ import { constants, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { escapeControlCharacters } from "../core/text";
+import { sharedOrSystemDirectory } from "../state/fsSafe";
 import { type DoctorCheck, formatDoctorReport } from "./doctorReport";
 import { type ServiceIds, underRoot } from "./files";
 import { type CommandResult, type Context, commandLine, failure, relayOutput } from "./host";
@@ -216,7 +217,7 @@ export async function verifyInstalledConfig(
     const blocked = await unreachableFor(root);
     if (blocked) {
       context.err(
-        `spot-restarter install: verification failed: the cron job's ${identity.label} cannot enter ${blocked} (no execute bit for others), so the job could not read its files under --root ${root}; make it 0755 (\`chmod o+x ${blocked}\`) and run the same install again, or pass --no-verify`,
+        `spot-restarter install: verification failed: the cron job's ${identity.label} cannot enter ${blocked} (no execute bit for others), so the job could not read its files under --root ${root}; ${sharedOrSystemDirectory(blocked) ? `install into a --root the user can enter (never chmod ${blocked}: a shared or system directory)` : `make it 0755 (\`chmod o+x ${blocked}\`)`} and run the same install again, or pass --no-verify`,
       );
       return false;
     }

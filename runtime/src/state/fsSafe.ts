@@ -4,7 +4,8 @@
 // followed by hand, hop by hop, checking the link and where it leads.
 import type { Stats } from "node:fs";
 import { lstat, readlink, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 
 /** S_ISVTX: in a sticky directory (/tmp) only an entry's owner may rename or delete it. */
 const STICKY = 0o1000;
@@ -93,8 +94,58 @@ export function ownedAndNotWritable(owners: readonly number[], options: { allowS
   };
 }
 
-/** `chmod go-w PATH` and `chown root PATH`, as a hint. */
-export function fixHint(path: string, owner = "root"): string {
+/**
+ * Directories the system or other people rely on (issue 23, item 6): `/`, the temporary directories,
+ * the system's trees, a home directory. Changing their owner or mode to make one program's path safe
+ * breaks everything else there, so a hint never suggests it.
+ */
+const SYSTEM_DIRECTORIES = new Set([
+  "/",
+  "/tmp",
+  "/var/tmp",
+  "/dev/shm",
+  "/run",
+  "/usr",
+  "/usr/local",
+  "/usr/bin",
+  "/usr/sbin",
+  "/usr/lib",
+  "/usr/share",
+  "/usr/local/bin",
+  "/usr/local/lib",
+  "/usr/local/sbin",
+  "/bin",
+  "/sbin",
+  "/lib",
+  "/lib64",
+  "/etc",
+  "/opt",
+  "/srv",
+  "/var",
+  "/var/lib",
+  "/home",
+  "/root",
+  "/mnt",
+  "/media",
+]);
+
+export function sharedOrSystemDirectory(path: string, home = homedir()): boolean {
+  const normal = resolve(path);
+  return (
+    SYSTEM_DIRECTORIES.has(normal) ||
+    /^\/(home|Users|var\/home)\/[^/]+$/.test(normal) ||
+    (home !== "" && normal === resolve(home))
+  );
+}
+
+/**
+ * The fix for a directory another user could write: `chown OWNER DIR && chmod go-w DIR`, unless DIR is a
+ * shared or system directory; then what to move out of it instead (`move`: the file or tree concerned).
+ */
+export function fixHint(path: string, owner = "root", move?: string): string {
+  if (sharedOrSystemDirectory(path)) {
+    return `move ${move ?? `what is in ${path}`} to a directory only ${owner} can write (never chown or chmod ${path}: a shared or system directory)`;
+  }
   return `\`chown ${owner} ${path} && chmod go-w ${path}\``;
 }
 
@@ -121,5 +172,5 @@ export async function checkPrivateDirectory(
   const problem = ownedAndNotWritable(owners)({ path: directory, stat: info });
   if (!problem) return undefined;
   const who = uid === 0 ? "root" : `uid ${uid}`;
-  return `the state directory ${directory} ${problem}: another user could plant or swap the state there; make it ${who}'s alone (${fixHint(directory, uid === 0 ? "root" : String(uid))}), or set another stateDir`;
+  return `the state directory ${directory} ${problem}: another user could plant or swap the state there; make it ${who}'s alone (${fixHint(directory, uid === 0 ? "root" : String(uid), "the state (stateDir)")}), or set another stateDir`;
 }
