@@ -84,9 +84,9 @@ describe("role actions: one list", () => {
     );
   });
 
-  it("is the README's least-privilege table, action for action, with its feature", () => {
-    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("### Least privilege"));
+  it("is docs/security.md's least-privilege table, action for action, with its feature", () => {
+    const readme = readFileSync(join(ROOT, "docs", "security.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Least privilege"));
     const block = /```\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
     const rows = block
       .trim()
@@ -150,9 +150,9 @@ describe("stack output names: one list", () => {
     assert.equal(parsed.clientId, outputs.clientId);
   });
 
-  it("the stack outputs table in README lists them all", () => {
-    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-    const section = readme.slice(readme.indexOf("### Stack outputs"));
+  it("the stack outputs table in docs/install.md lists them all", () => {
+    const readme = readFileSync(join(ROOT, "docs", "install.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Stack outputs"));
     const table = section.slice(0, section.indexOf("\n\n", section.indexOf("| output")));
     const names = [...table.matchAll(/^\| `([A-Za-z]+)`/gm)].map((match) => match[1]);
     assert.deepEqual(names, [...STACK_OUTPUT_NAMES]);

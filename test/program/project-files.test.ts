@@ -67,9 +67,9 @@ function formatMissingKeys(keys: string[]): string {
     : `${quoted.slice(0, -1).join(", ")} and ${quoted[quoted.length - 1]}`;
 }
 
-/** The stack config the README walkthrough's `pulumi config set` lines build, as Pulumi.<stack>.yaml holds it. */
+/** The stack config the walkthrough's `pulumi config set` lines (docs/install.md) build, as Pulumi.<stack>.yaml holds it. */
 function walkthroughStackConfig(): { stack: string; config: Record<string, unknown> } {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const readme = readFileSync(join(ROOT, "docs", "install.md"), "utf8");
   const section = readme.slice(readme.indexOf("## Walkthrough: `pulumi up`"));
   const block = /```bash\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
   const stack = /pulumi stack init (\S+)/.exec(block)?.[1];
