@@ -25,7 +25,9 @@ const cli = async (args: string[]) => {
 const flags: Record<string, string[]> = {
   once: ["--config", "--dry-run", "--json", "--state-dir", "--log-format", "--log-level", "--print-config"],
   run: ["--config", "--interval-seconds", "--state-dir", "--log-format", "--log-level"],
-  status: ["--config", "--json"],
+  status: ["--config", "--wide", "--json"],
+  pause: ["--config", "--vm", "--for", "--resource-group", "--force"],
+  resume: ["--config", "--vm", "--resource-group"],
   "simulate-eviction": ["--config", "--vm", "--resource-group"],
   "notify-test": ["--config"],
   doctor: ["--config", "--json"],
@@ -35,6 +37,7 @@ const flags: Record<string, string[]> = {
     "--scheduler",
     "--dry-run",
     "--no-verify",
+    "--verify-wait-seconds",
     "--authority-host",
     "--arm-endpoint",
     "--audience",
@@ -65,6 +68,33 @@ describe("per-command help", { concurrency: 4 }, () => {
       assert.equal((await cli(["help", command])).stdout, result.stdout);
     });
   }
+
+  it("commands that run no cycle do not list the loop's flags; once and run do", async () => {
+    for (const command of [
+      "status",
+      "report",
+      "doctor",
+      "pause",
+      "resume",
+      "simulate-eviction",
+      "notify-test",
+    ]) {
+      const { stdout } = await cli([command, "--help"]);
+      assert.doesNotMatch(stdout, /--interval-seconds|--max-concurrent-starts/, command);
+    }
+    assert.match((await cli(["run", "--help"])).stdout, /\n {2}--interval-seconds /);
+    assert.match((await cli(["once", "--help"])).stdout, /\n {2}--max-concurrent-starts /);
+  });
+
+  it("install --help says what the verification runs and how long it waits", async () => {
+    const { stdout } = await cli(["install", "--help"]);
+    assert.match(stdout, /runs `doctor` as the scheduler will run\s+the job/);
+    assert.match(
+      stdout,
+      /--verify-wait-seconds N +how long the verification waits for replication \(default 300\)/,
+    );
+    assert.doesNotMatch(stdout, /once --dry-run/);
+  });
 
   it("the global help names the per-command help", async () => {
     assert.match(await globalHelp(), /<command> --help/);

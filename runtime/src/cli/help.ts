@@ -5,8 +5,9 @@ import { defaultConfigPath as configPath } from "../config/config";
 import { overridableFields } from "../config/configFields";
 
 /** The flags overriding config fields, one line each, from the config schema (description, default). */
-export function configFlagLines(): string {
+export function configFlagLines(include: (flag: string) => boolean = () => true): string {
   return overridableFields
+    .filter((f) => include(f.flag))
     .map(
       (f) =>
         `  ${`--${f.flag} ${f.arg}`.padEnd(24)} ${f.description}${f.default === undefined ? "" : ` (default ${f.default})`}`,
@@ -14,11 +15,21 @@ export function configFlagLines(): string {
     .join("\n");
 }
 
-const common = `Options shared with once, run, status, report, simulate-eviction, notify-test, doctor:
+/** Flags that only shape the loop's cycles: shown for once and run, whose cycles they shape. */
+const loopFlags = new Set(["interval-seconds", "max-concurrent-starts"]);
+
+const commonFor = (
+  loop: boolean,
+) => `Options from the config (a flag overrides the config file and the environment):
   --config FILE            config file (default ${configPath}; env SPOT_RESTARTER_CONFIG)
-${configFlagLines()}
+${configFlagLines((flag) => loop || !loopFlags.has(flag))}
   --print-config           log the effective configuration (no secrets) before running
   -h, --help               this help`;
+
+/** For once and run. */
+const common = commonFor(true);
+/** For the commands that read the config but run no cycle (status, report, doctor, pause, …). */
+const commonNoLoop = commonFor(false);
 
 const commandHelp: Record<string, string> = {
   once: `spot-restarter once: one cycle (for cron). Lists each configured resource group once, reads the
@@ -52,7 +63,7 @@ nothing. Exit 4 when a configured resource group does not exist (the table is pr
 Usage: spot-restarter status [--config FILE] [--wide] [--json]
   --wide      every column, with full ISO times (wider than 120 columns)
   --json      print the report as JSON on stdout instead of a table (every field, ISO times)
-${common}
+${commonNoLoop}
 
 Example:
   sudo spot-restarter status
@@ -67,7 +78,7 @@ Usage: spot-restarter report [--config FILE] [--since DURATION] [--json]
   --since D   the window: the last D (e.g. 7d, 12h, 1d12h; default 30d)
   --json      print { since, until, vms: [{ resourceGroup, name, evictions, ownerStops, downtimeSeconds,
               longestOutageSeconds, startRequests, availability, fallbackSeconds }], totals }
-${common}
+${commonNoLoop}
 
 Example:
   sudo spot-restarter report --since 7d
@@ -80,7 +91,7 @@ opted in: pulumi config set spot-restarter:allowSimulateEviction true && pulumi 
 Usage: spot-restarter simulate-eviction --vm NAME [--resource-group NAME] [--config FILE]
   --vm NAME               the Spot VM (required)
   --resource-group NAME   its group (default: the only configured group, else the one that has it)
-${common}
+${commonNoLoop}
 
 Example:
   sudo spot-restarter simulate-eviction --vm ubuntu-backup-server-spot
@@ -88,7 +99,7 @@ Example:
   "notify-test": `spot-restarter notify-test: sends one test message to each notification channel of the config.
 
 Usage: spot-restarter notify-test [--config FILE]
-${common}
+${commonNoLoop}
 
 Example:
   sudo spot-restarter notify-test
@@ -99,13 +110,43 @@ passes or fails with its fix; exit 1 if one fails.
 
 Usage: spot-restarter doctor [--config FILE] [--json]
   --json      print the checks as JSON on stdout
-${common}
+${commonNoLoop}
 
 Example:
   sudo spot-restarter doctor
 `,
+  pause: `spot-restarter pause: the loop leaves one VM alone (no start, whatever its cause) until
+resume, or for a while. Written to pauses.json in stateDir without the lock, so it works while run runs;
+status shows it. The name is checked first against the tagged Spot VMs (the live list, or the state
+file's VMs when Azure does not answer); a pause of the same VM replaces the earlier one.
+
+Usage: spot-restarter pause --vm NAME [--for DURATION] [--resource-group NAME] [--force] [--config FILE]
+  --vm NAME              the VM (required)
+  --for D                for D (e.g. 2h, 30m, 1d, 1h30m); default: until resume
+  --resource-group NAME  only the VM of that name in this group (default: in any configured group)
+  --force                pause a name that is not a tagged Spot VM yet (a VM about to be tagged)
+${commonNoLoop}
+
+Example:
+  sudo spot-restarter pause --vm build-box-spot --for 2h
+`,
+  resume: `spot-restarter resume: ends a VM's pause (pause); the loop may start it again from its next cycle.
+Works while run runs; a VM that was not paused is said so (exit 0), a name no tagged Spot VM has is an error.
+
+Usage: spot-restarter resume --vm NAME [--resource-group NAME] [--config FILE]
+  --vm NAME              the VM (required)
+  --resource-group NAME  only the VM of that name in this group
+${commonNoLoop}
+
+Example:
+  sudo spot-restarter resume --vm build-box-spot
+`,
   install: `spot-restarter install: installs spot-restarter on this host from the Pulumi stack outputs
-(\`pulumi stack output --json --show-secrets\`), then verifies it can log in and list the resource group.
+(\`pulumi stack output --json --show-secrets\`), then verifies it: runs \`doctor\` as the scheduler will run
+the job (the systemd unit's command with its credentials as an unprivileged user, or the cron line as its
+user), which logs in, lists each resource group, reads the principal's permissions and checks the tagged
+VMs. While only Entra ID or ARM replication of a new principal, certificate or role is pending it waits
+(one line per attempt, at most --verify-wait-seconds); any other failure stops it (exit 1, files in place).
 
 Usage: spot-restarter install --stack-outputs FILE|- [options]
   --stack-outputs FILE|-   the outputs JSON, or - for standard input (required)
@@ -114,6 +155,7 @@ Usage: spot-restarter install --stack-outputs FILE|- [options]
   --dry-run                show every file (path and mode, never the key) and command; change nothing
   --no-verify              skip the verification (doctor, run as the scheduler will run the job: its
                            user, environment and files)
+  --verify-wait-seconds N  how long the verification waits for replication (default 300)
   --authority-host URL     Entra ID authority of a sovereign cloud or the emulator (with --arm-endpoint;
                            default https://login.microsoftonline.com)
   --arm-endpoint URL       Resource Manager endpoint (with --authority-host; default https://management.azure.com)
