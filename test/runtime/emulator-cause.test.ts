@@ -522,8 +522,13 @@ describe("the bundle: pause, resume and status with the last cause", () => {
     assert.equal(byName.get("owner-stopped")?.lastCause?.kind, "owner");
     const until = Date.parse(byName.get("paused-one")?.pausedUntil ?? "");
     assert.ok(until > Date.now() + 119 * 60_000 && until <= Date.now() + 120 * 60_000);
+    // The default table puts a deallocated VM's cause or pause beside its state (cli/statusTable.ts);
+    // --wide shows both columns.
     const table = await cli("status");
-    assert.match(table.stdout, /LAST CAUSE\s+PAUSED UNTIL/);
+    assert.match(table.stdout, /^owner-stopped\s+deallocated, owner\b/m);
+    assert.match(table.stdout, /^paused-one\s+deallocated, paused\b/m);
+    const wide = await cli("status", "--wide");
+    assert.match(wide.stdout, /LAST CAUSE\s+PAUSED UNTIL/);
   });
 
   it("resume: the next cycle starts the evicted VM it had left alone", async () => {
