@@ -94,7 +94,7 @@ export function handleControl(
     [
       "PATCH",
       "vms/{rg}/{name}",
-      (_ctx, params) => controlVmJson(patchVm(requireVm(world, params), bodyOf(ctx))),
+      (_ctx, params) => controlVmJson(patchVm(world, requireVm(world, params), bodyOf(ctx))),
     ],
     [
       "DELETE",
@@ -179,13 +179,13 @@ export function handleControl(
   throw new HttpError(404, "NotFound", `The control API has no ${ctx.method} /${segments.join("/")}.`);
 }
 
-function patchVm(vm: VirtualMachine, patch: unknown): VirtualMachine {
+function patchVm(world: World, vm: VirtualMachine, patch: unknown): VirtualMachine {
   const body = patch as { powerState?: unknown; tags?: unknown };
   if (body.powerState !== undefined) {
     if (!POWER_STATES.includes(body.powerState as never)) {
       throw new HttpError(400, "InvalidPowerState", `powerState must be one of ${POWER_STATES.join(", ")}`);
     }
-    vm.powerState = body.powerState as VirtualMachine["powerState"];
+    world.setPowerState(vm, body.powerState as VirtualMachine["powerState"]);
     vm.transition = undefined;
     vm.provisioningState = "Succeeded";
     vm.provisioningError = undefined;

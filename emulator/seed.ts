@@ -175,6 +175,14 @@ export const timingSchema = z.object({
    * is for the copy in Log Analytics through diagnostic settings: docs/signal-delays.md).
    */
   activityLogDelaySeconds: z.number().nonnegative().optional(),
+  /**
+   * How far Resource Graph's `resources` table lags the VM: its power state
+   * (`properties.extended.instanceView.powerState.code`) is the one the VM had this long ago. Resource Graph
+   * learns of changes from notifications and says only that it is updated "within seconds" of most changes
+   * (https://learn.microsoft.com/azure/governance/resource-graph/overview#how-resource-graph-is-kept-current);
+   * 0 (the default) = no lag. A test sets it to prove a graph reading is confirmed before a start.
+   */
+  resourceGraphLagSeconds: z.number().nonnegative().default(0),
 });
 export type EmulatorTiming = z.infer<typeof timingSchema>;
 

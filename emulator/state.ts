@@ -102,6 +102,8 @@ export interface VirtualMachine {
   lastEvictedAt?: string;
   /** What happened to the VM, in order: the soak and tests count from it, not from the runtime's logs. */
   history: VmHistoryEntry[];
+  /** Each power state and when it began (ms), oldest first: Resource Graph shows one that lags (graphPowerState). */
+  powerLog: Array<{ at: number; state: PowerState }>;
   lastStatusChange: string;
 }
 
@@ -405,6 +407,7 @@ export class World {
       startRequests: 0,
       evictions: 0,
       history: [],
+      powerLog: [{ at: Number.NEGATIVE_INFINITY, state: vm.powerState }],
       lastStatusChange: time,
     };
     this.vms.set(key(vm.resourceGroup, vm.name), machine);
@@ -655,9 +658,21 @@ export class World {
     vm.history.push({ at: new Date(at).toISOString(), event, ...(code ? { code } : {}) });
   }
 
-  private setPowerState(vm: VirtualMachine, state: PowerState): void {
-    if (vm.powerState !== state) vm.lastStatusChange = new Date(this.now()).toISOString();
+  setPowerState(vm: VirtualMachine, state: PowerState): void {
+    if (vm.powerState !== state) {
+      vm.lastStatusChange = new Date(this.now()).toISOString();
+      vm.powerLog.push({ at: this.now(), state });
+    }
     vm.powerState = state;
+  }
+
+  /** The power state Resource Graph shows now: the VM's as it was `timing.resourceGraphLagSeconds` ago. */
+  graphPowerState(vm: VirtualMachine): PowerState {
+    this.settle();
+    const asOf = this.now() - this.timing.resourceGraphLagSeconds * 1000;
+    let state = vm.powerLog[0]?.state ?? vm.powerState;
+    for (const entry of vm.powerLog) if (entry.at <= asOf) state = entry.state;
+    return state;
   }
 
   // ---- faults -----------------------------------------------------------------------------------

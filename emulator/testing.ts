@@ -201,6 +201,11 @@ export async function startTestEmulator(
     port?: number;
     /** The custom role's actions with role `least-privilege` (default LEAST_PRIVILEGE_ACTIONS). */
     actions?: readonly string[];
+    /**
+     * The role on every group that holds a seeded VM (as the Pulumi program assigns it, issue 28), not only
+     * on the first VM's group.
+     */
+    everyGroup?: boolean;
   } = {},
 ): Promise<TestEmulator> {
   const base = JSON.parse(readFileSync(EXAMPLE_SEED_FILE, "utf8")) as EmulatorSeed;
@@ -208,6 +213,16 @@ export async function startTestEmulator(
   const seed: EmulatorSeed = { ...base, ...overrides };
   const resourceGroup = seed.virtualMachines?.[0]?.resourceGroup ?? "personal-network";
   const scope = `/subscriptions/${seed.subscriptionId}/resourceGroups/${resourceGroup}`;
+  const groupScopes = opts.everyGroup
+    ? [
+        ...new Map(
+          (seed.virtualMachines ?? []).map((vm) => {
+            const id = `/subscriptions/${seed.subscriptionId}/resourceGroups/${vm.resourceGroup}`;
+            return [id.toLowerCase(), id] as const;
+          }),
+        ).values(),
+      ]
+    : [scope];
   const customRoleId = `/subscriptions/${seed.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/4f1d7ac3-5d0e-4c7e-9a59-1c1b6d0a8e21`;
   const role = opts.role ?? "contributor";
   seed.principals = [
@@ -221,7 +236,7 @@ export async function startTestEmulator(
         id: customRoleId,
         roleName: "spot-restarter-test",
         actions: [...(opts.actions ?? LEAST_PRIVILEGE_ACTIONS)],
-        assignableScopes: [scope],
+        assignableScopes: groupScopes,
       },
     ];
   }
@@ -232,7 +247,11 @@ export async function startTestEmulator(
         : `/subscriptions/${seed.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${role === "reader" ? READER_ROLE_ID : CONTRIBUTOR_ROLE_ID}`;
     seed.roleAssignments = [
       ...(seed.roleAssignments ?? []),
-      { principalId: principal.objectId, roleDefinitionId, scope },
+      ...groupScopes.map((groupScope) => ({
+        principalId: principal.objectId,
+        roleDefinitionId,
+        scope: groupScope,
+      })),
     ];
   }
   const emulator = await startEmulator(seed, { port: opts.port ?? 0 });

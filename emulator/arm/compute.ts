@@ -379,7 +379,7 @@ export function requireVm(world: World, params: Record<string, string>): Virtual
   return vm;
 }
 
-const displayPower: Record<string, string> = {
+export const displayPower: Record<string, string> = {
   running: "VM running",
   starting: "VM starting",
   stopping: "VM stopping",

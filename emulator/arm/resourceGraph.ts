@@ -27,7 +27,7 @@ import { HttpError, jsonBody, sendJson } from "../http";
 import { isAllowed } from "../rbac";
 import type { Annotation, World } from "../state";
 import type { ApiVersionPolicy } from "./apiVersions";
-import { instanceViewJson, vmJson } from "./compute";
+import { displayPower, vmJson } from "./compute";
 import { vmId } from "./ids";
 import {
   KustoNotImplementedError,
@@ -229,9 +229,9 @@ function tablesFor(env: ArmEnv): { resources: Row[]; healthresources: Row[] } {
     .filter((vm) => allowed(env, "Microsoft.Compute/virtualMachines/read", vmId(world, vm)))
     .map((vm) => {
       const json = vmJson(world, vm, false);
-      const power = (instanceViewJson(vm).statuses as Array<{ code: string; displayStatus: string }>).find(
-        (s) => s.code.startsWith("PowerState/"),
-      );
+      // As the instance view words it, for the state Resource Graph has caught up with (timing.resourceGraphLagSeconds).
+      const state = world.graphPowerState(vm);
+      const power = { code: `PowerState/${state}`, displayStatus: displayPower[state] };
       return baseRow(world, {
         id: json.id as string,
         name: vm.name,

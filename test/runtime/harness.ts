@@ -46,6 +46,8 @@ export async function startWorld(
     stateDir?: string;
     /** The temp folder's name: spot-restarter-<prefix>-XXXXXX. */
     dirPrefix?: string;
+    /** The role on every group holding a VM (default: the first VM's group only). */
+    everyGroup?: boolean;
   } = {},
 ): Promise<World> {
   const t = await startTestEmulator(
@@ -59,7 +61,11 @@ export async function startWorld(
       },
       ...options.seed,
     },
-    { role: options.role ?? "contributor", ...(options.actions ? { actions: options.actions } : {}) },
+    {
+      role: options.role ?? "contributor",
+      ...(options.actions ? { actions: options.actions } : {}),
+      ...(options.everyGroup ? { everyGroup: true } : {}),
+    },
   );
   const dir = mkdtempSync(join(tmpdir(), `spot-restarter-${options.dirPrefix ?? "it"}-`));
   const { pemPath, configPath, stateDir, configFile } = writeRuntimeFiles(t, dir, {

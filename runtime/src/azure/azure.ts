@@ -162,22 +162,34 @@ export interface ArmClientOptions {
   pollIntervalMs?: number;
 }
 
-export function createArmVmApi(
+/**
+ * The pipeline every ARM client of the runtime shares: the endpoint and token scope of the config's cloud,
+ * the SDK's retries (armMaxRetries), our per-attempt timeout, the request counter and the caller's policies
+ * (budgets, metrics), each per attempt.
+ */
+export function armClientOptions(
   config: RuntimeConfig,
-  credential: TokenCredential,
-  options: ArmClientOptions = {},
-): VmApi {
-  const clientOptions: ComputeManagementClientOptionalParams = {
+  options: { counter?: RequestCounter; policies?: readonly PipelinePolicy[] } = {},
+) {
+  return {
     endpoint: config.cloud.armEndpoint,
     credentials: { scopes: [tokenScope(config)] },
     retryOptions: { maxRetries: config.armMaxRetries },
     additionalPolicies: [
-      { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" },
+      { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" as const },
       ...(options.counter ? [{ policy: options.counter.policy, position: "perRetry" as const }] : []),
       ...(options.policies ?? []).map((policy) => ({ policy, position: "perRetry" as const })),
     ],
     userAgentOptions: { userAgentPrefix: "spot-restarter" },
   };
+}
+
+export function createArmVmApi(
+  config: RuntimeConfig,
+  credential: TokenCredential,
+  options: ArmClientOptions = {},
+): VmApi {
+  const clientOptions: ComputeManagementClientOptionalParams = armClientOptions(config, options);
   // One Compute client per subscription: a `resourceGroups` entry may be a group id in another subscription
   // of the tenant (issue 28); the VM's resource group stays the entry itself, so state and logs keep it whole.
   const clients = new Map<string, ComputeManagementClient>();

@@ -149,6 +149,8 @@ export interface BudgetGauge {
   startSlowdown(): number;
   /** The lowest share left of the subscription budgets starts spend (0..1), if any was reported. */
   startBudgetShare?(): number | undefined;
+  /** Resource Graph's quota for this principal while its window lasts (discovery on the graph, issue 28). */
+  resourceGraphQuota?(): BudgetReading | undefined;
 }
 
 export class BudgetTracker implements BudgetGauge {

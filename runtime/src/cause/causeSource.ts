@@ -9,8 +9,7 @@ import { MonitorClient } from "@azure/arm-monitor";
 import { ResourceGraphClient } from "@azure/arm-resourcegraph";
 import type { TokenCredential } from "@azure/core-auth";
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
-import { type RequestCounter, requestTimeoutPolicy } from "../azure/azure";
-import { tokenScope } from "../azure/credential";
+import { armClientOptions, type RequestCounter } from "../azure/azure";
 import { queryByIdBatches } from "../azure/resourceGraph";
 import type { RuntimeConfig } from "../config/config";
 import { resourceGroupOfEntry, subscriptionsOfEntries } from "../core/resourceIds";
@@ -34,17 +33,7 @@ export function createArmCauseSource(
   credential: TokenCredential,
   options: { counter?: RequestCounter; policies?: readonly PipelinePolicy[] } = {},
 ): CauseSource {
-  const clientOptions = {
-    endpoint: config.cloud.armEndpoint,
-    credentials: { scopes: [tokenScope(config)] },
-    retryOptions: { maxRetries: config.armMaxRetries },
-    additionalPolicies: [
-      { policy: requestTimeoutPolicy(config.armRequestTimeoutSeconds * 1000), position: "perRetry" as const },
-      ...(options.counter ? [{ policy: options.counter.policy, position: "perRetry" as const }] : []),
-      ...(options.policies ?? []).map((policy) => ({ policy, position: "perRetry" as const })),
-    ],
-    userAgentOptions: { userAgentPrefix: "spot-restarter" },
-  };
+  const clientOptions = armClientOptions(config, options);
   const graph = new ResourceGraphClient(credential, clientOptions);
   // One Activity Log client per subscription (a config entry may be a group of another subscription, issue 28).
   const monitors = new Map<string, MonitorClient>();

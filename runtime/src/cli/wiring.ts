@@ -11,10 +11,13 @@ import {
 } from "../azure/auth";
 import { createArmVmApi, createRequestCounter, type RequestCounter, type VmApi } from "../azure/azure";
 import { BudgetTracker } from "../azure/budgets";
+import { createArmVmGraph } from "../azure/vmGraph";
 import { CauseGate } from "../cause/causeGate";
 import { createArmCauseSource } from "../cause/causeSource";
 import type { RuntimeConfig } from "../config/config";
 import { AuthError, messageChain, PermissionError } from "../core/errors";
+import { subscriptionsOfEntries } from "../core/resourceIds";
+import { discoveryModeFor } from "../loop/discovery";
 import { Restarter, type RestarterSettings } from "../loop/restarter";
 import { retryPolicyFromConfig } from "../loop/schedule";
 import { createEventBus, type EventBus } from "../signals/events";
@@ -126,6 +129,12 @@ export function restarterSettings(config: RuntimeConfig): RestarterSettings {
     intervalMs: config.intervalSeconds * 1000,
     fallbackSizes: config.fallbackSizes,
     fallbackAfterMs: config.fallbackAfterSeconds * 1000,
+    // `auto` resolved here: Resource Graph past one subscription or three groups (issue 28).
+    discovery: discoveryModeFor(
+      config.discovery,
+      config.resourceGroups,
+      subscriptionsOfEntries(config.resourceGroups, config.subscriptionId).length,
+    ),
   };
 }
 
@@ -157,14 +166,23 @@ export function createRestarter(
     },
     now: Date.now,
   });
+  const settings = restarterSettings(config);
   return new Restarter({
     api: arm.api,
     store: createFileStateStore(config.stateDir),
     events,
-    settings: restarterSettings(config),
+    settings,
     counter: arm.counter,
     causeGate,
     budget: arm.budget,
+    ...(settings.discovery === "resource-graph"
+      ? {
+          graph: createArmVmGraph(config, identity.credential, {
+            counter: arm.counter,
+            policies: arm.policies,
+          }),
+        }
+      : {}),
     ...(principalObjectId ? { principalObjectId } : {}),
   });
 }

@@ -334,6 +334,18 @@ export const configSchema = z.object({
         arg: "LEVEL",
       }),
     ),
+  discovery: z
+    .enum(["auto", "list", "resource-graph"], {
+      error:
+        '"auto", "list" (one list per resource group) or "resource-graph" (one Resource Graph query per cycle)',
+    })
+    .default("auto")
+    .meta(
+      meta({
+        description:
+          "how tagged VMs are found each cycle: `list` (a list per group, an instance view per candidate), `resource-graph` (one Resource Graph query for all groups, an instance view only to confirm a deallocated VM, a list sweep every 10 cycles), `auto` (Resource Graph past one subscription or three groups)",
+      }),
+    ),
   restartWhen: z
     .enum(["evicted", "deallocated"], {
       error:

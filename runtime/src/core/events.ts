@@ -256,6 +256,10 @@ export type RestarterEvent =
       readonly until: number;
     }
   | { readonly type: "cycle-skipped"; readonly at: number; readonly until: number }
+  /** Resource Graph discovery (issue 28) could not be used this cycle: the groups were listed instead. */
+  | { readonly type: "discovery-fallback"; readonly at: number; readonly reason: string }
+  /** The periodic list sweep and Resource Graph disagree about these VMs (`<group>/<vm>: …`). */
+  | { readonly type: "discovery-disagreement"; readonly at: number; readonly differences: string }
   | { readonly type: "cycle-failed"; readonly at: number; readonly message: string }
   /**
    * A configured resource group ARM says does not exist (404 `ResourceGroupNotFound`): `run` says so once

@@ -3,8 +3,9 @@
 // remember what happened (ledger.ts; transitions.ts computes each record's change, state.ts stores
 // it). Every state change is an event on the EventBus (events.ts); the log, notifications and
 // metrics subscribe to it.
-import type { RequestCounter, VmApi } from "../azure/azure";
+import { describeAzureError, type RequestCounter, type VmApi } from "../azure/azure";
 import type { BudgetGauge } from "../azure/budgets";
+import type { VmGraph } from "../azure/vmGraph";
 import { CauseGate } from "../cause/causeGate";
 import { type Clock, systemClock } from "../core/clock";
 import { AuthError, messageChain, PermissionError } from "../core/errors";
@@ -15,7 +16,13 @@ import type { Logger } from "../signals/log";
 import { logSink } from "../signals/logSink";
 import type { StateStore } from "../state/state";
 import { type BackoffPolicy, type Decision, selectRestartCandidates } from "./decisions";
-import { discoverGroups, type GroupDiscovery } from "./discovery";
+import {
+  type DiscoveryOptions,
+  discoverByGraph,
+  discoverGroups,
+  discoveryDisagreements,
+  type GroupDiscovery,
+} from "./discovery";
 import { Ledger, type ResourceGroupReport } from "./ledger";
 import { PermissionWait } from "./permissionWait";
 import {
@@ -53,7 +60,17 @@ export interface RestarterSettings {
   /** Opt-in fallback sizes keyed `<group>/<vm>` (any case), and how long capacity must fail first (starts.ts). */
   readonly fallbackSizes?: Readonly<Record<string, readonly string[]>>;
   readonly fallbackAfterMs?: number;
+  /**
+   * How VMs are found (issue 28; config `discovery`, `auto` already resolved): `list` (default) lists each
+   * group; `resource-graph` asks Resource Graph once per cycle (deps.graph), with a list sweep every
+   * `sweepEveryCycles` cycles (the first cycle is one).
+   */
+  readonly discovery?: "list" | "resource-graph";
+  readonly sweepEveryCycles?: number;
 }
+
+/** Resource Graph discovery lists every group this often (cycles), to catch what the graph missed (issue 28). */
+export const DISCOVERY_SWEEP_EVERY_CYCLES = 10;
 
 export interface RestarterDeps {
   readonly api: VmApi;
@@ -70,6 +87,8 @@ export interface RestarterDeps {
   readonly causeGate?: CauseGate;
   /** The remaining budgets Azure reports (budgets.ts): low ones defer reads that can wait and slow starts. */
   readonly budget?: BudgetGauge;
+  /** Resource Graph, for `settings.discovery: "resource-graph"` (azure/vmGraph.ts). */
+  readonly graph?: VmGraph;
   /** Our service principal's object id (the token's `oid`): a missing permission names it (`run`). */
   readonly principalObjectId?: string;
 }
@@ -97,6 +116,8 @@ export class Restarter {
   private readonly permissions: PermissionWait;
   private fatal: FatalError | undefined;
   private discovered: GroupDiscovery[] | undefined;
+  /** Cycles discovered on Resource Graph so far (the sweep's count). */
+  private discoveryCycles = 0;
   private onFatal: (() => void) | undefined;
   private onRetryScheduled: (() => void) | undefined;
   /** Why is it deallocated, and does that mean "start"? Tells what it decides on the bus. */
@@ -222,7 +243,7 @@ export class Restarter {
     // their due times (starts.ts). Left to the next cycle, a retry due just after this one would wait
     // for the gap: up to 10 s late (seen in the bench, a retry 68.8 s after the last where 60 were due).
     const leadMs = this.minCycleGapMs;
-    const discovered = await discoverGroups(this.deps.api, settings.resourceGroups, settings.tag, signal, {
+    const discovered = await this.discover(signal, {
       // A VM we are starting is not read again: its start's outcome will tell.
       remembered: (vm) => {
         const key = vmKey(vm.resourceGroup, vm.name);
@@ -289,6 +310,53 @@ export class Restarter {
       armRequests: this.deps.counter?.snapshot().total,
     });
     return { startedAt, finishedAt, resourceGroups: groups.map((g) => g.report), decisions, starts };
+  }
+
+  /**
+   * This cycle's discovery: lists, or one Resource Graph query (issue 28). With Resource Graph, every
+   * `sweepEveryCycles`-th cycle (the first included) lists the groups too and uses the lists (they are ARM's own
+   * view, and they see a missing group), logging where the two disagree; a graph that fails, or whose quota is
+   * spent until its reset (the budget reader, `x-ms-user-quota-remaining`), gives way to lists for the cycle.
+   */
+  private async discover(signal: AbortSignal, options: DiscoveryOptions): Promise<GroupDiscovery[]> {
+    const { settings, api, graph } = this.deps;
+    const list = () => discoverGroups(api, settings.resourceGroups, settings.tag, signal, options);
+    if (settings.discovery !== "resource-graph" || !graph) return list();
+    const sweep = this.discoveryCycles % (settings.sweepEveryCycles ?? DISCOVERY_SWEEP_EVERY_CYCLES) === 0;
+    this.discoveryCycles++;
+    const quota = this.deps.budget?.resourceGraphQuota?.();
+    if (quota && quota.remaining <= 0) {
+      this.emit({
+        type: "discovery-fallback",
+        at: this.clock.now(),
+        reason: "its query quota is spent until it resets",
+      });
+      return list();
+    }
+    let graphed: GroupDiscovery[];
+    try {
+      graphed = (await discoverByGraph(api, graph, settings.resourceGroups, settings.tag, signal, options))
+        .groups;
+    } catch (error) {
+      if (signal.aborted) throw error;
+      this.emit({
+        type: "discovery-fallback",
+        at: this.clock.now(),
+        reason: `the query failed: ${describeAzureError(error).message}`,
+      });
+      return list();
+    }
+    if (!sweep) return graphed;
+    const listed = await list();
+    const differences = discoveryDisagreements(listed, graphed);
+    if (differences.length > 0) {
+      this.emit({
+        type: "discovery-disagreement",
+        at: this.clock.now(),
+        differences: differences.join("; "),
+      });
+    }
+    return listed;
   }
 
   /** Waits until every start in flight has its outcome (each is bounded by startTimeoutMs). */

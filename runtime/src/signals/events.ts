@@ -146,6 +146,10 @@ export function describeEvent(event: RestarterEvent): string {
       return "ARM throttled us; no requests until Retry-After has passed";
     case "cycle-skipped":
       return "ARM throttled us; waiting out Retry-After";
+    case "discovery-fallback":
+      return `Resource Graph discovery not used this cycle (${event.reason}); listing each resource group instead`;
+    case "discovery-disagreement":
+      return `the list sweep and Resource Graph disagree (the list's view is used): ${event.differences}`;
     case "cycle-failed":
       return `cycle failed, trying again next interval: ${event.message}`;
     case "read-failed":

@@ -49,6 +49,8 @@ const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | nul
   "token-available": { level: "info" },
   throttled: { level: "warn" },
   "cycle-skipped": { level: "debug" },
+  "discovery-fallback": { level: "warn" },
+  "discovery-disagreement": { level: "warn" },
   "cycle-failed": { level: "error" },
   "read-failed": { level: "warn" },
   "resource-group-missing": { level: "error" },
