@@ -47,7 +47,13 @@ describe("commands against the emulator", () => {
   let world: World;
   before(async () => {
     world = await startWorld(
-      [spotVm("backup"), spotVm("builder", { powerState: "running" }), spotVm("other", { tags: {} })],
+      [
+        spotVm("backup"),
+        spotVm("builder", { powerState: "running" }),
+        spotVm("other", { tags: {} }),
+        // A Regular VM (no priority, as Azure leaves it out), running: simulate-eviction refuses it.
+        spotVm("regular-box", { powerState: "running", priority: "Regular", tags: {} }),
+      ],
       {
         startSeconds: 0.3,
       },
@@ -68,6 +74,7 @@ describe("commands against the emulator", () => {
         ["backup", "start"],
         ["builder", "skip"],
         ["other", "skip"],
+        ["regular-box", "skip"],
       ],
     );
     assert.equal(summary.starts.issued, 0);
@@ -100,7 +107,7 @@ describe("commands against the emulator", () => {
     assert.equal(backup.originalVmSize, null);
     // The default table: within 120 columns, one resource group so names alone, times relative to now.
     const table = await cli(["status"]);
-    assert.match(table.stdout, /^VM +STATE +EVICTED +LAST START +RESULT +ATTEMPTS +BACKOFF +SIZE$/m);
+    assert.match(table.stdout, /^VM +STATE +DOWN AT +LAST START +RESULT +ATTEMPTS +BACKOFF +SIZE$/m);
     assert.match(
       table.stdout,
       /^backup +running +(-|\d+ (s|min) ago) +\d+ (s|min) ago +started +\d+ +- +Standard_B2s$/m,
@@ -110,7 +117,7 @@ describe("commands against the emulator", () => {
     }
     // --wide keeps every column, with ISO times.
     const wide = await cli(["status", "--wide"]);
-    assert.match(wide.stdout, /^VM +POWER STATE +LAST EVICTION SEEN.* PAUSED UNTIL {2}SIZE$/m);
+    assert.match(wide.stdout, /^VM +POWER STATE +LAST DEALLOCATION SEEN.* PAUSED UNTIL {2}SIZE$/m);
     assert.match(
       wide.stdout,
       /^personal-network\/backup +running +(-|\d{4}-\S+) +\d{4}-\d\d-\d\dT[\d:.]+Z +started .* Standard_B2s$/m,
@@ -160,6 +167,10 @@ describe("commands against the emulator", () => {
     const unknown = await cli(["simulate-eviction", "--vm", "nope"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /personal-network\/nope was not found/);
+    // A Regular VM: Azure answers 409 OperationNotAllowed ("… since it is not an Azure Spot VM"); bad input.
+    const regular = await cli(["simulate-eviction", "--vm", "regular-box"]);
+    assert.equal(regular.code, 2, regular.stderr);
+    assert.match(regular.stderr, /personal-network\/regular-box is not a Spot VM \(priority Regular\)/);
   });
 
   it("two concurrent once: one starts, the other exits 0 saying another run holds the lock", async () => {

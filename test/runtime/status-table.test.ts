@@ -82,7 +82,7 @@ describe("status table", () => {
       ]),
     );
     const [header, builder, paused] = text.split("\n");
-    assert.match(header ?? "", /^VM +STATE +EVICTED +LAST START +RESULT +ATTEMPTS +BACKOFF +SIZE$/);
+    assert.match(header ?? "", /^VM +STATE +DOWN AT +LAST START +RESULT +ATTEMPTS +BACKOFF +SIZE$/);
     assert.match(
       builder ?? "",
       /^builder +deallocated, evicted +3 min ago +1 min ago +capacity \(Zonal\w*… +2 +in 2 min +Standard_D2s_v5\*$/,
@@ -117,7 +117,7 @@ describe("status table", () => {
     const [header, line] = text.split("\n");
     assert.match(
       header ?? "",
-      /^VM +POWER STATE +LAST EVICTION SEEN +LAST START +LAST RESULT +ATTEMPTS +BACKOFF UNTIL +LAST CAUSE +PAUSED UNTIL +SIZE$/,
+      /^VM +POWER STATE +LAST DEALLOCATION SEEN +LAST START +LAST RESULT +ATTEMPTS +BACKOFF UNTIL +LAST CAUSE +PAUSED UNTIL +SIZE$/,
     );
     assert.match(
       line ?? "",

@@ -6,6 +6,7 @@ import { describeAzureError } from "../azure/azure";
 import type { BudgetReading, BudgetTracker } from "../azure/budgets";
 import { OPT_IN_HOW } from "../azure/roleActions";
 import { PermissionError, permissionError, UsageError } from "../core/errors";
+import { EVICTABLE_PRIORITIES } from "../core/spotEligibility";
 import { type RestarterState, type RestartTag, vmKey } from "../core/vm";
 import { classifyStartOutcome, isRestartCandidate } from "../loop/decisions";
 import { discoverGroup, type GroupDiscovery } from "../loop/discovery";
@@ -414,6 +415,19 @@ export async function simulateEviction(
     }
     const facts = describeAzureError(error);
     if (facts.statusCode === 409) {
+      // Azure evicts only Spot VMs: on a Regular one it answers 409 OperationNotAllowed ("… since it is not
+      // an Azure Spot VM"). Said from the VM's own priority (absent on a Regular VM, 2026-04-01), as bad
+      // input (exit 2), issue 23 item 7.
+      const listed = await api
+        .listVms(group, signal)
+        .then((vms) => vms.find((vm) => vm.name.toLowerCase() === name.toLowerCase()))
+        .catch(() => undefined);
+      if (listed && !(EVICTABLE_PRIORITIES as readonly string[]).includes(listed.priority ?? "Regular")) {
+        throw new UsageError(
+          `VM ${group}/${name} is not a Spot VM (priority ${listed.priority ?? "Regular"}): Azure evicts only Spot VMs, so there is no eviction to simulate (and spot-restarter never restarts it)`,
+          { cause: error },
+        );
+      }
       // Azure refuses to evict a VM that is not running (409 OperationNotAllowed). Say why from the VM's own
       // power state rather than from the wording of the message, and what to do instead.
       const powerState = await api

@@ -72,8 +72,9 @@ export const statusColumns: readonly StatusColumn[] = [
     },
   },
   {
-    header: "EVICTED",
-    wideHeader: "LAST EVICTION SEEN",
+    // When the loop first saw the VM deallocated: an eviction, or the owner's stop (issue 23 item 7).
+    header: "DOWN AT",
+    wideHeader: "LAST DEALLOCATION SEEN",
     narrow: true,
     cell: (r, c) => time(r.lastEvictionSeenAt, c),
   },
