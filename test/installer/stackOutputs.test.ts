@@ -281,6 +281,27 @@ describe("parseStackOutputs (pure)", () => {
     assert.equal(outputs.cloud, undefined);
   });
 
+  test("several missing keys: each named, where they come from said once", () => {
+    const outputs = without("clientId");
+    delete outputs.tenantId;
+    delete outputs.subscriptionId;
+    assert.throws(
+      () => parseStackOutputs(JSON.stringify(outputs), "outputs.json"),
+      (error: unknown) => {
+        assert.ok(error instanceof StackOutputsError);
+        assert.equal(error.problems.length, 3, error.message);
+        assert.equal(error.message.match(/pulumi stack output/g)?.length, 1, error.message);
+        assert.match(
+          error.problems[2] ?? "",
+          /; for all 3 missing keys: run `pulumi stack output --json --show-secrets`/,
+        );
+        for (const key of ["clientId", "tenantId", "subscriptionId"])
+          assert.match(error.message, new RegExp(`- ${key} is missing: expected `));
+        return true;
+      },
+    );
+  });
+
   test("the exact message for a missing key", () => {
     assert.throws(
       () => parseStackOutputs(JSON.stringify(without("clientId")), "outputs.json"),

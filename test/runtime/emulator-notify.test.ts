@@ -225,6 +225,8 @@ describe("once under cron: account-wide alarms", () => {
       runCli(bundle, ["once", "--config", world.configPath], { caCertFile: world.emulator.caCertFile });
     const first = await once();
     assert.equal(first.code, 3, first.stderr);
+    // Said once, by the error handler: the notification's event is not logged a second time.
+    assert.equal(first.stderr.match(/cannot authenticate/g)?.length, 1, first.stderr);
     const [message] = await hook.waitFor(1, 10_000);
     const body = JSON.parse(message.body) as Record<string, unknown>;
     assert.equal(body.event, "auth-failing");

@@ -80,6 +80,7 @@ export async function authenticate(
           at: Date.now(),
           transient: error.transient,
           message: error.message,
+          ending: true,
         });
       }
       throw error;

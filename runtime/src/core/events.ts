@@ -104,6 +104,11 @@ export type RestarterEvent =
       readonly status?: number;
       /** Entra ID unavailable (5xx, 429, unreachable) rather than refusing us. */
       readonly transient?: boolean;
+      /**
+       * The command ends with this error, which its one top-level handler prints (cli.ts): emitted for the
+       * notifications only, so the log does not say it a second time.
+       */
+      readonly ending?: boolean;
     }
   | (Partial<VmRef> & {
       readonly type: "permission-missing";

@@ -68,6 +68,8 @@ export class StackOutputsError extends ConfigError {
 }
 
 const FROM_PULUMI = "run `pulumi stack output --json --show-secrets` in the spot-restarter project";
+/** Stands in for a missing top-level key's problem until all are known (see parseStackOutputs). */
+const MISSING_MARK = "\u0000missing:";
 
 // What each key is, so a message can say what was expected and where it comes from.
 // Keyed by the contract's names (../stackOutputNames.ts): tsc fails when the list and this table differ.
@@ -188,6 +190,7 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
     );
   }
   const parsed = stackOutputsSchema.safeParse(raw);
+  const missing: string[] = [];
   if (!parsed.success) {
     const reported = new Set<string>();
     for (const issue of parsed.error.issues) {
@@ -203,10 +206,9 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
         raw,
       );
       if (value === undefined && issue.code === "invalid_type") {
+        if (issue.path.length === 1) missing.push(`${where} is missing: expected ${expected}`);
         problems.push(
-          issue.path.length === 1
-            ? `${where} is missing: expected ${expected}; ${FROM_PULUMI} against a stack that \`pulumi up\` has deployed with this version of the program`
-            : `${where} is missing: ${key} must be ${expected}`,
+          issue.path.length === 1 ? MISSING_MARK + where : `${where} is missing: ${key} must be ${expected}`,
         );
       } else if (issue.code === "invalid_type" && !(issue.expected === "int" && typeof value === "number")) {
         // (A fraction where a whole number belongs is a number of the wrong form: "not valid" below.)
@@ -225,6 +227,16 @@ export function parseStackOutputs(text: string, source: string, now: Date = new 
         problems.push(`${where} is not valid${shown}: expected ${expectation}`);
       }
     }
+  }
+  // Where missing keys come from is said once, after the last of them, not after each (issue 29).
+  const fix = `${FROM_PULUMI} against a stack that \`pulumi up\` has deployed with this version of the program`;
+  const markers = problems.filter((p) => p.startsWith(MISSING_MARK));
+  for (const [i, marker] of markers.entries()) {
+    const text = missing[i] ?? marker;
+    const last = i === markers.length - 1;
+    problems[problems.indexOf(marker)] = last
+      ? `${text}; ${markers.length > 1 ? `for all ${markers.length} missing keys: ` : ""}${fix}`
+      : text;
   }
   if (problems.length > 0) throw new StackOutputsError(problems);
   const outputs = parsed.data as StackOutputs;

@@ -76,6 +76,8 @@ const sentenceFields = new Set(["type", "at", "message", "detail", "why", "label
 export function logLine(event: RestarterEvent): { level: LogLevel; name: string; meta: LogMeta } | undefined {
   const line = lines[event.type];
   if (!line) return undefined;
+  // The command's error handler prints it (once); a notification still goes out.
+  if (event.type === "auth-failing" && event.ending) return undefined;
   // A few lines keep the names and levels they had before events existed.
   let { level, name = event.type } = line;
   if (event.type === "start-failed" && event.outcome === "price") name = "start-failed-price";
