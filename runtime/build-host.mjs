@@ -127,6 +127,7 @@ export async function buildHostExecutables(options = {}) {
   const blob = await buildSeaBlob(bundlePath, workDir, host.path);
   const { inject } = require("postject");
   const built = [];
+  let filtered = 0;
   for (const arch of arches) {
     const node = arch === process.arch ? host : await nodeBinary(arch, lock, workDir);
     if (node.version !== host.version) {
@@ -138,12 +139,44 @@ export async function buildHostExecutables(options = {}) {
     const temp = `${target}.tmp`;
     await fs.copyFile(node.path, temp);
     await fs.chmod(temp, 0o755);
-    await inject(temp, "NODE_SEA_BLOB", blob, { sentinelFuse: SEA_FUSE });
+    filtered += await injectQuietly(inject, temp, blob);
     await fs.rename(temp, target);
     const { size } = await fs.stat(target);
     built.push({ arch, path: target, bytes: size, source: node.source, nodeVersion: node.version });
   }
+  if (filtered > 0) {
+    process.stderr.write(
+      `postject: ${filtered} LIEF warnings "Can't find string offset for section name '.note…'" not shown: harmless (LIEF reads the official Node binary's unnamed ELF note sections; the executables run, test/host checks them)\n`,
+    );
+  }
   return built;
+}
+
+/** postject's LIEF warning about the Node binary's unnamed .note sections, which changes nothing it writes. */
+const HARMLESS_LIEF_WARNING = /^warning: Can't find string offset for section name '\.note[^']*'$/;
+
+/**
+ * Injects the blob with postject, counting (not printing) its harmless LIEF warnings; anything else it
+ * prints still shows. postject's wasm module binds console.log/console.warn when inject() instantiates it.
+ */
+async function injectQuietly(inject, file, blob) {
+  const { log, warn } = console;
+  let count = 0;
+  const filter =
+    (write) =>
+    (...parts) => {
+      if (HARMLESS_LIEF_WARNING.test(parts.join(" "))) count++;
+      else write(...parts);
+    };
+  console.log = filter(log);
+  console.warn = filter(warn);
+  try {
+    await inject(file, "NODE_SEA_BLOB", blob, { sentinelFuse: SEA_FUSE });
+  } finally {
+    console.log = log;
+    console.warn = warn;
+  }
+  return count;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
