@@ -16,10 +16,15 @@ import { describe, it } from "node:test";
 import { buildReport, formatReportTable, humanDuration } from "../../runtime/src/cli/report";
 import type { RestarterEvent } from "../../runtime/src/core/events";
 import { createEventBus } from "../../runtime/src/signals/events";
-import { openHistoryRecorder } from "../../runtime/src/signals/historySink";
+import { historyRecordFor, openHistoryRecorder } from "../../runtime/src/signals/historySink";
 import { HistoryWriter, readHistory } from "../../runtime/src/state/history";
 import { foldHistory } from "../../runtime/src/state/historyFold";
-import { historyFileName, type NewHistoryRecord } from "../../runtime/src/state/historyRecords";
+import {
+  historyFileName,
+  historyLine,
+  type NewHistoryRecord,
+  parseHistoryLine,
+} from "../../runtime/src/state/historyRecords";
 
 const rg = "personal-network";
 const t0 = Date.parse("2026-12-01T00:00:00Z");
@@ -273,5 +278,41 @@ describe("the eviction history file", () => {
     assert.equal(row?.longestOutageSeconds, 8 * 86_400);
     assert.equal(row?.downtimeSeconds, 7 * 86_400);
     assert.equal(row?.availability, 0);
+  });
+});
+
+describe("the eviction history keeps how late Azure said why (issue 31)", () => {
+  it("an eviction's and an owner's stop's cause record carry knownAfterSeconds, through the file and back", async () => {
+    const at = Date.parse("2026-12-08T03:00:00Z");
+    const evicted = historyRecordFor({
+      type: "vm-evicted",
+      resourceGroup: "rg",
+      vm: "spot",
+      at,
+      cause: "evicted",
+      source: "resource-health",
+      occurredAt: at - 30_000,
+      knownAfterSeconds: 20.4,
+    });
+    const owner = historyRecordFor({
+      type: "vm-left-alone",
+      resourceGroup: "rg",
+      vm: "worker",
+      at,
+      reason: "owner-deallocated",
+      source: "activity-log",
+      occurredAt: at - 10_000,
+      knownAfterSeconds: 3,
+    });
+    for (const [record, seconds] of [
+      [evicted, 20.4],
+      [owner, 3],
+    ] as const) {
+      assert.ok(record);
+      const back = parseHistoryLine(historyLine(record).trim());
+      assert.ok("record" in back, JSON.stringify(back));
+      assert.equal(back.record.kind, "cause");
+      assert.equal("knownAfterSeconds" in back.record ? back.record.knownAfterSeconds : undefined, seconds);
+    }
   });
 });

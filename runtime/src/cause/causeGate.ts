@@ -365,6 +365,7 @@ export class CauseGate {
             occurredAt: evidence.at,
             source: evidence.source,
             ...(evidence.by ? { by: evidence.by } : {}),
+            ...knownAfter(evidence),
           });
         } else if (decision.reason === "paused") {
           once(`paused:${decision.until ?? "resume"}`, {
@@ -400,6 +401,7 @@ export class CauseGate {
             cause: "evicted",
             occurredAt: decision.evidence.at,
             source: decision.evidence.source,
+            ...knownAfter(decision.evidence),
           });
         } else {
           this.emit({
@@ -421,6 +423,13 @@ const signalLabel: Record<SignalName, string> = {
   "resource-graph": "Resource Health annotations (Resource Graph)",
   "activity-log": "the Activity Log",
 };
+
+/** The cause's delay in seconds (one decimal), for the events that tell it (and the history that keeps it). */
+function knownAfter(evidence: CauseEvidence): { knownAfterSeconds?: number } {
+  return evidence.knownAfterMs !== undefined
+    ? { knownAfterSeconds: Math.round(evidence.knownAfterMs / 100) / 10 }
+    : {};
+}
 
 function key(candidate: GateCandidate): string {
   return vmKey(candidate.resourceGroup, candidate.name);

@@ -49,6 +49,8 @@ export type RestarterEvent =
       readonly source?: string;
       /** For `unknown`: how long it waited for a signal. */
       readonly waitedSeconds?: number;
+      /** For `evicted`: from the deallocation first seen until Azure said so (seconds), when learnt by asking. */
+      readonly knownAfterSeconds?: number;
     })
   /** A VM this runtime started is running again. */
   | (VmRef & {
@@ -92,6 +94,8 @@ export type RestarterEvent =
       readonly occurredAt?: number;
       /** Where the owner's deallocation was read (`resource-health`, `activity-log`, `start-preempted`). */
       readonly source?: string;
+      /** For an owner's stop: from the deallocation first seen until Azure said so (seconds), when learnt by asking. */
+      readonly knownAfterSeconds?: number;
       /** For `paused`: when the pause ends (ms since epoch); absent = until resumed. */
       readonly until?: number;
     })

@@ -30,6 +30,7 @@ export function historyRecordFor(event: RestarterEvent): NewHistoryRecord | unde
         cause: event.cause,
         ...(event.source ? { source: event.source } : {}),
         ...(event.occurredAt !== undefined ? { occurredAt: event.occurredAt } : {}),
+        ...(event.knownAfterSeconds !== undefined ? { knownAfterSeconds: event.knownAfterSeconds } : {}),
       };
     case "vm-left-alone":
       if (event.reason === "owner-deallocated") {
@@ -40,6 +41,7 @@ export function historyRecordFor(event: RestarterEvent): NewHistoryRecord | unde
           ...(event.source ? { source: event.source } : {}),
           ...(event.occurredAt !== undefined ? { occurredAt: event.occurredAt } : {}),
           ...(event.by ? { by: event.by } : {}),
+          ...(event.knownAfterSeconds !== undefined ? { knownAfterSeconds: event.knownAfterSeconds } : {}),
         };
       }
       return {

@@ -42,6 +42,8 @@ export const historyRecordSchema = z.discriminatedUnion("kind", [
     /** When Azure says it happened. */
     occurredAt: time.optional(),
     by: z.string().max(256).optional(),
+    /** From the deallocation first seen until Azure said why (seconds), when the runtime learnt it by asking (issue 31). */
+    knownAfterSeconds: z.number().nonnegative().optional(),
   }),
   /** A deallocated VM left alone for another reason than its owner's stop. */
   z.object({
