@@ -3,6 +3,7 @@
 // into a message and an exit code.
 import { createCredential, loadCertificate } from "./azure/auth";
 import { createArmVmApi } from "./azure/azure";
+import { createArmCauseSource } from "./cause/causeSource";
 import { runAzureCommand } from "./cli/azureCommands";
 import { installOptionsFrom, parseCommandLine, str, uninstallOptionsFrom } from "./cli/cliArgs";
 import { probeEndpoint, runDoctor } from "./cli/doctor";
@@ -104,6 +105,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       now: () => new Date(),
       probe: probeEndpoint,
       vmApi: (credential) => createArmVmApi(config, credential),
+      causeSource: (credential) => createArmCauseSource(config, credential),
     });
     const passed = doctorPassed(checks);
     process.stdout.write(

@@ -22,8 +22,9 @@ Commands:
   pause              leave a VM alone (no start) for a while or until resume; works while run runs
   resume             end a VM's pause
   notify-test        send one test message to each notification channel of the config
-  doctor             check clock, endpoints and CA, certificate, token, resource groups, permissions and
-                     tagged VMs against Azure; each check pass/fail with its fix (exit 1 if one fails)
+  doctor             check clock, endpoints and CA, certificate, token, resource groups, permissions, tagged
+                     VMs and each enabled feature (eviction-cause signals, fallback sizes, notifications,
+                     metrics) against Azure; each check pass/warn/fail with its fix (exit 1 if one fails)
   install            install on this host from \`pulumi stack output --json --show-secrets\`
   uninstall          remove what install wrote
 

@@ -27,6 +27,7 @@ import {
 } from "../core/spotEligibility";
 import type { DoctorCheck } from "../install/doctorReport";
 import { hasRestartTag } from "../loop/decisions";
+import { causeDegradation, type FeatureDeps, featureChecks } from "./doctorFeatures";
 
 /** The largest clock difference Entra ID tolerates in a client assertion's nbf/exp (5 minutes). */
 export const maxClockSkewMs = 5 * 60_000;
@@ -129,6 +130,12 @@ export interface DoctorDeps {
   readonly probe: typeof probeEndpoint;
   /** The VM list of a group (the runtime's own ARM client); built from the credential. */
   readonly vmApi: (credential: TokenCredential) => VmApi;
+  /**
+   * The eviction-cause signals' client (Resource Graph, the Activity Log): with it, doctor also checks each
+   * feature the config enables beyond restarting (doctorFeatures.ts).
+   */
+  readonly causeSource?: FeatureDeps["causeSource"];
+  readonly probeOrigin?: FeatureDeps["probeOrigin"];
 }
 
 const caFix =
@@ -277,6 +284,15 @@ export async function runDoctor(
       ...(await checkResourceGroup(config, resourceGroup, credential, needed, objectId, signal, deps)),
     );
   }
+  if (deps.causeSource) {
+    checks.push(
+      ...(await featureChecks(config, credential, signal, {
+        vmApi: deps.vmApi,
+        causeSource: deps.causeSource,
+        ...(deps.probeOrigin ? { probeOrigin: deps.probeOrigin } : {}),
+      })),
+    );
+  }
   return checks;
 }
 
@@ -340,13 +356,14 @@ async function checkResourceGroup(
     ];
   } else {
     checks.push({ name: `resource group ${resourceGroup}`, status: "pass", detail: `exists (${scope})` });
-    checks.push(permissionCheck(resourceGroup, scope, who, needed, answer.body));
+    checks.push(permissionCheck(config, resourceGroup, scope, who, needed, answer.body));
   }
   return [...checks, ...(await taggedVmChecks(config, resourceGroup, credential, signal, deps))];
 }
 
 /** The Permissions API's answer against the actions the enabled features need. */
 function permissionCheck(
+  config: RuntimeConfig,
   resourceGroup: string,
   scope: string,
   who: string,
@@ -364,7 +381,7 @@ function permissionCheck(
     : {
         name: `permissions on ${resourceGroup}`,
         status: "fail",
-        detail: `missing ${missing.map((entry) => `${entry.action} (${entry.feature}: ${entry.usedFor})`).join(", ")}${permissions.length === 0 ? "; no role is assigned to this principal at or above the group" : ""}`,
+        detail: `missing ${missing.map((entry) => `${entry.action} (${entry.feature}: ${entry.usedFor})`).join(", ")}${permissions.length === 0 ? "; no role is assigned to this principal at or above the group" : ""}${degradations(config, missing)}`,
         fix:
           `grant them to ${who} at ${scope}: \`pulumi up\` with this version of the program (roleMode ` +
           "least-privilege defines the role with every action" +
@@ -374,6 +391,18 @@ function permissionCheck(
           "; Contributor has them all), or add them to the " +
           "assigned role; a role assigned moments ago can take a few minutes to apply",
       };
+}
+
+/** What the runtime loses without the missing actions of the features that degrade rather than stop. */
+function degradations(config: RuntimeConfig, missing: readonly RoleAction[]): string {
+  const lost: string[] = [];
+  if (missing.some((entry) => entry.action === "Microsoft.ResourceHealth/availabilityStatuses/read"))
+    lost.push(causeDegradation("annotations", config));
+  if (missing.some((entry) => entry.action === "Microsoft.Insights/eventtypes/values/read"))
+    lost.push(causeDegradation("activity-log", config));
+  if (missing.some((entry) => entry.feature === "fallback-size"))
+    lost.push("VMs with fallbackSizes are started only in their own size, never resized");
+  return lost.length ? `. Until then: ${lost.join("; ")}` : "";
 }
 
 /** Each tagged VM: the list is what the runtime reads every cycle. */

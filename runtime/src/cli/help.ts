@@ -105,8 +105,10 @@ Example:
   sudo spot-restarter notify-test
 `,
   doctor: `spot-restarter doctor: checks, against Azure, everything a cycle needs: clock, endpoints and CA,
-certificate, token, resource groups, the principal's effective permissions and the tagged VMs. Each check
-passes or fails with its fix; exit 1 if one fails.
+certificate, token, resource groups, the principal's effective permissions and the tagged VMs; then each
+feature the config enables: the eviction-cause signals (Resource Graph annotations, the Activity Log),
+fallback sizes, notification channels (their origin only) and metrics. Each check passes, warns or fails
+with its fix, and a missing right says what degrades; exit 1 if one fails.
 
 Usage: spot-restarter doctor [--config FILE] [--json]
   --json      print the checks as JSON on stdout
