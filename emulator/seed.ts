@@ -211,6 +211,13 @@ export const seedSchema = z.object({
    */
   startResponse: z.enum(["async", "location", "sync"]).default("async"),
   /**
+   * A start sent while another start of the VM is in flight: `join` (default) accepts it as well; `conflict`
+   * refuses it 409 Conflict, "The request failed due to conflict with a concurrent request…", Compute's answer
+   * to concurrent requests on one VM (Azure/azure-cli#15765). Microsoft documents neither for start; the
+   * runtime handles both (two hosts, docs/many-groups.md).
+   */
+  concurrentStart: z.enum(["join", "conflict"]).default("join"),
+  /**
    * VM sizes the emulated region offers (listAvailableSizes, and what a resize may choose), by name from the
    * catalogue in vmSizes.ts; absent = all of it.
    */

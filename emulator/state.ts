@@ -217,6 +217,7 @@ export class World {
   readonly timing: ResolvedSeed["timing"];
   readonly listPageSize: number;
   readonly startResponse: ResolvedSeed["startResponse"];
+  readonly concurrentStart: ResolvedSeed["concurrentStart"];
   private readonly offeredSizes: readonly VmSize[];
   /** Counts every ARM request against Azure's budgets for the remaining-budget headers. */
   readonly rateLimiter: RateLimiter;
@@ -242,6 +243,7 @@ export class World {
     this.timing = seed.timing;
     this.listPageSize = seed.listPageSize;
     this.startResponse = seed.startResponse;
+    this.concurrentStart = seed.concurrentStart;
     this.offeredSizes =
       seed.offeredVmSizes === undefined
         ? VM_SIZE_CATALOGUE

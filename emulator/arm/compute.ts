@@ -268,6 +268,16 @@ function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
       const vm = requireVm(env.world, params);
       let failWith: string | undefined;
       if (kind === "start") {
+        // A start while another start of the VM is in flight (two hosts, issue 28), with seed
+        // `concurrentStart: "conflict"`: 409 Conflict, Compute's answer to concurrent requests on one VM
+        // (Azure/azure-cli#15765 shows it, with PutVM rate-limit headers).
+        if (vm.powerState === "starting" && env.world.concurrentStart === "conflict") {
+          throw new HttpError(
+            409,
+            "Conflict",
+            "The request failed due to conflict with a concurrent request. To resolve it, please refer to https://aka.ms/activitylog to get more details on the conflicting requests.",
+          );
+        }
         if (vm.powerState === "deallocating" || vm.powerState === "stopping") {
           throw new HttpError(
             409,

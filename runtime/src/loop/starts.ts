@@ -151,7 +151,12 @@ export class StartFollower {
             message: `no outcome after ${startTimeoutMs / 1000} s`,
             timedOut: true,
           });
-        } else outcome = classifyStartOutcome(describeAzureError(error), "start");
+        } else
+          outcome = await this.joinConcurrentStart(
+            vm,
+            classifyStartOutcome(describeAzureError(error), "start"),
+            signal,
+          );
       }
     } catch {
       outcome = { kind: "interrupted" };
@@ -159,6 +164,27 @@ export class StartFollower {
       release?.();
     }
     return this.applyOutcome(vm, record, outcome, requestedAt);
+  }
+
+  /**
+   * A start refused 409 `Conflict` ("conflict with a concurrent request": Compute's answer while another
+   * request acts on the VM, Azure/azure-cli#15765) whose VM is now starting or running: the concurrent request
+   * was a start, another host's (two hosts watching one fleet, issue 28, docs/many-groups.md). The VM is coming
+   * up, so ours counts as done; anything else stays the conflict it was.
+   */
+  private async joinConcurrentStart(
+    vm: ObservedVm,
+    outcome: StartEnd,
+    signal: AbortSignal,
+  ): Promise<StartEnd> {
+    if (outcome.kind !== "conflict" || outcome.code !== "Conflict") return outcome;
+    try {
+      const { powerState } = await this.deps.api.readInstanceState(vm.resourceGroup, vm.name, signal);
+      if (powerState === "starting" || powerState === "running") return classifyStartOutcome(undefined);
+    } catch {
+      // Unreadable now: the conflict stands, and the next cycle reads the VM again.
+    }
+    return outcome;
   }
 
   /**
