@@ -1,6 +1,17 @@
 // `npm run emulator -- --seed FILE [--port N] [outputs]`: starts the emulator, prints one JSON "ready"
 // line, runs until SIGTERM, SIGINT or SIGHUP, or until the process that started it is gone.
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadSeedFile, type ResolvedSeed, type RunningEmulator, startEmulator } from "./index";
@@ -85,6 +96,9 @@ async function main(): Promise<void> {
   const watch = watchParent(() => shutdown.abort("parent-exited"));
 
   const seed = loadSeedFile(values.seed);
+  // A run killed with SIGKILL could not clean up: its temporary folder, its output files and the runtime's
+  // state beside its config are removed now, before this run writes the same names (issue 29).
+  removeLeftovers();
   const outputs = new OutputFiles();
   let principal: { clientId: string; objectId: string; pemFile: string; pem: string } | undefined;
   if (values["principal-out"]) {
@@ -110,6 +124,7 @@ async function main(): Promise<void> {
   let emulator: RunningEmulator | undefined;
   try {
     emulator = await startEmulator(seed, { port });
+    outputs.recordIn(join(dirname(emulator.caCertFile), RUN_RECORD));
     if (principal) outputs.write(principal.pemFile, principal.pem, 0o600);
     const caCertFile = values["ca-cert-out"] ? resolve(values["ca-cert-out"]) : undefined;
     if (caCertFile) outputs.write(caCertFile, emulator.caCertPem, 0o644);
@@ -118,6 +133,9 @@ async function main(): Promise<void> {
       : undefined;
     if (runtimeConfigFile && principal) {
       const config = runtimeConfigFor(seed, emulator, principal, runtimeConfigFile);
+      // The runtime's state for this world only: removed with the world, so the next world's `status`
+      // never shows this one's times. A folder that was there before is someone else's: left alone.
+      if (!existsSync(config.stateDir as string)) outputs.ownStateDir(config.stateDir as string);
       outputs.write(runtimeConfigFile, `${JSON.stringify(config, null, 2)}\n`, 0o644);
     }
     const ready = `${JSON.stringify({
@@ -186,9 +204,33 @@ export function runtimeConfigFor(
   };
 }
 
-/** Files this run wrote: created exclusively (never over an existing file or link), removed on stop. */
+/** The run record in the emulator's temporary folder: this CLI's pid, its output files and state folder. */
+const RUN_RECORD = "cli-run.json";
+
+interface RunRecord {
+  readonly pid: number;
+  readonly files: string[];
+  readonly stateDir?: string;
+}
+
+/**
+ * Files this run wrote: created exclusively (never over an existing file, never through a link), removed
+ * on stop, and listed in the run record so that the next run can remove them if this one is killed.
+ */
 class OutputFiles {
   private readonly written: string[] = [];
+  private stateDir: string | undefined;
+  private record: string | undefined;
+
+  recordIn(file: string): void {
+    this.record = file;
+    this.save();
+  }
+
+  ownStateDir(path: string): void {
+    this.stateDir = path;
+    this.save();
+  }
 
   write(path: string, content: string, mode: number, opts: { atomic?: boolean } = {}): void {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -202,17 +244,97 @@ class OutputFiles {
       } finally {
         rmSync(temporary, { force: true });
       }
-      this.written.push(path);
-      return;
+    } else {
+      // flag "wx": never overwrite (or follow a link to) an existing file; a key is born with its mode.
+      writeFileSync(path, content, { mode, flag: "wx" });
     }
-    // flag "wx": never overwrite (or follow a link to) an existing file; a key is born with its mode.
-    writeFileSync(path, content, { mode, flag: "wx" });
     this.written.push(path);
+    this.save();
   }
 
   removeAll(): void {
     for (const path of this.written.splice(0).reverse()) rmSync(path, { force: true });
+    if (this.stateDir) removeOwnDirectory(this.stateDir);
   }
+
+  private save(): void {
+    if (!this.record) return;
+    const record: RunRecord = {
+      pid: process.pid,
+      files: this.written,
+      ...(this.stateDir ? { stateDir: this.stateDir } : {}),
+    };
+    const temporary = `${this.record}.tmp`;
+    writeFileSync(temporary, JSON.stringify(record), { mode: 0o600 });
+    renameSync(temporary, this.record);
+  }
+}
+
+/** A regular file (not a link) of this user's: what a run of ours wrote. */
+function isOwnFile(path: string): boolean {
+  try {
+    const stat = lstatSync(path);
+    return stat.isFile() && stat.uid === process.getuid?.();
+  } catch {
+    return false;
+  }
+}
+
+/** Removes a folder of this user's (never through a link: a link is not a folder to lstat). */
+function removeOwnDirectory(path: string): void {
+  try {
+    const stat = lstatSync(path);
+    if (stat.isDirectory() && stat.uid === process.getuid?.()) rmSync(path, { recursive: true, force: true });
+  } catch {
+    // gone already
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes what CLI runs that were killed left behind: each emulator temporary folder (this user's, with a
+ * run record whose process is gone), the output files its record lists (regular files of this user's
+ * only: a file or link someone put there since stays, and this run then refuses to write over it), and
+ * the state folder it recorded. Folders of in-process emulators (tests) carry no record and are not touched.
+ */
+export function removeLeftovers(root = tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(root).filter((name) => name.startsWith("azure-emulator-"));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const dir = join(root, name);
+    let record: RunRecord;
+    try {
+      if (!lstatSync(dir).isDirectory() || lstatSync(dir).uid !== process.getuid?.()) continue;
+      if (!isOwnFile(join(dir, RUN_RECORD))) continue;
+      record = JSON.parse(readFileSync(join(dir, RUN_RECORD), "utf8")) as RunRecord;
+    } catch {
+      continue;
+    }
+    if (!Number.isInteger(record.pid) || isAlive(record.pid)) continue;
+    for (const file of Array.isArray(record.files) ? record.files : []) {
+      if (typeof file === "string" && isOwnFile(file)) {
+        rmSync(file, { force: true });
+        removed.push(file);
+      }
+    }
+    if (typeof record.stateDir === "string") removeOwnDirectory(record.stateDir);
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
 }
 
 /**

@@ -89,8 +89,8 @@ test("README: three commands from a fresh clone to a hand-run once, then Ctrl-C 
     assert.ok(!existsSync(dirname(ready.caCertFile)), "the emulator's temporary folder is removed");
     assert.deepEqual(
       readdirSync(folder).sort(),
-      ["state"],
-      "the principal, CA copy and config are removed; the runtime's state stays",
+      [],
+      "the principal, CA copy, config and this world's runtime state are removed: the next world starts fresh",
     );
   } finally {
     if (emulator.exitCode === null && emulator.signalCode === null)

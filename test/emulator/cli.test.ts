@@ -3,9 +3,18 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { EXAMPLE_SEED_FILE, emulatorControl } from "../../emulator/testing";
@@ -123,6 +132,48 @@ describe("emulator: CLI outputs for a hand run, and its lifecycle", () => {
       child.kill("SIGTERM");
       await once(child, "exit");
       assert.deepEqual(readdirSync(out), [], "every output of the run is removed on stop");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("after a SIGKILL the same command works again: the killed run's files, state and temp folder are replaced", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
+    const out = join(dir, "hand-run");
+    const args = [
+      "--seed",
+      EXAMPLE_SEED_FILE,
+      "--principal-out",
+      join(out, "sp.pem"),
+      "--ca-cert-out",
+      join(out, "ca.pem"),
+      "--runtime-config-out",
+      join(out, "config.json"),
+    ];
+    try {
+      const first = await startCli(args);
+      const firstClient = (first.ready.principal as { clientId: string }).clientId;
+      // The runtime's state for this world (as a `once` leaves it), then a kill that allows no clean-up.
+      mkdirSync(join(out, "state"));
+      writeFileSync(join(out, "state", "state.json"), "{}");
+      first.child.kill("SIGKILL");
+      await once(first.child, "exit");
+      assert.ok(existsSync(join(out, "sp.pem")) && existsSync(first.ready.caCertFile), "SIGKILL left them");
+
+      const second = await startCli(args);
+      try {
+        assert.notEqual((second.ready.principal as { clientId: string }).clientId, firstClient);
+        assert.equal(
+          JSON.parse(readFileSync(join(out, "config.json"), "utf8")).clientId,
+          (second.ready.principal as { clientId: string }).clientId,
+        );
+        assert.ok(!existsSync(dirname(first.ready.caCertFile)), "the killed run's temporary folder is gone");
+        assert.ok(!existsSync(join(out, "state")), "the killed world's state is gone with it");
+      } finally {
+        second.child.kill("SIGTERM");
+        await once(second.child, "exit");
+      }
+      assert.deepEqual(readdirSync(out), [], "a clean stop leaves nothing, state included");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
