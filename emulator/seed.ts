@@ -224,6 +224,41 @@ export const seedSchema = z.object({
   offeredVmSizes: z.array(z.string()).optional(),
   /** The remaining-budget headers' counts and windows, and whether a spent budget is refused (rateLimit.ts). */
   rateLimits: rateLimitsSchema,
+  /**
+   * Resource Graph SpotResources eviction-rate bands (market.ts); sizes and regions not named get "0-5".
+   * `evictionRate` is Azure's band string: "0-5", "5-10", "10-15", "15-20" or "20+".
+   */
+  spotEvictionRates: z
+    .array(
+      z.object({
+        location: z.string().min(1),
+        skuName: z.string().min(1),
+        evictionRate: z.enum(["0-5", "5-10", "10-15", "15-20", "20+"]),
+      }),
+    )
+    .default([]),
+  /** Resource Graph SpotResources latest Spot prices, USD per hour (market.ts); others from the catalogue. */
+  spotPrices: z
+    .array(
+      z.object({
+        location: z.string().min(1),
+        skuName: z.string().min(1),
+        osType: z.enum(["Linux", "Windows"]).default("Linux"),
+        priceUsd: z.number().nonnegative(),
+      }),
+    )
+    .default([]),
+  /** Spot Placement Scores (market.ts); a size not named scores "High". `zone` absent = the regional score. */
+  placementScores: z
+    .array(
+      z.object({
+        location: z.string().min(1),
+        skuName: z.string().min(1),
+        zone: z.string().optional(),
+        score: z.enum(["High", "Medium", "Low", "RestrictedSkuNotAvailable", "DataNotFoundOrStale"]),
+      }),
+    )
+    .default([]),
 });
 /** The seed as written (fields with defaults may be left out). */
 export type EmulatorSeed = z.input<typeof seedSchema>;

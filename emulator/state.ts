@@ -3,6 +3,7 @@
 // whenever state is read, so there are no timers to leak and every answer is consistent with the clock.
 
 import { createHash, randomUUID, X509Certificate } from "node:crypto";
+import { Market } from "./market";
 import { RateLimiter } from "./rateLimit";
 import {
   BUILT_IN_ROLES,
@@ -232,6 +233,8 @@ export class World {
   readonly activityLog: ActivityEvent[] = [];
   /** Tags of scopes other than VMs and resource groups (the subscription). */
   readonly otherTags = new Map<string, Record<string, string>>();
+  /** Eviction rates, Spot prices, placement scores and retail prices (market.ts). */
+  readonly market: Market;
 
   constructor(
     seed: ResolvedSeed,
@@ -251,6 +254,7 @@ export class World {
             seed.offeredVmSizes?.some((name) => name.toLowerCase() === entry.name.toLowerCase()),
           );
     this.rateLimiter = new RateLimiter(seed.rateLimits, now);
+    this.market = new Market(seed, () => this.locations());
     for (const role of BUILT_IN_ROLES) this.roleDefinitions.set(role.name, role);
     // What the seed holds has long replicated; only what is added at run time waits (timing.*Replication*).
     this.seeding = true;

@@ -39,7 +39,7 @@ export const RESOURCE_TABLE_COLUMNS: ReadonlyArray<readonly [string, "string" | 
 const RESOURCE_TABLE_SCHEMA = `(${RESOURCE_TABLE_COLUMNS.map(([name, type]) => `['${name}']:${type}`).join(", ")})`;
 
 /** The tables the emulator serves; Resource Graph table names are case-insensitive. */
-export const RESOURCE_GRAPH_TABLES = ["resources", "healthresources"] as const;
+export const RESOURCE_GRAPH_TABLES = ["resources", "healthresources", "spotresources"] as const;
 export type ResourceGraphTable = (typeof RESOURCE_GRAPH_TABLES)[number];
 
 export interface KustoDiagnostic {
@@ -80,7 +80,11 @@ function kusto(): Kusto {
   const symbols = language.Symbols;
   // Kusto names are case-sensitive, Resource Graph's table names are not: people write
   // `Resources` and `resources`, `HealthResources` and `healthresources`.
-  const spellings = { resources: "Resources", healthresources: "HealthResources" };
+  const spellings = {
+    resources: "Resources",
+    healthresources: "HealthResources",
+    spotresources: "SpotResources",
+  };
   const tables = RESOURCE_GRAPH_TABLES.flatMap((name) =>
     [name, spellings[name]].map(
       (spelling) => new symbols.TableSymbol.$ctor7(spelling, RESOURCE_TABLE_SCHEMA, null),
@@ -119,7 +123,7 @@ function kusto(): Kusto {
 export function warmResourceGraph(): void {
   runQuery(
     "healthresources | where type =~ 'x' | extend t = tolower(tostring(properties.targetResourceId)) | where t in ('a') | project t, n = tostring(properties.annotationName), o = todatetime(properties.occurredTime)",
-    { resources: [], healthresources: [] },
+    { resources: [], healthresources: [], spotresources: [] },
   );
 }
 
@@ -405,6 +409,12 @@ class Evaluator {
     switch (name) {
       case "tostring":
         return scalarString(values()[0]);
+      case "todouble":
+      case "toreal": {
+        const value = values()[0];
+        const number = typeof value === "number" ? value : Number.parseFloat(scalarString(value));
+        return Number.isNaN(number) ? null : number;
+      }
       case "tolower":
         return scalarString(values()[0]).toLowerCase();
       case "toupper":

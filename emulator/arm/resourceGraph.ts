@@ -1,6 +1,7 @@
 // Azure Resource Graph: `POST /providers/Microsoft.ResourceGraph/resources` (api-version 2024-04-01,
 // what @azure/arm-resourcegraph 5 sends). Queries are parsed and executed by ./kusto.ts over two
-// tables: `resources` (the VMs) and `healthresources` (their Resource Health annotations).
+// tables: `resources` (the VMs), `healthresources` (their Resource Health annotations) and
+// `spotresources` (eviction-rate bands and Spot prices per size and region, ../market.ts).
 // - Shapes: azure-rest-api-specs resourcegraph/…/stable/2024-04-01/examples/ResourcesFilterQuery.json.
 // - A rejected query: 400 BadRequest with details InvalidQuery + ParserFailure, as Azure answers it
 //   (Azure/azure-powershell#13762, Azure/aztfexport#485).
@@ -32,6 +33,7 @@ import { vmId } from "./ids";
 import {
   KustoNotImplementedError,
   KustoQueryError,
+  type ResourceGraphTable,
   type Row,
   runQueryDetailed,
   serializeRows,
@@ -92,7 +94,7 @@ export function resourceGraphRoutes(): ArmRoute[] {
         try {
           ({ rows, usesTake } = runQueryDetailed(
             body.query,
-            inScope ? tablesFor(env) : { resources: [], healthresources: [] },
+            inScope ? tablesFor(env) : { resources: [], healthresources: [], spotresources: [] },
           ));
         } catch (error) {
           if (error instanceof KustoQueryError) {
@@ -222,7 +224,7 @@ function allowed(env: ArmEnv, action: string, scope: string): boolean {
 }
 
 /** The tables as this caller may see them now. */
-function tablesFor(env: ArmEnv): { resources: Row[]; healthresources: Row[] } {
+function tablesFor(env: ArmEnv): Record<ResourceGraphTable, Row[]> {
   const { world } = env;
   const vms = world.listVms();
   const resources = vms
@@ -258,7 +260,10 @@ function tablesFor(env: ArmEnv): { resources: Row[]; healthresources: Row[] } {
       ),
     )
     .map((annotation) => annotationRow(world, annotation));
-  return { resources, healthresources };
+  // SpotResources describe sizes and regions, not the caller's resources: no role action is documented
+  // for them (spot-vms.md queries them with any access), so every caller in scope sees them (market.ts).
+  const spotresources = world.market.spotResourceRows(world.subscriptionId, world.tenantId, now);
+  return { resources, healthresources, spotresources };
 }
 
 /**

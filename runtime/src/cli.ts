@@ -3,6 +3,7 @@
 // into a message and an exit code.
 import { createCredential, loadCertificate } from "./azure/auth";
 import { createArmVmApi } from "./azure/azure";
+import { createArmSpotMarketSource } from "./azure/spotMarket";
 import { createArmCauseSource } from "./cause/causeSource";
 import { runAzureCommand } from "./cli/azureCommands";
 import { installOptionsFrom, parseCommandLine, str, uninstallOptionsFrom } from "./cli/cliArgs";
@@ -106,6 +107,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, signal: Abort
       probe: probeEndpoint,
       vmApi: (credential) => createArmVmApi(config, credential),
       causeSource: (credential) => createArmCauseSource(config, credential),
+      market: (credential) => createArmSpotMarketSource(config, credential),
     });
     const passed = doctorPassed(checks);
     process.stdout.write(

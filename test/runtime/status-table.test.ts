@@ -25,6 +25,8 @@ function row(overrides: Partial<StatusRow> = {}): StatusRow {
     pausedUntil: null,
     vmSize: "Standard_D2as_v5",
     originalVmSize: null,
+    evictionRate: null,
+    spotPriceUsdPerHour: null,
     ...overrides,
   };
 }
@@ -110,6 +112,8 @@ describe("status table", () => {
           pausedUntil: ago(-3_600_000),
           vmSize: "Standard_D2s_v5",
           originalVmSize: "Standard_D2as_v5",
+          evictionRate: "10-15",
+          spotPriceUsdPerHour: 0.0123,
         }),
       ]),
       { wide: true },
@@ -117,7 +121,7 @@ describe("status table", () => {
     const [header, line] = text.split("\n");
     assert.match(
       header ?? "",
-      /^VM +POWER STATE +LAST DEALLOCATION SEEN +LAST START +LAST RESULT +ATTEMPTS +BACKOFF UNTIL +LAST CAUSE +PAUSED UNTIL +SIZE$/,
+      /^VM +POWER STATE +LAST DEALLOCATION SEEN +LAST START +LAST RESULT +ATTEMPTS +BACKOFF UNTIL +LAST CAUSE +PAUSED UNTIL +SIZE +EVICTION RATE +SPOT \$\/H$/,
     );
     assert.match(
       line ?? "",
@@ -125,7 +129,7 @@ describe("status table", () => {
     );
     assert.ok(line?.includes(`owner by alice@example.com ${ago(3 * 60_000)}`), line);
     assert.ok(line?.includes(ago(-3_600_000)), line);
-    assert.ok(line?.endsWith("Standard_D2s_v5 (own: Standard_D2as_v5)"), line);
+    assert.match(line ?? "", /Standard_D2s_v5 \(own: Standard_D2as_v5\) +10-15% +0\.01230$/);
   });
 
   it("names the group with each VM when there are several groups", () => {

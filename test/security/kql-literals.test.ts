@@ -25,7 +25,7 @@ const annotation = (targetResourceId: string): Row => ({
 });
 
 const run = (ids: string[], rows: Row[]) =>
-  runQuery(annotationsQuery(ids), { resources: [], healthresources: rows }).map((row) =>
+  runQuery(annotationsQuery(ids), { resources: [], healthresources: rows, spotresources: [] }).map((row) =>
     String(row.targetResourceId),
   );
 

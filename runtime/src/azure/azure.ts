@@ -41,6 +41,8 @@ export interface ArmVmFields {
   billingProfile?: { maxPrice?: number };
   tags?: Record<string, string>;
   hardwareProfile?: { vmSize?: string };
+  location?: string;
+  storageProfile?: { osDisk?: { osType?: string } };
 }
 
 /**
@@ -60,6 +62,8 @@ export function listedVmFromArm(vm: ArmVmFields, resourceGroup: string): ListedV
     maxPrice: vm.billingProfile?.maxPrice,
     tags: vm.tags ?? {},
     ...(vm.hardwareProfile?.vmSize ? { vmSize: vm.hardwareProfile.vmSize } : {}),
+    ...(vm.location ? { location: vm.location } : {}),
+    ...(vm.storageProfile?.osDisk?.osType ? { osType: vm.storageProfile.osDisk.osType } : {}),
   };
 }
 

@@ -2,12 +2,14 @@
 // Each has its own short wiring over the shared builders (wiring.ts: events, identity, ARM clients, the
 // Restarter, the lock); what a command does sits in commands.ts. cli.ts dispatches here.
 import { certificateExpiry } from "../azure/auth";
+import { createArmSpotMarketSource } from "../azure/spotMarket";
 import type { RuntimeConfig } from "../config/config";
 import { resourceGroupNamePattern } from "../config/configSchema";
 import {
   AuthError,
   exitCodes,
   LockHeldError,
+  messageChain,
   ResourceGroupError,
   RuntimeError,
   UsageError,
@@ -110,6 +112,19 @@ async function status(
       await readPauses(config.stateDir).catch(() => []),
       budget,
       heartbeatReport(await readHeartbeat(config.stateDir), Date.now(), config.intervalSeconds),
+      {
+        // Eviction-rate band and Spot price per VM (Resource Graph SpotResources, cached an hour in the state
+        // directory); a failure leaves them out and says so on stderr.
+        market: createArmSpotMarketSource(config, identity.credential, {
+          policies: [budget.policy],
+          onError: (error) =>
+            log.warn(
+              "spot-market-unavailable",
+              {},
+              `eviction rates and Spot prices left out: ${messageChain(error)}`,
+            ),
+        }),
+      },
     );
     process.stdout.write(
       values.json

@@ -5,6 +5,7 @@ import type { ArmRequestCounts, RequestCounter, VmApi } from "../azure/azure";
 import { describeAzureError } from "../azure/azure";
 import type { BudgetReading, BudgetTracker } from "../azure/budgets";
 import { OPT_IN_HOW } from "../azure/roleActions";
+import { marketFigures, type SpotMarketSource } from "../azure/spotMarket";
 import { PermissionError, permissionError, UsageError } from "../core/errors";
 import { EVICTABLE_PRIORITIES } from "../core/spotEligibility";
 import { type RestarterState, type RestartTag, vmKey } from "../core/vm";
@@ -227,6 +228,13 @@ export interface StatusRow {
    * `vmSize` is the fallback; null when it has its own size.
    */
   readonly originalVmSize: string | null;
+  /**
+   * Azure's eviction-rate band for its size in its region (Resource Graph SpotResources, e.g. "10-15", percent
+   * over the trailing 28 days); null when unknown (azure/spotMarket.ts).
+   */
+  readonly evictionRate: string | null;
+  /** The latest Spot price of its size, region and OS, USD per hour (SpotResources); null when unknown. */
+  readonly spotPriceUsdPerHour: number | null;
 }
 
 export interface StatusReport {
@@ -264,12 +272,16 @@ export async function collectStatus(
      * lacks shows the state file's VMs.
      */
     readonly discovered?: readonly GroupDiscovery[];
+    /** Eviction-rate bands and Spot prices (azure/spotMarket.ts); without it they are null. */
+    readonly market?: SpotMarketSource;
   } = {},
 ): Promise<StatusReport> {
   const { state } = await store.load();
   const errors: string[] = [];
   const missingResourceGroups: StatusReport["missingResourceGroups"] = [];
   const rows = new Map<string, StatusRow>();
+  // Where each live VM runs and on what OS: its size's market figures are looked up by them at the end.
+  const placed = new Map<string, { location?: string; osType?: string }>();
   const row = (
     resourceGroup: string,
     name: string,
@@ -310,6 +322,8 @@ export async function collectStatus(
         return pause.until === undefined ? "resume" : new Date(pause.until).toISOString();
       })(),
       ...describeSize(listedSize, record?.size),
+      evictionRate: null,
+      spotPriceUsdPerHour: null,
     };
   };
   // The state file's VMs of a group whose live state is unknown (its list failed, or no cycle yet).
@@ -351,7 +365,21 @@ export async function collectStatus(
         vmKey(resourceGroup, vm.name),
         row(resourceGroup, vm.name, powerState ?? null, state, vm.vmSize),
       );
+      placed.set(vmKey(resourceGroup, vm.name), { location: vm.location, osType: vm.osType });
     }
+  }
+  const market = options.market;
+  const reading = market
+    ? await market.read(
+        [...rows].flatMap(([key, r]) => {
+          const location = placed.get(key)?.location;
+          return location && r.vmSize ? [{ location, skuName: r.vmSize }] : [];
+        }),
+        signal,
+      )
+    : undefined;
+  for (const [key, r] of rows) {
+    rows.set(key, { ...r, ...marketFigures(reading, { ...placed.get(key), vmSize: r.vmSize }) });
   }
   return {
     version: 1,

@@ -18,6 +18,13 @@ import {
 import { tlsTrustCodes } from "../azure/authFailure";
 import type { ListedVm, VmApi } from "../azure/azure";
 import { actionsFor, type RoleAction, type RoleFeature } from "../azure/roleActions";
+import {
+  bandRank,
+  findMarketEntry,
+  HIGH_EVICTION_BAND,
+  marketFigures,
+  type SpotMarketSource,
+} from "../azure/spotMarket";
 import type { RuntimeConfig } from "../config/config";
 import { resourceGroupIdOfEntry } from "../core/resourceIds";
 import {
@@ -27,6 +34,7 @@ import {
 } from "../core/spotEligibility";
 import type { DoctorCheck } from "../install/doctorReport";
 import { hasRestartTag } from "../loop/decisions";
+import { chooseFallback } from "../loop/fallback";
 import { causeDegradation, type FeatureDeps, featureChecks } from "./doctorFeatures";
 
 /** The largest clock difference Entra ID tolerates in a client assertion's nbf/exp (5 minutes). */
@@ -136,6 +144,8 @@ export interface DoctorDeps {
    */
   readonly causeSource?: FeatureDeps["causeSource"];
   readonly probeOrigin?: FeatureDeps["probeOrigin"];
+  /** Azure's Spot market data (eviction-rate bands, Spot prices); without it doctor gives no size advice. */
+  readonly market?: (credential: TokenCredential) => SpotMarketSource;
 }
 
 const caFix =
@@ -453,5 +463,98 @@ async function taggedVmChecks(
           },
     );
   }
+  if (deps.market) {
+    checks.push(
+      ...(await evictionRateChecks(
+        config,
+        resourceGroup,
+        tagged,
+        deps.market(credential),
+        deps.vmApi(credential),
+        signal,
+      )),
+    );
+  }
   return checks;
+}
+
+/**
+ * A tagged VM whose size is in a high eviction-rate band (HIGH_EVICTION_BAND or above, Resource Graph
+ * SpotResources) gets a warning naming the sizes with lower bands it can be resized to: the sizes Azure offers it
+ * (VirtualMachines_ListAvailableSizes, when the role may list them) on the same side of the temp-disk line
+ * (loop/fallback.ts chooseFallback), else its configured fallback sizes. Market data that cannot be read gives no
+ * advice, and no failure.
+ */
+async function evictionRateChecks(
+  config: RuntimeConfig,
+  resourceGroup: string,
+  tagged: readonly ListedVm[],
+  market: SpotMarketSource,
+  api: VmApi,
+  signal: AbortSignal,
+): Promise<DoctorCheck[]> {
+  const placed = tagged.filter((vm) => vm.location && vm.vmSize);
+  if (placed.length === 0) return [];
+  const own = await market.read(
+    placed.map((vm) => ({ location: vm.location as string, skuName: vm.vmSize as string })),
+    signal,
+  );
+  const checks: DoctorCheck[] = [];
+  for (const vm of placed) {
+    const location = vm.location as string;
+    const size = vm.vmSize as string;
+    const band = findMarketEntry(own, location, size)?.evictionRate;
+    const rank = bandRank(band);
+    if (rank === undefined || rank < (bandRank(HIGH_EVICTION_BAND) ?? 0)) continue;
+    const available = await api.listAvailableSizes?.(resourceGroup, vm.name, signal).catch(() => undefined);
+    const configured = config.fallbackSizes[`${resourceGroup}/${vm.name}`] ?? [];
+    const candidates = available
+      ? available
+          .flatMap((entry) => (entry.name && !sameSize(entry.name, size) ? [entry.name] : []))
+          .filter((name) => chooseFallback(size, [name], available).chosen !== undefined)
+      : configured;
+    const reading = candidates.length
+      ? await market.read(
+          [...candidates, size].map((skuName) => ({ location, skuName })),
+          signal,
+        )
+      : undefined;
+    const better = candidates
+      .flatMap((name) => {
+        const entry = findMarketEntry(reading, location, name);
+        const candidateRank = bandRank(entry?.evictionRate);
+        return entry && candidateRank !== undefined && candidateRank < rank
+          ? [
+              {
+                name,
+                band: entry.evictionRate as string,
+                rank: candidateRank,
+                price: marketFigures(reading, { location, vmSize: name, osType: vm.osType })
+                  .spotPriceUsdPerHour,
+              },
+            ]
+          : [];
+      })
+      .sort((a, b) => a.rank - b.rank || (a.price ?? Infinity) - (b.price ?? Infinity))
+      .slice(0, 5);
+    checks.push({
+      name: `eviction rate of ${resourceGroup}/${vm.name}`,
+      status: "warn",
+      detail:
+        `${size} in ${location}: eviction rate ${band}; ` +
+        (better.length
+          ? `sizes with lower rates that the VM can be resized to: ${better.map((b) => `${b.name} (${b.band}${b.price === null ? "" : `, $${b.price}/h`})`).join(", ")}`
+          : available
+            ? "no size it can be resized to has a lower rate"
+            : "no configured fallback size has a lower rate"),
+      fix: better.length
+        ? `resize it (deallocated) to one of them, or list them as its fallback sizes (pulumi config set --path 'fallbackSizes.${vm.name}[0]' ${better[0]?.name})`
+        : "consider another region, or accept more evictions",
+    });
+  }
+  return checks;
+}
+
+function sameSize(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
 }

@@ -116,6 +116,17 @@ export const statusColumns: readonly StatusColumn[] = [
             : `${r.vmSize}*`
           : r.vmSize,
   },
+  {
+    // Azure's band for the size in its region (azure/spotMarket.ts), percent over the trailing 28 days.
+    header: "EVICTION RATE",
+    narrow: false,
+    cell: (r) => (r.evictionRate === null ? "-" : `${r.evictionRate}%`),
+  },
+  {
+    header: "SPOT $/H",
+    narrow: false,
+    cell: (r) => (r.spotPriceUsdPerHour === null ? "-" : r.spotPriceUsdPerHour.toFixed(5)),
+  },
 ];
 
 function cut(text: string, width: number): string {

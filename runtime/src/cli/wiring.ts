@@ -11,6 +11,7 @@ import {
 } from "../azure/auth";
 import { createArmVmApi, createRequestCounter, type RequestCounter, type VmApi } from "../azure/azure";
 import { BudgetTracker } from "../azure/budgets";
+import { createArmSpotMarketSource } from "../azure/spotMarket";
 import { createArmVmGraph } from "../azure/vmGraph";
 import { CauseGate } from "../cause/causeGate";
 import { createArmCauseSource } from "../cause/causeSource";
@@ -115,6 +116,11 @@ export function connectArm(
   const budget = new BudgetTracker();
   sinks?.watchBudgets(budget);
   const policies = [budget.policy, ...(sinks?.armPolicies ?? [])];
+  // Eviction-rate band and Spot price per VM for the metrics (when there are metrics): one Resource Graph query
+  // an hour at most, the reading cached in the state directory.
+  sinks?.watchSpotMarket((onError) =>
+    createArmSpotMarketSource(config, credential, { counter, policies, onError }),
+  );
   return { api: createArmVmApi(config, credential, { counter, policies }), counter, budget, policies };
 }
 

@@ -153,6 +153,10 @@ export type RestarterEvent =
       readonly up: boolean;
       /** Since when it has been down (ms since epoch), when down. */
       readonly downSince?: number;
+      /** Its size, region and OS as listed (the metrics' market figures are looked up by them). */
+      readonly vmSize?: string;
+      readonly location?: string;
+      readonly osType?: string;
     })
   | {
       readonly type: "cycle-finished";

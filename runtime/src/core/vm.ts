@@ -24,6 +24,10 @@ export interface ObservedVm {
   readonly hibernated?: boolean;
   /** `hardwareProfile.vmSize` as the list reports it (fallback sizes compare against it). */
   readonly vmSize?: string;
+  /** Its region (`location`), for the market data of its size there (azure/spotMarket.ts). */
+  readonly location?: string;
+  /** `storageProfile.osDisk.osType`: `Linux` or `Windows` (Spot and retail prices differ by it). */
+  readonly osType?: string;
 }
 
 export interface RestartTag {

@@ -53,7 +53,7 @@ export interface InstanceExtras {
  */
 export function observePowerState(
   previous: VmRecord | undefined,
-  vm: VmName,
+  vm: VmName & Partial<Pick<ObservedVm, "vmSize" | "location" | "osType">>,
   powerState: string | undefined,
   now: number,
   extras?: InstanceExtras,
@@ -120,6 +120,9 @@ export function observePowerState(
     at: now,
     up: powerState === "running",
     downSince: powerState === "running" ? undefined : record.evictedSince,
+    ...(vm.vmSize ? { vmSize: vm.vmSize } : {}),
+    ...(vm.location ? { location: vm.location } : {}),
+    ...(vm.osType ? { osType: vm.osType } : {}),
   });
   return { record, events };
 }

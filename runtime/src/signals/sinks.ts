@@ -2,7 +2,9 @@
 // cli.ts only calls these; what each sink does lives in notify/ and metrics/.
 import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import type { BudgetTracker } from "../azure/budgets";
+import type { SpotMarketSource } from "../azure/spotMarket";
 import type { RuntimeConfig } from "../config/config";
+import { messageChain } from "../core/errors";
 import type { EventBus } from "./events";
 import type { HistoryRecorder } from "./historySink";
 import type { Logger } from "./log";
@@ -27,6 +29,11 @@ export interface Sinks {
   watchBudgets(tracker: BudgetTracker): void;
   /** The downtime metric counts the eviction history's outages as they end. */
   watchHistory(history: HistoryRecorder): void;
+  /**
+   * The metrics export each VM's eviction-rate band and Spot price from the source this builds (it is handed
+   * the sinks' once-only warning for its failures).
+   */
+  watchSpotMarket(build: (onError: (error: unknown) => void) => SpotMarketSource): void;
   /** Opens the metrics listener (run only), with the status page when given; a port in use is logged, not fatal. */
   start(pages?: StatusPages): Promise<void>;
   /** Writes the textfile, waits for queued notifications (bounded), closes the listener. */
@@ -88,6 +95,20 @@ export function createSinks(
     watchHistory(history) {
       history.onOutageEnded((vm, outage) => metrics?.addDowntime(vm, (outage.to - outage.from) / 1000));
     },
+    watchSpotMarket: (build) => {
+      if (!metrics) return;
+      let warned = false;
+      const warn = (error: unknown) => {
+        if (warned) return;
+        warned = true;
+        log.warn(
+          "spot-market-unavailable",
+          {},
+          `eviction rates and Spot prices left out of the metrics; restarts carry on: ${messageChain(error)}`,
+        );
+      };
+      metrics.watchSpotMarket(build(warn), warn);
+    },
     async start(pages) {
       const listen = config.metrics?.listen;
       if (!metrics || !listen || options.command !== "run") return;
@@ -109,6 +130,7 @@ export function createSinks(
       }
     },
     async finish() {
+      await metrics?.settled();
       await writeMetricsFile();
       await notifier?.flush(flushTimeoutMs[options.command]);
       notifier?.close();

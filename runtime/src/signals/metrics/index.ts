@@ -10,6 +10,7 @@ import type { PipelinePolicy } from "@azure/core-rest-pipeline";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { requestKind } from "../../azure/azure";
 import { type BudgetTracker, remainingShare } from "../../azure/budgets";
+import { bandRank, marketFigures, type SpotMarketSource } from "../../azure/spotMarket";
 import type { EventSink, VmRef } from "../../core/events";
 import { writeFileAtomically } from "../../state/state";
 import type { Logger } from "../log";
@@ -29,6 +30,13 @@ export interface Metrics {
   watchBudgets(tracker: BudgetTracker): void;
   /** An eviction outage ended (the eviction history's, historyFold.ts): its length joins the downtime counter. */
   addDowntime(vm: VmRef, seconds: number): void;
+  /**
+   * Exports each tagged VM's eviction-rate band and Spot price from this source (Resource Graph SpotResources,
+   * cached an hour), refreshed after each cycle without holding the loop up.
+   */
+  watchSpotMarket(source: SpotMarketSource, onError?: (error: unknown) => void): void;
+  /** Resolves once the refresh under way (if any) has ended: for `once`, before its textfile is written. */
+  settled(): Promise<void>;
   /** The Prometheus text exposition. */
   render(): Promise<string>;
 }
@@ -113,6 +121,54 @@ export function createMetrics(): Metrics {
     },
   });
 
+  // Azure's market data per VM (azure/spotMarket.ts): the band's lower bound as a ratio ("10-15" -> 0.1; the
+  // band string itself is in `status --json`) and the latest Spot price of the VM's size, region and OS.
+  const evictionRate = new Gauge({
+    name: metricNames.spotEvictionRateLowerRatio,
+    help: "Lower bound (0-1) of Azure's eviction-rate band for the VM's size in its region, over the trailing 28 days (Resource Graph SpotResources).",
+    labelNames: vmLabels,
+    registers: [registry],
+  });
+  const spotPrice = new Gauge({
+    name: metricNames.spotPriceUsdPerHour,
+    help: "The latest Spot price of the VM's size, region and OS, USD per hour (Resource Graph SpotResources).",
+    labelNames: vmLabels,
+    registers: [registry],
+  });
+  const placements = new Map<
+    string,
+    { resourceGroup: string; vm: string; location: string; vmSize: string; osType?: string }
+  >();
+  let market: { source: SpotMarketSource; onError?: (error: unknown) => void } | undefined;
+  let refreshing: Promise<void> = Promise.resolve();
+  let inFlight = false;
+  const refreshMarket = () => {
+    if (!market || inFlight || placements.size === 0) return;
+    inFlight = true;
+    const { source, onError } = market;
+    const vms = [...placements.values()];
+    refreshing = source
+      .read(
+        vms.map((vm) => ({ location: vm.location, skuName: vm.vmSize })),
+        AbortSignal.timeout(60_000),
+      )
+      .then((reading) => {
+        for (const vm of vms) {
+          const figures = marketFigures(reading, vm);
+          const labels = { resource_group: vm.resourceGroup, vm: vm.vm };
+          const lower = bandLowerRatio(figures.evictionRate);
+          if (lower === undefined) evictionRate.remove(labels);
+          else evictionRate.set(labels, lower);
+          if (figures.spotPriceUsdPerHour === null) spotPrice.remove(labels);
+          else spotPrice.set(labels, figures.spotPriceUsdPerHour);
+        }
+      })
+      .catch((error: unknown) => onError?.(error))
+      .finally(() => {
+        inFlight = false;
+      });
+  };
+
   const sink: EventSink = (event) => {
     switch (event.type) {
       case "vm-evicted":
@@ -128,6 +184,15 @@ export function createMetrics(): Metrics {
           labels,
           event.up || event.downSince === undefined ? 0 : Math.max(0, (event.at - event.downSince) / 1000),
         );
+        if (event.location && event.vmSize) {
+          placements.set(`${event.resourceGroup}/${event.vm}`.toLowerCase(), {
+            resourceGroup: event.resourceGroup,
+            vm: event.vm,
+            location: event.location,
+            vmSize: event.vmSize,
+            ...(event.osType ? { osType: event.osType } : {}),
+          });
+        }
         break;
       }
       case "vm-restarted": {
@@ -142,6 +207,7 @@ export function createMetrics(): Metrics {
       case "cycle-finished":
         cycleDuration.observe(event.durationSeconds);
         lastCycle.set(event.at / 1000);
+        refreshMarket();
         break;
     }
   };
@@ -174,8 +240,18 @@ export function createMetrics(): Metrics {
     },
     addDowntime: (vm, seconds) =>
       downtime.inc({ resource_group: vm.resourceGroup, vm: vm.vm }, Math.max(0, seconds)),
+    watchSpotMarket(source, onError) {
+      market = { source, ...(onError ? { onError } : {}) };
+    },
+    settled: () => refreshing,
     render: () => registry.metrics(),
   };
+}
+
+/** "10-15" -> 0.1, "20+" -> 0.2; undefined for null or a string Azure does not use. */
+export function bandLowerRatio(band: string | null): number | undefined {
+  if (band === null || bandRank(band) === undefined) return undefined;
+  return Number.parseInt(band, 10) / 100;
 }
 
 /**

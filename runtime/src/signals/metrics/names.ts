@@ -13,6 +13,8 @@ export const metricNames = {
   armBudgetRemaining: "spot_restarter_arm_budget_remaining",
   armBudgetLowestRatio: "spot_restarter_arm_budget_lowest_ratio",
   causeDelay: "spot_restarter_cause_delay_seconds",
+  spotEvictionRateLowerRatio: "spot_restarter_spot_eviction_rate_lower_ratio",
+  spotPriceUsdPerHour: "spot_restarter_spot_price_usd_per_hour",
 } as const;
 
 export const metricNameList = Object.values(metricNames);
