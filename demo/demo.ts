@@ -484,6 +484,23 @@ async function main(): Promise<void> {
   const status = await runInstalled(runtime, "status", [], { signal: abort.signal });
   say("demo", "spot-restarter status:");
   for (const line of status.stdout.trim().split("\n")) detail(line);
+  // Azure's market data for the VM (Resource Graph SpotResources; the example seed's spotEvictionRates and
+  // spotPrices): status read it once and keeps it an hour in the state directory.
+  const statusJson = await runInstalled(runtime, "status", ["--json"], { signal: abort.signal });
+  const market = (
+    JSON.parse(statusJson.stdout) as {
+      vms: Array<{
+        name: string;
+        vmSize: string | null;
+        evictionRate: string | null;
+        spotPriceUsdPerHour: number | null;
+      }>;
+    }
+  ).vms.find((vm) => vm.name === TAGGED);
+  say(
+    "azure",
+    `${TAGGED} (${market?.vmSize ?? "?"}): evictionRate ${market?.evictionRate ?? "unknown"}%, spotPriceUsdPerHour ${market?.spotPriceUsdPerHour ?? "unknown"} (status --json, from Resource Graph SpotResources)`,
+  );
 
   loop.kill("SIGTERM");
   const { code } = await exited(loop);
