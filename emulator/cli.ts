@@ -1,5 +1,6 @@
 // `npm run emulator -- --seed FILE [--port N] [outputs]`: starts the emulator, prints one JSON "ready"
 // line, runs until SIGTERM, SIGINT or SIGHUP, or until the process that started it is gone.
+import "reflect-metadata"; // before @peculiar/x509: it resolves its algorithms through tsyringe
 import {
   existsSync,
   linkSync,
@@ -14,11 +15,12 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import * as x509 from "@peculiar/x509";
 import { loadSeedFile, type ResolvedSeed, type RunningEmulator, startEmulator } from "./index";
 import { createTestPrincipal } from "./principal";
 
 const usage = `usage: npm run -s emulator -- --seed FILE [--port N] [--principal-out PEM]
-         [--runtime-config-out JSON] [--ca-cert-out PEM] [--ready-file JSON]
+         [--runtime-config-out JSON] [--stack-outputs-out JSON] [--ca-cert-out PEM] [--ready-file JSON]
 
   --seed FILE                the world to serve (example: emulator/examples/personal-network.json)
   --port N                   TCP port on 127.0.0.1 (0 = any free port, the default)
@@ -26,6 +28,9 @@ const usage = `usage: npm run -s emulator -- --seed FILE [--port N] [--principal
                              subscription; write its certificate + private key to PEM (mode 0600)
   --runtime-config-out JSON  write a spot-restarter config for that principal (needs --principal-out):
                              this emulator's endpoints, every resource group of the seed, state beside it
+  --stack-outputs-out JSON   write stack outputs for that principal (needs --principal-out), as
+                             \`pulumi stack output --json --show-secrets\` prints them, with \`cloud\` set to
+                             this emulator: \`install --stack-outputs JSON --extra-ca-certs CA\` takes them
   --ca-cert-out PEM          copy the emulator's CA certificate here (for NODE_EXTRA_CA_CERTS)
   --ready-file JSON          also write the ready line to this file once everything is ready
 
@@ -46,6 +51,7 @@ const options = {
   port: { type: "string", default: "0" },
   "principal-out": { type: "string" },
   "runtime-config-out": { type: "string" },
+  "stack-outputs-out": { type: "string" },
   "ca-cert-out": { type: "string" },
   "ready-file": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -84,6 +90,11 @@ async function main(): Promise<void> {
   if (values["runtime-config-out"] && !values["principal-out"]) {
     throw new UsageError(
       "--runtime-config-out needs --principal-out PEM: the config names the principal and its key file",
+    );
+  }
+  if (values["stack-outputs-out"] && !values["principal-out"]) {
+    throw new UsageError(
+      "--stack-outputs-out needs --principal-out PEM: the outputs carry that principal's certificate and key",
     );
   }
 
@@ -138,6 +149,12 @@ async function main(): Promise<void> {
       if (!existsSync(config.stateDir as string)) outputs.ownStateDir(config.stateDir as string);
       outputs.write(runtimeConfigFile, `${JSON.stringify(config, null, 2)}\n`, 0o644);
     }
+    const stackOutputsFile = values["stack-outputs-out"] ? resolve(values["stack-outputs-out"]) : undefined;
+    if (stackOutputsFile && principal) {
+      const outputsJson = stackOutputsFor(seed, emulator, principal);
+      // The private key is inside: created 0600, as --principal-out's PEM.
+      outputs.write(stackOutputsFile, `${JSON.stringify(outputsJson, null, 2)}\n`, 0o600);
+    }
     const ready = `${JSON.stringify({
       event: "ready",
       armEndpoint: emulator.armEndpoint,
@@ -157,6 +174,7 @@ async function main(): Promise<void> {
         : {}),
       ...(caCertFile ? { caCertCopy: caCertFile } : {}),
       ...(runtimeConfigFile ? { runtimeConfigFile } : {}),
+      ...(stackOutputsFile ? { stackOutputsFile } : {}),
     })}\n`;
     // Last, and atomically: whoever waits for the ready file finds every other output in place.
     if (values["ready-file"]) outputs.write(resolve(values["ready-file"]), ready, 0o644, { atomic: true });
@@ -200,6 +218,54 @@ export function runtimeConfigFor(
     tag: { name: "AttemptRestartAfterEviction", value: "true" },
     intervalSeconds: 10,
     stateDir: join(dirname(configFile), "state"),
+    cloud: { authorityHost: emulator.authorityHost, armEndpoint: emulator.armEndpoint },
+  };
+}
+
+/**
+ * The stack outputs `pulumi stack output --json --show-secrets` would print for the principal this run
+ * registered (docs/architecture.md "Stack outputs"), plus `cloud` naming this emulator, so that
+ * `spot-restarter install --stack-outputs FILE --extra-ca-certs CA` installs against it unchanged. The
+ * restartable VMs are the seed's VMs carrying the restart tag. Written here, not imported from runtime/
+ * (the emulator never depends on the runtime); test/emulator/cli.test.ts feeds it to the real installer.
+ */
+export function stackOutputsFor(
+  seed: ResolvedSeed,
+  emulator: Pick<RunningEmulator, "tenantId" | "subscriptionId" | "authorityHost" | "armEndpoint">,
+  principal: { clientId: string; pem: string },
+): Record<string, unknown> {
+  const tag = { name: "AttemptRestartAfterEviction", value: "true" };
+  const groups: string[] = [];
+  for (const name of [
+    ...seed.resourceGroups.map((g) => g.name),
+    ...seed.virtualMachines.map((v) => v.resourceGroup),
+  ]) {
+    if (!groups.some((g) => g.toLowerCase() === name.toLowerCase())) groups.push(name);
+  }
+  const tagged = seed.virtualMachines.filter((vm) =>
+    Object.entries(vm.tags).some(
+      ([k, v]) => k.toLowerCase() === tag.name.toLowerCase() && v.toLowerCase() === "true",
+    ),
+  );
+  const certificate = new x509.X509Certificate(
+    principal.pem.slice(0, principal.pem.indexOf("-----END CERTIFICATE-----") + 25),
+  );
+  return {
+    tenantId: emulator.tenantId,
+    subscriptionId: emulator.subscriptionId,
+    clientId: principal.clientId,
+    resourceGroupName: groups[0],
+    resourceGroups: groups.map((g) => `/subscriptions/${emulator.subscriptionId}/resourceGroups/${g}`),
+    restartTag: tag,
+    restartableVms: tagged.map((vm) =>
+      vm.resourceGroup.toLowerCase() === groups[0]?.toLowerCase()
+        ? vm.name
+        : `${vm.resourceGroup}/${vm.name}`,
+    ),
+    certificatePem: principal.pem,
+    certificateExpiresOn: certificate.notAfter.toISOString(),
+    installCommand:
+      "pulumi stack output --json --show-secrets | ssh HOST sudo ./spot-restarter install --stack-outputs -",
     cloud: { authorityHost: emulator.authorityHost, armEndpoint: emulator.armEndpoint },
   };
 }

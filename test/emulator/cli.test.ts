@@ -19,6 +19,8 @@ import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { EXAMPLE_SEED_FILE, emulatorControl } from "../../emulator/testing";
 import { parseConfig } from "../../runtime/src/config/config";
+import { parseStackOutputs } from "../../runtime/src/install/stackOutputs";
+import { buildRuntimeBundle } from "../../support/bundle";
 
 const CLI = join(__dirname, "../../emulator/cli.ts");
 
@@ -174,6 +176,68 @@ describe("emulator: CLI outputs for a hand run, and its lifecycle", () => {
         await once(second.child, "exit");
       }
       assert.deepEqual(readdirSync(out), [], "a clean stop leaves nothing, state included");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("--stack-outputs-out: outputs (with cloud) that install --root takes as they are", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
+    const out = join(dir, "outputs");
+    try {
+      const { child, ready } = await startCli([
+        "--seed",
+        EXAMPLE_SEED_FILE,
+        "--principal-out",
+        join(out, "sp.pem"),
+        "--ca-cert-out",
+        join(out, "ca.pem"),
+        "--stack-outputs-out",
+        join(out, "stack-outputs.json"),
+      ]);
+      try {
+        const file = join(out, "stack-outputs.json");
+        assert.equal(ready.stackOutputsFile, file);
+        assert.equal(statSync(file).mode & 0o777, 0o600, "it holds the private key");
+        // The installer's own parser is the oracle.
+        const outputs = parseStackOutputs(readFileSync(file, "utf8"), file);
+        assert.equal(outputs.clientId, (ready.principal as { clientId: string }).clientId);
+        assert.deepEqual(outputs.cloud, {
+          authorityHost: ready.authorityHost,
+          armEndpoint: ready.armEndpoint,
+        });
+        assert.deepEqual(outputs.restartableVms, ["ubuntu-backup-server-spot"]);
+        // And the installer itself (the bundle, as on a host), into a temporary root, with the emulator's CA.
+        const root = join(dir, "root");
+        const install = spawn(
+          process.execPath,
+          [
+            await buildRuntimeBundle(),
+            "install",
+            "--root",
+            root,
+            "--stack-outputs",
+            file,
+            "--extra-ca-certs",
+            join(out, "ca.pem"),
+            "--dry-run",
+          ],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
+        let text = "";
+        install.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+          text += chunk;
+        });
+        install.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+          text += chunk;
+        });
+        const [code] = (await once(install, "exit")) as [number];
+        assert.equal(code, 0, text);
+        assert.match(text, /config\.json/);
+      } finally {
+        child.kill("SIGTERM");
+        await once(child, "exit");
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
