@@ -2,7 +2,7 @@
 // emulator/examples/personal-network.json, applies the Pulumi program to it, installs the runtime into a
 // temporary root from the stack outputs, starts the installed runtime loop, simulates an eviction of the
 // tagged Spot VM beside its owner's stop of another one (left alone), and tells what happens, with
-// timestamps. Cleans up (processes, temp files) on success,
+// timestamps; it ends with `spot-restarter report` (what the evictions cost, from the eviction history). Cleans up (processes, temp files) on success,
 // on failure and on Ctrl-C. Exit code 0 when the evicted VM came back and nothing else was touched.
 //
 //   npm run demo [-- --role-mode least-privilege] [--interval-seconds N] [--keep]
@@ -374,8 +374,9 @@ async function main(): Promise<void> {
     }
   });
   narrateRuntime(loop, timeline, runtimeLog);
+  let stopping = false;
   const failIfLoopExits = exited(loop).then(({ code }) => {
-    if (!abort.signal.aborted)
+    if (!abort.signal.aborted && !stopping)
       abort.abort(new DemoFailure(`the runtime exited (code ${code}):\n${runtimeLog.join("\n")}`));
   });
   void failIfLoopExits;
@@ -502,6 +503,7 @@ async function main(): Promise<void> {
     `${TAGGED} (${market?.vmSize ?? "?"}): evictionRate ${market?.evictionRate ?? "unknown"}%, spotPriceUsdPerHour ${market?.spotPriceUsdPerHour ?? "unknown"} (status --json, from Resource Graph SpotResources)`,
   );
 
+  stopping = true;
   loop.kill("SIGTERM");
   const { code } = await exited(loop);
   say("demo", `runtime stopped on SIGTERM (exit code ${code})`);
@@ -515,6 +517,11 @@ async function main(): Promise<void> {
     "demo",
     `done in ${((Date.now() - t0) / 1000).toFixed(1)}s: the evicted Spot VM came back, the one its owner stopped stayed stopped, nothing else was touched`,
   );
+  // What it cost, from the eviction history the loop kept (docs/eviction-history.md).
+  const report = await runInstalled(runtime, "report", ["--since", "1h"], { signal: abort.signal });
+  say("demo", "spot-restarter report --since 1h:");
+  for (const line of report.stdout.trim().split("\n")) detail(line);
+  if (report.code !== 0) throw new DemoFailure(`report failed: ${report.stderr.trim()}`);
 }
 
 main()

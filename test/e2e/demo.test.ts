@@ -63,6 +63,10 @@ test("npm run demo brings the evicted VM back, leaves the others alone and clean
   assert.match(stdout, /certificatePem \[secret\], notifications \[secret\]/);
   assert.match(stdout, /notify +vm-evicted: .*Spot VM ubuntu-backup-server-spot/);
   assert.match(stdout, /messages the owner got: .*vm-evicted.*vm-restarted \(down \d+(\.\d+)? s\)/);
+  // It ends with the report: the evicted VM's evictions and downtime, the owner's stop with none.
+  const report = stdout.slice(stdout.search(/spot-restarter report --since 1h:/));
+  assert.match(report, /personal-network\/ubuntu-backup-server-spot +[1-9]\d* +0 +\d+ (s|min)/);
+  assert.match(report, /personal-network\/dev-box-spot +0 +1 +- /);
   assert.doesNotMatch(stdout + stderr, /\/hook\/[0-9a-f]{24}/, "the receiver's secret path is never printed");
   assert.doesNotMatch(stdout + stderr, /BEGIN (RSA )?PRIVATE KEY/);
   assert.deepEqual(

@@ -142,3 +142,26 @@ export async function waitUntil<T>(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * When the runtime's cycle had surely seen what happened at `at`: the time the emulator logged the second
+ * resource-group list after `at` (a list begins each cycle; the first may have been on its way already).
+ * Tests bound "within one loop interval" by this order, not by a wall-clock margin (wait for it with waitUntil).
+ */
+export async function secondListAfter(
+  world: Pick<World, "control">,
+  at: number,
+): Promise<number | undefined> {
+  const lists = (await world.control.requests())
+    .filter((r) => r.method === "GET" && /\/virtualMachines$/i.test(r.path) && Date.parse(r.time) > at)
+    .map((r) => Date.parse(r.time));
+  return lists[1];
+}
+
+/**
+ * The same instant as the emulator tells it twice: its VM history and its Resource Health annotation read
+ * its clock one after the other (emulator/state.ts evict, deallocate), a millisecond or so apart.
+ */
+export function sameEmulatorInstant(a: number, b: number): boolean {
+  return Math.abs(a - b) < 1000;
+}

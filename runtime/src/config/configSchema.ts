@@ -413,9 +413,12 @@ export const configSchema = z.object({
   metrics: z
     .object(
       {
-        listen: metricsListen
-          .optional()
-          .meta(meta({ description: "host:port of the Prometheus endpoint (port 1024 or above)" })),
+        listen: metricsListen.optional().meta(
+          meta({
+            description:
+              "host:port of the Prometheus endpoint (port 1024 or above); `run` also serves the status page at / and /status.json there",
+          }),
+        ),
         textfile: nonEmpty("the path of the node_exporter textfile (…/spot-restarter.prom)")
           .regex(/\.prom$/, { error: "expected a path ending in .prom (node_exporter reads only those)" })
           .optional()

@@ -84,6 +84,13 @@ export function timelineSvg(timeline: VmTimeline | undefined, label: string, unt
   return `<svg class="timeline" viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" role="img" aria-label="${escapeHtml(`${label}: the last ${TIMELINE_DAYS} days`)}" data-vm="${escapeHtml(label)}"><rect class="empty" x="0" y="4" width="${width}" height="${height - 8}"/>${rects}${ticks}</svg>`;
 }
 
+/** The dot before the name: running, evicted (deallocated for a start), stopped by its owner, or else. */
+function stateClass(vm: PageVm): string {
+  if (vm.powerState === "running") return "s-running";
+  if (vm.powerState === "deallocated") return vm.lastCause?.kind === "owner" ? "s-owner" : "s-evicted";
+  return "s-other";
+}
+
 function vmCard(vm: PageVm, timeline: VmTimeline | undefined, until: number): string {
   const label = `${vm.resourceGroup}/${vm.name}`;
   const figures = timeline ? figuresFor(timeline, until - TIMELINE_DAYS * DAY_MS, until) : undefined;
@@ -117,7 +124,7 @@ function vmCard(vm: PageVm, timeline: VmTimeline | undefined, until: number): st
       ]
     : [];
   return `<section class="vm" data-vm="${escapeHtml(label)}">
-<h2><span class="state s-${escapeHtml((vm.powerState ?? "unknown").replace(/[^a-z]/gi, ""))}"></span><span class="name">${escapeHtml(vm.name)}</span> <span class="rg">${escapeHtml(vm.resourceGroup)}</span></h2>
+<h2><span class="state ${stateClass(vm)}"></span><span class="name">${escapeHtml(vm.name)}</span> <span class="rg">${escapeHtml(vm.resourceGroup)}</span></h2>
 <dl class="facts">${facts.map(([key, name, value]) => `<div data-field="${key}"><dt>${name}</dt><dd>${escapeHtml(value)}</dd></div>`).join("")}</dl>
 ${timelineSvg(timeline, label, until)}
 <div class="axis"><span>${TIMELINE_DAYS} days ago</span><span>now</span></div>
@@ -138,7 +145,7 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,460px),
 .vm{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 14px;min-width:0}
 h2{font-size:17px;margin:0 0 8px;overflow-wrap:anywhere}.rg{color:var(--muted);font-weight:400;font-size:14px}
 .state{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:8px;background:var(--down)}
-.s-running{background:var(--running)}.s-deallocated{background:var(--evicted)}
+.s-running{background:var(--running)}.s-evicted{background:var(--evicted)}.s-owner{background:var(--owner)}
 dl{margin:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:6px 12px}
 dt{color:var(--muted);font-size:12px}dd{margin:0;overflow-wrap:anywhere}
 .timeline{display:block;width:100%;height:28px;margin-top:10px}

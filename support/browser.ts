@@ -1,17 +1,13 @@
-// Headless Chromium for the tests that look at a page as a person would: Debian's `chromium` package
-// (.ci/run installs it), driven by playwright-core; no browser is downloaded. Each launch gets a fresh
-// profile in its own temp folder and nothing that reaches beyond this machine (no QUIC, no background
-// networking, no component updates, no sync).
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+// Headless Chromium for what looks at a page as a person would (the status page's test, the docs'
+// screenshot): Debian's `chromium` package (.ci/run installs it), driven by playwright-core; no browser is
+// downloaded. Each launch gets a fresh profile in its own temp folder and nothing that reaches beyond this
+// machine (no QUIC, no background networking, no component updates, no sync).
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium } from "playwright-core";
-import { skipUnlessTool } from "./tools";
 
 export const chromiumPath = "/usr/bin/chromium";
-
-/** A skip reason when Chromium is missing (never under CI=true, where its absence fails the test). */
-export const skipUnlessChromium = () => skipUnlessTool(existsSync(chromiumPath), "Debian's chromium package");
 
 export const chromiumArgs = [
   "--headless",
