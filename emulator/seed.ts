@@ -218,6 +218,11 @@ export const seedSchema = z.object({
    */
   concurrentStart: z.enum(["join", "conflict"]).default("join"),
   /**
+   * Sizes that do not support Spot: resizing a Spot VM to one answers 409 AzureSpotIsNotSupportedForThisVMSize
+   * (azure-compute-docs articles/virtual-machines/error-codes-spot.md). Empty by default.
+   */
+  spotUnsupportedSizes: z.array(z.string()).default([]),
+  /**
    * VM sizes the emulated region offers (listAvailableSizes, and what a resize may choose), by name from the
    * catalogue in vmSizes.ts; absent = all of it.
    */

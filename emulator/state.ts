@@ -219,6 +219,8 @@ export class World {
   readonly listPageSize: number;
   readonly startResponse: ResolvedSeed["startResponse"];
   readonly concurrentStart: ResolvedSeed["concurrentStart"];
+  /** Sizes a Spot VM cannot be resized to (seed `spotUnsupportedSizes`). */
+  readonly spotUnsupportedSizes: readonly string[];
   private readonly offeredSizes: readonly VmSize[];
   /** Counts every ARM request against Azure's budgets for the remaining-budget headers. */
   readonly rateLimiter: RateLimiter;
@@ -247,6 +249,7 @@ export class World {
     this.listPageSize = seed.listPageSize;
     this.startResponse = seed.startResponse;
     this.concurrentStart = seed.concurrentStart;
+    this.spotUnsupportedSizes = seed.spotUnsupportedSizes;
     this.offeredSizes =
       seed.offeredVmSizes === undefined
         ? VM_SIZE_CATALOGUE

@@ -246,6 +246,18 @@ function resizeVm(world: World, vm: VirtualMachine, wanted: string): void {
       "vmSize",
     );
   }
+  // "Azure Spot is not supported for this VM size {0}." (azure-compute-docs articles/virtual-machines/
+  // error-codes-spot.md); Compute answers Spot refusals with 409 Conflict (Azure/azure-powershell#12007).
+  if (
+    (vm.priority === "Spot" || vm.priority === "SpotPlus") &&
+    world.spotUnsupportedSizes.some((name) => name.toLowerCase() === target.name.toLowerCase())
+  ) {
+    throw new HttpError(
+      409,
+      "AzureSpotIsNotSupportedForThisVMSize",
+      `Azure Spot is not supported for this VM size ${target.name}.`,
+    );
+  }
   const current = offered.find((entry) => entry.name.toLowerCase() === vm.vmSize.toLowerCase());
   if (current && hasTempDisk(current) !== hasTempDisk(target)) {
     throw new HttpError(

@@ -356,3 +356,46 @@ describe("fallback sizes: removed after a resize (and the write action with them
     assert.equal(saved.vms[vmKey(resourceGroup, VM)].size, undefined);
   });
 });
+
+describe("fallback sizes: a size without Spot support (AzureSpotIsNotSupportedForThisVMSize)", () => {
+  // The emulator answers a Spot VM's resize to a seeded `spotUnsupportedSizes` entry as Azure documents the
+  // refusal: 409 AzureSpotIsNotSupportedForThisVMSize, "Azure Spot is not supported for this VM size {0}."
+  // (azure-compute-docs articles/virtual-machines/error-codes-spot.md).
+  const NO_SPOT = "Standard_D4as_v5";
+  let world: World;
+  before(async () => {
+    world = await startWorld([spotVm(VM, { vmSize: ORIGINAL })], {
+      seed: { timing, spotUnsupportedSizes: [NO_SPOT] },
+    });
+  });
+  after(() => world.emulator.stop());
+
+  it("is skipped at once for the next fallback, and never asked for again", async () => {
+    // No capacity in the own size nor in the fallback it lands in first, so fallbacks are asked for repeatedly.
+    await world.control.addFaults({ vm: VM, vmSize: ORIGINAL, startFailsWith: "AllocationFailed" });
+    await world.control.addFaults({ vm: VM, vmSize: FALLBACK, startFailsWith: "AllocationFailed" });
+    const { restarter, events } = wire(world, {
+      [`${resourceGroup}/${VM}`]: [NO_SPOT, FALLBACK, "Standard_D8as_v5"],
+    });
+    await restarter.init();
+    const resizedTo = async (size: string) => (await world.control.vm(resourceGroup, VM))?.vmSize === size;
+    await cycleUntil(restarter, () => resizedTo("Standard_D8as_v5"));
+    const patches = (await world.control.requests()).filter(
+      (r) => r.method === "PATCH" && r.path.toLowerCase().endsWith(`/virtualmachines/${VM.toLowerCase()}`),
+    );
+    // One refused PATCH to the size without Spot, then at once the next fallback; later fallbacks never return to it.
+    assert.equal(patches.filter((r) => r.status === 409).length, 1);
+    const history = (await world.control.vm(resourceGroup, VM))?.history ?? [];
+    assert.deepEqual(
+      history.filter((entry) => entry.event === "resized").map((entry) => entry.vmSize),
+      [FALLBACK, "Standard_D8as_v5"],
+    );
+    const skipped = ofType(events, "vm-resize-skipped").filter((e) => e.toSize === NO_SPOT);
+    assert.equal(skipped.length, 1);
+    assert.match(
+      skipped[0]?.reason ?? "",
+      /does not support Spot \(AzureSpotIsNotSupportedForThisVMSize: Azure Spot is not supported for this VM size Standard_D4as_v5\.\)/,
+    );
+    assert.equal(restarter.fatalError, undefined);
+  });
+});

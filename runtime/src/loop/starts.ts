@@ -18,6 +18,12 @@ import { capacityIntervalFor, type RetryPolicy, type StartPacer } from "./schedu
 import { Semaphore } from "./semaphore";
 import { type FatalError, newRecord, type StartEnd, startEnded, startIssued } from "./transitions";
 
+/**
+ * Azure's code for a size without Spot support: "Azure Spot is not supported for this VM size {0}." with the fix
+ * "Select another VM size." (azure-compute-docs articles/virtual-machines/error-codes-spot.md).
+ */
+export const SPOT_NOT_SUPPORTED = "AzureSpotIsNotSupportedForThisVMSize";
+
 /** What one start ended with, for summaries. */
 export interface StartResult {
   readonly resourceGroup: string;
@@ -62,6 +68,8 @@ export class StartFollower {
   private readonly abandon = new AbortController();
   /** The last resize refusal reported per VM: the same one is logged once, not at every start attempt. */
   private readonly skipsReported = new Map<string, string>();
+  /** Per VM, fallback sizes Azure refused with AzureSpotIsNotSupportedForThisVMSize: never tried again. */
+  private readonly noSpotSizes = new Map<string, Set<string>>();
 
   constructor(private readonly deps: StartFollowerDeps) {
     this.slots = new Semaphore(deps.maxConcurrentStarts);
@@ -290,7 +298,10 @@ export class StartFollower {
       });
       return;
     }
-    const { chosen, skipped } = chooseFallback(plan.from, plan.candidates, available);
+    // Sizes Azure said do not support Spot are passed over for good (never tried again by this process).
+    const noSpot = this.noSpotSizes.get(key) ?? new Set<string>();
+    const candidates = plan.candidates.filter((size) => !noSpot.has(size.toLowerCase()));
+    const { chosen, skipped } = chooseFallback(plan.from, candidates, available);
     if (!chosen) {
       const why = skipped
         .map((s) => `${s.size} ${s.why === "temp-disk" ? "differs in local temp disk" : "is not offered"}`)
@@ -314,6 +325,22 @@ export class StartFollower {
     const refused = await attempt("resize", () => resize(vm.resourceGroup, vm.name, chosen, signal));
     const now = clock.now();
     const current = ledger.state.vms[key] ?? record;
+    if (refused?.startsWith(`${SPOT_NOT_SUPPORTED}:`)) {
+      // Not a passing refusal: the size never supports Spot. Skip it, and try the next candidate now.
+      noSpot.add(chosen.toLowerCase());
+      this.noSpotSizes.set(key, noSpot);
+      ledger.state.vms[key] = { ...current, size: record.size };
+      this.reportSkipped(key, {
+        type: "vm-resize-skipped",
+        ...ref,
+        at: now,
+        fromSize: plan.from,
+        toSize: chosen,
+        reason: `${chosen} does not support Spot (${refused}); skipped from now on`,
+      });
+      await ledger.persist();
+      return this.prepareSize(vm, signal);
+    }
     if (refused) {
       // Nothing changed in Azure: keep what was known before (the original size, if an earlier resize set it).
       ledger.state.vms[key] = { ...current, size: record.size };
