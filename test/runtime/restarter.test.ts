@@ -14,7 +14,10 @@ import { runOnce } from "../../runtime/src/cli/commands";
 import { PermissionError } from "../../runtime/src/core/errors";
 import type { RestarterEvent } from "../../runtime/src/core/events";
 import { vmKey } from "../../runtime/src/core/vm";
+import { Ledger } from "../../runtime/src/loop/ledger";
 import { type Clock, Restarter, type RestarterSettings } from "../../runtime/src/loop/restarter";
+import { defaultRetryPolicy, StartPacer } from "../../runtime/src/loop/schedule";
+import { StartFollower } from "../../runtime/src/loop/starts";
 import { createEventBus } from "../../runtime/src/signals/events";
 import { type Logger, silentLogger } from "../../runtime/src/signals/log";
 import { createFileStateStore, createMemoryStateStore } from "../../runtime/src/state/state";
@@ -691,5 +694,36 @@ describe("Restarter loop: waiting for Azure to say why (issue 31)", () => {
     const issued = events.findIndex((e) => e.type === "start-issued");
     assert.ok(events.indexOf(known) < issued, "the start follows the answer");
     assert.equal(restarter.currentState.vms[vmKey("rg", "late")]?.cause?.knownAfterMs, 25_000);
+  });
+});
+
+describe("StartFollower: a start that ended is no longer in flight when the loop is told of its retry", () => {
+  it("onRetryScheduled sees the VM out of flight (else the loop's wake skips its retry: a whole interval late)", async () => {
+    const clock = new FakeClock();
+    const api = new FakeApi([spot("full")], clock);
+    api.startBehaviour = async () => {
+      throw lroFailure("AllocationFailed");
+    };
+    const ledger = new Ledger(createMemoryStateStore(), createEventBus(), clock);
+    const seen: boolean[] = [];
+    const follower: StartFollower = new StartFollower({
+      api,
+      ledger,
+      clock,
+      rng: () => 0,
+      retry: defaultRetryPolicy,
+      pacer: new StartPacer(clock),
+      maxConcurrentStarts: 1,
+      startTimeoutMs: 60_000,
+      onRetryScheduled: () => seen.push(follower.has(vmKey("rg", "full"))),
+      onFatal: () => {},
+    });
+    const { powerState: _, ...listed } = spot("full");
+    const result = await follower.launch(
+      { ...listed, powerState: "deallocated" },
+      new AbortController().signal,
+    );
+    assert.equal(result.outcome, "capacity");
+    assert.deepEqual(seen, [false]);
   });
 });

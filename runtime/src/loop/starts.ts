@@ -420,6 +420,10 @@ export class StartFollower {
       rng: this.deps.rng,
     });
     if (current) ledger.state.vms[key] = change.record;
+    // The start is over: no longer in flight when the loop works out its next wake for the retry (the
+    // promise's own cleanup runs microtasks later, and a wake worked out before it skipped this VM's retry:
+    // the bench saw every second retry after an eviction a whole interval late, 62 s apart instead of 31).
+    this.inFlight.delete(key);
     if (change.record.backoffUntil !== undefined) this.deps.onRetryScheduled();
     ledger.emit(...change.events);
     switch (change.effect?.kind) {
