@@ -118,7 +118,8 @@ export class StartFollower {
       // A retry the loop woke ahead for (restarter.ts, retryLeadMs) leaves when it falls due, never
       // sooner: the per-VM spacing of schedule.ts holds however early the cycle ran.
       const due = record.backoffUntil;
-      if (due !== undefined && due > clock.now()) await clock.sleep(due - clock.now(), signal);
+      // Again until due: a timer may fire a millisecond before the wall clock reaches the due time.
+      while (due !== undefined && due > clock.now()) await clock.sleep(due - clock.now(), signal);
       release = await this.slots.acquire(signal);
       // Starts slow down as Azure's write budgets run low, before Azure throttles them.
       if (this.deps.budget) this.deps.pacer.setSlowdown(this.deps.budget.startSlowdown());
