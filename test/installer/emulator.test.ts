@@ -9,6 +9,7 @@ import https from "node:https";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type RunningEmulator, startEmulator } from "../../emulator/index";
+import { READER_ROLE_ID } from "../../emulator/testing";
 import { buildRuntimeBundle } from "../../support/bundle";
 import {
   createTestCertificate,
@@ -45,6 +46,15 @@ before(async () => {
         principalId: objectId,
         roleDefinitionId: `/subscriptions/${outputs.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${CONTRIBUTOR}`,
         scope: group,
+      },
+      // Reader on the subscription too: ARM authorizes before it looks for the group, so only a caller that
+      // may read at a scope above a missing group gets 404 ResourceGroupNotFound; with a role on the group
+      // alone Azure answers 403 AuthorizationFailed, which verification rightly takes for a role assignment
+      // still replicating (test/installer/replication.test.ts) and waits out.
+      {
+        principalId: objectId,
+        roleDefinitionId: `/subscriptions/${outputs.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${READER_ROLE_ID}`,
+        scope: `/subscriptions/${outputs.subscriptionId}`,
       },
     ],
     resourceGroups: [{ name: outputs.resourceGroupName }],
