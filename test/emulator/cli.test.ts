@@ -37,6 +37,15 @@ async function startCli(args: string[]) {
   };
 }
 
+/** The example seed, then each output flag with its file in `out`: `{ "principal-out": "sp.pem" }`. */
+function outputArgs(out: string, files: Record<string, string>): string[] {
+  return [
+    "--seed",
+    EXAMPLE_SEED_FILE,
+    ...Object.entries(files).flatMap(([flag, file]) => [`--${flag}`, join(out, file)]),
+  ];
+}
+
 describe("emulator: CLI", () => {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     it(`prints the ready line, serves, and stops cleanly on ${signal}`, async () => {
@@ -96,18 +105,14 @@ describe("emulator: CLI outputs for a hand run, and its lifecycle", () => {
     const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
     try {
       const out = join(dir, "new-folder");
-      const { child, ready } = await startCli([
-        "--seed",
-        EXAMPLE_SEED_FILE,
-        "--principal-out",
-        join(out, "sp.pem"),
-        "--ca-cert-out",
-        join(out, "ca.pem"),
-        "--runtime-config-out",
-        join(out, "config.json"),
-        "--ready-file",
-        join(out, "ready.json"),
-      ]);
+      const { child, ready } = await startCli(
+        outputArgs(out, {
+          "principal-out": "sp.pem",
+          "ca-cert-out": "ca.pem",
+          "runtime-config-out": "config.json",
+          "ready-file": "ready.json",
+        }),
+      );
       const principal = ready.principal as { clientId: string; pemFile: string };
       assert.equal(readFileSync(join(out, "ready.json"), "utf8"), `${JSON.stringify(ready)}\n`);
       assert.equal(statSync(join(out, "sp.pem")).mode & 0o777, 0o600);
@@ -142,16 +147,11 @@ describe("emulator: CLI outputs for a hand run, and its lifecycle", () => {
   it("after a SIGKILL the same command works again: the killed run's files, state and temp folder are replaced", async () => {
     const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
     const out = join(dir, "hand-run");
-    const args = [
-      "--seed",
-      EXAMPLE_SEED_FILE,
-      "--principal-out",
-      join(out, "sp.pem"),
-      "--ca-cert-out",
-      join(out, "ca.pem"),
-      "--runtime-config-out",
-      join(out, "config.json"),
-    ];
+    const args = outputArgs(out, {
+      "principal-out": "sp.pem",
+      "ca-cert-out": "ca.pem",
+      "runtime-config-out": "config.json",
+    });
     try {
       const first = await startCli(args);
       const firstClient = (first.ready.principal as { clientId: string }).clientId;
@@ -185,16 +185,13 @@ describe("emulator: CLI outputs for a hand run, and its lifecycle", () => {
     const dir = mkdtempSync(join(tmpdir(), "emulator-cli-"));
     const out = join(dir, "outputs");
     try {
-      const { child, ready } = await startCli([
-        "--seed",
-        EXAMPLE_SEED_FILE,
-        "--principal-out",
-        join(out, "sp.pem"),
-        "--ca-cert-out",
-        join(out, "ca.pem"),
-        "--stack-outputs-out",
-        join(out, "stack-outputs.json"),
-      ]);
+      const { child, ready } = await startCli(
+        outputArgs(out, {
+          "principal-out": "sp.pem",
+          "ca-cert-out": "ca.pem",
+          "stack-outputs-out": "stack-outputs.json",
+        }),
+      );
       try {
         const file = join(out, "stack-outputs.json");
         assert.equal(ready.stackOutputsFile, file);
