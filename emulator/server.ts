@@ -9,6 +9,7 @@ import { activityLogRoutes } from "./arm/activityLog";
 import { authorizationRoutes } from "./arm/authorization";
 import { computeRoutes } from "./arm/compute";
 import { networkRoutes } from "./arm/network";
+import { placementScoreRoutes } from "./arm/placementScores";
 import { resourceGraphRoutes } from "./arm/resourceGraph";
 import { resourceRoutes } from "./arm/resources";
 import { ArmRouter } from "./arm/router";
@@ -43,6 +44,7 @@ export async function startServer(options: {
     ...authorizationRoutes(),
     ...resourceGraphRoutes(),
     ...activityLogRoutes(),
+    ...placementScoreRoutes(),
   ]);
   let origin = "";
 
