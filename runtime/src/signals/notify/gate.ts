@@ -1,7 +1,18 @@
 // Account-wide alarms (certificate expiring, authentication failing, a permission missing) are
 // decided again by every `once` that cron starts each minute: this gate, kept in the state
 // directory, lets each through at most once per interval, across processes.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  constants,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { RestarterEvent } from "../../core/events";
 
@@ -53,13 +64,38 @@ export function createRepeatGate(stateDir: string | undefined): (event: Restarte
       try {
         // A `once` that fails to sign in runs before the state store created the directory.
         if (stateDir) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-        const temporary = `${path}.${process.pid}.tmp`;
-        writeFileSync(temporary, JSON.stringify(sent), { mode: 0o600 });
-        renameSync(temporary, path);
+        writeGateFile(path, JSON.stringify(sent));
       } catch {
         // A read-only state directory: the in-memory gate still holds for this process.
       }
     }
     return true;
   };
+}
+
+/**
+ * The gate's file, replaced atomically as the state store's writer does (state/state.ts
+ * writeFileAtomically), but synchronously: the gate answers at once. The temporary name is random and
+ * created exclusively, never through a symlink: a fixed `.<pid>.tmp` name let a local user plant a link
+ * there and have the runtime (root, under systemd's layout) write through it.
+ */
+function writeGateFile(path: string, text: string): void {
+  const temporary = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+  const fd = openSync(
+    temporary,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
