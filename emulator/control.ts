@@ -42,6 +42,7 @@ export class RequestLog {
 
 export function controlVmJson(vm: VirtualMachine): Record<string, unknown> {
   return {
+    subscriptionId: vm.subscriptionId,
     resourceGroup: vm.resourceGroup,
     name: vm.name,
     powerState: vm.powerState,
@@ -101,7 +102,7 @@ export function handleControl(
       "vms/{rg}/{name}",
       (_ctx, params) => {
         const vm = requireVm(world, params);
-        world.vms.delete(`${vm.resourceGroup}/${vm.name}`.toLowerCase());
+        world.vms.delete(world.vmKey(vm));
       },
     ],
     ["POST", "vms/{rg}/{name}/evict", (_ctx, params) => world.evict(requireVm(world, params))],
@@ -199,7 +200,7 @@ function bodyOf(ctx: RequestContext): unknown {
 }
 
 function requireVm(world: World, params: Record<string, string>): VirtualMachine {
-  const vm = world.vm(params.rg as string, params.name as string);
+  const vm = world.vmAnywhere(params.rg as string, params.name as string);
   if (!vm) throw new HttpError(404, "ResourceNotFound", `No VM ${params.rg}/${params.name}.`);
   return vm;
 }

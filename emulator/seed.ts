@@ -88,6 +88,8 @@ export const roleAssignmentSchema = z.object({
 export type SeedRoleAssignment = z.input<typeof roleAssignmentSchema>;
 
 export const virtualMachineSchema = z.object({
+  /** Another subscription of the tenant (issue 28); absent: the seed's `subscriptionId`. */
+  subscriptionId: guidish.optional(),
   resourceGroup: z.string().min(1),
   name: z.string().min(1),
   location: z.string().default("eastus"),

@@ -70,6 +70,8 @@ export interface VmHistoryEntry {
 }
 
 export interface VirtualMachine {
+  /** The VM's subscription (the seed's, or another of the tenant). */
+  subscriptionId: string;
   resourceGroup: string;
   name: string;
   location: string;
@@ -132,6 +134,8 @@ const ANNOTATION_TEXT: Record<Annotation["annotationName"], { reason: string; su
  * https://learn.microsoft.com/azure/service-health/resource-health-vm-annotation
  */
 export interface Annotation {
+  /** The VM's subscription (absent in annotations made before it was recorded: the seed's). */
+  subscriptionId?: string;
   resourceGroup: string;
   vmName: string;
   annotationName:
@@ -175,6 +179,8 @@ export interface Operation {
   location: string;
   /** The resource group of the VM it acts on: ARM authorizes polling its status there. */
   resourceGroup: string;
+  /** That group's subscription. */
+  subscriptionId: string;
   kind: "start" | "deallocate" | "powerOff";
   startTime: string;
   endsAt: number;
@@ -373,8 +379,27 @@ export class World {
 
   // ---- resource groups and VMs ------------------------------------------------------------------
 
-  resourceGroup(name: string): ResourceGroup | undefined {
-    return this.resourceGroups.get(key(name));
+  /**
+   * Keys of another subscription's groups and VMs carry it in front; the seed's own keep the plain keys
+   * (several subscriptions of one tenant, issue 28).
+   */
+  private scoped(subscriptionId: string | undefined, ...parts: string[]): string {
+    return subscriptionId === undefined || subscriptionId.toLowerCase() === this.subscriptionId.toLowerCase()
+      ? key(...parts)
+      : key(subscriptionId, ...parts);
+  }
+
+  /** The seed's subscription, or another that holds a VM. */
+  knowsSubscription(subscriptionId: string): boolean {
+    const wanted = subscriptionId.toLowerCase();
+    return (
+      wanted === this.subscriptionId.toLowerCase() ||
+      [...this.vms.values()].some((vm) => vm.subscriptionId.toLowerCase() === wanted)
+    );
+  }
+
+  resourceGroup(name: string, subscriptionId?: string): ResourceGroup | undefined {
+    return this.resourceGroups.get(this.scoped(subscriptionId, name));
   }
 
   /** The regions this world has resources in (ARM lists a provider's locations in some errors). */
@@ -385,8 +410,9 @@ export class World {
 
   putVirtualMachine(input: SeedVirtualMachine): VirtualMachine {
     const vm = virtualMachineSchema.parse(input);
-    if (!this.resourceGroups.has(key(vm.resourceGroup))) {
-      this.resourceGroups.set(key(vm.resourceGroup), {
+    const subscriptionId = vm.subscriptionId ?? this.subscriptionId;
+    if (!this.resourceGroups.has(this.scoped(subscriptionId, vm.resourceGroup))) {
+      this.resourceGroups.set(this.scoped(subscriptionId, vm.resourceGroup), {
         name: vm.resourceGroup,
         location: vm.location,
         tags: {},
@@ -397,7 +423,8 @@ export class World {
     const evictionPolicy = vm.evictionPolicy === undefined ? "Deallocate" : vm.evictionPolicy;
     const time = new Date(this.now()).toISOString();
     const machine: VirtualMachine = {
-      resourceGroup: this.resourceGroup(vm.resourceGroup)?.name ?? vm.resourceGroup,
+      subscriptionId,
+      resourceGroup: this.resourceGroup(vm.resourceGroup, subscriptionId)?.name ?? vm.resourceGroup,
       name: vm.name,
       location: vm.location,
       vmSize: vm.vmSize,
@@ -419,7 +446,7 @@ export class World {
       powerLog: [{ at: Number.NEGATIVE_INFINITY, state: vm.powerState }],
       lastStatusChange: time,
     };
-    this.vms.set(key(vm.resourceGroup, vm.name), machine);
+    this.vms.set(this.scoped(subscriptionId, vm.resourceGroup, vm.name), machine);
     if (vm.powerState === "deallocated" && !machine.hibernated) {
       // Seeded deallocated: what Azure says about it is already visible.
       if (vm.deallocatedBy === "eviction") this.annotate(machine, "VirtualMachinePreempted", 0);
@@ -431,15 +458,36 @@ export class World {
     return machine;
   }
 
-  vm(resourceGroup: string, name: string): VirtualMachine | undefined {
+  vm(resourceGroup: string, name: string, subscriptionId?: string): VirtualMachine | undefined {
     this.settle();
-    return this.vms.get(key(resourceGroup, name));
+    return this.vms.get(this.scoped(subscriptionId, resourceGroup, name));
   }
 
-  listVms(resourceGroup?: string): VirtualMachine[] {
+  /** The VM's key in `vms` (its subscription in front when it is not the seed's). */
+  vmKey(vm: Pick<VirtualMachine, "subscriptionId" | "resourceGroup" | "name">): string {
+    return this.scoped(vm.subscriptionId, vm.resourceGroup, vm.name);
+  }
+
+  /** A VM by group and name in any subscription (the control API's paths name no subscription). */
+  vmAnywhere(resourceGroup: string, name: string): VirtualMachine | undefined {
+    return (
+      this.vm(resourceGroup, name) ??
+      this.listVms().find(
+        (vm) =>
+          vm.resourceGroup.toLowerCase() === resourceGroup.toLowerCase() &&
+          vm.name.toLowerCase() === name.toLowerCase(),
+      )
+    );
+  }
+
+  listVms(resourceGroup?: string, subscriptionId?: string): VirtualMachine[] {
     this.settle();
+    const subscription = (subscriptionId ?? this.subscriptionId).toLowerCase();
     return [...this.vms.values()].filter(
-      (vm) => resourceGroup === undefined || vm.resourceGroup.toLowerCase() === resourceGroup.toLowerCase(),
+      (vm) =>
+        resourceGroup === undefined ||
+        (vm.resourceGroup.toLowerCase() === resourceGroup.toLowerCase() &&
+          vm.subscriptionId.toLowerCase() === subscription),
     );
   }
 
@@ -474,6 +522,7 @@ export class World {
       id: randomUUID(),
       location: vm.location,
       resourceGroup: vm.resourceGroup,
+      subscriptionId: vm.subscriptionId,
       kind,
       startTime: new Date(now).toISOString(),
       endsAt: now,
@@ -565,6 +614,7 @@ export class World {
     const now = this.now();
     const preempted = annotationName === "VirtualMachinePreempted";
     this.annotations.push({
+      subscriptionId: vm.subscriptionId,
       resourceGroup: vm.resourceGroup,
       vmName: vm.name,
       annotationName,
@@ -607,7 +657,7 @@ export class World {
     this.record(vm, "evicted", this.now());
     vm.lastEvictedAt = new Date(this.now()).toISOString();
     if (vm.evictionPolicy === "Delete") {
-      this.vms.delete(key(vm.resourceGroup, vm.name));
+      this.vms.delete(this.scoped(vm.subscriptionId, vm.resourceGroup, vm.name));
       return;
     }
     vm.provisioningState = "Succeeded";

@@ -217,7 +217,7 @@ export async function startTestEmulator(
     ? [
         ...new Map(
           (seed.virtualMachines ?? []).map((vm) => {
-            const id = `/subscriptions/${seed.subscriptionId}/resourceGroups/${vm.resourceGroup}`;
+            const id = `/subscriptions/${vm.subscriptionId ?? seed.subscriptionId}/resourceGroups/${vm.resourceGroup}`;
             return [id.toLowerCase(), id] as const;
           }),
         ).values(),

@@ -26,8 +26,8 @@ export function computeRoutes(): ArmRoute[] {
       apiVersions: computeVersions("virtualMachines"),
       action: "Microsoft.Compute/virtualMachines/read",
       handle: (ctx, params, env) => {
-        requireResourceGroup(env.world, params.resourceGroup as string);
-        sendPage(ctx, env, env.world.listVms(params.resourceGroup));
+        requireResourceGroup(env.world, params.resourceGroup as string, params.subscriptionId);
+        sendPage(ctx, env, env.world.listVms(params.resourceGroup, params.subscriptionId));
       },
     },
     {
@@ -84,7 +84,7 @@ export function computeRoutes(): ArmRoute[] {
       action: "Microsoft.Compute/virtualMachines/delete",
       handle: (ctx, params, env) => {
         const vm = requireVm(env.world, params);
-        env.world.vms.delete(`${vm.resourceGroup}/${vm.name}`.toLowerCase());
+        env.world.vms.delete(env.world.vmKey(vm));
         sendJson(ctx, 200, undefined);
       },
     },
@@ -143,7 +143,7 @@ export function computeRoutes(): ArmRoute[] {
       handle: (ctx, params, env) => {
         const operation = env.world.operation(params.operationId as string);
         const checkedAt = operation
-          ? resourceGroupId(env.world, operation.resourceGroup)
+          ? resourceGroupId(env.world, operation.resourceGroup, operation.subscriptionId)
           : `/subscriptions/${env.world.subscriptionId}`;
         const allowed = isAllowed(
           env.caller.objectId,
@@ -336,7 +336,7 @@ function powerRoute(kind: Operation["kind"], action: string): ArmRoute {
 }
 
 function operationUrls(ctx: RequestContext, env: ArmEnv, operation: Operation) {
-  const base = `${ctx.origin}/subscriptions/${env.world.subscriptionId}/providers/Microsoft.Compute/locations/${operation.location}/operations/${operation.id}`;
+  const base = `${ctx.origin}/subscriptions/${operation.subscriptionId}/providers/Microsoft.Compute/locations/${operation.location}/operations/${operation.id}`;
   const version = encodeURIComponent(env.apiVersion);
   return {
     asyncOperation: `${base}?p=${operation.kind}&api-version=${version}`,
@@ -381,16 +381,16 @@ function canRead(env: ArmEnv, scope: string): boolean {
   );
 }
 
-export function requireResourceGroup(world: World, name: string): void {
-  if (!world.resourceGroup(name)) {
+export function requireResourceGroup(world: World, name: string, subscriptionId?: string): void {
+  if (!world.resourceGroup(name, subscriptionId)) {
     throw new HttpError(404, "ResourceGroupNotFound", `Resource group '${name}' could not be found.`);
   }
 }
 
 export function requireVm(world: World, params: Record<string, string>): VirtualMachine {
   const resourceGroup = params.resourceGroup as string;
-  requireResourceGroup(world, resourceGroup);
-  const vm = world.vm(resourceGroup, params.vmName as string);
+  requireResourceGroup(world, resourceGroup, params.subscriptionId);
+  const vm = world.vm(resourceGroup, params.vmName as string, params.subscriptionId);
   if (!vm) {
     throw new HttpError(
       404,

@@ -1,12 +1,15 @@
 // Resource ids, as ARM spells them in responses.
 import type { VirtualMachine, World } from "../state";
 
-export function resourceGroupId(world: World, resourceGroup: string): string {
-  return `/subscriptions/${world.subscriptionId}/resourceGroups/${resourceGroup}`;
+export function resourceGroupId(world: World, resourceGroup: string, subscriptionId?: string): string {
+  return `/subscriptions/${subscriptionId ?? world.subscriptionId}/resourceGroups/${resourceGroup}`;
 }
 
-export function vmId(world: World, vm: Pick<VirtualMachine, "resourceGroup" | "name">): string {
-  return `${resourceGroupId(world, vm.resourceGroup)}/providers/Microsoft.Compute/virtualMachines/${vm.name}`;
+export function vmId(
+  world: World,
+  vm: Pick<VirtualMachine, "resourceGroup" | "name"> & { subscriptionId?: string },
+): string {
+  return `${resourceGroupId(world, vm.resourceGroup, vm.subscriptionId)}/providers/Microsoft.Compute/virtualMachines/${vm.name}`;
 }
 
 export function nicName(vm: Pick<VirtualMachine, "name">): string {

@@ -83,9 +83,10 @@ export function resourceGraphRoutes(): ArmRoute[] {
           ]);
         }
         const subscriptions = Array.isArray(body.subscriptions) ? body.subscriptions.map(String) : undefined;
-        const inScope =
-          subscriptions === undefined ||
-          subscriptions.some((s) => s.toLowerCase() === env.world.subscriptionId.toLowerCase());
+        // Rows of the subscriptions the request names (all the caller may read when it names none).
+        const wanted = subscriptions?.map((s) => s.toLowerCase());
+        const inScope = (row: Row) =>
+          wanted === undefined || wanted.includes(String(row.subscriptionId).toLowerCase());
         // The page asked for is checked before the query runs: a bad option is the request's fault.
         const fingerprint = queryFingerprint(body.query, subscriptions);
         const window = pageWindow(body.options ?? {}, fingerprint, quotaHeaders);
@@ -94,7 +95,11 @@ export function resourceGraphRoutes(): ArmRoute[] {
         try {
           ({ rows, usesTake } = runQueryDetailed(
             body.query,
-            inScope ? tablesFor(env) : { resources: [], healthresources: [], spotresources: [] },
+            scopedTables(
+              tablesFor(env),
+              inScope,
+              (wanted ?? [env.world.subscriptionId]).some((s) => env.world.knowsSubscription(s)),
+            ),
           ));
         } catch (error) {
           if (error instanceof KustoQueryError) {
@@ -223,6 +228,23 @@ function allowed(env: ArmEnv, action: string, scope: string): boolean {
   );
 }
 
+/**
+ * The rows of the subscriptions a request names: resources and health rows by their subscription; the
+ * SpotResources rows (Azure's, not the tenant's) whenever it names a subscription the emulator has.
+ */
+function scopedTables(
+  tables: Record<ResourceGraphTable, Row[]>,
+  inScope: (row: Row) => boolean,
+  anyKnown: boolean,
+): Record<ResourceGraphTable, Row[]> {
+  return {
+    ...tables,
+    resources: tables.resources.filter(inScope),
+    healthresources: tables.healthresources.filter(inScope),
+    spotresources: anyKnown ? tables.spotresources : [],
+  };
+}
+
 /** The tables as this caller may see them now. */
 function tablesFor(env: ArmEnv): Record<ResourceGraphTable, Row[]> {
   const { world } = env;
@@ -240,6 +262,7 @@ function tablesFor(env: ArmEnv): Record<ResourceGraphTable, Row[]> {
         type: "microsoft.compute/virtualmachines",
         location: vm.location,
         resourceGroup: vm.resourceGroup,
+        subscriptionId: vm.subscriptionId,
         properties: {
           ...(json.properties as Row),
           extended: {
@@ -256,7 +279,11 @@ function tablesFor(env: ArmEnv): Record<ResourceGraphTable, Row[]> {
       allowed(
         env,
         HEALTH_READ_ACTION,
-        vmId(world, { resourceGroup: annotation.resourceGroup, name: annotation.vmName }),
+        vmId(world, {
+          subscriptionId: annotation.subscriptionId,
+          resourceGroup: annotation.resourceGroup,
+          name: annotation.vmName,
+        }),
       ),
     )
     .map((annotation) => annotationRow(world, annotation));
@@ -274,19 +301,27 @@ function latestVisibleAnnotations(world: World, now: number): Annotation[] {
   const latest = new Map<string, Annotation>();
   for (const annotation of world.annotations) {
     if (annotation.visibleAt > now) continue;
-    latest.set(`${annotation.resourceGroup}/${annotation.vmName}`.toLowerCase(), annotation);
+    latest.set(
+      `${annotation.subscriptionId ?? ""}/${annotation.resourceGroup}/${annotation.vmName}`.toLowerCase(),
+      annotation,
+    );
   }
   return [...latest.values()];
 }
 
 function annotationRow(world: World, annotation: Annotation): Row {
-  const target = vmId(world, { resourceGroup: annotation.resourceGroup, name: annotation.vmName });
+  const target = vmId(world, {
+    subscriptionId: annotation.subscriptionId,
+    resourceGroup: annotation.resourceGroup,
+    name: annotation.vmName,
+  });
   return baseRow(world, {
     id: `${target}/providers/Microsoft.ResourceHealth/resourceAnnotations/current`,
     name: "current",
     type: "microsoft.resourcehealth/resourceannotations",
-    location: world.vms.get(`${annotation.resourceGroup}/${annotation.vmName}`.toLowerCase())?.location ?? "",
+    location: world.vmAnywhere(annotation.resourceGroup, annotation.vmName)?.location ?? "",
     resourceGroup: annotation.resourceGroup,
+    subscriptionId: annotation.subscriptionId,
     properties: {
       targetResourceType: "Microsoft.Compute/virtualMachines",
       targetResourceId: target,
@@ -311,6 +346,8 @@ function baseRow(
     type: string;
     location: string;
     resourceGroup: string;
+    /** Absent: the seed's subscription. */
+    subscriptionId?: string;
     properties: Row;
     tags: Row | null;
     zones: string[] | null;
@@ -325,7 +362,7 @@ function baseRow(
     location: row.location,
     // Resource Graph lower-cases the resourceGroup column.
     resourceGroup: row.resourceGroup.toLowerCase(),
-    subscriptionId: world.subscriptionId,
+    subscriptionId: row.subscriptionId ?? world.subscriptionId,
     managedBy: "",
     sku: null,
     plan: null,

@@ -74,10 +74,7 @@ export class ArmRouter {
     ctx.caller = caller;
     ctx.logClientId = caller.clientId;
     const subscription = params.subscriptionId;
-    if (
-      subscription !== undefined &&
-      subscription.toLowerCase() !== this.world.subscriptionId.toLowerCase()
-    ) {
+    if (subscription !== undefined && !this.world.knowsSubscription(subscription)) {
       throw new HttpError(
         404,
         "SubscriptionNotFound",
@@ -132,8 +129,11 @@ export class ArmRouter {
 
   /** The location ARM names in a NoRegisteredProviderFound: the resource's, else its group's. */
   private locationOf(params: Record<string, string>): string {
-    const group = params.resourceGroup ? this.world.resourceGroup(params.resourceGroup) : undefined;
-    const vm = group && params.vmName ? this.world.vm(group.name, params.vmName) : undefined;
+    const group = params.resourceGroup
+      ? this.world.resourceGroup(params.resourceGroup, params.subscriptionId)
+      : undefined;
+    const vm =
+      group && params.vmName ? this.world.vm(group.name, params.vmName, params.subscriptionId) : undefined;
     return (vm?.location ?? params.location ?? group?.location ?? "eastus").toLowerCase();
   }
 

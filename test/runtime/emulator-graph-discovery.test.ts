@@ -175,3 +175,40 @@ describe("discovery on Resource Graph: a graph that lags the VM", () => {
     assert.ok(report.starts.length >= 1, "the sweep's deallocated VM is started");
   });
 });
+
+describe("a VM in a second subscription of the tenant (issue 28)", () => {
+  const OTHER = "44444444-4444-4444-8444-444444444444";
+  const LAB = `/subscriptions/${OTHER}/resourceGroups/lab`;
+  let world: World;
+  before(async () => {
+    world = await startWorld(
+      [
+        spotVm("home-1", { resourceGroup: "rg-1", powerState: "running" }),
+        spotVm("lab-1", { subscriptionId: OTHER, resourceGroup: "lab", powerState: "running" }),
+      ],
+      { everyGroup: true, config: { resourceGroups: ["rg-1", LAB], restartWhen: "deallocated" } },
+    );
+  });
+  after(() => world.emulator.stop());
+
+  for (const discovery of ["list", "resource-graph"] as const) {
+    it(`is found and started (${discovery})`, async () => {
+      const { restarter } = wire(world, recorder(), { discovery, sweepEveryCycles: 1000 });
+      await restarter.init();
+      await restarter.runCycle(never);
+      await world.control.evict("lab", "lab-1");
+      await world.control.clearRequests();
+      const report = await restarter.runCycle(never);
+      await Promise.all(report.starts);
+      const starts = (await world.control.requests()).filter(
+        (r) => r.method === "POST" && r.path.endsWith("/start"),
+      );
+      assert.deepEqual(
+        starts.map((r) => [r.path.split("/providers/")[0], r.status]),
+        [[LAB, 202]],
+        "started in its own subscription",
+      );
+      await world.control.setVm("lab", "lab-1", { powerState: "running" });
+    });
+  }
+});
