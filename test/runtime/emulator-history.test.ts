@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { VmHistoryEntry } from "../../emulator/state";
 import { buildRuntimeBundle } from "../../support/bundle";
+import { type Receiver, startReceiver } from "../helpers/receiver";
 import {
   resourceGroup,
   runCli,
@@ -42,15 +43,25 @@ function emulatorDowntime(history: readonly VmHistoryEntry[]): { evictions: numb
 describe("the eviction history against the emulator", () => {
   let bundle: string;
   let world: World;
+  let receiver: Receiver;
   before(async () => {
     bundle = await buildRuntimeBundle();
     world = await startWorld(
       [spotVm("backup", { powerState: "running" }), spotVm("builder", { powerState: "running" })],
       { startSeconds: 0.3 },
     );
-    world.writeConfig({ intervalSeconds, metrics: { textfile: join(world.dir, "spot-restarter.prom") } });
+    receiver = await startReceiver();
+    world.writeConfig({
+      intervalSeconds,
+      metrics: { textfile: join(world.dir, "spot-restarter.prom") },
+      // The weekly digest, to a channel that asks for it by name (and for nothing else).
+      notifications: [{ type: "webhook", url: `${receiver.origin}/weekly`, events: ["weekly-report"] }],
+    });
   });
-  after(() => world?.emulator.stop());
+  after(async () => {
+    await receiver?.close();
+    await world?.emulator.stop();
+  });
 
   const historyLines = () => {
     const path = join(world.stateDir, "history.jsonl");
@@ -188,6 +199,14 @@ describe("the eviction history against the emulator", () => {
       Math.abs(counted - backup.downtimeSeconds) <= 1,
       `counter ${counted}, report ${backup.downtimeSeconds}`,
     );
+
+    // The weekly digest: offered when `run` started, sent once; the restart a minute later sent none (the
+    // repeat gate in the state directory holds it for a week).
+    assert.equal(receiver.requests.length, 1);
+    const digest = JSON.parse(receiver.requests[0]?.body ?? "{}");
+    assert.equal(digest.event, "weekly-report");
+    assert.match(digest.message, /^the last 7 days: 0 evictions, /);
+    assert.match(digest.message, /\nVM +EVICTIONS +OWNER STOPS +DOWNTIME/);
 
     const table = await runCli(bundle, ["report", "--config", world.configPath], {
       caCertFile: world.emulator.caCertFile,

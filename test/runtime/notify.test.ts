@@ -4,6 +4,7 @@
 // URL redacted; vm-restart-failing is sent once per escalation step.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import { buildReport, formatReportTable } from "../../runtime/src/cli/report";
 import type { NotificationEventName, RestarterEvent } from "../../runtime/src/core/events";
 import { notificationEventNames } from "../../runtime/src/core/events";
 import { channelTypes } from "../../runtime/src/core/settings";
@@ -15,6 +16,7 @@ import {
   type NotificationChannelConfig,
   sendTestNotifications,
 } from "../../runtime/src/signals/notify/index";
+import { foldHistory } from "../../runtime/src/state/historyFold";
 import { deadUrl, type ReceivedRequest, type Receiver, startReceiver } from "../helpers/receiver";
 
 const subscriptionId = "00000000-0000-0000-0000-000000000001";
@@ -29,6 +31,36 @@ function memoryLog() {
 const fast = { maxQueued: 100, timeoutMs: 500, attempts: 3, backoffMs: 20, maxBackoffMs: 200 };
 
 const t0 = Date.parse("2026-11-30T10:00:00Z");
+
+/** The digest `run` offers: `report --since 7d` over two evictions of 2 and 3 minutes. */
+function weeklyReport(): RestarterEvent {
+  const since = t0 - 7 * 86_400_000;
+  const vm = { v: 1 as const, resourceGroup: "personal-network", vm: "backup" };
+  const timelines = foldHistory(
+    [
+      { ...vm, kind: "power", at: since, powerState: "running" },
+      { ...vm, kind: "power", at: t0 - 3_600_000, powerState: "deallocated" },
+      { ...vm, kind: "cause", at: t0 - 3_600_000, cause: "evicted" },
+      { ...vm, kind: "start-requested", at: t0 - 3_600_000, attempt: 1 },
+      { ...vm, kind: "power", at: t0 - 3_480_000, powerState: "running", by: "start" },
+      { ...vm, kind: "power", at: t0 - 1_800_000, powerState: "deallocated" },
+      { ...vm, kind: "cause", at: t0 - 1_800_000, cause: "evicted" },
+      { ...vm, kind: "start-requested", at: t0 - 1_800_000, attempt: 1 },
+      { ...vm, kind: "power", at: t0 - 1_620_000, powerState: "running", by: "start" },
+    ],
+    t0,
+  );
+  const report = buildReport(timelines, since, t0);
+  return {
+    type: "weekly-report",
+    at: t0,
+    since,
+    evictions: report.totals.evictions,
+    ownerStops: report.totals.ownerStops,
+    downtimeSeconds: report.totals.downtimeSeconds,
+    table: formatReportTable(report),
+  };
+}
 const evicted: RestarterEvent = {
   type: "vm-evicted",
   at: t0,
@@ -259,10 +291,12 @@ describe("notifications: each channel type in its service's format", () => {
   it("every notification event renders for every channel type within the formats' limits", async () => {
     const r = await receiver();
     const notifier = createNotifier(
-      channelTypes.map((type) => ({ type, url: `${r.origin}/${type}` })),
+      // Every event by name: the weekly digest goes only to a channel that lists it.
+      channelTypes.map((type) => ({ type, url: `${r.origin}/${type}`, events: [...notificationEventNames] })),
       { subscriptionId, log: memoryLog().log, delivery: fast },
     );
     const samples: RestarterEvent[] = [
+      weeklyReport(),
       evicted,
       restarted,
       failing(15 * 60),
@@ -310,6 +344,32 @@ describe("notifications: each channel type in its service's format", () => {
       else if (type === "webhook") checkWebhook(request);
       else checkNtfy(request, request.body);
     }
+  });
+});
+
+describe("notifications: the weekly digest", () => {
+  it("goes only to a channel that lists weekly-report, once a week, with the report's table", async () => {
+    const r = await receiver();
+    const notifier = createNotifier(
+      [
+        { type: "webhook", url: `${r.origin}/all` },
+        { type: "webhook", url: `${r.origin}/weekly`, events: ["weekly-report"] },
+      ],
+      { subscriptionId, log: memoryLog().log, delivery: fast },
+    );
+    notifier.sink(weeklyReport());
+    // A day later (run offers it daily, or restarted): the repeat gate holds it back until the week is over.
+    notifier.sink({ ...weeklyReport(), at: t0 + 86_400_000 });
+    notifier.sink({ ...weeklyReport(), at: t0 + 7 * 86_400_000 });
+    await notifier.flush(5_000);
+    assert.deepEqual(
+      r.requests.map((request) => request.path),
+      ["/weekly", "/weekly"],
+    );
+    const body = JSON.parse(r.requests[0]?.body ?? "{}");
+    assert.equal(body.event, "weekly-report");
+    assert.match(body.message, /^the last 7 days: 2 evictions, 5 min down after evictions, 0 owner stops\n/);
+    assert.match(body.message, /^personal-network\/backup +2 +0 +5 min /m);
   });
 });
 

@@ -28,6 +28,7 @@ import { createFileStateStore, createMemoryStateStore } from "../state/state";
 import type { Values } from "./cliArgs";
 import { str, version } from "./cliArgs";
 import { collectStatus, lockedSummary, runOnce, simulateEviction } from "./commands";
+import { buildReport, formatReportTable } from "./report";
 import { formatStatusTable } from "./statusTable";
 import {
   type Arm,
@@ -252,7 +253,9 @@ async function run(config: RuntimeConfig, log: Logger, signal: AbortSignal): Pro
         );
         const { certificate } = identity;
         let lastCertificateCheck = Date.now();
+        const weeklyReport = weeklyReporter(config, history, events);
         await restarter.runLoop(AbortSignal.any([signal, lost]), () => {
+          weeklyReport();
           // Certificate expiry: warned on start (authenticate), then once a day; an expired one ends the loop.
           if (Date.now() - lastCertificateCheck < 86_400_000) return;
           lastCertificateCheck = Date.now();
@@ -350,5 +353,30 @@ function statusPages(
         errors: report.errors,
       });
     },
+  };
+}
+
+/**
+ * The weekly digest (`weekly-report`) for the channels that ask for it: offered at the first cycle and once
+ * a day after; the repeat gate lets one through a week (notify/gate.ts), across restarts of `run`.
+ */
+function weeklyReporter(config: RuntimeConfig, history: HistoryRecorder, events: EventBus): () => void {
+  const wanted = config.notifications.some((channel) => channel.events?.includes("weekly-report"));
+  let offeredAt: number | undefined;
+  return () => {
+    const now = Date.now();
+    if (!wanted || (offeredAt !== undefined && now - offeredAt < 86_400_000)) return;
+    offeredAt = now;
+    const since = now - 7 * 86_400_000;
+    const report = buildReport(history.folder.timelines(now), since, now);
+    events.emit({
+      type: "weekly-report",
+      at: now,
+      since,
+      evictions: report.totals.evictions,
+      ownerStops: report.totals.ownerStops,
+      downtimeSeconds: report.totals.downtimeSeconds,
+      table: formatReportTable(report),
+    });
   };
 }

@@ -17,6 +17,8 @@ export const notificationEventNames = [
   "permission-missing",
   "certificate-expiring",
   "resource-group-missing",
+  // Opt-in only: a channel gets it when its `events` lists it (notify/index.ts).
+  "weekly-report",
 ] as const;
 export type NotificationEventName = (typeof notificationEventNames)[number];
 
@@ -278,6 +280,20 @@ export type RestarterEvent =
    * A configured resource group ARM says does not exist (404 `ResourceGroupNotFound`): `run` says so once
    * per episode (log and notification) and `resource-group-found` when it lists again; once/status exit 4.
    */
+  /**
+   * `run`'s weekly digest (`report --since 7d`), for the channels whose `events` list `weekly-report`; the
+   * repeat gate (notify/gate.ts) lets one through a week, whatever restarts `run` has.
+   */
+  | {
+      readonly type: "weekly-report";
+      readonly at: number;
+      readonly since: number;
+      readonly evictions: number;
+      readonly ownerStops: number;
+      readonly downtimeSeconds: number;
+      /** The report's table, as `report` prints it. */
+      readonly table: string;
+    }
   | {
       readonly type: "resource-group-missing";
       readonly at: number;

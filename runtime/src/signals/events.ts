@@ -154,6 +154,8 @@ export function describeEvent(event: RestarterEvent): string {
       return `cycle failed, trying again next interval: ${event.message}`;
     case "read-failed":
       return `reading from ARM failed; trying again next cycle: ${event.message}`;
+    case "weekly-report":
+      return `the last 7 days: ${event.evictions} eviction${event.evictions === 1 ? "" : "s"}, ${minutes(event.downtimeSeconds)} down after evictions, ${event.ownerStops} owner stop${event.ownerStops === 1 ? "" : "s"}\n${event.table}`;
     case "resource-group-missing":
       return resourceGroupMissingMessage(event.resourceGroup, event.code);
     case "resource-group-found":

@@ -54,6 +54,7 @@ const lines: Record<RestarterEventType, { level: LogLevel; name?: string } | nul
   "cycle-failed": { level: "error" },
   "read-failed": { level: "warn" },
   "resource-group-missing": { level: "error" },
+  "weekly-report": { level: "debug" },
   "resource-group-found": { level: "info" },
   "state-new": { level: "info" },
   "state-rebuilt": { level: "warn" },

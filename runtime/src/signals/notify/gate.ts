@@ -23,6 +23,8 @@ export const repeatIntervalsMs: Partial<Record<RestarterEvent["type"], number>> 
   "permission-missing": 3600_000,
   // Under cron every `once` finds the group missing again: one message an hour per group.
   "resource-group-missing": 3600_000,
+  // One digest a week, however often `run` restarts.
+  "weekly-report": 7 * 24 * 3600_000,
 };
 
 const gateFile = "notifications.json";

@@ -72,7 +72,8 @@ export function createNotifier(
     if (channels.length === 0 || !repeatGate(event)) return;
     const message = toNotificationMessage(event, options.subscriptionId);
     for (const { channel, label, queue } of queues) {
-      if (channel.events && !channel.events.includes(event.type)) continue;
+      // No `events`: every event but the weekly digest, which a channel asks for by name.
+      if (channel.events ? !channel.events.includes(event.type) : event.type === "weekly-report") continue;
       options.onMessage?.(label, message);
       if (options.dryRun) {
         options.log.info(

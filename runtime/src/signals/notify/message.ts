@@ -35,6 +35,7 @@ const severities: Record<MessageEventName, Severity> = {
   "permission-missing": "critical",
   "certificate-expiring": "warning",
   "resource-group-missing": "critical",
+  "weekly-report": "info",
   test: "info",
 };
 
@@ -54,11 +55,12 @@ const titles: Record<MessageEventName, (vm: string | undefined, event?: Restarte
   "certificate-expiring": () => "certificate expires soon",
   "resource-group-missing": (_vm, event) =>
     `resource group ${event?.type === "resource-group-missing" ? event.resourceGroup : ""} not found`,
+  "weekly-report": () => "the week's evictions",
   test: () => "test notification",
 };
 
 /** Fields of an event that hold a time in milliseconds since the epoch. */
-const timeFields = new Set(["at", "occurredAt", "nextAttemptAt", "until", "expiresAt"]);
+const timeFields = new Set(["at", "occurredAt", "nextAttemptAt", "until", "expiresAt", "since"]);
 
 export function toNotificationMessage(
   event: RestarterEvent & { type: NotificationEventName },
