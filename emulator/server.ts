@@ -18,6 +18,7 @@ import { handleControl, RequestLog } from "./control";
 import type { EntraEmulator } from "./entra";
 import { consumeFault, defaultErrorCode, findRequestFault, vmNameInPath, vmSizeInPath } from "./faults";
 import { HttpError, type RequestContext, readBody, sendArmError, sendJson } from "./http";
+import { handleRetailPrices } from "./retailPrices";
 import type { World } from "./state";
 
 export interface EmulatorServer {
@@ -138,6 +139,7 @@ export async function startServer(options: {
         sendJson(ctx, 200, metadataEndpoints(origin, ctx.query.get("api-version") ?? "2015-01-01"));
         return;
       }
+      if (handleRetailPrices(ctx, world)) return;
       if (await entra.handle(ctx)) return;
       if (await arm.handle(ctx)) return;
       throw new HttpError(404, "NotFound", `The emulator does not serve ${ctx.method} ${ctx.path}.`);
