@@ -467,7 +467,14 @@ export class Restarter {
     const leadMs = this.lead.ms;
     for (const record of Object.values(this.state.vms)) {
       if (record.backoffUntil === undefined || record.powerState !== "deallocated") continue;
-      if (!this.follower.has(vmKey(record.resourceGroup, record.name))) yield record.backoffUntil - leadMs;
+      if (this.follower.has(vmKey(record.resourceGroup, record.name))) continue;
+      const wake = record.backoffUntil - leadMs;
+      // Due after the last cycle began (its start ended during that cycle, which saw it in flight and could
+      // not take it): wake for it even when the lead puts the wake before that cycle's beginning, which
+      // nextCycleAt leaves to that cycle; the bench saw such a retry wait a whole interval (60 s, not 31).
+      yield cycleStartedAt !== undefined && record.backoffUntil > cycleStartedAt
+        ? Math.max(wake, cycleStartedAt + 1)
+        : wake;
     }
   }
 
