@@ -3,13 +3,14 @@
 // the emulator's own VM history within one loop interval, and the downtime counter with the report.
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { VmHistoryEntry } from "../../emulator/state";
 import { buildRuntimeBundle } from "../../support/bundle";
 import { type Receiver, startReceiver } from "../helpers/receiver";
 import {
+  historyLines as historyOf,
   resourceGroup,
   runCli,
   sameEmulatorInstant,
@@ -63,24 +64,7 @@ describe("the eviction history against the emulator", () => {
     await world?.emulator.stop();
   });
 
-  const historyLines = () => {
-    const path = join(world.stateDir, "history.jsonl");
-    if (!existsSync(path)) return [];
-    return readFileSync(path, "utf8")
-      .trimEnd()
-      .split("\n")
-      .map(
-        (line) =>
-          JSON.parse(line) as {
-            kind: string;
-            vm: string;
-            at: string;
-            by?: string;
-            cause?: string;
-            occurredAt?: string;
-          },
-      );
-  };
+  const historyLines = () => historyOf(world);
   const restartsRecorded = () =>
     historyLines().filter((r) => r.vm === "backup" && r.kind === "power" && r.by === "start").length;
   const startRun = async () => {

@@ -1,7 +1,7 @@
 // Shared set-up for the runtime's tests against the emulator: a world of VMs, a config file and a
 // private PEM in a temp folder, and a way to run the real bundle as a subprocess.
 import "reflect-metadata";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -164,4 +164,24 @@ export async function secondListAfter(
  */
 export function sameEmulatorInstant(a: number, b: number): boolean {
   return Math.abs(a - b) < 1000;
+}
+
+/** One line of stateDir/history.jsonl as the file holds it (runtime/src/state/historyRecords.ts). */
+export interface HistoryLine {
+  readonly kind: string;
+  readonly vm: string;
+  readonly at: string;
+  readonly by?: string;
+  readonly cause?: string;
+  readonly occurredAt?: string;
+}
+
+/** The eviction history the runtime wrote in `world`'s state directory so far (none yet: empty). */
+export function historyLines(world: Pick<World, "stateDir">): HistoryLine[] {
+  const path = join(world.stateDir, "history.jsonl");
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8")
+    .trimEnd()
+    .split("\n")
+    .map((line) => JSON.parse(line) as HistoryLine);
 }

@@ -5,7 +5,7 @@
 // page runs no script and loads nothing, fits a phone's width, and follows the reader's dark setting.
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createMetrics, type MetricsServer, serveMetrics } from "../../runtime/src/signals/metrics/index";
@@ -16,6 +16,7 @@ import { buildRuntimeBundle } from "../../support/bundle";
 import { skipUnlessChromium } from "../helpers/tools";
 import {
   freePort,
+  historyLines as historyOf,
   type RunningCli,
   resourceGroup,
   runCli,
@@ -96,14 +97,7 @@ describe("the status page in headless Chromium", { skip }, () => {
     await world?.emulator.stop();
   });
 
-  const historyLines = () => {
-    const path = join(world.stateDir, "history.jsonl");
-    if (!existsSync(path)) return [];
-    return readFileSync(path, "utf8")
-      .trimEnd()
-      .split("\n")
-      .map((line) => JSON.parse(line) as { kind: string; vm: string; by?: string; cause?: string });
-  };
+  const historyLines = () => historyOf(world);
 
   it("shows every tagged VM with its state and a timeline that matches the emulator's history", async () => {
     run = spawnCli(bundle, ["run", "--config", world.configPath, "--log-format", "json"], {
