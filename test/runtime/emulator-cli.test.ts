@@ -117,19 +117,23 @@ describe("commands against the emulator", () => {
     }
     // --wide keeps every column, with ISO times.
     const wide = await cli(["status", "--wide"]);
-    assert.match(wide.stdout, /^VM +POWER STATE +LAST DEALLOCATION SEEN.* PAUSED UNTIL {2}SIZE$/m);
     assert.match(
       wide.stdout,
-      /^personal-network\/backup +running +(-|\d{4}-\S+) +\d{4}-\d\d-\d\dT[\d:.]+Z +started .* Standard_B2s$/m,
+      /^VM +POWER STATE +LAST DEALLOCATION SEEN.* PAUSED UNTIL {2}SIZE +EVICTION RATE {2}SPOT \$\/H$/m,
     );
-    // The lowest budget Azure reported to status's own reads (the emulator counts them down: budgets.ts).
+    assert.match(
+      wide.stdout,
+      /^personal-network\/backup +running +(-|\d{4}-\S+) +\d{4}-\d\d-\d\dT[\d:.]+Z +started .* Standard_B2s +\S+ +\S+$/m,
+    );
+    // The lowest budget Azure reported to status's own reads (the emulator counts them down: budgets.ts); status
+    // reads Resource Graph too (the Spot market query), whose quota is 15 per 5 s.
     assert.match(
       table.stdout,
-      /^Lowest Azure budget left: (Microsoft\.Compute\/\w+|subscription-reads) \d+ of \d+ \(\d+%\)$/m,
+      /^Lowest Azure budget left: (Microsoft\.Compute\/\w+|subscription-reads|resource-graph-quota) \d+ of \d+ \(\d+%\)$/m,
     );
     assert.match(
       report.lowestBudget.policy,
-      /^(Microsoft\.Compute\/(HighCostGet|LowCostGet)|subscription-reads)/,
+      /^(Microsoft\.Compute\/(HighCostGet|LowCostGet)|subscription-reads|resource-graph-quota)/,
     );
   });
 
