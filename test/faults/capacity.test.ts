@@ -159,9 +159,11 @@ describe("fault matrix: capacity and price", { concurrency: true }, () => {
       for (let n = 2; n <= 3; n++) {
         const due = Date.parse(String(failures[n - 1]?.backoffUntil));
         const sent = issued[n - 1] ?? Number.NaN;
-        assert.equal(
-          due,
-          Math.max(sent + expected(n), failures[n - 1]?.at ?? Number.NaN),
+        // Within 2 ms: the send time logged and the one the schedule counts from are separate reads of the
+        // clock (seen 1 ms apart in one run in four); the stretch itself is about 1,400 ms, the check's point.
+        const wanted = Math.max(sent + expected(n), failures[n - 1]?.at ?? Number.NaN);
+        assert.ok(
+          Math.abs(due - wanted) <= 2,
           `attempt ${n}: retry due ${due - sent} ms after it was sent (stretched interval ${expected(n)} ms)`,
         );
         assert.ok(expected(n) > retry.capacitySeconds * 1000, "the interval did stretch");
