@@ -205,6 +205,11 @@ async function startNotificationReceiver(): Promise<{
     });
     request.on("end", () => {
       response.writeHead(204).end();
+      // install's doctor checks only that the channel's origin answers: a GET with no path, no message.
+      if (request.method === "GET") {
+        say("notify", `reachability check: ${request.method} ${request.url} (doctor, during install)`);
+        return;
+      }
       try {
         const message = JSON.parse(body) as Record<string, unknown>;
         received.push(message);

@@ -62,6 +62,9 @@ test("npm run demo brings the evicted VM back, leaves the others alone and clean
   assert.match(stdout, /vpn-gateway-vm +running +left alone/);
   assert.match(stdout, /certificatePem \[secret\], notifications \[secret\]/);
   assert.match(stdout, /notify +vm-evicted: .*Spot VM ubuntu-backup-server-spot/);
+  // install's doctor reaches the receiver's origin with a GET: narrated as that, never as a broken message.
+  assert.match(stdout, /notify +reachability check: GET \/ \(doctor, during install\)/);
+  assert.doesNotMatch(stdout, /not JSON/);
   assert.match(stdout, /messages the owner got: .*vm-evicted.*vm-restarted \(down \d+(\.\d+)? s\)/);
   // It ends with the report: the evicted VM's evictions and downtime, the owner's stop with none.
   const report = stdout.slice(stdout.search(/spot-restarter report --since 1h:/));
